@@ -1,0 +1,54 @@
+# Eventdesk: `make run` to try it, `make test` to test it. Needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: setup run test test-quick lint format typecheck check db-status db-stop clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## setup: virtual environment, dependencies, embedded PostgreSQL up, migrations (idempotent)
+setup: $(STAMP)
+	$(BIN)/python manage.py pg_start
+	$(BIN)/python manage.py migrate --noinput
+
+## run: set up, then serve the console at http://$(HOST):$(PORT)/admin/
+run: setup
+	@bash scripts/run.sh $(HOST) $(PORT)
+
+## test: set up, then run the whole test suite
+test: setup
+	$(BIN)/python -m pytest
+
+## test-quick: the suite without the heaviest fault and load loops
+test-quick: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy .
+
+check: lint typecheck test
+
+db-status: $(STAMP)
+	$(BIN)/python manage.py pg_status
+
+db-stop: $(STAMP)
+	$(BIN)/python manage.py pg_stop
+
+clean: db-stop
+	rm -rf .data

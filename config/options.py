@@ -1,0 +1,96 @@
+"""Eventdesk's own options: one typed object, read from Django settings.
+
+Each option has a default, may be set in ``settings.EVENTDESK`` (a dict keyed by
+the field name) and is overridden by an ``EVENTDESK_<NAME>`` environment
+variable. This is the only place Eventdesk reads its options from the
+environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Literal, get_args
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+
+@dataclasses.dataclass(frozen=True)
+class EventdeskOptions:
+    """Every tunable of Eventdesk, with its default."""
+
+    #: "postgres" (the real store) or "memory" (the in-memory fake, for unit tests).
+    event_store: Literal["postgres", "memory"] = "postgres"
+    #: Dotted paths of the subscribers the worker runs.
+    subscribers: tuple[str, ...] = ()
+    #: Attempts on one event before a bookmark is wedged.
+    max_attempts: int = 5
+    #: Exponential backoff between attempts: base * 2**(attempt-1), capped.
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 300.0
+    #: Polling interval: the safety net under LISTEN/NOTIFY.
+    poll_interval_seconds: float = 5.0
+    #: How long a reaction's lease lasts before another worker may take it over.
+    lease_seconds: float = 120.0
+    #: How long a projection batch may run before the worker gives up on it.
+    batch_timeout_seconds: float = 60.0
+    #: How long the worker waits for the current batch on SIGTERM/SIGINT.
+    shutdown_timeout_seconds: float = 30.0
+    #: Latency of the demo's deterministic fake LLM.
+    demo_llm_latency_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ImproperlyConfigured("Eventdesk option max_attempts must be at least 1")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "float" and value <= 0:
+                raise ImproperlyConfigured(f"Eventdesk option {field.name} must be positive")
+
+
+def _convert(name: str, raw: Any, annotation: Any) -> Any:
+    text = str(raw)
+    try:
+        if annotation == "int":
+            return int(raw)
+        if annotation == "float":
+            return float(raw)
+        if annotation == "tuple[str, ...]":
+            if isinstance(raw, list | tuple):
+                return tuple(str(item) for item in raw)
+            return tuple(item.strip() for item in text.split(",") if item.strip())
+        if annotation.startswith("Literal"):
+            allowed = get_args(eval(annotation, {"Literal": Literal}))  # our own annotation
+            if text not in allowed:
+                raise ValueError(f"must be one of {', '.join(allowed)}")
+            return text
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"Eventdesk option {name}={text!r}: {exc}") from exc
+    return raw
+
+
+@functools.cache
+def options() -> EventdeskOptions:
+    """The options in force (cached; cleared when tests override settings)."""
+    configured: dict[str, Any] = dict(getattr(settings, "EVENTDESK", {}))
+    fields = {field.name: field for field in dataclasses.fields(EventdeskOptions)}
+    unknown = set(configured) - set(fields)
+    if unknown:
+        raise ImproperlyConfigured(f"Unknown EVENTDESK settings: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        env = os.environ.get(f"EVENTDESK_{name.upper()}")
+        raw = env if env is not None else configured.get(name)
+        if raw is not None:
+            values[name] = _convert(name, raw, field.type)
+    return EventdeskOptions(**values)
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **_: Any) -> None:
+    if setting == "EVENTDESK":
+        options.cache_clear()

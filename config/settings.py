@@ -1,0 +1,105 @@
+"""Django settings for Eventdesk.
+
+With ``DATABASE_URL`` unset, Eventdesk uses its embedded PostgreSQL (see
+``config/embedded_pg.py``); with it set, that server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from config import database_url, embedded_pg
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY", "eventdesk-development-key-not-for-production-use-0123456789"
+)
+ALLOWED_HOSTS = [
+    h
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+    if h
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "eventstore",
+    "subscribers",
+    "reactions_admin",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+if os.environ.get("DATABASE_URL"):
+    _database = database_url.parse(os.environ["DATABASE_URL"])
+else:
+    _database = embedded_pg.connection_settings(embedded_pg.resolve_layout(BASE_DIR))
+_database["TEST"] = {"NAME": os.environ.get("EVENTDESK_TEST_DATABASE", "test_eventdesk")}
+DATABASES = {"default": _database}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".data" / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "eventdesk": {
+            "handlers": ["console"],
+            "level": os.environ.get("EVENTDESK_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
+}
+
+# Eventdesk's own options (see config/options.py; each overridable by EVENTDESK_<NAME>).
+EVENTDESK: dict[str, object] = {}

@@ -1,0 +1,167 @@
+"""The PostgreSQL event store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from django.db import IntegrityError, connections, transaction
+
+from eventstore import sql
+from eventstore.types import (
+    START,
+    ConcurrencyError,
+    Cursor,
+    InvalidAppend,
+    RecordedEvent,
+    StreamAppend,
+    validate_appends,
+)
+
+_ROWS_PER_INSERT = 5_000  # 6 parameters a row, well under PostgreSQL's 65,535
+
+
+def row_to_event(row: Sequence[Any]) -> RecordedEvent:
+    """A row selected with ``sql.EVENT_COLUMNS`` as a ``RecordedEvent``."""
+    data, metadata = row[6], row[7]
+    return RecordedEvent(
+        position=row[0],
+        transaction_id=int(row[1]),
+        event_id=row[2],
+        stream_id=row[3],
+        stream_version=row[4],
+        event_type=row[5],
+        data=json.loads(data) if isinstance(data, str) else data,
+        metadata=json.loads(metadata) if isinstance(metadata, str) else metadata,
+        recorded_at=row[8],
+    )
+
+
+class PostgresEventStore:
+    """The ``events`` table, through Django's connection (so it joins the caller's transaction)."""
+
+    durable = True
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> list[RecordedEvent]:
+        checked = validate_appends(appends)
+        try:
+            # savepoint=False: inside a caller's transaction (a dismissal, a reaction's
+            # compare-and-set) a failed append fails that whole transaction.
+            with transaction.atomic(using=self.using, savepoint=False):
+                return self._append(checked)
+        except IntegrityError as exc:
+            raise _integrity_to_domain(exc) from exc
+
+    def _append(self, checked: list[tuple[StreamAppend, list[str]]]) -> list[RecordedEvent]:
+        streams = [append.stream_id for append, _ in checked]
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                sql.LOCK_STREAMS,
+                {"namespace": sql.STREAM_NAMESPACE, "streams": sorted(streams)},
+            )
+            cursor.execute(sql.STREAM_VERSIONS, {"streams": streams})
+            current = {stream: int(version) for stream, version in cursor.fetchall()}
+            rows: list[tuple[Any, ...]] = []
+            for append, texts in checked:
+                actual = current.get(append.stream_id, 0)
+                if append.expected_version is not None and append.expected_version != actual:
+                    raise ConcurrencyError(append.stream_id, append.expected_version, actual)
+                for offset, event in enumerate(append.events):
+                    data, metadata = texts[2 * offset], texts[2 * offset + 1]
+                    rows.append(
+                        (event.event_id, append.stream_id, actual + offset + 1,
+                         event.event_type, data, metadata)
+                    )  # fmt: skip
+            recorded: dict[uuid.UUID, tuple[Any, ...]] = {}
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                statement = sql.INSERT_EVENTS.format(
+                    values=", ".join([sql.INSERT_ROW] * len(chunk))
+                )
+                cursor.execute(statement, [value for row in chunk for value in row])
+                for event_id, position, transaction_id, recorded_at in cursor.fetchall():
+                    recorded[event_id] = (position, transaction_id, recorded_at)
+        events: list[RecordedEvent] = []
+        for event_id, stream_id, version, event_type, data, metadata in rows:
+            position, transaction_id, recorded_at = recorded[event_id]
+            events.append(
+                RecordedEvent(
+                    position=position,
+                    transaction_id=int(transaction_id),
+                    event_id=event_id,
+                    stream_id=stream_id,
+                    stream_version=version,
+                    event_type=event_type,
+                    data=json.loads(data),
+                    metadata=json.loads(metadata),
+                    recorded_at=recorded_at,
+                )
+            )
+        return events
+
+    def read_all(
+        self,
+        after: Cursor = START,
+        limit: int = 100,
+        event_types: Collection[str] | None = None,
+    ) -> list[RecordedEvent]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        params: dict[str, Any] = {"tx": after.transaction_id, "pos": after.position, "limit": limit}
+        query = sql.READ_AFTER
+        if event_types is not None:
+            query = sql.READ_AFTER_OF_TYPES
+            params["types"] = list(event_types)
+        return self._select(query, params)
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        return self._select(
+            sql.READ_STREAM, {"stream": stream_id, "from_version": from_version, "limit": limit}
+        )
+
+    def head(self) -> Cursor:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql.HEAD)
+            row = cursor.fetchone()
+        return START if row is None else Cursor(int(row[0]), int(row[1]))
+
+    def get_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        found = self._select(sql.GET_EVENT, {"event_id": event_id})
+        return found[0] if found else None
+
+    def count_between(self, after: Cursor, upto: Cursor) -> int:
+        if upto <= after:
+            return 0
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                sql.COUNT_BETWEEN,
+                {
+                    "after_tx": after.transaction_id,
+                    "after_pos": after.position,
+                    "upto_tx": upto.transaction_id,
+                    "upto_pos": upto.position,
+                },
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def _select(self, query: str, params: dict[str, Any]) -> list[RecordedEvent]:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(query, params)
+            return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def _integrity_to_domain(exc: IntegrityError) -> Exception:
+    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
+    if "event_id" in constraint:
+        return InvalidAppend("an event with this event_id is already recorded")
+    if constraint == "events_stream_version_unique":
+        return ConcurrencyError("(concurrent append)", -1, -1)
+    return exc

@@ -1,0 +1,67 @@
+"""The event store interface and the store in force."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from config.options import options
+from eventstore.types import START, Cursor, RecordedEvent, StreamAppend
+
+
+class EventStore(Protocol):
+    """What every event store offers. ``PostgresEventStore`` is the real one;
+    ``InMemoryEventStore`` is a fake for pure unit tests. Both pass the same
+    contract tests (``tests/contract/test_event_store_contract.py``)."""
+
+    #: False for the in-memory store: it has no bookmark table, so nothing that
+    #: moves bookmarks (the worker, a dismissal) can run against it.
+    durable: bool
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> list[RecordedEvent]:
+        """Append to several streams atomically, each checked against its expected version."""
+        ...
+
+    def read_all(
+        self,
+        after: Cursor = START,
+        limit: int = 100,
+        event_types: Collection[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` events after ``after``, in global order, under the horizon."""
+        ...
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """A stream's events in version order."""
+        ...
+
+    def head(self) -> Cursor:
+        """The cursor of the last event every reader can see (``START`` when none)."""
+        ...
+
+    def get_event(self, event_id: uuid.UUID) -> RecordedEvent | None:
+        """One event by id, or None."""
+        ...
+
+    def count_between(self, after: Cursor, upto: Cursor) -> int:
+        """How many visible events lie in ``(after, upto]``."""
+        ...
+
+
+def get_event_store() -> EventStore:
+    """The store configured by ``EVENTDESK_EVENT_STORE`` ("postgres" or "memory")."""
+    if options().event_store == "memory":
+        from eventstore.memory import shared_memory_store
+
+        return shared_memory_store()
+    from eventstore.postgres import PostgresEventStore
+
+    return PostgresEventStore()
+
+
+def append_streams(appends: Sequence[StreamAppend]) -> list[RecordedEvent]:
+    """Append through the configured store (see ``EventStore.append_streams``)."""
+    return get_event_store().append_streams(appends)

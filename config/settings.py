@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "eventstore",
     "subscribers",
     "reactions_admin",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -102,4 +103,13 @@ LOGGING = {
 }
 
 # Eventdesk's own options (see config/options.py; each overridable by EVENTDESK_<NAME>).
-EVENTDESK: dict[str, object] = {}
+EVENTDESK: dict[str, object] = {
+    # The demo's subscribers (demo/): what `make run` shows a new user.
+    "subscribers": [
+        "demo.projections.RunBoard",
+        "demo.projections.AgentStatsProjection",
+        "demo.projections.CautionLog",
+        "demo.reactions.RunDebriefer",
+        "demo.reactions.CautionDrafter",
+    ],
+}

@@ -58,37 +58,39 @@ class PostgresEventStore:
             raise _integrity_to_domain(exc) from exc
 
     def _append(self, checked: list[tuple[StreamAppend, list[str]]]) -> list[RecordedEvent]:
-        streams = [append.stream_id for append, _ in checked]
+        unchecked = sorted(a.stream_id for a, _ in checked if a.expected_version is None)
+        rows: list[tuple[Any, ...]] = []
+        for append, texts in checked:
+            for offset, event in enumerate(append.events):
+                rows.append(
+                    (len(rows), event.event_id, append.stream_id, offset + 1, event.event_type,
+                     texts[2 * offset], texts[2 * offset + 1], append.expected_version)
+                )  # fmt: skip
+        if len(rows) > _ROWS_PER_INSERT:
+            # Chunks after the first would see the first's versions: only safe under the lock.
+            unchecked = sorted(a.stream_id for a, _ in checked)
+        recorded: dict[uuid.UUID, tuple[Any, ...]] = {}
         with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                sql.LOCK_STREAMS,
-                {"namespace": sql.STREAM_NAMESPACE, "streams": sorted(streams)},
-            )
-            cursor.execute(sql.STREAM_VERSIONS, {"streams": streams})
-            current = {stream: int(version) for stream, version in cursor.fetchall()}
-            rows: list[tuple[Any, ...]] = []
-            for append, texts in checked:
-                actual = current.get(append.stream_id, 0)
-                if append.expected_version is not None and append.expected_version != actual:
-                    raise ConcurrencyError(append.stream_id, append.expected_version, actual)
-                for offset, event in enumerate(append.events):
-                    data, metadata = texts[2 * offset], texts[2 * offset + 1]
-                    rows.append(
-                        (event.event_id, append.stream_id, actual + offset + 1,
-                         event.event_type, data, metadata)
-                    )  # fmt: skip
-            recorded: dict[uuid.UUID, tuple[Any, ...]] = {}
+            if unchecked:
+                cursor.execute(
+                    sql.LOCK_STREAMS, {"namespace": sql.STREAM_NAMESPACE, "streams": unchecked}
+                )
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start : start + _ROWS_PER_INSERT]
+                if start:
+                    chunk = [(*row[:7], None) for row in chunk]  # checked in the first chunk
                 statement = sql.INSERT_EVENTS.format(
                     values=", ".join([sql.INSERT_ROW] * len(chunk))
                 )
                 cursor.execute(statement, [value for row in chunk for value in row])
-                for event_id, position, transaction_id, recorded_at in cursor.fetchall():
-                    recorded[event_id] = (position, transaction_id, recorded_at)
+                returned = cursor.fetchall()
+                if not returned:
+                    raise self._conflict(cursor, checked)
+                for event_id, position, transaction_id, version, recorded_at in returned:
+                    recorded[event_id] = (position, transaction_id, version, recorded_at)
         events: list[RecordedEvent] = []
-        for event_id, stream_id, version, event_type, data, metadata in rows:
-            position, transaction_id, recorded_at = recorded[event_id]
+        for _, event_id, stream_id, _, event_type, data, metadata, _ in rows:
+            position, transaction_id, version, recorded_at = recorded[event_id]
             events.append(
                 RecordedEvent(
                     position=position,
@@ -103,6 +105,17 @@ class PostgresEventStore:
                 )
             )
         return events
+
+    @staticmethod
+    def _conflict(cursor: Any, checked: list[tuple[StreamAppend, list[str]]]) -> ConcurrencyError:
+        """The insert wrote nothing: name the stream whose version was not the expected one."""
+        cursor.execute(sql.STREAM_VERSIONS, {"streams": [a.stream_id for a, _ in checked]})
+        current = {stream: int(version) for stream, version in cursor.fetchall()}
+        for append, _ in checked:
+            actual = current.get(append.stream_id, 0)
+            if append.expected_version is not None and append.expected_version != actual:
+                return ConcurrencyError(append.stream_id, append.expected_version, actual)
+        return ConcurrencyError(checked[0][0].stream_id, -1, -1)  # raced, then resolved
 
     def read_all(
         self,
@@ -163,5 +176,15 @@ def _integrity_to_domain(exc: IntegrityError) -> Exception:
     if "event_id" in constraint:
         return InvalidAppend("an event with this event_id is already recorded")
     if constraint == "events_stream_version_unique":
-        return ConcurrencyError("(concurrent append)", -1, -1)
+        # Another transaction appended to the stream between our version read and our
+        # insert; the unique index refused ours. Same outcome as a stale expected version.
+        return ConcurrencyError(_stream_of(exc), -1, -1)
     return exc
+
+
+def _stream_of(exc: IntegrityError) -> str:
+    detail = getattr(getattr(exc.__cause__, "diag", None), "message_detail", "") or ""
+    # "Key (stream_id, stream_version)=(order-1, 2) already exists."
+    if "=(" in detail:
+        return detail.split("=(", 1)[1].rsplit(", ", 1)[0]
+    return "(unknown stream)"

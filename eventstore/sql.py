@@ -1,8 +1,8 @@
 """The SQL that the event store's promises rest on, named and kept in one place."""
 
 EVENT_COLUMNS = (
-    "position, transaction_id::text::bigint, event_id, stream_id, stream_version,"
-    " event_type, data, metadata, recorded_at"
+    "position, transaction_id::text::bigint AS transaction_number, event_id, stream_id,"
+    " stream_version, event_type, data, metadata, recorded_at"
 )
 
 # The horizon: only transactions older than every one still in flight are read, so
@@ -13,7 +13,7 @@ HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
 READ_AFTER = f"""
 SELECT {EVENT_COLUMNS} FROM events
 WHERE (transaction_id, position) > (%(tx)s::text::xid8, %(pos)s) AND {HORIZON}
-ORDER BY transaction_id, position
+ORDER BY events.transaction_id, events.position
 LIMIT %(limit)s
 """
 
@@ -22,14 +22,14 @@ READ_AFTER_OF_TYPES = f"""
 SELECT {EVENT_COLUMNS} FROM events
 WHERE (transaction_id, position) > (%(tx)s::text::xid8, %(pos)s) AND {HORIZON}
   AND event_type = ANY(%(types)s)
-ORDER BY transaction_id, position
+ORDER BY events.transaction_id, events.position
 LIMIT %(limit)s
 """
 
 # The last event every reader can see: the cursor a caught-up subscriber stands on.
 HEAD = f"""
 SELECT transaction_id::text::bigint, position FROM events WHERE {HORIZON}
-ORDER BY transaction_id DESC, position DESC LIMIT 1
+ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1
 """
 
 # How many visible events lie in (after, upto]: a subscriber's lag, or what a dismissal passes over.
@@ -49,8 +49,10 @@ LIMIT %(limit)s
 
 GET_EVENT = f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = %(event_id)s"
 
-# Appends to one stream are serialised by a transaction-scoped advisory lock taken in
-# stream-id order (no deadlock), so the version check below sees the latest version.
+# Appends with no expected version ("any") to a stream are serialised by a
+# transaction-scoped advisory lock, taken in stream-id order (no deadlock), so they
+# never collide on a version number. Appends that name a version need no lock: the
+# unique (stream_id, stream_version) index refuses the loser of a race.
 LOCK_STREAMS = """
 SELECT pg_advisory_xact_lock(%(namespace)s, hashtext(s))
 FROM unnest(%(streams)s::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n
@@ -62,14 +64,30 @@ SELECT stream_id, max(stream_version) FROM events
 WHERE stream_id = ANY(%(streams)s) GROUP BY stream_id
 """
 
-# One round trip for the whole batch; NOTIFY wakes the workers when the transaction commits.
+# One round trip for the whole request: read each stream's version, check every
+# expected version, insert (or insert nothing when one is off), and NOTIFY the
+# workers, who hear it when the transaction commits.
 NOTIFY_CHANNEL = "eventdesk_events"
 INSERT_EVENTS = """
-WITH inserted AS (
-    INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
+WITH rows (n, event_id, stream_id, k, event_type, data, metadata, expected) AS (
     VALUES {values}
-    RETURNING event_id, position, transaction_id::text::bigint, recorded_at
-), notified AS (SELECT pg_notify('eventdesk_events', '') AS n)
+), current AS (
+    SELECT s.stream_id,
+           coalesce((SELECT max(e.stream_version) FROM events e
+                     WHERE e.stream_id = s.stream_id), 0) AS version
+    FROM (SELECT DISTINCT stream_id FROM rows) s
+), conflicts AS (
+    SELECT 1 FROM rows JOIN current USING (stream_id)
+    WHERE rows.expected IS NOT NULL AND rows.expected <> current.version
+), inserted AS (
+    INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
+    SELECT rows.event_id, rows.stream_id, current.version + rows.k, rows.event_type,
+           rows.data, rows.metadata
+    FROM rows JOIN current USING (stream_id)
+    WHERE NOT EXISTS (SELECT 1 FROM conflicts)
+    ORDER BY rows.n
+    RETURNING event_id, position, transaction_id::text::bigint, stream_version, recorded_at
+), notified AS (SELECT pg_notify('eventdesk_events', '') AS sent)
 SELECT inserted.* FROM inserted, notified
 """
-INSERT_ROW = "(%s, %s, %s, %s, %s::jsonb, %s::jsonb)"
+INSERT_ROW = "(%s::int, %s::uuid, %s::text, %s::int, %s::text, %s::jsonb, %s::jsonb, %s::bigint)"

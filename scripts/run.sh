@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Serve the Eventdesk console (and, once subscribers exist, the worker beside it).
+# Serve the Eventdesk console with the subscriber worker beside it; load the demo on first run.
 set -euo pipefail
 host=${1:-127.0.0.1}
 port=${2:-8000}
 py=.venv/bin/python
 
 $py manage.py ensure_operator
+$py manage.py seed_demo   # does nothing when the demo history is already there
+
+# The worker runs the subscribers of EVENTDESK_SUBSCRIBERS (the demo's by default).
+# It stops (SIGTERM: finishes its current batch) when the console stops.
+$py manage.py run_subscribers &
+worker=$!
+trap 'kill -TERM "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT
+
 echo
-echo "Eventdesk console: http://$host:$port/admin/   (Ctrl-C stops it)"
-exec $py manage.py runserver --noreload "$host:$port"
+echo "Eventdesk console: http://$host:$port/admin/   (Ctrl-C stops it and the worker)"
+echo "Subscribers:       http://$host:$port/admin/subscribers/bookmark/"
+$py manage.py runserver --noreload "$host:$port"

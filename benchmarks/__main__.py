@@ -1,0 +1,106 @@
+"""``python -m benchmarks [--quick] [--events N] [--only NAME ...]``: run, print, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.results import RESULTS_DIR, Results, machine_info
+
+SECTIONS = ("append", "catchup", "latency", "reaction", "dismissal", "growth")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (a minute or two)")
+    parser.add_argument(
+        "--events", type=int, help="catch-up events (default 100,000; quick 20,000)"
+    )
+    parser.add_argument(
+        "--peer-events", type=int, help="eventsourcing peer events (default: --events; 0 skips it)"
+    )
+    parser.add_argument(
+        "--growth-large",
+        type=int,
+        help="events in the large growth table (1,000,000; quick 100,000)",
+    )
+    parser.add_argument(
+        "--duration", type=float, help="seconds of the 200/s appender (10; quick 3)"
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="appender events per second")
+    parser.add_argument("--reaction-events", type=int, help="events the sleeping reaction handles")
+    parser.add_argument("--reaction-sleep", type=float, default=0.2, help="seconds per handle")
+    parser.add_argument("--only", action="append", choices=SECTIONS, default=[],
+                        help="run only this section (repeatable)")  # fmt: skip
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
+    parser.add_argument("--isolated", action="store_true",
+                        help="run on a private PostgreSQL cluster (.data/bench-cluster) instead of"
+                        " the shared embedded server: other databases' transactions then cannot"
+                        " hold back the cluster-wide horizon")  # fmt: skip
+    parser.add_argument("--fresh", action="store_true", help="drop and recreate the bench database")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    quick = args.quick
+    events = args.events or (20_000 if quick else 100_000)
+    peer_events = events if args.peer_events is None else args.peer_events
+    large = args.growth_large or (100_000 if quick else 1_000_000)
+    duration = args.duration or (3.0 if quick else 10.0)
+    reaction_events = args.reaction_events or (10 if quick else 50)
+    sections = args.only or list(SECTIONS)
+
+    from benchmarks.db import BenchDatabase
+
+    db = BenchDatabase(isolated=args.isolated)
+    db.create(fresh=args.fresh)
+    db.point_django_here()
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
+
+    from benchmarks import append, catchup, growth, live
+
+    results = Results()
+    print(f"Eventdesk benchmarks ({'quick' if quick else 'full'}) on database {db.name!r}")
+    started = time.perf_counter()
+    if "append" in sections:
+        append.run(db, results, quick=quick)
+    if "catchup" in sections:
+        catchup.run(db, results, events=events, quick=quick, peer_events=peer_events)
+    if "latency" in sections:
+        live.run_latency(db, results, rate=args.rate, duration=duration)
+    if "reaction" in sections:
+        live.run_reaction(db, results, rate=args.rate, events=reaction_events,
+                          sleep=args.reaction_sleep)  # fmt: skip
+    if "dismissal" in sections:
+        live.run_dismissal(db, results, rate=args.rate, duration=duration)
+    if "growth" in sections:
+        growth.run(db, results, small=10_000, large=large, rate=args.rate)
+    options = {
+        "quick": quick, "events": events, "peer_events": peer_events, "growth_large": large,
+        "duration": duration, "rate": args.rate, "reaction_events": reaction_events,
+        "reaction_sleep": args.reaction_sleep, "sections": sections,
+        "isolated_cluster": args.isolated, "seconds": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    results.write(args.output, machine_info(db.server_version()), options)
+    print()
+    print(results.table())
+    missed = results.missed()
+    print(
+        f"\n{len(results.items)} figures, {len(missed)} target(s) missed; written to {args.output}"
+    )
+    for item in missed:
+        print(f"  missed: {item.name} = {item.value:g} {item.unit} (target {item.target})")
+    db.stop_isolated()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Append: ``append_streams`` against a raw psycopg INSERT of the same rows."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from benchmarks.db import BenchDatabase
+from benchmarks.fixtures import batch_appends
+from benchmarks.results import Results
+
+RAW_INSERT_ROW = "(%s, %s, %s, %s, %s::jsonb, %s::jsonb)"
+
+
+def _eventdesk(transactions: int, per_transaction: int) -> float:
+    from eventstore.store import get_event_store
+
+    store = get_event_store()
+    work = [
+        batch_appends(i * per_transaction, per_transaction, "append-ed")
+        for i in range(transactions)
+    ]
+    started = time.perf_counter()
+    for appends in work:
+        store.append_streams(appends)
+    return transactions * per_transaction / (time.perf_counter() - started)
+
+
+def _raw(db: BenchDatabase, transactions: int, per_transaction: int) -> float:
+    work = []
+    for i in range(transactions):
+        rows = []
+        for append in batch_appends(i * per_transaction, per_transaction, "append-raw"):
+            for version, event in enumerate(append.events, start=1):
+                rows.append(
+                    (uuid.uuid4(), append.stream_id, version, event.event_type,
+                     json.dumps(dict(event.data)), json.dumps(dict(event.metadata)))
+                )  # fmt: skip
+        work.append(rows)
+    with db.connect() as conn:
+        started = time.perf_counter()
+        for rows in work:
+            statement = (
+                "INSERT INTO events"
+                " (event_id, stream_id, stream_version, event_type, data, metadata) VALUES "
+                + ", ".join([RAW_INSERT_ROW] * len(rows))
+            )
+            conn.execute(statement, [value for row in rows for value in row])
+            conn.commit()
+        elapsed = time.perf_counter() - started
+    return transactions * per_transaction / elapsed
+
+
+def run(db: BenchDatabase, results: Results, *, quick: bool) -> None:
+    """Events/s of single-event transactions and of batches of 100 and 1,000."""
+    single = 500 if quick else 3_000
+    batched = 20_000 if quick else 100_000
+    cases = [("single", single, 1, 0.8), ("batch 100", batched // 100, 100, 0.5),
+             ("batch 1000", batched // 1_000, 1_000, 0.5)]  # fmt: skip
+    for label, transactions, size, target in cases:
+        best_ed, best_raw = 0.0, 0.0
+        for _ in range(2):  # best of two, alternating, to damp the noise of a shared machine
+            best_raw = max(best_raw, _raw(db, transactions, size))
+            best_ed = max(best_ed, _eventdesk(transactions, size))
+        results.add(f"append {label}: raw psycopg INSERT", best_raw, "events/s")
+        results.add(f"append {label}: append_streams", best_ed, "events/s")
+        results.add(f"append {label}: append_streams / raw", best_ed / best_raw, "ratio",
+                    at_least=target)  # fmt: skip

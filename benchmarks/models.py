@@ -1,0 +1,43 @@
+"""Read models the benchmark subscribers write (tables exist only in the benchmark database)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.db import models
+
+
+class TypeCount(models.Model):
+    """One counter row per event type: the trivial projection of the catch-up benchmark."""
+
+    projection = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=200)
+    count = models.BigIntegerField(default=0)
+
+    # Declared: mypy's Django plugin reads config.settings, where this app is not installed.
+    objects: ClassVar[models.Manager[TypeCount]] = models.Manager()
+
+    class Meta:
+        db_table = "bench_type_counts"
+        constraints = [
+            models.UniqueConstraint(fields=["projection", "event_type"], name="bench_type_count_uq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.projection} {self.event_type}: {self.count}"
+
+
+class Arrival(models.Model):
+    """When a projection wrote an event (``clock_timestamp()``, in its transaction)."""
+
+    event_id = models.UUIDField(primary_key=True)
+    projection = models.CharField(max_length=100)
+    projected_at = models.DateTimeField()
+
+    objects: ClassVar[models.Manager[Arrival]] = models.Manager()
+
+    class Meta:
+        db_table = "bench_arrivals"
+
+    def __str__(self) -> str:
+        return f"{self.projection} {self.event_id} at {self.projected_at}"

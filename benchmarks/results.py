@@ -1,0 +1,158 @@
+"""Figures, their targets, the printed table and ``results/latest.json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Result:
+    """One figure. ``target`` is a readable rule ("≥ 0.7"), ``met`` None when untargeted."""
+
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None
+
+
+class Results:
+    """The figures of one run, in the order they were measured."""
+
+    def __init__(self) -> None:
+        self.items: list[Result] = []
+        self.notes: list[str] = []
+
+    def add(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        *,
+        at_least: float | None = None,
+        at_most: float | None = None,
+        below: float | None = None,
+    ) -> Result:
+        target, met = "", None
+        if at_least is not None:
+            target, met = f">= {at_least:g}", value >= at_least
+        elif at_most is not None:
+            target, met = f"<= {at_most:g}", value <= at_most
+        elif below is not None:
+            target, met = f"< {below:g}", value < below
+        result = Result(name, round(float(value), 4), unit, target, met)
+        self.items.append(result)
+        print(_row(result), flush=True)
+        return result
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+    def table(self) -> str:
+        lines = [_header(), "-" * len(_header())]
+        lines += [_row(item) for item in self.items]
+        return "\n".join(lines)
+
+    def missed(self) -> list[Result]:
+        return [item for item in self.items if item.met is False]
+
+    def write(self, path: Path, machine: dict[str, object], options: dict[str, object]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "machine": machine,
+            "options": options,
+            "results": [asdict(item) for item in self.items],
+            "notes": self.notes,
+        }
+        path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _header() -> str:
+    return f"{'name':<58} {'value':>12} {'unit':<12} {'target':<10} met"
+
+
+def _row(item: Result) -> str:
+    met = {True: "yes", False: "NO", None: ""}[item.met]
+    value = f"{item.value:,.3f}" if abs(item.value) < 100 else f"{item.value:,.0f}"
+    return f"{item.name:<58} {value:>12} {item.unit:<12} {item.target:<10} {met}"
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank), 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _memory_bytes() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine_info(postgres_version: str) -> dict[str, object]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_bytes": _memory_bytes(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "django": _version("Django"),
+        "psycopg": _version("psycopg"),
+        "eventsourcing": _version("eventsourcing"),
+        "postgres": postgres_version,
+        "git_commit": _git_commit(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }

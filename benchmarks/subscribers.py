@@ -1,0 +1,122 @@
+"""The subscribers the benchmarks run through Eventdesk's worker.
+
+Configured by dotted path (``EVENTDESK_SUBSCRIBERS=benchmarks.subscribers.natural_100``),
+the way an application configures its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+
+import psycopg
+from django.db import connection, models
+from django.db.models import F
+
+from benchmarks.models import Arrival, TypeCount
+from eventstore.types import RecordedEvent, StreamAppend
+
+BULK_UPSERT = """
+INSERT INTO bench_type_counts (projection, event_type, count)
+SELECT %s, t.event_type, t.n FROM unnest(%s::text[], %s::bigint[]) AS t(event_type, n)
+ON CONFLICT (projection, event_type) DO UPDATE SET count = bench_type_counts.count + EXCLUDED.count
+"""
+
+
+class ClockTimestamp(models.Func):
+    """``clock_timestamp()``: the real time at which the statement ran (not the transaction's)."""
+
+    template = "clock_timestamp()"
+    output_field = models.DateTimeField()
+
+
+class NaturalCounter:
+    """A projection written the natural way: ``apply`` per event, through the ORM."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply(self, event: RecordedEvent) -> None:
+        counts = TypeCount.objects.filter(projection=self.name, event_type=event.event_type)
+        if not counts.update(count=F("count") + 1):
+            TypeCount.objects.create(projection=self.name, event_type=event.event_type, count=1)
+
+
+class BatchCounter:
+    """The same read model through the batch hook: one bulk upsert per batch."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply_batch(self, events: list[RecordedEvent]) -> None:
+        counts = collections.Counter(event.event_type for event in events)
+        with connection.cursor() as cursor:
+            cursor.execute(BULK_UPSERT, [self.name, list(counts), list(counts.values())])
+
+
+natural_1 = NaturalCounter("bench-natural-1", 1)
+natural_100 = NaturalCounter("bench-natural-100", 100)
+natural_1000 = NaturalCounter("bench-natural-1000", 1_000)
+batch_1 = BatchCounter("bench-batch-1", 1)
+batch_100 = BatchCounter("bench-batch-100", 100)
+batch_1000 = BatchCounter("bench-batch-1000", 1_000)
+
+PING = "bench.Ping"
+SLEEP = "bench.Sleep"
+
+
+class ArrivalProjection:
+    """Records when each ping reached the read model (end-to-end latency)."""
+
+    name = "bench-arrivals"
+    batch_size = 100
+    event_types = (PING,)
+    start_at_head = True
+
+    def apply(self, event: RecordedEvent) -> None:
+        Arrival.objects.create(
+            event_id=event.event_id, projection=self.name, projected_at=ClockTimestamp()
+        )
+
+
+class SleepingReaction:
+    """A slow reaction: ``handle`` sleeps (``BENCH_REACTION_SLEEP`` seconds, default 0.2).
+
+    It writes one line per call to ``BENCH_REACTION_LOG``: wall-clock start and end,
+    and whether this thread's database connection was inside a transaction.
+    """
+
+    name = "bench-sleeper"
+    batch_size = 1
+    event_types = (SLEEP,)
+    start_at_head = True
+
+    def __init__(self) -> None:
+        self.sleep = float(os.environ.get("BENCH_REACTION_SLEEP", "0.2"))
+        self.log = os.environ.get("BENCH_REACTION_LOG", "")
+
+    def handle(self, event: RecordedEvent) -> list[StreamAppend] | None:
+        start = time.time()
+        in_transaction = _in_transaction()
+        time.sleep(self.sleep)
+        end = time.time()
+        if self.log:
+            with open(self.log, "a") as log:
+                log.write(f"{event.event_id} {start} {end} {int(in_transaction)}\n")
+        return None
+
+
+def _in_transaction() -> bool:
+    if connection.in_atomic_block:
+        return True
+    raw = connection.connection
+    if raw is None:
+        return False
+    return bool(raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
+
+
+arrivals = ArrivalProjection()
+sleeper = SleepingReaction()

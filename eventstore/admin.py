@@ -1,0 +1,49 @@
+"""A read-only admin page for the events table: append-only data is never edited here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from eventstore.models import Event
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Browse and search events by id, stream and type; nothing can be added, changed or deleted."""
+
+    list_display = ("position", "transaction_id", "event_type", "stream_id", "stream_version",
+                    "event_id", "recorded_at")  # fmt: skip
+    list_filter = ("event_type",)
+    search_fields = ("event_id", "stream_id", "event_type")
+    ordering = ("-transaction_id", "-position")
+    show_full_result_count = False
+    fields = ("position", "transaction_id", "event_id", "stream_id", "stream_version",
+              "event_type", "recorded_at", "pretty_data", "pretty_metadata")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="data")
+    def pretty_data(self, event: Event) -> str:
+        return _pretty(event.data)
+
+    @admin.display(description="metadata")
+    def pretty_metadata(self, event: Event) -> str:
+        return _pretty(event.metadata)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _pretty(value: Any) -> str:
+    # format_html escapes the JSON text: payloads may hold HTML or script.
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))

@@ -1,0 +1,136 @@
+"""Admin pages of the operator slice: decisions (read-only audit), API tokens, and the
+"Dismiss event…" action on the bookmarks changelist.
+
+The bookmark ModelAdmin belongs to ``subscribers/admin.py``. We attach our action
+to that one registered instance (not ``admin.site.add_action``, which would add it
+to every changelist). Importing ``subscribers.admin`` first makes this independent
+of the order of INSTALLED_APPS; if no bookmark admin is registered, a minimal one is.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from reactions_admin.admin_dismiss import dismiss_event
+from reactions_admin.models import ApiToken, Decision
+from subscribers.models import Bookmark
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The audit trail: who dismissed which event in which reaction, when and why."""
+
+    list_display = ("recorded_at", "actor", "reaction", "dismissed_event", "short_reason", "via")
+    search_fields = ("data__reason", "data__inputs__reaction", "data__actor__username",
+                     "data__inputs__event_id")  # fmt: skip
+    fields = ("recorded_at", "actor", "reaction", "dismissed_event", "reason", "cursors",
+              "via", "event_id", "stream_id", "stream_version")  # fmt: skip
+    readonly_fields = fields
+    show_full_result_count = False
+
+    @admin.display(description="who")
+    def actor(self, decision: Decision) -> str:
+        return decision.actor_name
+
+    @admin.display(description="reaction")
+    def reaction(self, decision: Decision) -> str:
+        return str(decision.inputs.get("reaction", ""))
+
+    @admin.display(description="dismissed event")
+    def dismissed_event(self, decision: Decision) -> str:
+        return str(decision.inputs.get("event_id", ""))
+
+    @admin.display(description="reason")
+    def reason(self, decision: Decision) -> str:
+        return str(decision.data.get("reason", ""))
+
+    @admin.display(description="reason")
+    def short_reason(self, decision: Decision) -> str:
+        text = self.reason(decision)
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="cursor before → after")
+    def cursors(self, decision: Decision) -> str:
+        before, after = (
+            decision.inputs.get("cursor_before", {}),
+            decision.inputs.get("cursor_after", {}),
+        )
+        passed = decision.inputs.get("events_passed_over")
+        return (
+            f"{before.get('transaction_id')}/{before.get('position')} → "
+            f"{after.get('transaction_id')}/{after.get('position')} ({passed} passed over)"
+        )
+
+    @admin.display(description="via")
+    def via(self, decision: Decision) -> str:
+        return str(decision.metadata.get("via", ""))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.action(description="Revoke selected tokens")
+def revoke_selected(
+    modeladmin: admin.ModelAdmin[ApiToken], request: HttpRequest, queryset: QuerySet[ApiToken]
+) -> None:
+    from django.utils import timezone
+
+    count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    modeladmin.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Tokens by prefix and owner. Secrets are never shown (only their digest is stored);
+    create one with ``manage.py create_api_token USERNAME``."""
+
+    list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("prefix", "user__username", "name")
+    fields = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "user", "created_at", "last_used_at")
+    actions = [revoke_selected]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """A minimal bookmark changelist, used only when ``subscribers/admin.py`` registers none."""
+
+    list_display = ("subscriber_name", "kind", "status", "last_transaction_id", "last_position",
+                    "attempts", "failing_event_id")  # fmt: skip
+    list_filter = ("kind", "status")
+
+
+def _bookmark_admin() -> admin.ModelAdmin[Bookmark]:
+    try:
+        importlib.import_module("subscribers.admin")  # registers the bookmark changelist
+    except ModuleNotFoundError as exc:
+        if exc.name != "subscribers.admin":
+            raise
+    if not admin.site.is_registered(Bookmark):
+        admin.site.register(Bookmark, BookmarkAdmin)
+    return admin.site.get_model_admin(Bookmark)
+
+
+def _attach_dismiss_action() -> None:
+    bookmark_admin = _bookmark_admin()
+    actions = list(bookmark_admin.actions or ())
+    if dismiss_event not in actions:
+        # An instance attribute: only this ModelAdmin gains the action.
+        bookmark_admin.actions = [*actions, dismiss_event]
+
+
+_attach_dismiss_action()

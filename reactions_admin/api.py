@@ -1,0 +1,177 @@
+"""The agent REST API (django-ninja) at ``/agent/``: parse, call the handler, map its errors.
+
+Authentication: ``Authorization: Bearer <token>`` or a Django session (CSRF
+enforced on writes). Every error is JSON ``{"code", "detail"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import HttpError, ValidationError
+from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
+
+from reactions_admin import errors
+from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.reactions import get_reaction, list_reactions
+from reactions_admin.tokens import user_for_token
+
+logger = logging.getLogger("eventdesk.api")
+
+
+class BearerToken(HttpBearer):
+    """An API token (``manage.py create_api_token``). A token that is sent but not
+    valid is refused outright rather than falling back to the session."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        user = user_for_token(token.strip())
+        if user is None:
+            raise errors.NotAuthenticated("The API token is unknown or revoked.")
+        return user
+
+
+class CsrfSession(APIKeyCookie):
+    """The Django session of a logged-in user; unsafe methods must carry the CSRF token."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if not request.user.is_authenticated:
+            return None
+        if check_csrf(request) is not None:
+            raise errors.CsrfFailed("CSRF verification failed: send the X-CSRFToken header.")
+        return request.user
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        return None  # __call__ decides
+
+
+api = NinjaAPI(
+    title="Eventdesk agent API",
+    version="1",
+    description="Operate Eventdesk's reactions: read their health, dismiss a poison event.",
+    urls_namespace="agent",
+    docs_url="/docs",
+    auth=[BearerToken(), CsrfSession()],
+)
+
+
+class CursorOut(Schema):
+    transaction_id: int
+    position: int
+
+
+class ErrorOut(Schema):
+    code: str
+    detail: str
+
+
+class DismissIn(Schema):
+    event_id: uuid.UUID
+    reason: str
+
+
+class DismissOut(Schema):
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    event_id: uuid.UUID
+    cursor_before: CursorOut
+    cursor_after: CursorOut
+    events_passed_over: int
+
+
+class ReactionOut(Schema):
+    name: str
+    status: str
+    cursor: CursorOut
+    lag: int
+    attempts: int
+    failing_event_id: uuid.UUID | None
+    last_error: str
+    failed_at: str | None
+    next_retry_at: str | None
+    lease_owner: str
+
+
+ERRORS: dict[int, Any] = {status: ErrorOut for status in (400, 401, 403, 404, 409, 422, 503)}
+
+
+@api.get("/reactions", response={200: list[ReactionOut], **ERRORS}, tags=["reactions"])
+def reactions(request: HttpRequest) -> Any:
+    """Every reaction: status, cursor, lag, failing event, last error."""
+    return list_reactions(request.auth)  # type: ignore[attr-defined]
+
+
+@api.get("/reactions/{name}", response={200: ReactionOut, **ERRORS}, tags=["reactions"])
+def reaction(request: HttpRequest, name: str) -> Any:
+    """One reaction's health."""
+    return get_reaction(name, request.auth)  # type: ignore[attr-defined]
+
+
+@api.post(
+    "/reactions/{name}/dismiss-event", response={200: DismissOut, **ERRORS}, tags=["reactions"]
+)
+def dismiss_event(request: HttpRequest, name: str, body: DismissIn) -> Any:
+    """Dismiss a poison event: move the reaction's bookmark to it and audit the decision.
+
+    Needs the permission ``reactions_admin.dismiss_event``. 400 blank or too long
+    reason, 404 unknown reaction or event, 409 the event is not after the bookmark,
+    503 the event store is not durable or the database is unavailable.
+    """
+    result = dismiss_event_in_reaction(
+        name,
+        body.event_id,
+        body.reason,
+        request.auth,  # type: ignore[attr-defined]
+        via="rest",
+    )
+    return result.as_payload()
+
+
+def _error(request: HttpRequest, status: int, code: str, detail: str, **extra: Any) -> HttpResponse:
+    return api.create_response(request, {"code": code, "detail": detail, **extra}, status=status)
+
+
+@api.exception_handler(errors.ReactionsError)
+def _reactions_error(request: HttpRequest, exc: errors.ReactionsError) -> HttpResponse:
+    return _error(request, exc.status, exc.code, exc.detail)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    problems = [
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        for error in exc.errors
+    ]
+    detail = "Invalid request: " + "; ".join(problems)
+    return _error(request, 422, "validation_error", detail, errors=exc.errors)
+
+
+_HTTP_CODES = {400: "malformed_request", 401: "not_authenticated", 403: "permission_denied"}
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return _error(request, exc.status_code, code, str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, 404, "not_found", "Not found.")
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return _error(request, 503, "database_unavailable", "The database is unavailable.")
+    # Tracebacks go to the log, never to the client.
+    logger.exception("unexpected error in %s %s", request.method, request.path)
+    return _error(request, 500, "internal_error", "An unexpected error occurred.")

@@ -1,0 +1,118 @@
+"""The one error hierarchy of the operator slice.
+
+Every refusal is a ``ReactionsError`` carrying an HTTP status and a stable
+``code``. Each door maps the base class once: the REST API to a JSON
+``{"code", "detail"}`` response, the admin to a message, the MCP tool to a
+tool error, the CLI to a non-zero exit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from reactions_admin.decider import DismissalRejected, Rejection
+
+
+class ReactionsError(Exception):
+    """Base of every refusal; ``status`` is the HTTP status, ``code`` the stable identifier."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON body every door shows: ``{"code", "detail"}``."""
+        return {"code": self.code, "detail": self.detail}
+
+
+class NotAuthenticated(ReactionsError):
+    """No credentials, or credentials that do not identify an active user."""
+
+    status, code = 401, "not_authenticated"
+
+
+class PermissionDenied(ReactionsError):
+    """The user lacks the permission this operation requires."""
+
+    status, code = 403, "permission_denied"
+
+
+class CsrfFailed(ReactionsError):
+    """A session-authenticated write without a valid CSRF token."""
+
+    status, code = 403, "csrf_failed"
+
+
+class ReactionNotFound(ReactionsError):
+    """No reaction by that name (a projection's name counts as unknown)."""
+
+    status, code = 404, "reaction_not_found"
+
+
+class EventNotFound(ReactionsError):
+    """No event with that id."""
+
+    status, code = 404, "event_not_found"
+
+
+class InvalidRequest(ReactionsError):
+    """The request is malformed."""
+
+    status, code = 400, "invalid_request"
+
+
+class InvalidEventId(InvalidRequest):
+    """The event id is not a UUID."""
+
+    code = "invalid_event_id"
+
+
+class ReasonRequired(InvalidRequest):
+    """The reason is empty or only whitespace."""
+
+    code = "reason_required"
+
+
+class ReasonTooLong(InvalidRequest):
+    """The reason is longer than the cap."""
+
+    code = "reason_too_long"
+
+
+class RewindRefused(ReactionsError):
+    """The event is not strictly after the bookmark: dismissals never move a bookmark back."""
+
+    status, code = 409, "rewind_refused"
+
+
+class Unavailable(ReactionsError):
+    """The operation cannot run now; retrying later may succeed."""
+
+    status, code = 503, "unavailable"
+
+
+class EventStoreNotDurable(Unavailable):
+    """The in-memory event store has no bookmark table: nothing can be dismissed."""
+
+    code = "event_store_not_durable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL could not be reached or the bookmark stayed locked too long."""
+
+    code = "database_unavailable"
+
+
+_REJECTIONS: dict[Rejection, type[ReactionsError]] = {
+    Rejection.REASON_REQUIRED: ReasonRequired,
+    Rejection.REASON_TOO_LONG: ReasonTooLong,
+    Rejection.REWIND_REFUSED: RewindRefused,
+}
+
+
+def from_rejection(rejected: DismissalRejected) -> ReactionsError:
+    """The error for a decider's rejection (its code is the rejection's value)."""
+    return _REJECTIONS[rejected.rejection](rejected.detail)

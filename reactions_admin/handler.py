@@ -1,0 +1,190 @@
+"""``dismiss_event_in_reaction``: the one handler every door calls.
+
+Load, decide, save: authorize, lock the bookmark, load the event, ask the pure
+decider, then move the bookmark and append the audit event in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser, AnonymousUser
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from eventstore.store import get_event_store
+from eventstore.types import Cursor, NewEvent, StreamAppend
+from reactions_admin import errors
+from reactions_admin.decider import DismissalRejected, decide_dismissal
+from reactions_admin.models import DECISION_EVENT_TYPE
+from subscribers.models import Bookmark
+
+#: The permission every door checks.
+DISMISS_PERMISSION = "reactions_admin.dismiss_event"
+#: Every dismissal is appended to this stream (one audit trail, in order).
+DECISION_STREAM = "decisions-reaction-dismissal"
+#: How long a dismissal waits for a worker to release the bookmark row.
+LOCK_TIMEOUT = "5s"
+
+#: Whoever acts: a user (anonymous ones are refused with 401).
+Actor = AbstractUser | AnonymousUser
+
+
+@dataclass(frozen=True)
+class DismissalResult:
+    """What a successful dismissal did."""
+
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    event_id: uuid.UUID
+    cursor_before: Cursor
+    cursor_after: Cursor
+    events_passed_over: int
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON form every door returns."""
+        return {
+            "decision_event_id": str(self.decision_event_id),
+            "subscriber_name": self.subscriber_name,
+            "event_id": str(self.event_id),
+            "cursor_before": cursor_payload(self.cursor_before),
+            "cursor_after": cursor_payload(self.cursor_after),
+            "events_passed_over": self.events_passed_over,
+        }
+
+
+def cursor_payload(cursor: Cursor) -> dict[str, int]:
+    return {"transaction_id": cursor.transaction_id, "position": cursor.position}
+
+
+def authorize(actor: Actor, permission: str = DISMISS_PERMISSION) -> None:
+    """401 for an anonymous actor, 403 for one without ``permission``."""
+    if not actor.is_authenticated or not actor.is_active:
+        raise errors.NotAuthenticated("Authentication is required.")
+    if not actor.has_perm(permission):
+        raise errors.PermissionDenied(f"You lack the permission {permission!r}.")
+
+
+def parse_event_id(event_id: uuid.UUID | str) -> uuid.UUID:
+    """The event id as a UUID (400 ``invalid_event_id`` otherwise)."""
+    if isinstance(event_id, uuid.UUID):
+        return event_id
+    try:
+        return uuid.UUID(str(event_id).strip())
+    except ValueError:
+        raise errors.InvalidEventId(f"{str(event_id)[:100]!r} is not a UUID.") from None
+
+
+def require_durable_store() -> None:
+    """503 with the in-memory event store: it has no bookmark table."""
+    if not get_event_store().durable:
+        raise errors.EventStoreNotDurable(
+            "The in-memory event store has no bookmarks; dismissal needs PostgreSQL."
+        )
+
+
+def dismiss_event_in_reaction(
+    subscriber_name: str,
+    event_id: uuid.UUID | str,
+    reason: str,
+    actor: Actor,
+    *,
+    via: str = "api",
+    correlation_id: uuid.UUID | None = None,
+) -> DismissalResult:
+    """Dismiss ``event_id`` in the reaction ``subscriber_name``: move its bookmark to
+    that event, clear its failure state and audit the decision, all or nothing.
+
+    Raises a ``ReactionsError`` subclass on refusal. ``via`` names the door
+    (recorded in the decision's metadata).
+    """
+    authorize(actor)
+    require_durable_store()
+    target = parse_event_id(event_id)
+    try:
+        return _dismiss(subscriber_name, target, reason, actor, via, correlation_id or uuid.uuid4())
+    except (OperationalError, InterfaceError) as exc:
+        raise errors.DatabaseUnavailable(
+            "The database is unavailable or the bookmark is busy; try again."
+        ) from exc
+
+
+def _dismiss(
+    subscriber_name: str,
+    target: uuid.UUID,
+    reason: str,
+    actor: Actor,
+    via: str,
+    correlation_id: uuid.UUID,
+) -> DismissalResult:
+    store = get_event_store()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # A worker holds the row only for a short compare-and-set; waiting longer
+            # than this means something is wrong, and the operator should hear so.
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        bookmark = (
+            Bookmark.objects.select_for_update()
+            .filter(subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION)
+            .first()
+        )
+        if bookmark is None:
+            raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
+        event = store.get_event(target)
+        if event is None:
+            raise errors.EventNotFound(f"No event with id {target}.")
+        decision = decide_dismissal(bookmark.cursor, event.cursor, reason)
+        if isinstance(decision, DismissalRejected):
+            raise errors.from_rejection(decision)
+        passed_over = store.count_between(decision.cursor_before, decision.cursor_after)
+        _move_past(bookmark, decision.cursor_after)
+        actor_data = {"username": actor.get_username(), "id": actor.pk}
+        data = {
+            "context": "ReactionDismissal",
+            "choice": "EventDismissed",
+            "reason": decision.reason,
+            "actor": actor_data,
+            "inputs": {
+                "reaction": subscriber_name,
+                "event_id": str(event.event_id),
+                "event_type": event.event_type,
+                "cursor_before": cursor_payload(decision.cursor_before),
+                "cursor_after": cursor_payload(decision.cursor_after),
+                "events_passed_over": passed_over,
+            },
+        }
+        metadata = {
+            "actor": actor_data,
+            "via": via,
+            "correlation_id": str(correlation_id),
+            "causation_id": str(event.event_id),
+        }
+        recorded = store.append_streams(
+            [StreamAppend(DECISION_STREAM, [NewEvent(DECISION_EVENT_TYPE, data, metadata)])]
+        )
+    return DismissalResult(
+        decision_event_id=recorded[0].event_id,
+        subscriber_name=subscriber_name,
+        event_id=event.event_id,
+        cursor_before=decision.cursor_before,
+        cursor_after=decision.cursor_after,
+        events_passed_over=passed_over,
+    )
+
+
+def _move_past(bookmark: Bookmark, cursor: Cursor) -> None:
+    bookmark.last_transaction_id = cursor.transaction_id
+    bookmark.last_position = cursor.position
+    bookmark.status = Bookmark.Status.ACTIVE
+    bookmark.attempts = 0
+    bookmark.failing_event_id = None
+    bookmark.last_error = ""
+    bookmark.last_traceback = ""
+    bookmark.failed_at = None
+    bookmark.next_retry_at = None
+    bookmark.lease_owner = ""
+    bookmark.lease_expires_at = None
+    bookmark.updated_at = timezone.now()
+    bookmark.save()

@@ -1,0 +1,112 @@
+"""The MCP server (official ``mcp`` SDK): ``dismiss_event_in_reaction`` and ``list_reactions``.
+
+Served over stdio by ``manage.py mcp_server`` (acting with one API token) and over
+streamable HTTP at ``/mcp`` by ``config/asgi.py`` (each request carries
+``Authorization: Bearer <token>``). Refusals come back as MCP tool errors whose
+text is the JSON ``{"code", "detail"}`` the REST API returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+
+from reactions_admin import errors
+from reactions_admin.handler import Actor, dismiss_event_in_reaction
+from reactions_admin.reactions import list_reactions as reaction_statuses
+from reactions_admin.tokens import bearer_secret, user_for_token
+
+T = TypeVar("T")
+
+INSTRUCTIONS = (
+    "Eventdesk operates the reactions of an event-sourced system. list_reactions shows each "
+    "reaction's status, cursor, lag and failing event; dismiss_event_in_reaction moves a wedged "
+    "reaction past a poison event, with a reason that is audited."
+)
+
+
+def _actor_for(secret: str | None) -> Actor:
+    if not secret:
+        raise errors.NotAuthenticated("An API token is required (Authorization: Bearer <token>).")
+    user = user_for_token(secret)
+    if user is None:
+        raise errors.NotAuthenticated("The API token is unknown or revoked.")
+    return user
+
+
+def _in_django(work: Callable[[], T]) -> T:
+    # Outside Django's request cycle nobody recycles connections for us: drop a broken
+    # or expired one before and after, as Django does around each request.
+    close_old_connections()
+    try:
+        return work()
+    finally:
+        close_old_connections()
+
+
+def tool_result(payload: dict[str, Any], *, is_error: bool = False) -> CallToolResult:
+    """A tool result whose text and structured content are the same JSON object.
+
+    A refusal is a tool error (``is_error``) carrying ``{"code", "detail"}``, exactly
+    what the REST API answers, so an agent reads the same codes through either door.
+    """
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(payload))],
+        structured_content=payload,
+        is_error=is_error,
+    )
+
+
+def build_mcp_server(*, token: str | None = None) -> MCPServer:
+    """The Eventdesk MCP server. ``token`` is the stdio identity; over HTTP each
+    request's bearer token is used instead."""
+    server: MCPServer = MCPServer("eventdesk", instructions=INSTRUCTIONS)
+
+    def secret_of(ctx: Context) -> str | None:
+        request = ctx.request_context.request
+        headers = getattr(request, "headers", None)
+        if headers is not None:
+            return bearer_secret(headers.get("authorization"))
+        return token
+
+    async def run(work: Callable[[], dict[str, Any]]) -> CallToolResult:
+        try:
+            return tool_result(await sync_to_async(_in_django)(work))
+        except errors.ReactionsError as exc:
+            return tool_result(exc.as_payload(), is_error=True)
+
+    @server.tool(
+        name="dismiss_event_in_reaction",
+        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
+    )
+    async def dismiss_event_in_reaction_tool(
+        subscriber_name: str, event_id: str, reason: str, ctx: Context
+    ) -> CallToolResult:
+        """Dismiss a poison event in a wedged reaction: move its bookmark to the event
+        (which must lie after it) and audit the decision with your reason."""
+        secret = secret_of(ctx)
+
+        def work() -> dict[str, Any]:
+            actor = _actor_for(secret)
+            result = dismiss_event_in_reaction(subscriber_name, event_id, reason, actor, via="mcp")
+            return result.as_payload()
+
+        return await run(work)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def list_reactions(ctx: Context) -> CallToolResult:
+        """Every reaction with its status, cursor, lag, failing event and last error."""
+        secret = secret_of(ctx)
+
+        def work() -> dict[str, Any]:
+            return {"reactions": reaction_statuses(_actor_for(secret))}
+
+        return await run(work)
+
+    return server

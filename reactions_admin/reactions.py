@@ -1,0 +1,100 @@
+"""The console's read side: how each reaction is doing, what a dismissal would pass over."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+
+from eventstore.store import get_event_store
+from eventstore.types import RecordedEvent
+from reactions_admin import errors
+from reactions_admin.handler import Actor, authorize, cursor_payload, require_durable_store
+from subscribers.models import Bookmark
+
+#: Reading reactions needs either permission: seeing bookmarks, or dismissing in them.
+VIEW_PERMISSIONS = ("subscribers.view_bookmark", "reactions_admin.dismiss_event")
+#: The dismissal form lists at most this many of the events a move would pass over.
+PREVIEW_LIMIT = 50
+
+
+def reaction_status(bookmark: Bookmark) -> dict[str, Any]:
+    """A reaction's health as JSON: status, cursor, lag, the failing event and last error."""
+    store = get_event_store()
+    return {
+        "name": bookmark.subscriber_name,
+        "status": bookmark.status,
+        "cursor": cursor_payload(bookmark.cursor),
+        "lag": store.count_between(bookmark.cursor, store.head()),
+        "attempts": bookmark.attempts,
+        "failing_event_id": str(bookmark.failing_event_id) if bookmark.failing_event_id else None,
+        "last_error": bookmark.last_error,
+        "failed_at": bookmark.failed_at.isoformat() if bookmark.failed_at else None,
+        "next_retry_at": bookmark.next_retry_at.isoformat() if bookmark.next_retry_at else None,
+        "lease_owner": bookmark.lease_owner,
+    }
+
+
+def _authorize_view(actor: Actor) -> None:
+    if not actor.is_authenticated or not actor.is_active:
+        raise errors.NotAuthenticated("Authentication is required.")
+    if not any(actor.has_perm(permission) for permission in VIEW_PERMISSIONS):
+        raise errors.PermissionDenied("You may not view reactions.")
+
+
+def list_reactions(actor: Actor) -> list[dict[str, Any]]:
+    """Every reaction's status, by name."""
+    _authorize_view(actor)
+    require_durable_store()
+    try:
+        bookmarks = Bookmark.objects.filter(kind=Bookmark.Kind.REACTION).order_by("subscriber_name")
+        return [reaction_status(bookmark) for bookmark in bookmarks]
+    except (OperationalError, InterfaceError) as exc:
+        raise errors.DatabaseUnavailable("The database is unavailable; try again.") from exc
+
+
+def get_reaction(subscriber_name: str, actor: Actor) -> dict[str, Any]:
+    """One reaction's status (404 ``reaction_not_found`` for an unknown name or a projection)."""
+    _authorize_view(actor)
+    require_durable_store()
+    try:
+        bookmark = Bookmark.objects.filter(
+            subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION
+        ).first()
+        if bookmark is None:
+            raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
+        return reaction_status(bookmark)
+    except (OperationalError, InterfaceError) as exc:
+        raise errors.DatabaseUnavailable("The database is unavailable; try again.") from exc
+
+
+@dataclass(frozen=True)
+class DismissalPreview:
+    """What the dismissal form shows before the operator confirms."""
+
+    event: RecordedEvent
+    passed_over: list[RecordedEvent]
+    passed_over_count: int
+
+
+def preview_dismissal(bookmark: Bookmark, event_id: uuid.UUID, actor: Actor) -> DismissalPreview:
+    """The event a dismissal would target and the events the move would pass over
+    (the first ``PREVIEW_LIMIT`` of them, and how many in all)."""
+    authorize(actor)
+    require_durable_store()
+    store = get_event_store()
+    event = store.get_event(event_id)
+    if event is None:
+        raise errors.EventNotFound(f"No event with id {event_id}.")
+    passed_over = [
+        candidate
+        for candidate in store.read_all(after=bookmark.cursor, limit=PREVIEW_LIMIT)
+        if candidate.cursor <= event.cursor
+    ]
+    return DismissalPreview(
+        event=event,
+        passed_over=passed_over,
+        passed_over_count=store.count_between(bookmark.cursor, event.cursor),
+    )

@@ -1,0 +1,147 @@
+"""Bookmark rows and the reads a batch starts from (shared by both kinds of subscriber)."""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+
+from config.options import options
+from eventstore.postgres import PostgresEventStore, row_to_event
+from eventstore.types import START, Cursor, RecordedEvent
+from subscribers import sql
+from subscribers.registry import Registered
+from subscribers.retry import RetryDecision, decide_retry
+
+
+@dataclass(frozen=True)
+class BookmarkState:
+    """What a lock or a claim found on the bookmark row."""
+
+    cursor: Cursor
+    attempts: int
+    failing_event_id: uuid.UUID | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> BookmarkState:
+        return cls(Cursor(int(row[0]), int(row[1])), int(row[2]), row[3])
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Wanted events after a bookmark, and the head visible in the same snapshot."""
+
+    events: list[RecordedEvent]
+    head: Cursor
+
+    def end(self, after: Cursor, batch_size: int) -> Cursor:
+        """Where the bookmark may go once every event of the batch is done.
+
+        A full batch ends at its last event (more may follow). A short one saw every
+        wanted event up to the head, so it moves on to the head: the events in
+        between are unwanted and are not scanned again.
+        """
+        last = self.events[-1].cursor if self.events else after
+        if len(self.events) >= batch_size:
+            return last
+        return max(last, self.head, after)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An event a subscriber failed on, with the error as the operator will see it."""
+
+    event: RecordedEvent
+    error: str
+    traceback: str
+
+    @classmethod
+    def of(cls, event: RecordedEvent, exc: BaseException) -> Failure:
+        text = f"{type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc))
+        return cls(event, text[:10_000], trace[-50_000:])
+
+
+def ensure_bookmarks(entries: Iterable[Registered]) -> None:
+    """Create the bookmark of every subscriber seen for the first time."""
+    entries = list(entries)
+    if not entries:
+        return
+    head = PostgresEventStore().head() if any(e.start_at_head for e in entries) else START
+    with connection.cursor() as cursor:
+        for entry in entries:
+            start = head if entry.start_at_head else START
+            cursor.execute(
+                sql.ENSURE_BOOKMARK,
+                {"name": entry.name, "kind": entry.kind, "tx": start[0], "pos": start[1]},
+            )
+
+
+def read_batch(cursor: CursorWrapper, entry: Registered, after: Cursor) -> Batch:
+    """Up to ``batch_size`` wanted events after ``after``, under the horizon."""
+    params: dict[str, Any] = {
+        "tx": after.transaction_id,
+        "pos": after.position,
+        "limit": entry.batch_size,
+    }
+    query = sql.READ_BATCH
+    if entry.event_types is not None:
+        query, params["types"] = sql.READ_BATCH_OF_TYPES, list(entry.event_types)
+    cursor.execute(query, params)
+    rows = cursor.fetchall()
+    head = START
+    events: list[RecordedEvent] = []
+    for row in rows:
+        if row[0] is not None:
+            head = Cursor(int(row[0]), int(row[1]))
+        if row[2] is not None:
+            events.append(row_to_event(row[2:]))
+    return Batch(events, head)
+
+
+def advance(cursor: CursorWrapper, name: str, to: Cursor) -> None:
+    """Move a bookmark whose row this transaction has locked."""
+    cursor.execute(sql.ADVANCE_LOCKED, {"name": name, "tx": to[0], "pos": to[1]})
+
+
+def record_failure(
+    cursor: CursorWrapper,
+    name: str,
+    at: Cursor,
+    state: BookmarkState,
+    failure: Failure,
+    *,
+    owner: str = "",
+) -> RetryDecision | None:
+    """Record a failure on the bookmark standing at ``at``; None if it has moved meanwhile."""
+    opts = options()
+    same_place = state.cursor == at
+    decision = decide_retry(
+        failing_event_id=failure.event.event_id,
+        previous_failing_event_id=state.failing_event_id if same_place else None,
+        previous_attempts=state.attempts if same_place else 0,
+        max_attempts=opts.max_attempts,
+        base_seconds=opts.retry_base_seconds,
+        cap_seconds=opts.retry_cap_seconds,
+    )
+    cursor.execute(
+        sql.RECORD_FAILURE,
+        {
+            "name": name,
+            "tx": at[0],
+            "pos": at[1],
+            "owner": owner,
+            "status": decision.status,
+            "attempts": decision.attempts,
+            "event_id": failure.event.event_id,
+            "error": failure.error,
+            "traceback": failure.traceback,
+            "delay": decision.delay_seconds,
+        },
+    )
+    return decision if cursor.fetchone() is not None else None

@@ -1,0 +1,64 @@
+"""``manage.py run_subscribers``: run the configured projections and reactions."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from subscribers.registry import Kind, UnknownSubscriber, load_registry
+from subscribers.worker import Worker
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the subscribers of EVENTDESK_SUBSCRIBERS: projections in one loop, each reaction "
+        "in its own. SIGTERM/SIGINT finish the current batch and exit 0."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--once", action="store_true", help="process what can be processed now, then exit"
+        )
+        parser.add_argument(
+            "--subscriber",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="run only this subscriber (repeatable)",
+        )
+        kinds = parser.add_mutually_exclusive_group()
+        kinds.add_argument("--projections-only", action="store_true")
+        kinds.add_argument("--reactions-only", action="store_true")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        kinds: tuple[Kind, ...] = ("projection", "reaction")
+        if opts["projections_only"]:
+            kinds = ("projection",)
+        elif opts["reactions_only"]:
+            kinds = ("reaction",)
+        try:
+            registry = load_registry().select(opts["subscriber"], kinds=kinds)
+        except UnknownSubscriber as exc:
+            raise CommandError(str(exc)) from exc
+        if not len(registry):
+            raise CommandError("No subscriber to run (see EVENTDESK_SUBSCRIBERS and the options).")
+        worker = Worker(registry)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            worker.request_stop()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if opts["once"]:
+                done = worker.run_once()
+                self.stdout.write(f"run_subscribers --once: {done} event(s) processed")
+                return
+            status = worker.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if status:
+            raise CommandError("the worker stopped after a crash (see the log above)")

@@ -1,0 +1,75 @@
+"""What a subscriber author writes: a ``Projection`` (fast) or a ``Reaction`` (slow).
+
+Both are structural protocols: any object with the right attributes is one, no
+base class needed. Inheriting from them explicitly is allowed and gives the
+defaults (``batch_size``, ``event_types``, ``start_at_head``).
+
+Optional on both:
+
+* ``event_types``: the event types wanted (``None``, the default, means every
+  event). The bookmark still moves past the others, so they are never rescanned.
+* ``start_at_head``: a new bookmark starts at the current head instead of
+  before the first event (for a subscriber that only cares about the future).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol, runtime_checkable
+
+from eventstore.types import RecordedEvent, StreamAppend
+
+#: A projection that declares no ``batch_size`` gets this.
+PROJECTION_BATCH_SIZE = 100
+#: A reaction that declares no ``batch_size`` gets this.
+REACTION_BATCH_SIZE = 1
+
+
+@runtime_checkable
+class Subscriber(Protocol):
+    """Anything that follows the event store behind its own bookmark."""
+
+    #: Unique among the configured subscribers; the bookmark's primary key.
+    name: str
+
+
+@runtime_checkable
+class Projection(Subscriber, Protocol):
+    """Fast: applies events to read-model tables through the ORM.
+
+    The worker calls ``apply`` (or ``apply_batch``) inside the transaction that
+    also moves the bookmark, so every event is applied exactly once. Do no slow
+    or external work here: that is what a ``Reaction`` is for.
+
+    A projection may also define ``apply_batch(events: list[RecordedEvent]) -> None``
+    to write a whole batch at once (one bulk upsert); the worker then uses it
+    instead of ``apply``. It must have the same effect as applying the events one
+    by one, in order.
+    """
+
+    batch_size: int = PROJECTION_BATCH_SIZE
+    event_types: Collection[str] | None = None
+    start_at_head: bool = False
+
+    def apply(self, event: RecordedEvent) -> None:
+        """Write the effect of ``event`` on the read model (no commit: the worker commits)."""
+        ...
+
+
+@runtime_checkable
+class Reaction(Subscriber, Protocol):
+    """Slow: an LLM call, a mail, a webhook, per event.
+
+    ``handle`` runs with no database transaction open. Its outside effects are
+    at-least-once (a crash or a lost lease may run it again for the same event);
+    the events it returns are appended exactly once, in the transaction that
+    moves the bookmark past ``event``. Declare ``batch_size`` (typically 1).
+    """
+
+    batch_size: int = REACTION_BATCH_SIZE
+    event_types: Collection[str] | None = None
+    start_at_head: bool = False
+
+    def handle(self, event: RecordedEvent) -> Sequence[StreamAppend] | None:
+        """React to ``event``; return the appends the store should record because of it."""
+        ...

@@ -1,0 +1,206 @@
+"""The worker: a loop for the projections, a loop per reaction, a listener to wake them."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import InterfaceError, OperationalError, connection, connections
+from django.utils import timezone
+
+from config.options import options
+from subscribers import sql
+from subscribers.bookmarks import ensure_bookmarks
+from subscribers.listener import Backoff, listen
+from subscribers.outcome import Outcome
+from subscribers.progress import Progress
+from subscribers.projections import run_projection_batch
+from subscribers.reactions import run_reaction_step
+from subscribers.registry import Registered, SubscriberRegistry
+
+logger = logging.getLogger("eventdesk.worker")
+
+
+def worker_id() -> str:
+    """Who holds a lease: host, process and a random part (a pid may be reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Runs the subscribers of ``registry`` against the database.
+
+    Projections share one loop; each reaction has its own, so a slow reaction
+    delays neither the projections nor the other reactions. PostgreSQL (row
+    locks, leases) coordinates any number of workers on any number of hosts.
+    """
+
+    def __init__(self, registry: SubscriberRegistry, *, owner: str | None = None) -> None:
+        self.registry = registry
+        self.owner = owner or worker_id()
+        self.stop_event = threading.Event()
+        self.crashed: BaseException | None = None
+        self._wakeups: list[threading.Event] = []
+        self._threads: list[threading.Thread] = []
+
+    # --- one pass at a time (--once) -------------------------------------------------
+
+    def run_once(self) -> int:
+        """Process what can be processed now, then return how many events were done.
+
+        A subscriber that fails is left waiting for its retry (or wedged); ``--once``
+        does not sleep through backoff.
+        """
+        ensure_bookmarks(self.registry)
+        progress = {entry.name: Progress(entry.name) for entry in self.registry}
+        total = 0
+        progressed = True
+        while progressed and not self.stop_event.is_set():
+            progressed = False
+            for entry in self.registry:
+                if self.stop_event.is_set():
+                    break
+                outcome = self._step(entry)
+                progress[entry.name].note(outcome)
+                total += outcome.processed
+                progressed |= outcome.progressed
+        return total
+
+    # --- threads ---------------------------------------------------------------------
+
+    def start(self, *, listen_for_notifications: bool = True) -> None:
+        """Start the loops (and the listener) in background threads."""
+        groups: list[list[Registered]] = []
+        if self.registry.projections:
+            groups.append(self.registry.projections)
+        groups.extend([entry] for entry in self.registry.reactions)
+        for group in groups:
+            wake = threading.Event()
+            self._wakeups.append(wake)
+            label = "projections" if group[0].kind == "projection" else group[0].name
+            self._spawn(f"eventdesk-{label}", functools.partial(self._loop, group, wake))
+        if listen_for_notifications and groups:
+            self._spawn("eventdesk-listener", lambda: listen(self.wake, self.stop_event))
+        logger.info(
+            "worker %s started: %d projection(s), %d reaction(s)",
+            self.owner,
+            len(self.registry.projections),
+            len(self.registry.reactions),
+        )
+
+    def wake(self) -> None:
+        """Make every loop look for new events now (a NOTIFY arrived)."""
+        for wake in self._wakeups:
+            wake.set()
+
+    def request_stop(self) -> None:
+        """Finish the current batches and stop (safe to call from a signal handler)."""
+        self.stop_event.set()
+        self.wake()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the threads up to ``timeout`` seconds; True when all have ended."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def run(self) -> int:
+        """Run until ``request_stop``; return the exit status (0, or 1 after a crash)."""
+        self.start()
+        while not self.stop_event.wait(0.5):
+            pass
+        timeout = options().shutdown_timeout_seconds
+        if not self.join(timeout):
+            logger.warning(
+                "the current batch did not finish within %.0fs: abandoned (its transaction"
+                " rolls back; a reaction's lease is released)",
+                timeout,
+            )
+            self.release_leases()
+        connections.close_all()
+        return 1 if self.crashed is not None else 0
+
+    def release_leases(self) -> None:
+        """Give back every lease this worker holds, so another need not wait for expiry."""
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql.RELEASE_ALL_LEASES, {"owner": self.owner})
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("could not release the leases of %s: %s", self.owner, exc)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        def body() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                # A dead loop must not leave the worker quietly degraded: stop it all.
+                self.crashed = exc
+                logger.exception("%s crashed; stopping the worker", name)
+                self.request_stop()
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=body, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _step(self, entry: Registered) -> Outcome:
+        if entry.kind == "projection":
+            return run_projection_batch(entry)
+        return run_reaction_step(entry, self.owner, should_stop=self.stop_event.is_set)
+
+    def _loop(self, entries: list[Registered], wake: threading.Event) -> None:
+        """Work ``entries`` until stopped: on a wake-up, every poll interval, or at a retry."""
+        progress = {entry.name: Progress(entry.name) for entry in entries}
+        backoff = Backoff()
+        ready = False
+        while not self.stop_event.is_set():
+            wake.clear()
+            try:
+                if not ready:
+                    ensure_bookmarks(entries)
+                    ready = True
+                progressed = False
+                for entry in entries:
+                    if self.stop_event.is_set():
+                        return
+                    outcome = self._step(entry)
+                    progress[entry.name].note(outcome)
+                    progressed |= outcome.progressed
+                if progressed:
+                    backoff.reset()
+                    continue
+                timeout = self._idle_timeout(entries)
+                backoff.reset()
+            except (OperationalError, InterfaceError) as exc:
+                delay = backoff.next()
+                logger.warning("database error (%s); retrying in %.1fs", exc, delay)
+                _discard_connection()
+                self.stop_event.wait(delay)
+                continue
+            wake.wait(timeout)
+
+    def _idle_timeout(self, entries: list[Registered]) -> float:
+        """Until the next poll, or sooner when a retry falls due."""
+        poll = options().poll_interval_seconds
+        with connection.cursor() as cursor:
+            cursor.execute(sql.NEXT_RETRY, {"names": [entry.name for entry in entries]})
+            row = cursor.fetchone()
+        due: datetime | None = row[0] if row else None
+        if due is None:
+            return poll
+        return max(0.01, min(poll, (due - timezone.now()).total_seconds() + 0.01))
+
+
+def _discard_connection() -> None:
+    try:
+        connection.close()
+    except Exception:  # a broken connection may fail to close; it is dropped either way
+        connection.connection = None

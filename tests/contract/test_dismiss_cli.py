@@ -1,0 +1,114 @@
+"""The command-line door: ``manage.py dismiss_event`` and the API token commands."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+
+from reactions_admin.models import ApiToken
+from subscribers.models import Bookmark
+from tests.dismissal_support import append_events, decisions, operator, wedged_reaction
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def events():
+    events = append_events(3)
+    wedged_reaction("mailer", events[0], failing=events[1])
+    return events
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_dismiss_event_as_an_operator(events) -> None:
+    operator()
+    output = run(
+        "dismiss_event", "mailer", str(events[1].event_id), "--reason", "poison", "--as", "operator"
+    )
+    assert f"Dismissed {events[1].event_id} in mailer" in output
+    assert Bookmark.objects.get(pk="mailer").cursor == events[1].cursor
+    [decision] = decisions()
+    assert decision.metadata["via"] == "cli"
+    assert decision.data["actor"]["username"] == "operator"
+
+
+@pytest.mark.parametrize(
+    ("reaction", "event", "reason", "code", "returncode"),
+    [
+        ("nobody", 1, "x", "reaction_not_found", 3),
+        ("mailer", None, "x", "event_not_found", 3),
+        ("mailer", "bad", "x", "invalid_event_id", 3),
+        ("mailer", 1, "  ", "reason_required", 3),
+        ("mailer", 0, "x", "rewind_refused", 3),
+    ],
+)
+def test_refusals_exit_non_zero_with_the_code(
+    events, reaction, event, reason, code, returncode
+) -> None:
+    operator()
+    event_id = {None: str(uuid.uuid4()), "bad": "not-a-uuid"}.get(event) or str(
+        events[event].event_id
+    )
+    with pytest.raises(CommandError, match=code) as refused:
+        run("dismiss_event", reaction, event_id, "--reason", reason, "--as", "operator")
+    assert refused.value.returncode == returncode
+    assert decisions() == []
+
+
+def test_an_unknown_or_unpermitted_user_is_refused(events) -> None:
+    with pytest.raises(CommandError, match="not_authenticated"):
+        run("dismiss_event", "mailer", str(events[1].event_id), "--reason", "x", "--as", "ghost")
+    operator("intern", permitted=False)
+    with pytest.raises(CommandError, match="permission_denied"):
+        run("dismiss_event", "mailer", str(events[1].event_id), "--reason", "x", "--as", "intern")
+    assert decisions() == []
+
+
+def test_create_api_token_prints_it_once_and_stores_only_a_digest(events) -> None:
+    operator("robot")
+    secret = run("create_api_token", "robot").strip()
+    token = ApiToken.objects.get()
+    assert secret.startswith(token.prefix)
+    assert secret not in (token.digest, token.prefix)
+    response = Client().get("/agent/reactions", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200
+
+
+def test_create_api_token_for_an_unknown_user_fails() -> None:
+    with pytest.raises(CommandError, match="No user"):
+        run("create_api_token", "ghost")
+
+
+def test_revoke_by_prefix_and_for_a_user(events) -> None:
+    operator("robot")
+    first = run("create_api_token", "robot").strip()
+    second = run("create_api_token", "robot").strip()
+    prefix = ApiToken.objects.get(digest__isnull=False, prefix=first[:12]).prefix
+    assert "Revoked 1" in run("revoke_api_token", prefix)
+    assert Client().get("/agent/reactions", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 401
+    assert (
+        Client().get("/agent/reactions", HTTP_AUTHORIZATION=f"Bearer {second}").status_code == 200
+    )
+    assert "Revoked 1" in run("revoke_api_token", "--user", "robot", "--all")
+    assert (
+        Client().get("/agent/reactions", HTTP_AUTHORIZATION=f"Bearer {second}").status_code == 401
+    )
+    with pytest.raises(CommandError):
+        run("revoke_api_token", prefix)
+    with pytest.raises(CommandError):
+        run("revoke_api_token")
+
+
+def test_mcp_server_refuses_to_start_without_a_live_token() -> None:
+    with pytest.raises(CommandError, match="not_authenticated"):
+        run("mcp_server", "--token", "edk_unknown")

@@ -1,0 +1,68 @@
+"""Hypothesis: the dismissal decider's validation cascade holds for any cursors and reasons."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eventstore.types import Cursor
+from reactions_admin.decider import (
+    MAX_REASON_LENGTH,
+    DismissalAccepted,
+    DismissalRejected,
+    Rejection,
+    decide_dismissal,
+)
+from reactions_admin.errors import from_rejection
+
+cursors = st.builds(
+    Cursor,
+    st.integers(min_value=0, max_value=2**63 - 1),
+    st.integers(min_value=0, max_value=2**63 - 1),
+)
+blank = st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\u00a0\u2003\u3000"), max_size=50)
+meaningful = st.text(min_size=1, max_size=MAX_REASON_LENGTH).filter(
+    lambda text: 0 < len(text.strip()) <= MAX_REASON_LENGTH
+)
+
+
+@given(bookmark=cursors, event=cursors, reason=blank)
+def test_a_blank_reason_is_a_400_whatever_the_cursors(bookmark, event, reason) -> None:
+    decision = decide_dismissal(bookmark, event, reason)
+    assert isinstance(decision, DismissalRejected)
+    assert decision.rejection is Rejection.REASON_REQUIRED
+    assert from_rejection(decision).status == 400
+
+
+@given(bookmark=cursors, event=cursors, reason=meaningful)
+def test_an_event_not_after_the_bookmark_is_a_409(bookmark, event, reason) -> None:
+    earlier, later = sorted((bookmark, event))
+    decision = decide_dismissal(later, earlier, reason)
+    assert isinstance(decision, DismissalRejected)
+    assert decision.rejection is Rejection.REWIND_REFUSED
+    assert from_rejection(decision).status == 409
+
+
+@given(bookmark=cursors, event=cursors, reason=meaningful)
+def test_otherwise_accepted_and_the_new_cursor_is_the_events(bookmark, event, reason) -> None:
+    decision = decide_dismissal(bookmark, event, reason)
+    if event > bookmark:
+        assert isinstance(decision, DismissalAccepted)
+        assert decision.cursor_after == event
+        assert decision.cursor_before == bookmark
+        assert decision.reason == reason.strip()
+    else:
+        assert isinstance(decision, DismissalRejected)
+        assert decision.rejection is Rejection.REWIND_REFUSED
+
+
+@given(bookmark=cursors, event=cursors, reason=st.text(max_size=MAX_REASON_LENGTH + 50))
+def test_every_outcome_is_accepted_or_a_typed_rejection(bookmark, event, reason) -> None:
+    decision = decide_dismissal(bookmark, event, reason)
+    if isinstance(decision, DismissalAccepted):
+        assert decision.cursor_after > decision.cursor_before
+        assert 0 < len(decision.reason) <= MAX_REASON_LENGTH
+    else:
+        error = from_rejection(decision)
+        assert error.code == decision.rejection.value
+        assert error.status in (400, 409)

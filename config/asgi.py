@@ -12,6 +12,14 @@ from starlette.types import Receive, Scope, Send
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_application = get_asgi_application()
 
+from django.conf import settings  # noqa: E402  (after setup)
+
+if settings.DEBUG:
+    # What runserver does: serve the admin's static files in development.
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    django_application = ASGIStaticFilesHandler(django_application)
+
 from reactions_admin.mcp_http import MCP_PATH, build_mcp_http_app  # noqa: E402  (needs Django set up)
 
 mcp_application = build_mcp_http_app()

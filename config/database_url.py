@@ -28,6 +28,15 @@ def parse(url: str) -> dict[str, Any]:
         host = unquote(parts.netloc.rsplit("@", 1)[1].split(":")[0])
     elif not host:
         host = unquote(parts.netloc.split(":")[0])
+    options: dict[str, Any] = dict(parse_qsl(parts.query))
+    if "prepare_threshold" in options:
+        value = options["prepare_threshold"].lower()
+        if value not in {"", "none", "off"} and not value.isdigit():
+            raise InvalidDatabaseUrl("prepare_threshold must be a whole number or none")
+        options["prepare_threshold"] = int(value) if value.isdigit() else None
+    if "server_side_binding" in options:
+        flag = options["server_side_binding"].lower()
+        options["server_side_binding"] = flag in {"1", "true", "on", "yes"}
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": name,
@@ -35,5 +44,5 @@ def parse(url: str) -> dict[str, Any]:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": host,
         "PORT": str(parts.port or ""),
-        "OPTIONS": dict(parse_qsl(parts.query)),
+        "OPTIONS": options,
     }

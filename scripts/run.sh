@@ -17,4 +17,7 @@ trap 'kill -TERM "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || tr
 echo
 echo "Eventdesk console: http://$host:$port/admin/   (Ctrl-C stops it and the worker)"
 echo "Subscribers:       http://$host:$port/admin/subscribers/bookmark/"
-$py manage.py runserver --noreload "$host:$port"
+echo "REST API docs:     http://$host:$port/agent/docs"
+echo "MCP (HTTP):        http://$host:$port/mcp   (Bearer token: manage.py create_api_token admin)"
+# uvicorn serves the ASGI app: Django and the MCP endpoint (runserver cannot serve /mcp).
+$py -m uvicorn config.asgi:application --host "$host" --port "$port" --no-access-log

@@ -27,3 +27,10 @@ def test_unix_socket_host() -> None:
 def test_bad_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(InvalidDatabaseUrl, match=message):
         parse(url)
+
+
+def test_statement_preparation_can_be_turned_off_for_a_pooling_proxy() -> None:
+    parsed = parse("postgresql://u@pgbouncer:6432/eventdesk?prepare_threshold=none")
+    assert parsed["OPTIONS"] == {"prepare_threshold": None}
+    parsed = parse("postgresql://u@db/eventdesk?prepare_threshold=3&server_side_binding=false")
+    assert parsed["OPTIONS"] == {"prepare_threshold": 3, "server_side_binding": False}

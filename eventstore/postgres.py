@@ -20,8 +20,6 @@ from eventstore.types import (
     validate_appends,
 )
 
-_ROWS_PER_INSERT = 5_000  # 6 parameters a row, well under PostgreSQL's 65,535
-
 
 def row_to_event(row: Sequence[Any]) -> RecordedEvent:
     """A row selected with ``sql.EVENT_COLUMNS`` as a ``RecordedEvent``."""
@@ -59,48 +57,46 @@ class PostgresEventStore:
 
     def _append(self, checked: list[tuple[StreamAppend, list[str]]]) -> list[RecordedEvent]:
         unchecked = sorted(a.stream_id for a, _ in checked if a.expected_version is None)
-        rows: list[tuple[Any, ...]] = []
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in ("n", "event_id", "stream_id", "k", "event_type", "data", "metadata")
+        }
+        expected: list[int | None] = []
         for append, texts in checked:
             for offset, event in enumerate(append.events):
-                rows.append(
-                    (len(rows), event.event_id, append.stream_id, offset + 1, event.event_type,
-                     texts[2 * offset], texts[2 * offset + 1], append.expected_version)
-                )  # fmt: skip
-        if len(rows) > _ROWS_PER_INSERT:
-            # Chunks after the first would see the first's versions: only safe under the lock.
-            unchecked = sorted(a.stream_id for a, _ in checked)
-        recorded: dict[uuid.UUID, tuple[Any, ...]] = {}
+                columns["n"].append(len(expected))
+                columns["event_id"].append(event.event_id)
+                columns["stream_id"].append(append.stream_id)
+                columns["k"].append(offset + 1)
+                columns["event_type"].append(event.event_type)
+                columns["data"].append(texts[2 * offset])
+                columns["metadata"].append(texts[2 * offset + 1])
+                expected.append(append.expected_version)
         with connections[self.using].cursor() as cursor:
             if unchecked:
                 cursor.execute(
                     sql.LOCK_STREAMS, {"namespace": sql.STREAM_NAMESPACE, "streams": unchecked}
                 )
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
-                if start:
-                    chunk = [(*row[:7], None) for row in chunk]  # checked in the first chunk
-                statement = sql.INSERT_EVENTS.format(
-                    values=", ".join([sql.INSERT_ROW] * len(chunk))
-                )
-                cursor.execute(statement, [value for row in chunk for value in row])
-                returned = cursor.fetchall()
-                if not returned:
-                    raise self._conflict(cursor, checked)
-                for event_id, position, transaction_id, version, recorded_at in returned:
-                    recorded[event_id] = (position, transaction_id, version, recorded_at)
+            # One statement whatever the batch size: the rows travel as arrays, so the
+            # text is constant and psycopg prepares it once per connection.
+            cursor.execute(sql.INSERT_EVENTS, {**columns, "expected": expected})
+            returned = cursor.fetchall()
+            if not returned:
+                raise self._conflict(cursor, checked)
+        recorded = {row[0]: row[1:] for row in returned}
         events: list[RecordedEvent] = []
-        for _, event_id, stream_id, _, event_type, data, metadata, _ in rows:
+        for index, event_id in enumerate(columns["event_id"]):
             position, transaction_id, version, recorded_at = recorded[event_id]
             events.append(
                 RecordedEvent(
                     position=position,
                     transaction_id=int(transaction_id),
                     event_id=event_id,
-                    stream_id=stream_id,
+                    stream_id=columns["stream_id"][index],
                     stream_version=version,
-                    event_type=event_type,
-                    data=json.loads(data),
-                    metadata=json.loads(metadata),
+                    event_type=columns["event_type"][index],
+                    data=json.loads(columns["data"][index]),
+                    metadata=json.loads(columns["metadata"][index]),
                     recorded_at=recorded_at,
                 )
             )

@@ -69,8 +69,11 @@ WHERE stream_id = ANY(%(streams)s) GROUP BY stream_id
 # workers, who hear it when the transaction commits.
 NOTIFY_CHANNEL = "eventdesk_events"
 INSERT_EVENTS = """
-WITH rows (n, event_id, stream_id, k, event_type, data, metadata, expected) AS (
-    VALUES {values}
+WITH rows AS (
+    SELECT * FROM unnest(%(n)s::int[], %(event_id)s::uuid[], %(stream_id)s::text[],
+                         %(k)s::int[], %(event_type)s::text[], %(data)s::text[]::jsonb[],
+                         %(metadata)s::text[]::jsonb[], %(expected)s::bigint[])
+        AS r(n, event_id, stream_id, k, event_type, data, metadata, expected)
 ), current AS (
     SELECT s.stream_id,
            coalesce((SELECT max(e.stream_version) FROM events e
@@ -90,4 +93,3 @@ WITH rows (n, event_id, stream_id, k, event_type, data, metadata, expected) AS (
 ), notified AS (SELECT pg_notify('eventdesk_events', '') AS sent)
 SELECT inserted.* FROM inserted, notified
 """
-INSERT_ROW = "(%s::int, %s::uuid, %s::text, %s::int, %s::text, %s::jsonb, %s::jsonb, %s::bigint)"

@@ -151,3 +151,17 @@ def test_a_duplicate_event_id_is_refused(store: EventStore) -> None:
     with pytest.raises(InvalidAppend, match="event_id"):
         store.append_streams([StreamAppend("t", [event])])
     assert store.read_stream("t") == []
+
+
+def test_a_large_append_keeps_versions_and_global_order(store: EventStore) -> None:
+    appends = [
+        StreamAppend(f"bulk-{s}", [NewEvent("Bulk", {"s": s, "i": i}) for i in range(1_500)], 0)
+        for s in range(4)
+    ]
+    recorded = store.append_streams(appends)
+    assert len(recorded) == 6_000
+    assert [e.position for e in recorded] == sorted(e.position for e in recorded)
+    assert [e.stream_version for e in recorded[:3]] == [1, 2, 3]
+    assert recorded[1_500].stream_id == "bulk-1"
+    assert recorded[1_500].stream_version == 1
+    assert [e.event_id for e in store.read_all(START, 10_000)] == [e.event_id for e in recorded]

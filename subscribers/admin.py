@@ -15,10 +15,14 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from config.options import options
+from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from subscribers import sql
 from subscribers.models import Bookmark
 from subscribers.registry import SubscriberRegistry, build_registry
+
+#: A transaction holding an xid longer than this is shown on the bookmarks page.
+HORIZON_WARNING_SECONDS = 10.0
 
 
 @functools.cache
@@ -33,7 +37,7 @@ def _registry(paths: tuple[str, ...]) -> SubscriberRegistry | None:
 class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "subscriber_name", "kind", "batch_size", "cursor_display", "lag", "status",
-        "attempts", "failing_event", "short_error", "next_retry_at", "updated_at",
+        "attempts", "failing_event", "short_error", "next_retry_at",
     )  # fmt: skip
     list_filter = ("kind", "status")
     search_fields = ("subscriber_name", "last_error")
@@ -84,18 +88,27 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             .only("position", "event_type", "stream_id", "stream_version")
             .first()
         )
-        label = (
-            f"{event} ({bookmark.failing_event_id})" if event else str(bookmark.failing_event_id)
-        )
+        full_id = str(bookmark.failing_event_id)
         if event is None:
-            return label
+            return format_html('<span title="{}">{}…</span>', full_id, full_id[:8])
+        label = f"{event.event_type} {event.stream_id}@{event.stream_version} ({full_id[:8]}…)"
         try:
             url = reverse("admin:eventstore_event_change", args=[event.position])
         except NoReverseMatch:
-            return label
-        return format_html('<a href="{}">{}</a>', url, label)
+            return format_html('<span title="{}">{}</span>', full_id, label)
+        return format_html('<a href="{}" title="{}">{}</a>', url, full_id, label)
 
     @admin.display(description="last error")
     def short_error(self, bookmark: Bookmark) -> str:
         text = bookmark.last_error
-        return text if len(text) <= 160 else text[:157] + "..."
+        if len(text) <= 90:
+            return text
+        return format_html('<span title="{}">{}…</span>', text, text[:89])
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        # A transaction left open anywhere on the server stalls every subscriber:
+        # name it where the operator is already looking.
+        context = {"horizon_holders": horizon_holders(min_age_seconds=HORIZON_WARNING_SECONDS)}
+        return super().changelist_view(request, {**context, **(extra_context or {})})

@@ -32,4 +32,4 @@ def test_the_changelist_warns_about_an_old_open_transaction(
         assert "nightly-report" in page
         assert f"pg_terminate_backend({idle.info.backend_pid})" in page
         idle.rollback()
-
+    assert "nightly-report" not in client.get(url).content.decode()

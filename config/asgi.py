@@ -7,28 +7,28 @@ app (its session manager must run); Django does not handle lifespan.
 import os
 
 from django.core.asgi import get_asgi_application
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_application = get_asgi_application()
 
-from django.conf import settings  # noqa: E402  (after setup)
-
-if settings.DEBUG:
-    # What runserver does: serve the admin's static files in development.
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-    django_application = ASGIStaticFilesHandler(django_application)
-
 from reactions_admin.mcp_http import MCP_PATH, build_mcp_http_app  # noqa: E402  (needs Django set up)
 
-mcp_application = build_mcp_http_app()
+
+def build_application() -> ASGIApp:
+    """A fresh application: Django, and a new MCP app. The SDK's session manager runs
+    only once per instance, so each server (a test's uvicorn, say) needs its own."""
+    mcp_application = build_mcp_http_app()
+
+    async def application(scope: Scope, receive: Receive, send: Send) -> None:
+        """Route ``/mcp`` and lifespan to the MCP app, everything else to Django."""
+        path = scope.get("path", "")
+        if scope["type"] == "lifespan" or path == MCP_PATH or path.startswith(MCP_PATH + "/"):
+            await mcp_application(scope, receive, send)
+        else:
+            await django_application(scope, receive, send)  # type: ignore[arg-type]
+
+    return application
 
 
-async def application(scope: Scope, receive: Receive, send: Send) -> None:
-    """Route ``/mcp`` and lifespan to the MCP app, everything else to Django."""
-    path = scope.get("path", "")
-    if scope["type"] == "lifespan" or path == MCP_PATH or path.startswith(MCP_PATH + "/"):
-        await mcp_application(scope, receive, send)
-    else:
-        await django_application(scope, receive, send)  # type: ignore[arg-type]
+application = build_application()

@@ -45,5 +45,10 @@ class EventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 def _pretty(value: Any) -> str:
-    # format_html escapes the JSON text: payloads may hold HTML or script.
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+    # format_html escapes the JSON text: payloads may hold HTML or script. A payload can be
+    # one enormous line: wrap it and scroll inside a box rather than stretch the page.
+    return format_html(
+        '<pre style="white-space: pre-wrap; overflow-wrap: anywhere; max-height: 40em; '
+        'overflow: auto; margin: 0">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True),
+    )

@@ -19,17 +19,19 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from reactions_admin.errors import ReactionsError
-from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.handler import dismiss_event_in_reaction, is_storable
 from reactions_admin.reactions import DismissalPreview, preview_dismissal
 from subscribers.models import Bookmark
 
 TEMPLATE = "admin/reactions_admin/dismiss_event.html"
+#: The form shows at most this much of the event's payload (the demo's poison is 160 kB).
+PAYLOAD_PREVIEW_CHARS = 5000
 
 
 class DismissEventForm(forms.Form):
     """The event to dismiss (defaults to the failing one) and the operator's reason."""
 
-    event_id = forms.UUIDField(label="Event id")
+    event_id = forms.UUIDField(label="Event id", widget=forms.TextInput(attrs={"size": 40}))
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
         help_text="Why this event is dismissed; recorded in the audit trail.",
@@ -41,6 +43,10 @@ def dismiss_event(
     modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
 ) -> TemplateResponse | None:
     """Dismiss an event in exactly one selected reaction (through the dismissal handler)."""
+    if not all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
+        # A crafted selection PostgreSQL cannot even compare: no such reaction.
+        modeladmin.message_user(request, "Select exactly one reaction.", messages.ERROR)
+        return None
     bookmarks = list(queryset[:2])
     if len(bookmarks) != 1:
         modeladmin.message_user(request, "Select exactly one reaction.", messages.ERROR)
@@ -103,8 +109,17 @@ def _render(
         "bookmark": bookmark,
         "form": form,
         "preview": preview,
-        "payload": json.dumps(preview.event.data, indent=2, sort_keys=True) if preview else "",
+        **_payload_preview(preview),
         "problem": problem,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, TEMPLATE, context)
+
+
+def _payload_preview(preview: DismissalPreview | None) -> dict[str, Any]:
+    payload = json.dumps(preview.event.data, indent=2, sort_keys=True) if preview else ""
+    return {
+        "payload": payload[:PAYLOAD_PREVIEW_CHARS],
+        "payload_length": len(payload),
+        "payload_cut": len(payload) > PAYLOAD_PREVIEW_CHARS,
+    }

@@ -17,8 +17,10 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import HttpError, ValidationError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
+from pydantic import Field
 
 from reactions_admin import errors
+from reactions_admin.decider import MAX_REASON_LENGTH
 from reactions_admin.handler import dismiss_event_in_reaction
 from reactions_admin.reactions import get_reaction, list_reactions
 from reactions_admin.tokens import user_for_token
@@ -69,13 +71,35 @@ class CursorOut(Schema):
 
 
 class ErrorOut(Schema):
+    """Every refusal: a stable ``code`` and a ``detail`` for people."""
+
     code: str
     detail: str
 
 
+class ValidationErrorOut(ErrorOut):
+    """A body or parameter of the wrong shape (422 ``validation_error``), with each problem."""
+
+    errors: list[dict[str, Any]]
+
+
+#: The decider's rule for a reason, stated for clients in the OpenAPI document: after
+#: trimming whitespace, at least one and at most MAX_REASON_LENGTH characters, and no NUL.
+#: The handler enforces it (400 reason_required / reason_too_long / unstorable_text), not
+#: the schema parser, so each refusal keeps its own code.
+REASON_PATTERN = rf"^\s*[^\s\x00](?:[^\x00]{{0,{MAX_REASON_LENGTH - 2}}}[^\s\x00])?\s*$"
+
+
 class DismissIn(Schema):
     event_id: uuid.UUID
-    reason: str
+    reason: str = Field(
+        description=(
+            "Why the event is dismissed (recorded in the audit trail). Trimmed; it must not "
+            f"be blank (400 reason_required) nor longer than {MAX_REASON_LENGTH} characters "
+            "(400 reason_too_long), nor hold a NUL character (400 unstorable_text)."
+        ),
+        json_schema_extra={"pattern": REASON_PATTERN},
+    )
 
 
 class DismissOut(Schema):
@@ -100,23 +124,33 @@ class ReactionOut(Schema):
     lease_owner: str
 
 
-ERRORS: dict[int, Any] = {status: ErrorOut for status in (400, 401, 403, 404, 409, 422, 503)}
+def refusals(*statuses: int) -> dict[int, Any]:
+    """The error responses an operation can give, each documented with its body."""
+    return {status: ValidationErrorOut if status == 422 else ErrorOut for status in statuses}
 
 
-@api.get("/reactions", response={200: list[ReactionOut], **ERRORS}, tags=["reactions"])
+#: Every operation: no or bad credentials (401), CSRF or permission (403), database down (503).
+ALWAYS = (401, 403, 503)
+
+
+@api.get("/reactions", response={200: list[ReactionOut], **refusals(*ALWAYS)}, tags=["reactions"])
 def reactions(request: HttpRequest) -> Any:
     """Every reaction: status, cursor, lag, failing event, last error."""
     return list_reactions(request.auth)  # type: ignore[attr-defined]
 
 
-@api.get("/reactions/{name}", response={200: ReactionOut, **ERRORS}, tags=["reactions"])
+@api.get(
+    "/reactions/{name}", response={200: ReactionOut, **refusals(*ALWAYS, 404)}, tags=["reactions"]
+)
 def reaction(request: HttpRequest, name: str) -> Any:
     """One reaction's health."""
     return get_reaction(name, request.auth)  # type: ignore[attr-defined]
 
 
 @api.post(
-    "/reactions/{name}/dismiss-event", response={200: DismissOut, **ERRORS}, tags=["reactions"]
+    "/reactions/{name}/dismiss-event",
+    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 422)},
+    tags=["reactions"],
 )
 def dismiss_event(request: HttpRequest, name: str, body: DismissIn) -> Any:
     """Dismiss a poison event: move the reaction's bookmark to it and audit the decision.

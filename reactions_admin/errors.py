@@ -70,6 +70,12 @@ class InvalidEventId(InvalidRequest):
     code = "invalid_event_id"
 
 
+class UnstorableText(InvalidRequest):
+    """Text PostgreSQL cannot store: a NUL character or a lone UTF-16 surrogate."""
+
+    code = "unstorable_text"
+
+
 class ReasonRequired(InvalidRequest):
     """The reason is empty or only whitespace."""
 

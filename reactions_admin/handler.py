@@ -77,6 +77,27 @@ def parse_event_id(event_id: uuid.UUID | str) -> uuid.UUID:
         raise errors.InvalidEventId(f"{str(event_id)[:100]!r} is not a UUID.") from None
 
 
+def is_storable(text: str) -> bool:
+    """Whether PostgreSQL can hold ``text`` in a text or jsonb column: no NUL character and
+    no lone surrogate (JSON bodies and MCP arguments can carry both; the database refuses
+    them with an error that must not surface as a 500)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_storable_reason(reason: str) -> None:
+    """400 ``unstorable_text`` for a reason the audit event could not store."""
+    if not is_storable(reason):
+        raise errors.UnstorableText(
+            "The reason contains a NUL character or an invalid surrogate; it cannot be stored."
+        )
+
+
 def require_durable_store() -> None:
     """503 with the in-memory event store: it has no bookmark table."""
     if not get_event_store().durable:
@@ -103,6 +124,9 @@ def dismiss_event_in_reaction(
     authorize(actor)
     require_durable_store()
     target = parse_event_id(event_id)
+    require_storable_reason(reason)
+    if not is_storable(subscriber_name):
+        raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
     try:
         return _dismiss(subscriber_name, target, reason, actor, via, correlation_id or uuid.uuid4())
     except (OperationalError, InterfaceError) as exc:

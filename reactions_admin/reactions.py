@@ -11,7 +11,13 @@ from django.db import InterfaceError, OperationalError
 from eventstore.store import get_event_store
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
-from reactions_admin.handler import Actor, authorize, cursor_payload, require_durable_store
+from reactions_admin.handler import (
+    Actor,
+    authorize,
+    cursor_payload,
+    is_storable,
+    require_durable_store,
+)
 from subscribers.models import Bookmark
 
 #: Reading reactions needs either permission: seeing bookmarks, or dismissing in them.
@@ -59,6 +65,8 @@ def get_reaction(subscriber_name: str, actor: Actor) -> dict[str, Any]:
     """One reaction's status (404 ``reaction_not_found`` for an unknown name or a projection)."""
     _authorize_view(actor)
     require_durable_store()
+    if not is_storable(subscriber_name):  # no reaction can have this name
+        raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
     try:
         bookmark = Bookmark.objects.filter(
             subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION

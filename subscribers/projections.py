@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import connection, transaction
 
@@ -18,31 +19,46 @@ from subscribers.bookmarks import (
 )
 from subscribers.outcome import Outcome, is_connection_error, log_failure
 from subscribers.registry import Registered
+from subscribers.retry import RetryDecision
+from subscribers.watchdog import BatchWatch, Busy
 
 logger = logging.getLogger("eventdesk.projections")
 
 
-def run_projection_batch(entry: Registered) -> Outcome:
+def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> Outcome:
     """Apply the next batch of ``entry``; skip it if another worker holds its bookmark.
 
     The writes of the applied events and the bookmark commit together, so each
     event is applied exactly once. When an event fails, the events before it in
     the batch still commit and the bookmark stops just before the failing one.
+    ``watch`` lets the worker's watchdog see the batch (and give up on it if it hangs).
     """
+    watch = watch or BatchWatch()
+    try:
+        return _run_batch(entry, watch)
+    finally:
+        watch.end()
+
+
+def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
     with transaction.atomic(), connection.cursor() as cursor:
         ms = str(int(options().batch_timeout_seconds * 1000))
         cursor.execute(sql.BATCH_TIMEOUTS, {"ms": ms})
+        backend_pid = int(cursor.fetchone()[0])
         cursor.execute(sql.LOCK_PROJECTION_BOOKMARK, {"name": entry.name})
         row = cursor.fetchone()
         if row is None:
             return Outcome(entry.name)  # worked elsewhere, wedged, paused or waiting to retry
         state = BookmarkState.from_row(row)
         batch = read_batch(cursor, entry, state.cursor)
-        applied, failure = _apply(entry, batch.events)
-        if failure is None:
+        events = _before_known_failure(batch.events, state)
+        if events:
+            watch.begin(entry, state, backend_pid, events[0])
+        applied, failure = _apply(entry, events, watch.applying)
+        if failure is None and len(events) == len(batch.events):
             to = batch.end(state.cursor, entry.batch_size)
         else:
-            to = batch.events[applied - 1].cursor if applied else state.cursor
+            to = events[applied - 1].cursor if applied else state.cursor
         moved = to if to > state.cursor else None
         if moved is not None:
             advance(cursor, entry.name, moved)
@@ -61,7 +77,44 @@ def run_projection_batch(entry: Registered) -> Outcome:
         )
 
 
-def _apply(entry: Registered, events: list[RecordedEvent]) -> tuple[int, Failure | None]:
+def _before_known_failure(events: list[RecordedEvent], state: BookmarkState) -> list[RecordedEvent]:
+    """The events before the one this bookmark last failed on, when the batch holds it
+    further on: a batch given up on (a timeout) committed none of the events before it,
+    so they commit now, and the bookmark comes to stand just before the failing event."""
+    for index, event in enumerate(events):
+        if index and event.event_id == state.failing_event_id:
+            return events[:index]
+    return events
+
+
+def give_up_batch(busy: Busy, timeout: float) -> RetryDecision | None:
+    """End a batch that ran past ``timeout`` and record it as a failure on its bookmark.
+
+    Terminating the batch's session rolls its transaction back and releases the
+    bookmark row; the failure then goes through the usual retry and wedge rules.
+    """
+    name = busy.entry.name
+    failure = Failure(
+        busy.event,
+        f"BatchTimeout: {name} ran past batch_timeout_seconds ({timeout:g}s) on this event;"
+        " the batch was abandoned and rolled back",
+        busy.stack(),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql.TERMINATE_BATCH, {"pid": busy.backend_pid})
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.WAIT_FOR_ROW)
+        cursor.execute(sql.LOCK_BOOKMARK_AFTER_TIMEOUT, {"name": name})
+        decision = record_failure(cursor, name, busy.state.cursor, busy.state, failure)
+    log_failure(logger, name, failure, decision)
+    return decision
+
+
+def _apply(
+    entry: Registered,
+    events: list[RecordedEvent],
+    applying: Callable[[RecordedEvent], None] = lambda event: None,
+) -> tuple[int, Failure | None]:
     """Apply as many events as succeed in order; return how many, and the failure after them.
 
     The happy path costs one savepoint per batch. When event k fails, the savepoint
@@ -75,10 +128,12 @@ def _apply(entry: Registered, events: list[RecordedEvent]) -> tuple[int, Failure
         try:
             with transaction.atomic():
                 if apply_batch is not None:
+                    applying(events[0])
                     apply_batch(events[:count])
                     done = count
                 else:
                     for event in events[:count]:
+                        applying(event)
                         entry.subscriber.apply(event)
                         done += 1
             return count, failure
@@ -86,18 +141,22 @@ def _apply(entry: Registered, events: list[RecordedEvent]) -> tuple[int, Failure
             if is_connection_error(exc):
                 raise
             if apply_batch is not None:
-                return _apply_singly(apply_batch, events[:count], exc)
+                return _apply_singly(apply_batch, events[:count], exc, applying)
             failure = Failure.of(events[done], exc)
             count = done
     return 0, failure
 
 
 def _apply_singly(
-    apply_batch: object, events: list[RecordedEvent], batch_error: Exception
+    apply_batch: object,
+    events: list[RecordedEvent],
+    batch_error: Exception,
+    applying: Callable[[RecordedEvent], None],
 ) -> tuple[int, Failure | None]:
     """``apply_batch`` failed somewhere: find the failing event by applying one at a time."""
     assert callable(apply_batch)
     for index, event in enumerate(events):
+        applying(event)
         try:
             with transaction.atomic():
                 apply_batch([event])

@@ -12,9 +12,20 @@ ON CONFLICT (subscriber_name) DO NOTHING
 
 # Bounds a projection batch: a hung statement, or a batch idling in Python, is ended by
 # the server (its transaction rolls back) instead of holding the horizon back forever.
+# The session's pid is what the worker's watchdog terminates if the batch hangs in Python.
 BATCH_TIMEOUTS = """
-SELECT set_config('statement_timeout', %(ms)s, true),
+SELECT pg_backend_pid(), set_config('statement_timeout', %(ms)s, true),
        set_config('idle_in_transaction_session_timeout', %(ms)s, true)
+"""
+
+# A batch past its timeout: end its session, so its transaction rolls back and the
+# bookmark row it holds is released (the stuck Python thread cannot be interrupted).
+TERMINATE_BATCH = "SELECT pg_terminate_backend(%(pid)s)"
+
+# The watchdog records the timeout once the terminated session has let go of the row.
+WAIT_FOR_ROW = "SET LOCAL lock_timeout = '30s'"
+LOCK_BOOKMARK_AFTER_TIMEOUT = """
+SELECT 1 FROM projection_bookmarks WHERE subscriber_name = %(name)s FOR UPDATE
 """
 
 # A projection batch owns its bookmark row for the whole transaction; SKIP LOCKED lets

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connection, connections
@@ -21,11 +22,24 @@ from subscribers.bookmarks import ensure_bookmarks
 from subscribers.listener import Backoff, listen
 from subscribers.outcome import Outcome
 from subscribers.progress import Progress
-from subscribers.projections import run_projection_batch
+from subscribers.projections import give_up_batch, run_projection_batch
 from subscribers.reactions import run_reaction_step
 from subscribers.registry import Registered, SubscriberRegistry
+from subscribers.watchdog import BatchWatch
 
 logger = logging.getLogger("eventdesk.worker")
+
+
+@dataclass
+class _Loop:
+    """One loop thread: its subscribers, its wake-up, and the batch it has in flight."""
+
+    entries: list[Registered]
+    wake: threading.Event = field(default_factory=threading.Event)
+    watch: BatchWatch = field(default_factory=BatchWatch)
+    #: Set when the watchdog gave up on a hung batch: the thread stops if it ever returns.
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
 
 
 def worker_id() -> str:
@@ -46,7 +60,7 @@ class Worker:
         self.owner = owner or worker_id()
         self.stop_event = threading.Event()
         self.crashed: BaseException | None = None
-        self._wakeups: list[threading.Event] = []
+        self._loops: list[_Loop] = []
         self._threads: list[threading.Thread] = []
 
     # --- one pass at a time (--once) -------------------------------------------------
@@ -81,12 +95,11 @@ class Worker:
             groups.append(self.registry.projections)
         groups.extend([entry] for entry in self.registry.reactions)
         for group in groups:
-            wake = threading.Event()
-            self._wakeups.append(wake)
-            label = "projections" if group[0].kind == "projection" else group[0].name
-            self._spawn(f"eventdesk-{label}", functools.partial(self._loop, group, wake))
+            self._start_loop(group)
         if listen_for_notifications and groups:
             self._spawn("eventdesk-listener", lambda: listen(self.wake, self.stop_event))
+        if self.registry.projections:
+            self._spawn("eventdesk-watchdog", self._watch_batches)
         logger.info(
             "worker %s started: %d projection(s), %d reaction(s)",
             self.owner,
@@ -96,8 +109,8 @@ class Worker:
 
     def wake(self) -> None:
         """Make every loop look for new events now (a NOTIFY arrived)."""
-        for wake in self._wakeups:
-            wake.set()
+        for loop in list(self._loops):
+            loop.wake.set()
 
     def request_stop(self) -> None:
         """Finish the current batches and stop (safe to call from a signal handler)."""
@@ -107,9 +120,12 @@ class Worker:
     def join(self, timeout: float) -> bool:
         """Wait for the threads up to ``timeout`` seconds; True when all have ended."""
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        # A loop stuck in a batch the watchdog gave up on is not waited for.
+        stuck = {loop.thread for loop in self._loops if loop.abandoned.is_set()}
+        threads = [thread for thread in self._threads if thread not in stuck]
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in self._threads)
+        return not any(thread.is_alive() for thread in threads)
 
     def run(self) -> int:
         """Run until ``request_stop``; return the exit status (0, or 1 after a crash)."""
@@ -135,7 +151,13 @@ class Worker:
         except (OperationalError, InterfaceError) as exc:
             logger.warning("could not release the leases of %s: %s", self.owner, exc)
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+    def _start_loop(self, entries: list[Registered]) -> None:
+        loop = _Loop(entries)
+        label = "projections" if entries[0].kind == "projection" else entries[0].name
+        loop.thread = self._spawn(f"eventdesk-{label}", functools.partial(self._loop, loop))
+        self._loops.append(loop)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         def body() -> None:
             try:
                 target()
@@ -150,18 +172,45 @@ class Worker:
         thread = threading.Thread(target=body, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
+        return thread
 
-    def _step(self, entry: Registered) -> Outcome:
+    def _step(self, entry: Registered, watch: BatchWatch | None = None) -> Outcome:
         if entry.kind == "projection":
-            return run_projection_batch(entry)
+            return run_projection_batch(entry, watch)
         return run_reaction_step(entry, self.owner, should_stop=self.stop_event.is_set)
 
-    def _loop(self, entries: list[Registered], wake: threading.Event) -> None:
-        """Work ``entries`` until stopped: on a wake-up, every poll interval, or at a retry."""
+    def _watch_batches(self) -> None:
+        """Give up on a projection batch that runs past ``batch_timeout_seconds``."""
+        timeout = options().batch_timeout_seconds
+        while not self.stop_event.wait(min(0.25, timeout / 4)):
+            for loop in list(self._loops):
+                busy = loop.watch.overdue(timeout)
+                if busy is None or loop.abandoned.is_set():
+                    continue
+                # The stuck thread cannot be interrupted: abandon it, end its session,
+                # record the timeout (retried, then wedged) and put a fresh loop in its place.
+                loop.abandoned.set()
+                logger.error(
+                    "%s: a batch ran past %gs (on event %s); abandoning it",
+                    busy.entry.name,
+                    timeout,
+                    busy.event.event_id,
+                )
+                try:
+                    give_up_batch(busy, timeout)
+                except (OperationalError, InterfaceError) as exc:
+                    logger.warning("could not record the timeout of %s: %s", busy.entry.name, exc)
+                    _discard_connection()
+                self._start_loop(loop.entries)
+
+    def _loop(self, loop: _Loop) -> None:
+        """Work the loop's subscribers until stopped (or abandoned): on a wake-up, every
+        poll interval, or at a retry."""
+        entries, wake = loop.entries, loop.wake
         progress = {entry.name: Progress(entry.name) for entry in entries}
         backoff = Backoff()
         ready = False
-        while not self.stop_event.is_set():
+        while not self.stop_event.is_set() and not loop.abandoned.is_set():
             wake.clear()
             try:
                 if not ready:
@@ -169,9 +218,9 @@ class Worker:
                     ready = True
                 progressed = False
                 for entry in entries:
-                    if self.stop_event.is_set():
+                    if self.stop_event.is_set() or loop.abandoned.is_set():
                         return
-                    outcome = self._step(entry)
+                    outcome = self._step(entry, loop.watch)
                     progress[entry.name].note(outcome)
                     progressed |= outcome.progressed
                 if progressed:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth.models import Permission, User
@@ -69,3 +71,35 @@ def operator(username: str = "operator", *, permitted: bool = True, staff: bool 
 def decisions() -> list[RecordedEvent]:
     """Every dismissal decision recorded so far, oldest first."""
     return PostgresEventStore().read_stream(DECISION_STREAM)
+
+
+@contextmanager
+def served_asgi() -> Iterator[str]:
+    """A fresh ``config.asgi`` application (Django and /mcp) under uvicorn on a free port,
+    lifespan included; yields the base URL. The server stops when the block ends."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from config.asgi import build_application
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_application(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("EVENTDESK_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -48,3 +49,7 @@ def page(chromium_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
+            # A connection the test opened while Playwright's loop ran is not the one
+            # pytest-django closes before dropping the test database ("database is being
+            # accessed by other users"): close it here, in the test's own context.
+            connections.close_all()

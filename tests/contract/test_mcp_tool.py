@@ -21,6 +21,7 @@ from tests.dismissal_support import (
     append_events,
     decisions,
     operator,
+    served_asgi,
     wait_until_visible,
     wedged_reaction,
 )
@@ -183,29 +184,8 @@ def test_http_refuses_a_foreign_host(token) -> None:
 @pytest.fixture
 def served_app():
     """config.asgi.application under uvicorn on a free port, lifespan included."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    from config.asgi import application
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}/mcp"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_asgi() as base_url:
+        yield f"{base_url}/mcp"
 
 
 def test_a_dismissal_over_streamable_http(events, token, served_app) -> None:

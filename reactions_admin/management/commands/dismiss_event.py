@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reactions_admin.errors import ReactionsError
+from reactions_admin.errors import NotAuthenticated, ReactionsError
 from reactions_admin.handler import dismiss_event_in_reaction
 
 
@@ -22,9 +22,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = get_user_model().objects.filter(username=options["username"]).first()
-        if user is None:
-            raise CommandError(f"not_authenticated: no user named {options['username']!r}.")
         try:
+            if user is None:
+                raise NotAuthenticated(f"no user named {options['username']!r}.")
             result = dismiss_event_in_reaction(
                 options["reaction"], options["event_id"], options["reason"], user, via="cli"
             )

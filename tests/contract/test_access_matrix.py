@@ -1,0 +1,373 @@
+"""Who may dismiss: every state-changing door, every kind of caller, and nothing changes
+on a refusal.
+
+Doors: the REST endpoint, the admin action (its form POST), the MCP tool over streamable
+HTTP (real uvicorn, real JSON-RPC), and the CLI. Callers, mapped onto each door's own
+kind of credential:
+
+=============  ====================  ======================  ===================  ============
+caller         REST                  admin                   MCP over HTTP        CLI
+=============  ====================  ======================  ===================  ============
+none           no header             anonymous               no header            no ``--as``
+revoked        revoked token         session of a user       revoked token        deactivated
+                                     deactivated since                            user
+                                     login, + revoked token
+wrong          unknown token         forged session cookie   unknown token        unknown user
+                                     + unknown token
+unpermitted    token of a staff user without ``reactions_admin.dismiss_event`` (all doors)
+permitted      token / session / ``--as`` of a staff user with it (all doors)
+=============  ====================  ======================  ===================  ============
+
+Also: session POSTs without a CSRF token (REST and admin), the MCP endpoint's Origin
+check and its refusal of a session cookie, and tokens stored only as digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+from django.conf import settings
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from eventstore.models import Event
+from eventstore.types import RecordedEvent
+from reactions_admin.models import ApiToken
+from reactions_admin.tokens import issue_token, revoke_tokens
+from subscribers.models import Bookmark
+from tests.dismissal_support import (
+    append_events,
+    decisions,
+    operator,
+    served_asgi,
+    wait_until_visible,
+    wedged_reaction,
+)
+
+# The MCP door is served by uvicorn in a thread with its own database connection.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CALLERS = ["none", "revoked", "wrong", "unpermitted", "permitted"]
+CHANGELIST = reverse("admin:subscribers_bookmark_changelist")
+LOGIN = reverse("admin:login")
+
+
+@dataclass
+class World:
+    events: list[RecordedEvent]
+    tokens: dict[str, str | None]
+
+    @property
+    def target(self) -> str:
+        return str(self.events[1].event_id)
+
+
+@pytest.fixture
+def world(settings: Any) -> World:
+    # Test users' passwords need no slow hash (PBKDF2 costs ~0.25 s per user).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    events = wait_until_visible(append_events(3, data={"note": "poison"}))
+    wedged_reaction("mailer", events[0], failing=events[1])
+    permitted = operator("operator")
+    unpermitted = operator("intern", permitted=False)
+    revoked = issue_token(operator("retired")).secret
+    revoke_tokens(prefix=revoked)
+    # Deactivated after being given the permission and a token: the CLI's and the admin's
+    # analogue of a revoked credential.
+    operator("departed")
+    return World(
+        events=events,
+        tokens={
+            "none": None,
+            "revoked": revoked,
+            "wrong": "edk_" + secrets.token_urlsafe(32),
+            "unpermitted": issue_token(unpermitted).secret,
+            "permitted": issue_token(permitted).secret,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def base_url(django_db_setup: None) -> Iterator[str]:
+    """One uvicorn for the module (the MCP door); requests reach the test database."""
+    with served_asgi() as url:
+        yield url
+
+
+def state() -> tuple[Any, ...]:
+    """What a dismissal could change: every bookmark and every event."""
+    return (
+        list(Bookmark.objects.order_by("pk").values()),
+        list(Event.objects.order_by("position").values_list("event_id", flat=True)),
+    )
+
+
+def deactivate(username: str) -> None:
+    User.objects.filter(username=username).update(is_active=False)
+
+
+# -- the doors: each returns what the caller observed -----------------------------------------
+
+
+def rest_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
+    secret = world.tokens[caller]
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
+    response = Client(enforce_csrf_checks=True).post(
+        "/agent/reactions/mailer/dismiss-event",
+        json.dumps({"event_id": world.target, "reason": "poison"}),
+        content_type="application/json",
+        **headers,
+    )
+    return response.status_code, response.json()["code"] if response.status_code != 200 else ""
+
+
+def admin_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
+    client = Client()
+    headers: dict[str, Any] = {}
+    if caller == "permitted":
+        client.force_login(User.objects.get(username="operator"))
+    elif caller == "unpermitted":
+        client.force_login(User.objects.get(username="intern"))
+    elif caller == "revoked":
+        client.force_login(User.objects.get(username="departed"))
+        deactivate("departed")
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {world.tokens['revoked']}"}
+    elif caller == "wrong":
+        client.cookies[settings.SESSION_COOKIE_NAME] = secrets.token_hex(16)
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {world.tokens['wrong']}"}
+    selected = {"action": "dismiss_event", ACTION_CHECKBOX_NAME: ["mailer"], "index": 0}
+    opened = client.post(CHANGELIST, selected, **headers)
+    applied = client.post(
+        CHANGELIST,
+        {**selected, "event_id": world.target, "reason": "poison", "apply": "Dismiss the event"},
+        **headers,
+    )
+    if applied.status_code == 302 and applied["Location"].startswith(LOGIN):
+        assert opened["Location"].startswith(LOGIN)
+        return 302, "login"
+    shown = [str(message) for message in get_messages(applied.wsgi_request)]
+    return applied.status_code, " ".join(shown)
+
+
+def mcp_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
+    secret = world.tokens[caller]
+    headers = {"Accept": "application/json, text/event-stream"}
+    if secret:
+        headers["Authorization"] = f"Bearer {secret}"
+    response = mcp_call(base_url, headers, world.target)
+    if response.status_code != 200:
+        return response.status_code, response.json()["code"]
+    result = response.json()["result"]
+    return 200, json.loads(result["content"][0]["text"]).get("code", "") if result[
+        "isError"
+    ] else ""
+
+
+def mcp_call(base_url: str, headers: dict[str, str], event_id: str) -> httpx2.Response:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "dismiss_event_in_reaction",
+            "arguments": {"subscriber_name": "mailer", "event_id": event_id, "reason": "poison"},
+        },
+    }
+    return httpx2.post(f"{base_url}/mcp", json=body, headers=headers, timeout=30)
+
+
+def cli_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
+    args = ["dismiss_event", "mailer", world.target, "--reason", "poison"]
+    username = {
+        "revoked": "departed",
+        "wrong": "ghost",
+        "unpermitted": "intern",
+        "permitted": "operator",
+    }.get(caller)
+    if caller == "revoked":
+        deactivate("departed")
+    if username:
+        args += ["--as", username]
+    try:
+        call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
+    except CommandError as refused:
+        return refused.returncode, str(refused)
+    return 0, ""
+
+
+DOORS: dict[str, Callable[[str, World, str], tuple[int, str]]] = {
+    "rest": rest_door,
+    "admin": admin_door,
+    "mcp-http": mcp_door,
+    "cli": cli_door,
+}
+
+#: What each caller must observe at each door: (status or exit code, text it must contain).
+EXPECTED: dict[tuple[str, str], tuple[int, str]] = {
+    **{("rest", c): (401, "not_authenticated") for c in ("none", "revoked", "wrong")},
+    ("rest", "unpermitted"): (403, "permission_denied"),
+    ("rest", "permitted"): (200, ""),
+    **{("admin", c): (302, "login") for c in ("none", "revoked", "wrong")},
+    ("admin", "unpermitted"): (302, "permission_denied"),
+    ("admin", "permitted"): (302, "Dismissed event"),
+    **{("mcp-http", c): (401, "not_authenticated") for c in ("none", "revoked", "wrong")},
+    ("mcp-http", "unpermitted"): (200, "permission_denied"),
+    ("mcp-http", "permitted"): (200, ""),
+    # argparse's own usage error (a missing --as) exits 1 through call_command.
+    ("cli", "none"): (1, "--as"),
+    ("cli", "revoked"): (3, "not_authenticated"),
+    ("cli", "wrong"): (3, "not_authenticated"),
+    ("cli", "unpermitted"): (3, "permission_denied"),
+    ("cli", "permitted"): (0, ""),
+}
+
+VIA = {"rest": "rest", "admin": "admin", "mcp-http": "mcp", "cli": "cli"}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("door", list(DOORS))
+def test_only_a_permitted_user_dismisses_through_any_door(door, caller, world, base_url) -> None:
+    before = state()
+    observed_status, observed_text = DOORS[door](caller, world, base_url)
+    status, text = EXPECTED[(door, caller)]
+    assert observed_status == status, observed_text
+    assert text in observed_text
+    if caller != "permitted":
+        assert state() == before, f"a refused {door} call by {caller!r} changed state"
+        assert decisions() == []
+        return
+    bookmark = Bookmark.objects.get(pk="mailer")
+    assert bookmark.cursor == world.events[1].cursor
+    assert bookmark.status == Bookmark.Status.ACTIVE
+    [decision] = decisions()
+    assert decision.data["actor"]["username"] == "operator"
+    assert decision.metadata["via"] == VIA[door]
+
+
+# -- CSRF: a logged-in browser cannot be made to dismiss by another site ------------------------
+
+
+def test_a_rest_session_post_with_a_wrong_csrf_token_is_refused(world) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.get(username="operator"))
+    client.cookies[settings.CSRF_COOKIE_NAME] = "a" * 32
+    before = state()
+    response = client.post(
+        "/agent/reactions/mailer/dismiss-event",
+        json.dumps({"event_id": world.target, "reason": "poison"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN="b" * 32,
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_failed"
+    assert state() == before
+
+
+@pytest.mark.parametrize("step", ["open the form", "apply"])
+def test_an_admin_post_without_a_csrf_token_is_refused(world, step) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.get(username="operator"))
+    data: dict[str, Any] = {"action": "dismiss_event", ACTION_CHECKBOX_NAME: ["mailer"]}
+    if step == "apply":
+        data |= {"event_id": world.target, "reason": "poison", "apply": "Dismiss the event"}
+    before = state()
+    response = client.post(CHANGELIST, data)
+    assert response.status_code == 403
+    assert "CSRF" in response.content.decode()
+    assert state() == before
+    assert decisions() == []
+
+
+# -- the MCP endpoint's own gate --------------------------------------------------------------
+
+
+def test_mcp_refuses_a_foreign_origin_even_with_a_valid_token(world, base_url) -> None:
+    before = state()
+    response = mcp_call(
+        base_url,
+        {
+            "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {world.tokens['permitted']}",
+            "Origin": "https://evil.example",
+        },
+        world.target,
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "origin_refused"
+    assert state() == before
+
+
+def test_mcp_accepts_its_own_origin(world, base_url) -> None:
+    response = mcp_call(
+        base_url,
+        {
+            "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {world.tokens['permitted']}",
+            "Origin": base_url,
+        },
+        world.target,
+    )
+    assert response.status_code == 200
+    assert not response.json()["result"]["isError"]
+
+
+def test_mcp_ignores_an_admin_session_cookie(world, base_url) -> None:
+    """A browser logged into the admin cannot be used to call the MCP tool."""
+    client = Client()
+    client.force_login(User.objects.get(username="operator"))
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    before = state()
+    response = mcp_call(
+        base_url,
+        {
+            "Accept": "application/json, text/event-stream",
+            "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}",
+        },
+        world.target,
+    )
+    assert response.status_code == 401
+    assert state() == before
+
+
+# -- tokens at rest ---------------------------------------------------------------------------
+
+
+def test_tokens_are_stored_only_as_digests(world, base_url) -> None:
+    """After the tokens were issued and used (REST, MCP), no table holds a secret."""
+    for caller in ("unpermitted", "permitted"):
+        rest_door(caller, world, base_url)
+    mcp_door("unpermitted", world, base_url)
+    secrets_issued = [secret for secret in world.tokens.values() if secret]
+    for secret in secrets_issued:
+        if secret == world.tokens["wrong"]:
+            continue
+        row = ApiToken.objects.get(prefix=secret[:12])
+        assert row.digest == hashlib.sha256(secret.encode()).hexdigest()
+        assert secret not in (row.digest, row.prefix, row.name)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        )
+        tables = [name for (name,) in cursor.fetchall()]
+        assert "reactions_admin_apitoken" in tables
+        for table in tables:
+            for secret in secrets_issued:
+                cursor.execute(
+                    f'SELECT count(*) FROM "{table}" AS t WHERE strpos(t::text, %s) > 0',
+                    [secret],
+                )
+                assert cursor.fetchone() == (0,), f"{table} holds a token secret"

@@ -1,0 +1,126 @@
+"""Worker crashes: SIGKILL ``run_subscribers`` at random moments while 20,000 events arrive.
+
+At the end every read model equals the one recomputed from the events, every Order has
+exactly one Receipt (the reaction's writes are exactly-once; its outside effects are
+at-least-once), and no bookmark ever moved backward (a trigger logs every move).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.reliability_support import (
+    R,
+    append_mixed,
+    applied_counts,
+    at_head,
+    backward_moves,
+    bookmark_moves,
+    fetch,
+    order_ids,
+    processes,
+    read_models_match,
+    receipts_by_order,
+    rel_tables,
+    scalar,
+)
+from tests.worker_support import start_worker, wait_for
+
+__all__ = ["processes", "rel_tables"]
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("rel_tables"),
+    pytest.mark.slow,
+]
+
+EVENTS = 20_000
+KILLS = 30
+SUBSCRIBERS = [R + "Totals", R + "BatchTotals", R + "Receipts"]
+NAMES = ("rel.totals", "rel.batch_totals", "rel.receipts")
+# A short lease, so the reaction is taken over soon after its worker is killed.
+OPTIONS = {"lease_seconds": "2", "poll_interval_seconds": "0.2"}
+
+
+def test_thirty_kills_over_twenty_thousand_events_lose_and_double_nothing(
+    processes, tmp_path: Path
+) -> None:
+    rng = random.Random(20_000)
+    appended = [0]
+    failures: list[BaseException] = []
+
+    def appender() -> None:
+        feed = random.Random(1)
+        try:
+            while appended[0] < EVENTS:
+                count = min(feed.randint(20, 200), EVENTS - appended[0])
+                append_mixed(feed, count, f"feed-{feed.randrange(50)}")
+                appended[0] += count
+                time.sleep(feed.random() * 0.1)
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    feeding = threading.Thread(target=appender)
+    feeding.start()
+    kills = kills_mid_work = 0
+    try:
+        while kills < KILLS or feeding.is_alive():
+            worker = start_worker(SUBSCRIBERS, log=tmp_path / f"worker-{kills}.log", **OPTIONS)
+            processes.append(worker)
+            time.sleep(rng.uniform(0.05, 2.0))
+            behind = not at_head(*NAMES)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(30)
+            kills += 1
+            kills_mid_work += behind
+    finally:
+        feeding.join(120)
+    assert failures == []
+    assert appended[0] == EVENTS
+
+    # One last worker, left alone, finishes the work.
+    survivor = start_worker(SUBSCRIBERS, log=tmp_path / "survivor.log", **OPTIONS)
+    processes.append(survivor)
+    wait_for(
+        lambda: at_head(*NAMES) and len(receipts_by_order()) == len(order_ids()),
+        timeout=180,
+        what="the last worker to finish",
+    )
+    wait_for(lambda: at_head(*NAMES) and read_models_match(), timeout=60, what="read models")
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(60) == 0
+
+    assert read_models_match()
+    orders = order_ids()
+    receipts = receipts_by_order()
+    assert set(receipts) == orders
+    assert set(receipts.values()) == {1}, "an order got two receipts"
+    every = {row[0] for row in fetch("SELECT event_id FROM events WHERE data ? 'key'")}
+    totals = applied_counts("rel.totals")
+    assert set(totals) == every
+    assert set(totals.values()) == {1}
+    ticks_and_orders = {
+        row[0] for row in fetch("SELECT event_id FROM events WHERE event_type IN ('Tick', 'Order')")
+    }
+    batched = applied_counts("rel.batch_totals")
+    assert set(batched) == ticks_and_orders
+    assert set(batched.values()) == {1}
+    assert backward_moves() == []
+    effects = int(scalar("SELECT count(*) FROM rel_effects"))
+    assert effects >= len(orders)  # outside effects: at least once
+    print(
+        f"\nFIGURES crashes: {kills} SIGKILLs ({kills_mid_work} with work pending),"
+        f" {EVENTS} events appended + {len(orders)} receipts,"
+        f" {scalar('SELECT count(*) FROM events')} events checked,"
+        f" {bookmark_moves()} bookmark moves logged, 0 backward,"
+        f" {effects - len(orders)} outside effects repeated after a kill"
+    )

@@ -1,0 +1,356 @@
+"""Dismissal races and atomicity, through the REST door of a live server.
+
+* Two operators dismiss the same event at once: one 200, the other 409, one decision.
+* Dismissals race a worker advancing the same reaction: every Order is either answered
+  exactly once or passed over by exactly one audited dismissal; bookmarks only move forward.
+* Faults between the bookmark update and the decision append, and after both before
+  commit (a backend terminated there, a commit that fails): both visible or neither.
+* The worker's own pair (compare-and-set and the reaction's append), cut the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, connection
+
+from eventstore import NewEvent, StreamAppend
+from eventstore.postgres import PostgresEventStore
+from eventstore.types import Cursor, RecordedEvent
+from reactions_admin.handler import DECISION_STREAM, dismiss_event_in_reaction
+from reactions_admin.tokens import issue_token
+from subscribers.models import Bookmark
+from tests.conftest import raw_connection
+from tests.dismissal_support import decisions, operator, wait_until_visible, wedged_reaction
+from tests.reliability_support import (
+    R,
+    append_mixed,
+    backward_moves,
+    bookmark_moves,
+    fetch,
+    order_ids,
+    processes,
+    receipts_by_order,
+    rel_tables,
+)
+from tests.worker_support import start_worker, wait_for
+
+__all__ = ["processes", "rel_tables"]
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
+
+GATE = 0x52_45_4C_32  # advisory-lock key the fault triggers wait on ("REL2")
+
+
+def post_dismiss(base: str, token: str, name: str, event_id: Any, reason: str) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"{base}/agent/reactions/{name}/dismiss-event",
+        data=json.dumps({"event_id": str(event_id), "reason": reason}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+def tokens(*names: str) -> list[str]:
+    return [issue_token(operator(name)).secret for name in names]
+
+
+# --- two operators, one event -----------------------------------------------------------
+
+
+def test_two_operators_dismissing_the_same_event_one_wins_the_other_gets_409(
+    live_server,
+) -> None:
+    events = wait_until_visible(
+        PostgresEventStore().append_streams(
+            [StreamAppend("orders", [NewEvent("OrderPlaced", {"n": n}) for n in range(41)])]
+        )
+    )
+    wedged_reaction("rel.mailer", events[0], failing=events[1])
+    first, second = tokens("alice", "bob")
+    rounds = 20
+    statuses: list[list[int]] = []
+    won: list[str] = []
+    for round_ in range(rounds):
+        target = events[2 * round_ + 1]
+        barrier = threading.Barrier(2)
+        results: list[tuple[int, Any]] = []
+
+        def fire(
+            token: str,
+            target: RecordedEvent = target,
+            barrier: Any = barrier,
+            results: list[tuple[int, Any]] = results,
+        ) -> None:
+            barrier.wait(30)
+            results.append(
+                post_dismiss(live_server.url, token, "rel.mailer", target.event_id, "poison")
+            )
+
+        threads = [threading.Thread(target=fire, args=(t,)) for t in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        statuses.append(sorted(status for status, _ in results))
+        won += [body["decision_event_id"] for status, body in results if status == 200]
+        assert [body["code"] for status, body in results if status == 409] == ["rewind_refused"]
+
+    assert statuses == [[200, 409]] * rounds
+    recorded = decisions()
+    assert sorted(str(d.event_id) for d in recorded) == sorted(won)
+    assert {d.data["actor"]["username"] for d in recorded} <= {"alice", "bob"}
+    assert Bookmark.objects.get(pk="rel.mailer").cursor == events[2 * rounds - 1].cursor
+    assert backward_moves() == []
+
+
+# --- dismissals racing a worker -----------------------------------------------------------
+
+
+def test_dismissals_racing_a_worker_pass_over_events_only_by_audited_decision(
+    live_server, processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REL_HANDLE_SECONDS", "0.01")
+    rng = random.Random(5)
+    for n in range(10):
+        append_mixed(rng, 100, f"race-{n}")
+    orders = [e for e in PostgresEventStore().read_all(limit=100_000) if e.event_type == "Order"]
+    worker = start_worker([R + "Receipts"], lease_seconds="30", poll_interval_seconds="0.2")
+    processes.append(worker)
+    wait_for(lambda: Bookmark.objects.filter(pk="rel.receipts").exists(), what="the bookmark")
+    alice, bob = tokens("alice", "bob")
+    outcomes: list[tuple[int, Any]] = []
+
+    def operator_at_work(token: str, seed: int) -> None:
+        pick = random.Random(seed)
+        for _ in range(8):
+            at = Bookmark.objects.get(pk="rel.receipts").cursor
+            ahead = [o for o in orders if o.cursor > at][:15]
+            if not ahead:
+                break
+            target = pick.choice(ahead)
+            outcomes.append(
+                post_dismiss(live_server.url, token, "rel.receipts", target.event_id, "race")
+            )
+            time.sleep(pick.random() * 0.3)
+        connection.close()
+
+    operators = [
+        threading.Thread(target=operator_at_work, args=(token, seed))
+        for seed, token in enumerate((alice, bob))
+    ]
+    for thread in operators:
+        thread.start()
+    for thread in operators:
+        thread.join(120)
+    last = orders[-1].cursor
+    wait_for(
+        lambda: Bookmark.objects.get(pk="rel.receipts").cursor >= last,
+        timeout=120,
+        what="the worker to get past the last order",
+    )
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0
+
+    assert {status for status, _ in outcomes} <= {200, 409}
+    accepted = [body for status, body in outcomes if status == 200]
+    assert accepted, "no dismissal landed ahead of the worker"
+    recorded = decisions()
+    assert sorted(str(d.event_id) for d in recorded) == sorted(
+        b["decision_event_id"] for b in accepted
+    )
+    passed_over: list[str] = []
+    for body in accepted:
+        before = Cursor(**body["cursor_before"])
+        after = Cursor(**body["cursor_after"])
+        passed_over += [str(o.event_id) for o in orders if before < o.cursor <= after]
+    assert len(passed_over) == len(set(passed_over)), "two dismissals passed over one event"
+    receipts = receipts_by_order()
+    assert set(receipts.values()) <= {1}, "an order got two receipts"
+    # Every order is answered exactly once, or passed over by exactly one audited dismissal.
+    assert sorted([*receipts, *passed_over]) == sorted(order_ids())
+    assert backward_moves() == []
+    print(
+        f"\nFIGURES dismissal race: {len(outcomes)} REST dismissals during the run,"
+        f" {len(accepted)} accepted (200), {len(outcomes) - len(accepted)} refused (409),"
+        f" {len(passed_over)} orders passed over by decision, {len(receipts)} answered once,"
+        f" {bookmark_moves()} bookmark moves, 0 backward"
+    )
+
+
+# --- atomicity ------------------------------------------------------------------------------
+
+BLOCK_AFTER_BOOKMARK = f"""
+CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock({GATE}); RETURN NEW; END $$;
+CREATE TRIGGER rel_gate AFTER UPDATE ON projection_bookmarks
+    FOR EACH ROW EXECUTE FUNCTION rel_gate();
+"""
+BLOCK_AFTER_DECISION = f"""
+CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.stream_id = '{DECISION_STREAM}' THEN PERFORM pg_advisory_xact_lock({GATE}); END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER rel_gate AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION rel_gate();
+"""
+FAIL_AT_COMMIT = f"""
+CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.stream_id = '{DECISION_STREAM}' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+    RETURN NEW;
+END $$;
+CREATE CONSTRAINT TRIGGER rel_gate AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION rel_gate();
+"""
+BLOCK_RECEIPTS = f"""
+CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.event_type = 'Receipt' THEN PERFORM pg_advisory_xact_lock({GATE}); END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER rel_gate BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION rel_gate();
+"""
+NO_GATE = """
+DROP TRIGGER IF EXISTS rel_gate ON projection_bookmarks;
+DROP TRIGGER IF EXISTS rel_gate ON events;
+DROP FUNCTION IF EXISTS rel_gate();
+"""
+
+
+@pytest.fixture
+def gate() -> Iterator[Any]:
+    """A session holding the advisory lock the fault triggers wait on."""
+    with raw_connection() as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [GATE])
+        yield holder
+    with connection.cursor() as cursor:
+        cursor.execute(NO_GATE)
+
+
+def waiting_at_gate() -> int | None:
+    """The pid of a backend stopped at the gate, if one is."""
+    rows = fetch(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND objid = %s AND objsubid = 1 AND database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())",
+        [GATE],
+    )
+    return int(rows[0][0]) if rows else None
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        pytest.param(BLOCK_AFTER_BOOKMARK, id="between-bookmark-update-and-decision-append"),
+        pytest.param(BLOCK_AFTER_DECISION, id="after-both-before-commit"),
+    ],
+)
+def test_a_dismissal_cut_off_mid_transaction_leaves_neither_write(
+    live_server, gate, moment: str
+) -> None:
+    events = wait_until_visible(
+        PostgresEventStore().append_streams(
+            [StreamAppend("orders", [NewEvent("OrderPlaced", {"n": n}) for n in range(3)])]
+        )
+    )
+    wedged_reaction("rel.mailer", events[0], failing=events[1])
+    [token] = tokens("alice")
+    with connection.cursor() as cursor:
+        cursor.execute(moment)
+    answer: list[tuple[int, Any]] = []
+    request = threading.Thread(
+        target=lambda: answer.append(
+            post_dismiss(live_server.url, token, "rel.mailer", events[2].event_id, "poison")
+        )
+    )
+    request.start()
+    victim = wait_for(waiting_at_gate, what="the dismissal to reach the fault point")
+    # From outside, mid-transaction: nothing of it is visible yet.
+    assert Bookmark.objects.get(pk="rel.mailer").cursor == events[0].cursor
+    assert decisions() == []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [victim])
+    request.join(60)
+
+    [(status, body)] = answer
+    assert (status, body["code"]) == (503, "database_unavailable")
+    assert "Traceback" not in json.dumps(body)
+    mark = Bookmark.objects.get(pk="rel.mailer")
+    assert (mark.cursor, mark.status) == (events[0].cursor, "wedged")
+    assert mark.failing_event_id == events[1].event_id
+    assert decisions() == []
+    assert bookmark_moves() == 0
+    # And once the fault is gone, the same dismissal goes through, both writes together.
+    with connection.cursor() as cursor:
+        cursor.execute(NO_GATE)
+    status, body = post_dismiss(live_server.url, token, "rel.mailer", events[2].event_id, "again")
+    assert status == 200
+    assert Bookmark.objects.get(pk="rel.mailer").cursor == events[2].cursor
+    assert [str(d.event_id) for d in decisions()] == [body["decision_event_id"]]
+
+
+def test_a_dismissal_whose_commit_fails_leaves_neither_write() -> None:
+    events = wait_until_visible(
+        PostgresEventStore().append_streams(
+            [StreamAppend("orders", [NewEvent("OrderPlaced", {"n": n}) for n in range(3)])]
+        )
+    )
+    wedged_reaction("rel.mailer", events[0], failing=events[1])
+    actor = operator("alice")
+    with connection.cursor() as cursor:
+        cursor.execute(FAIL_AT_COMMIT)
+    try:
+        with pytest.raises(DatabaseError, match="refused at commit"):
+            dismiss_event_in_reaction("rel.mailer", events[2].event_id, "poison", actor)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(NO_GATE)
+    assert Bookmark.objects.get(pk="rel.mailer").cursor == events[0].cursor
+    assert decisions() == []
+    assert bookmark_moves() == 0
+
+
+def test_a_reaction_cut_off_between_compare_and_set_and_append_leaves_neither(
+    gate, processes
+) -> None:
+    rng = random.Random(6)
+    append_mixed(rng, 40, "cut")
+    with connection.cursor() as cursor:
+        cursor.execute(BLOCK_RECEIPTS)
+    worker = start_worker([R + "Receipts"], lease_seconds="2", poll_interval_seconds="0.2")
+    processes.append(worker)
+    victim = wait_for(waiting_at_gate, what="the worker to reach the append")
+    # The compare-and-set already ran in that transaction; from outside nothing moved.
+    assert Bookmark.objects.get(pk="rel.receipts").cursor == Cursor(0, 0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [victim])
+        cursor.execute(NO_GATE)
+    wait_for(
+        lambda: len(receipts_by_order()) == len(order_ids()),
+        timeout=60,
+        what="the worker to reconnect and answer every order",
+    )
+    assert set(receipts_by_order().values()) == {1}
+    assert worker.poll() is None
+    assert backward_moves() == []
+    # The cut-off batch was handled again (outside effects are at-least-once).
+    handled = fetch("SELECT count(*), count(DISTINCT event_id) FROM rel_effects")[0]
+    assert handled[0] > handled[1]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0

@@ -21,7 +21,6 @@ def test_the_changelist_warns_about_an_old_open_transaction(
     client.force_login(user)
     url = "/admin/subscribers/bookmark/"
 
-
     monkeypatch.setattr(bookmark_admin, "HORIZON_WARNING_SECONDS", 0.2)
     with raw_connection(autocommit=False) as idle:
         idle.execute("SET application_name = 'nightly-report'")

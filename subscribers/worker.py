@@ -29,6 +29,9 @@ from subscribers.watchdog import BatchWatch
 
 logger = logging.getLogger("eventdesk.worker")
 
+#: First re-check after a notification that found nothing visible yet.
+HORIZON_RECHECK_SECONDS = 0.01
+
 
 @dataclass
 class _Loop:
@@ -210,6 +213,10 @@ class Worker:
         progress = {entry.name: Progress(entry.name) for entry in entries}
         backoff = Backoff()
         ready = False
+        # A notification whose events are not visible yet (an older transaction, anywhere
+        # on the server, still holds the horizon): look again soon, 10 ms doubling,
+        # rather than a whole poll interval later.
+        recheck: float | None = None
         while not self.stop_event.is_set() and not loop.abandoned.is_set():
             wake.clear()
             try:
@@ -225,8 +232,12 @@ class Worker:
                     progressed |= outcome.progressed
                 if progressed:
                     backoff.reset()
+                    recheck = None
                     continue
-                timeout = self._idle_timeout(entries)
+                timeout = idle = self._idle_timeout(entries)
+                if recheck is not None:
+                    timeout = min(idle, recheck)
+                    recheck = recheck * 2 if recheck * 2 < idle else None
                 backoff.reset()
             except (OperationalError, InterfaceError) as exc:
                 delay = backoff.next()
@@ -234,7 +245,8 @@ class Worker:
                 _discard_connection()
                 self.stop_event.wait(delay)
                 continue
-            wake.wait(timeout)
+            if wake.wait(timeout):
+                recheck = HORIZON_RECHECK_SECONDS
 
     def _idle_timeout(self, entries: list[Registered]) -> float:
         """Until the next poll, or sooner when a retry falls due."""

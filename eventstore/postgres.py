@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from django.db import IntegrityError, connections, transaction
+from django.db import DataError, IntegrityError, connections
 
 from eventstore import sql
 from eventstore.types import (
@@ -37,6 +37,11 @@ def row_to_event(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
+#: Appends outside a transaction retry this often when a concurrent append to the same
+#: "any version" stream takes the version they computed.
+_RETRIES_WITHOUT_LOCK = 20
+
+
 class PostgresEventStore:
     """The ``events`` table, through Django's connection (so it joins the caller's transaction)."""
 
@@ -47,59 +52,71 @@ class PostgresEventStore:
 
     def append_streams(self, appends: Sequence[StreamAppend]) -> list[RecordedEvent]:
         checked = validate_appends(appends)
+        document = _rows_document(checked)
         try:
-            # savepoint=False: inside a caller's transaction (a dismissal, a reaction's
-            # compare-and-set) a failed append fails that whole transaction.
-            with transaction.atomic(using=self.using, savepoint=False):
-                return self._append(checked)
+            if connections[self.using].in_atomic_block:
+                # Inside a caller's transaction (a dismissal, a reaction's compare-and-set)
+                # a failed append fails that whole transaction: no retry is possible.
+                return self._append_in_transaction(checked, document)
+            return self._append_alone(checked, document)
         except IntegrityError as exc:
             raise _integrity_to_domain(exc) from exc
+        except DataError as exc:
+            # What Python accepted but PostgreSQL cannot store (a lone surrogate, say).
+            raise InvalidAppend(f"PostgreSQL refused the event data: {exc}") from exc
 
-    def _append(self, checked: list[tuple[StreamAppend, list[str]]]) -> list[RecordedEvent]:
+    def _append_alone(
+        self, checked: list[tuple[StreamAppend, list[str]]], document: str
+    ) -> list[RecordedEvent]:
+        """No transaction is open: the append is one statement, atomic by itself, in one
+        round trip. Streams with no expected version take no lock: if a concurrent append
+        takes their next version first, the unique index refuses ours and we try again."""
+        any_version = any(a.expected_version is None for a, _ in checked)
+        for _ in range(_RETRIES_WITHOUT_LOCK):
+            try:
+                return self._insert(checked, document)
+            except IntegrityError as exc:
+                if not any_version or _constraint(exc) != "events_stream_version_unique":
+                    raise
+        return self._insert(checked, document)  # the last try: its refusal is the answer
+
+    def _append_in_transaction(
+        self, checked: list[tuple[StreamAppend, list[str]]], document: str
+    ) -> list[RecordedEvent]:
         unchecked = sorted(a.stream_id for a, _ in checked if a.expected_version is None)
-        columns: dict[str, list[Any]] = {
-            name: []
-            for name in ("n", "event_id", "stream_id", "k", "event_type", "data", "metadata")
-        }
-        expected: list[int | None] = []
-        for append, texts in checked:
-            for offset, event in enumerate(append.events):
-                columns["n"].append(len(expected))
-                columns["event_id"].append(event.event_id)
-                columns["stream_id"].append(append.stream_id)
-                columns["k"].append(offset + 1)
-                columns["event_type"].append(event.event_type)
-                columns["data"].append(texts[2 * offset])
-                columns["metadata"].append(texts[2 * offset + 1])
-                expected.append(append.expected_version)
-        with connections[self.using].cursor() as cursor:
-            if unchecked:
+        if unchecked:
+            with connections[self.using].cursor() as cursor:
                 cursor.execute(
                     sql.LOCK_STREAMS, {"namespace": sql.STREAM_NAMESPACE, "streams": unchecked}
                 )
-            # One statement whatever the batch size: the rows travel as arrays, so the
-            # text is constant and psycopg prepares it once per connection.
-            cursor.execute(sql.INSERT_EVENTS, {**columns, "expected": expected})
+        return self._insert(checked, document)
+
+    def _insert(
+        self, checked: list[tuple[StreamAppend, list[str]]], document: str
+    ) -> list[RecordedEvent]:
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(sql.INSERT_EVENTS, {"rows": document})
             returned = cursor.fetchall()
             if not returned:
                 raise self._conflict(cursor, checked)
         recorded = {row[0]: row[1:] for row in returned}
         events: list[RecordedEvent] = []
-        for index, event_id in enumerate(columns["event_id"]):
-            position, transaction_id, version, recorded_at = recorded[event_id]
-            events.append(
-                RecordedEvent(
-                    position=position,
-                    transaction_id=int(transaction_id),
-                    event_id=event_id,
-                    stream_id=columns["stream_id"][index],
-                    stream_version=version,
-                    event_type=columns["event_type"][index],
-                    data=json.loads(columns["data"][index]),
-                    metadata=json.loads(columns["metadata"][index]),
-                    recorded_at=recorded_at,
+        for append, texts in checked:
+            for offset, event in enumerate(append.events):
+                position, transaction_id, version, recorded_at = recorded[event.event_id]
+                events.append(
+                    RecordedEvent(
+                        position=position,
+                        transaction_id=int(transaction_id),
+                        event_id=event.event_id,
+                        stream_id=append.stream_id,
+                        stream_version=version,
+                        event_type=event.event_type,
+                        data=json.loads(texts[2 * offset]),
+                        metadata=json.loads(texts[2 * offset + 1]),
+                        recorded_at=recorded_at,
+                    )
                 )
-            )
         return events
 
     @staticmethod
@@ -167,8 +184,32 @@ class PostgresEventStore:
             return [row_to_event(row) for row in cursor.fetchall()]
 
 
+def _rows_document(checked: list[tuple[StreamAppend, list[str]]]) -> str:
+    """The rows of an append as one JSON document (data and metadata are JSON already).
+
+    The statement text stays constant whatever the batch size, so psycopg prepares it
+    once per connection, and PostgreSQL parses all the rows in one pass.
+    """
+    rows: list[str] = []
+    for append, texts in checked:
+        stream = json.dumps(append.stream_id)
+        expected = "null" if append.expected_version is None else str(append.expected_version)
+        for offset, event in enumerate(append.events):
+            rows.append(
+                f'{{"n":{len(rows)},"event_id":"{event.event_id}","stream_id":{stream},'
+                f'"k":{offset + 1},"event_type":{json.dumps(event.event_type)},'
+                f'"data":{texts[2 * offset]},"metadata":{texts[2 * offset + 1]},'
+                f'"expected":{expected}}}'
+            )
+    return "[" + ",".join(rows) + "]"
+
+
+def _constraint(exc: IntegrityError) -> str:
+    return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
+
+
 def _integrity_to_domain(exc: IntegrityError) -> Exception:
-    constraint = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") or ""
+    constraint = _constraint(exc)
     if "event_id" in constraint:
         return InvalidAppend("an event with this event_id is already recorded")
     if constraint == "events_stream_version_unique":

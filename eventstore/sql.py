@@ -70,10 +70,9 @@ WHERE stream_id = ANY(%(streams)s) GROUP BY stream_id
 NOTIFY_CHANNEL = "eventdesk_events"
 INSERT_EVENTS = """
 WITH rows AS (
-    SELECT * FROM unnest(%(n)s::int[], %(event_id)s::uuid[], %(stream_id)s::text[],
-                         %(k)s::int[], %(event_type)s::text[], %(data)s::text[]::jsonb[],
-                         %(metadata)s::text[]::jsonb[], %(expected)s::bigint[])
-        AS r(n, event_id, stream_id, k, event_type, data, metadata, expected)
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+        AS r(n int, event_id uuid, stream_id text, k int, event_type text, data jsonb,
+             metadata jsonb, expected bigint)
 ), current AS (
     SELECT s.stream_id,
            coalesce((SELECT max(e.stream_version) FROM events e

@@ -109,6 +109,8 @@ def validate_appends(appends: Sequence[StreamAppend]) -> list[tuple[StreamAppend
             raise InvalidAppend("stream_id must be a non-empty string")
         if len(stream) > MAX_STREAM_ID_LENGTH:
             raise InvalidAppend(f"stream_id is longer than {MAX_STREAM_ID_LENGTH} characters")
+        if "\x00" in stream:
+            raise InvalidAppend("stream_id must not contain NUL characters")
         if stream in seen:
             raise InvalidAppend(f"stream {stream!r} appears twice in one append")
         seen.add(stream)
@@ -126,6 +128,8 @@ def validate_appends(appends: Sequence[StreamAppend]) -> list[tuple[StreamAppend
             kind = event.event_type
             if not isinstance(kind, str) or not kind.strip():
                 raise InvalidAppend("event_type must be a non-blank string")
+            if "\x00" in kind:
+                raise InvalidAppend("event_type must not contain NUL characters")
             if len(kind) > MAX_EVENT_TYPE_LENGTH:
                 raise InvalidAppend(f"event_type is longer than {MAX_EVENT_TYPE_LENGTH} characters")
             if not isinstance(event.event_id, uuid.UUID):
@@ -137,11 +141,15 @@ def validate_appends(appends: Sequence[StreamAppend]) -> list[tuple[StreamAppend
                 if not isinstance(value, Mapping):
                     raise InvalidAppend(f"{label} of a {kind} event must be a JSON object")
                 try:
-                    texts.append(json.dumps(value, allow_nan=False))
+                    text = json.dumps(value, allow_nan=False)
                 except (TypeError, ValueError) as exc:
                     raise InvalidAppend(
                         f"{label} of a {kind} event is not JSON-serialisable: {exc}"
                     ) from exc
+                if "\\u0000" in text:
+                    # PostgreSQL's jsonb cannot hold a NUL character.
+                    raise InvalidAppend(f"{label} of a {kind} event contains a NUL character")
+                texts.append(text)
         checked.append((append, texts))
     if not checked:
         raise InvalidAppend("nothing to append")

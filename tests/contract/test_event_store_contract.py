@@ -123,6 +123,9 @@ def test_a_conflict_in_one_stream_writes_nothing_in_any(store: EventStore) -> No
         ([StreamAppend("s", [NewEvent("E")], -1)], "expected_version"),
         ([StreamAppend("s", [NewEvent("E")]), StreamAppend("s", [NewEvent("E")])], "twice"),
         ([], "nothing to append"),
+        ([StreamAppend("s\x00", [NewEvent("E")])], "NUL"),
+        ([StreamAppend("s", [NewEvent("E\x00")])], "NUL"),
+        ([StreamAppend("s", [NewEvent("E", {"text": "a\x00b"})])], "NUL"),
     ],
 )
 def test_bad_input_is_refused_and_writes_nothing(

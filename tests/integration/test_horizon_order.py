@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import ConcurrencyError, NewEvent, StreamAppend
+from eventstore import ConcurrencyError, InvalidAppend, NewEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import START, Cursor, RecordedEvent
 
@@ -177,3 +177,33 @@ def test_concurrent_appenders_reader_sees_each_committed_event_once_in_order(
     assert set(ids) == committed, "a committed event was skipped"
     assert not set(ids) & rolled_back
     assert [e.cursor for e in seen] == sorted(e.cursor for e in seen)
+
+
+def test_text_postgresql_cannot_store_is_a_typed_error_and_writes_nothing() -> None:
+    store = PostgresEventStore()
+    with pytest.raises(InvalidAppend, match="PostgreSQL refused"):
+        store.append_streams([StreamAppend("s", [NewEvent("E", {"text": "\ud800"})])])
+    assert store.read_stream("s") == []
+
+
+def test_concurrent_any_version_appends_to_one_stream_all_land_in_sequence() -> None:
+    store = PostgresEventStore()
+    errors: list[BaseException] = []
+
+    def appender(index: int) -> Callable[[], None]:
+        def work() -> None:
+            try:
+                for _ in range(15):
+                    store.append_streams([StreamAppend("shared", [NewEvent("E", {"a": index})])])
+            except BaseException as exc:
+                errors.append(exc)
+
+        return work
+
+    threads = [in_thread(appender(i)) for i in range(6)]
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    stream = store.read_stream("shared")
+    assert [e.stream_version for e in stream] == list(range(1, 91))
+    assert sorted(e.data["a"] for e in stream) == sorted(i for i in range(6) for _ in range(15))

@@ -37,13 +37,15 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-## bench: the benchmark harness, full sizes (see benchmarks/README.md)
+## bench: the benchmark harness, full sizes (see benchmarks/README.md), on a private
+## PostgreSQL cluster so that nothing else on the shared server skews the figures
+## (BENCH_ARGS="--only catchup" and the like pass options through)
 bench: setup $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --isolated $(BENCH_ARGS)
 
 ## bench-quick: the benchmark harness, reduced sizes (a few minutes on 2 cores)
 bench-quick: setup $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks --quick
+	$(BIN)/python -m benchmarks --quick --isolated $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,12 +26,8 @@ WHERE subscriber_name = %s
 INCREMENT = """
 UPDATE bench_type_counts SET count = count + 1 WHERE projection = %s AND event_type = %s
 """
-# Eventdesk's READ_AFTER, with the ORDER BY qualified: unqualified, ``transaction_id``
-# names the output column ``transaction_id::text::bigint``, so PostgreSQL sorts every
-# event past the cursor instead of walking events_global_order (see README: findings).
-READ_NEXT = sql.READ_AFTER.replace(
-    "ORDER BY transaction_id, position", "ORDER BY events.transaction_id, events.position"
-)
+# Eventdesk's own reading query (it walks the events_global_order index).
+READ_NEXT = sql.READ_AFTER
 INSERT_FIRST = "INSERT INTO bench_type_counts (projection, event_type, count) VALUES (%s, %s, 1)"
 # The pipelined loop sends one upsert per event, all of a batch in one pipeline.
 UPSERT = """

@@ -14,6 +14,7 @@ import psycopg
 from django.db import connection, models
 from django.db.models import F
 
+from benchmarks import rawloop
 from benchmarks.models import Arrival, TypeCount
 from eventstore.types import RecordedEvent, StreamAppend
 
@@ -44,6 +45,21 @@ class NaturalCounter:
             TypeCount.objects.create(projection=self.name, event_type=event.event_type, count=1)
 
 
+class SqlCounter:
+    """The natural projection's statements, sent through Django's cursor instead of the ORM:
+    what the framework (worker, transaction, Django's connection) costs on its own."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply(self, event: RecordedEvent) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(rawloop.INCREMENT, [self.name, event.event_type])
+            if not cursor.rowcount:
+                cursor.execute(rawloop.INSERT_FIRST, [self.name, event.event_type])
+
+
 class BatchCounter:
     """The same read model through the batch hook: one bulk upsert per batch."""
 
@@ -60,6 +76,9 @@ class BatchCounter:
 natural_1 = NaturalCounter("bench-natural-1", 1)
 natural_100 = NaturalCounter("bench-natural-100", 100)
 natural_1000 = NaturalCounter("bench-natural-1000", 1_000)
+sql_1 = SqlCounter("bench-sql-1", 1)
+sql_100 = SqlCounter("bench-sql-100", 100)
+sql_1000 = SqlCounter("bench-sql-1000", 1_000)
 batch_1 = BatchCounter("bench-batch-1", 1)
 batch_100 = BatchCounter("bench-batch-100", 100)
 batch_1000 = BatchCounter("bench-batch-1000", 1_000)

@@ -16,7 +16,7 @@ from benchmarks.fixtures import append_events, bulk_filler, cursor_before_last
 from benchmarks.results import RESULTS_DIR, Results, percentile
 
 TAIL = 10_000
-DISMISSALS = 50
+DISMISSALS = 300  # a p99 needs a few hundred samples to mean anything
 
 
 def _explain(db: BenchDatabase, plan_file: str) -> int:

@@ -45,19 +45,21 @@ class BatchWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._busy: Busy | None = None
+        # The event being applied: written per event on the hot path, so a plain
+        # attribute (assignment is atomic) rather than a lock and a new Busy.
+        self._event: RecordedEvent | None = None
 
     def begin(
         self, entry: Registered, state: BookmarkState, backend_pid: int, first: RecordedEvent
     ) -> None:
         with self._lock:
+            self._event = first
             self._busy = Busy(
                 entry, state, backend_pid, first, time.monotonic(), threading.get_ident()
             )
 
     def applying(self, event: RecordedEvent) -> None:
-        with self._lock:
-            if self._busy is not None:
-                self._busy = replace(self._busy, event=event)
+        self._event = event
 
     def end(self) -> None:
         with self._lock:
@@ -70,4 +72,4 @@ class BatchWatch:
             if busy is None or time.monotonic() - busy.since <= timeout:
                 return None
             self._busy = None
-            return busy
+            return replace(busy, event=self._event or busy.event)

@@ -8,16 +8,12 @@ the reader; this is the worker's side.)
 
 from __future__ import annotations
 
-import random
 import signal
-import threading
 import uuid
 
 import pytest
-from django.db import connection, transaction
 
-from eventstore import NewEvent, StreamAppend
-from eventstore.postgres import PostgresEventStore
+from tests.appenders import Appenders
 from tests.reliability_support import R, fetch, processes, rel_tables
 from tests.worker_support import start_worker, wait_for
 
@@ -33,56 +29,17 @@ APPENDERS = 8
 EVENTS = 10_000
 
 
-class Rollback(Exception):
-    pass
-
-
 def test_a_worker_projection_sees_every_committed_event_once_and_no_rolled_back_one(
     processes,
 ) -> None:
     worker = start_worker([R + "Recorder"], poll_interval_seconds="0.2")
     processes.append(worker)
-    store = PostgresEventStore()
-    committed: set[uuid.UUID] = set()
-    rolled_back: set[uuid.UUID] = set()
-    lock = threading.Lock()
-    attempted = [0]
-    errors: list[BaseException] = []
-
-    def appender(index: int) -> None:
-        rng = random.Random(index)
-        try:
-            while True:
-                with lock:
-                    if attempted[0] >= EVENTS:
-                        return
-                    count = min(rng.randint(1, 8), EVENTS - attempted[0])
-                    attempted[0] += count
-                events = [NewEvent("Tick", {"a": index}) for _ in range(count)]
-                ids = {e.event_id for e in events}
-                try:
-                    with transaction.atomic():
-                        store.append_streams([StreamAppend(f"ooo-{index}", events)])
-                        threading.Event().wait(rng.random() * 0.01)
-                        if rng.random() < 0.1:
-                            raise Rollback
-                except Rollback:
-                    with lock:
-                        rolled_back.update(ids)
-                    continue
-                with lock:
-                    committed.update(ids)
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=appender, args=(i,)) for i in range(APPENDERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
-    assert errors == []
+    appenders = Appenders(
+        count=APPENDERS, events=EVENTS, prefix="ooo", max_batch=8, max_delay=0.01
+    ).start()
+    appenders.join(300)
+    assert appenders.errors == []
+    committed, rolled_back = appenders.committed, appenders.rolled_back
 
     def applied_ids() -> list[uuid.UUID]:
         return [

@@ -36,7 +36,7 @@ def _registry(paths: tuple[str, ...]) -> SubscriberRegistry | None:
 @admin.register(Bookmark)
 class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "subscriber_name", "kind", "batch_size", "cursor_display", "lag", "status",
+        "subscriber_name", "kind", "batch_size", "cursor_display", "lag", "health",
         "attempts", "failing_event", "short_error", "next_retry_at",
     )  # fmt: skip
     list_filter = ("kind", "status")
@@ -62,17 +62,17 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="batch size")
+    @admin.display(description="batch")
     def batch_size(self, bookmark: Bookmark) -> str:
         registry = _registry(options().subscribers)
         entry = registry.get(bookmark.subscriber_name) if registry else None
         return str(entry.batch_size) if entry else "— (not configured)"
 
-    @admin.display(description="cursor (transaction/position)")
+    @admin.display(description="cursor (txid/pos)")
     def cursor_display(self, bookmark: Bookmark) -> str:
         return str(bookmark.cursor)
 
-    @admin.display(description="lag (events behind head)", ordering="behind")
+    @admin.display(description="lag", ordering="behind")
     def lag(self, bookmark: Bookmark) -> str:
         behind = getattr(bookmark, "behind", None)
         if behind is None:
@@ -97,6 +97,14 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         except NoReverseMatch:
             return format_html('<span title="{}">{}</span>', full_id, label)
         return format_html('<a href="{}" title="{}">{}</a>', url, full_id, label)
+
+    @admin.display(description="status", ordering="status")
+    def health(self, bookmark: Bookmark) -> str:
+        colour = {"wedged": "#ba2121", "retrying": "#b36b00"}.get(bookmark.status)
+        label = bookmark.get_status_display()
+        if colour is None:
+            return label
+        return format_html('<strong style="color: {}">{}</strong>', colour, label)
 
     @admin.display(description="last error")
     def short_error(self, bookmark: Bookmark) -> str:

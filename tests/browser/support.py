@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: Where the tests leave screenshots for a person to look at.
-SHOTS = Path("/tmp/eventdesk-shots")
+#: Where the tests leave screenshots for a person to look at: in the project's own data
+#: directory, which whoever runs the tests owns.
+SHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots"
 
 #: Hostile text: each would set window.__xss (and the title) if the browser ran it.
 SCRIPT = "<script>window.__xss = 'script'; document.title = 'pwned'</script>"

@@ -4,7 +4,7 @@ wedged on the bookmarks page, runs "Dismiss event…", gives a reason, submits, 
 success message and the reaction active again, finds the decision on the audit page,
 and the worker resumes the reaction past the poison.
 
-Screenshots of the wedged changelist and of the form go to /tmp/eventdesk-shots/.
+Screenshots of the wedged changelist and of the form go to .data/screenshots/.
 """
 
 from __future__ import annotations

@@ -1,37 +1,38 @@
-"""Shared fixtures. Every test that touches the database uses the real PostgreSQL
-(the embedded server, or DATABASE_URL): pytest-django's test database."""
+"""Fixtures shared by several layers. Every test that touches the database uses the real
+PostgreSQL (the embedded server, or DATABASE_URL): pytest-django's test database.
+
+Where things live: fixtures in the conftest.py of the layer that uses them (this one for
+several layers); events and appends in tests/factories.py; waits, connections and reads
+in tests/support.py; workers in tests/workers.py; the subscribers tests select by dotted
+path in tests/subscribers.py and tests/reliability/subscribers.py.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import signal
+import subprocess
+from collections.abc import Iterator
 
-import psycopg
 import pytest
 from django.db import connection
 
-from eventstore.memory import InMemoryEventStore
-from eventstore.postgres import PostgresEventStore
-from eventstore.store import EventStore
+from tests.subscribers import CREATE_APPLIED_TABLE, GatedReaction
 
 
-def raw_connection(*, autocommit: bool = True) -> psycopg.Connection[Any]:
-    """A psycopg connection of its own to the test database (not Django's)."""
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    params.pop("server_side_binding", None)
-    params.pop("prepare_threshold", None)
-    return psycopg.connect(**params, autocommit=autocommit)
+@pytest.fixture
+def applied_table(transactional_db: None) -> None:
+    """An empty ``test_applied_events`` table (not a Django model: the flush leaves it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(CREATE_APPLIED_TABLE)
+    GatedReaction.reset()
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        # Transactional: the horizon hides events of a transaction still open, and a
-        # test wrapped in one transaction would never see its own appends.
-        pytest.param("postgres", marks=pytest.mark.django_db(transaction=True)),
-    ]
-)
-def store(request: pytest.FixtureRequest) -> EventStore:
-    """Each contract test runs against both stores."""
-    return InMemoryEventStore() if request.param == "memory" else PostgresEventStore()
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Worker processes a test starts; any still running at the end are killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(30)

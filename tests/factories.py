@@ -1,5 +1,11 @@
-"""Concurrent appenders for the out-of-order tests: threads that append random-size
-batches, wait a random time before committing, and roll some back."""
+"""The one place tests build events and appends, and the rows that stand around them.
+
+Events go through the real PostgreSQL store (``append``, ``append_many``,
+``append_events``, ``append_mixed``), or, on a server that is not Django's, through
+plain SQL (``insert_mixed``). ``Appenders`` are threads whose transactions overlap and
+commit out of order, some rolled back. ``wedged_reaction`` and ``operator`` make the
+bookmark and the user a dismissal needs.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,112 @@ import threading
 import uuid
 from typing import Any
 
+import psycopg
+from django.contrib.auth.models import Permission, User
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 
-from eventstore import NewEvent, StreamAppend
+from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
+from subscribers.models import Bookmark
+
+#: How many distinct keys the mixed events spread their amounts over.
+KEYS = 40
+
+
+def append_to(stream: str, events: list[NewEvent]) -> list[RecordedEvent]:
+    """``events`` appended to ``stream`` in one transaction through the PostgreSQL store."""
+    return PostgresEventStore().append_streams([StreamAppend(stream, events)])
+
+
+def append(stream: str, *types: str, **data: Any) -> list[RecordedEvent]:
+    """One event of each of ``types`` on ``stream``, each with ``data``, in one append."""
+    return append_to(stream, [NewEvent(kind, dict(data)) for kind in types])
+
+
+def append_many(count: int, kind: str = "Tick", per_append: int = 10) -> list[RecordedEvent]:
+    """``count`` events of ``kind`` (``amount`` 0, 1, ...), ``per_append`` to a stream."""
+    recorded: list[RecordedEvent] = []
+    for start in range(0, count, per_append):
+        events = [
+            NewEvent(kind, {"amount": n}) for n in range(start, min(count, start + per_append))
+        ]
+        recorded += append_to(f"s-{start}", events)
+    return recorded
+
+
+def append_events(
+    count: int, stream: str = "orders-1", data: dict[str, Any] | None = None
+) -> list[RecordedEvent]:
+    """``count`` events appended in one transaction through the PostgreSQL store."""
+    return append_to(stream, [NewEvent("OrderPlaced", data or {"n": n}) for n in range(count)])
+
+
+def mixed_events(rng: random.Random, count: int, order_every: int = 5) -> list[NewEvent]:
+    """Ticks with a key and an amount, and every ``order_every``-th one an Order."""
+    return [
+        NewEvent(
+            "Order" if rng.randrange(order_every) == 0 else "Tick",
+            {"key": f"k{rng.randrange(KEYS)}", "amount": rng.randrange(1, 1000)},
+        )
+        for _ in range(count)
+    ]
+
+
+def append_mixed(rng: random.Random, count: int, stream: str) -> list[RecordedEvent]:
+    """``count`` mixed events (see ``mixed_events``) on ``stream``, in one append."""
+    return append_to(stream, mixed_events(rng, count))
+
+
+#: The mixed events in one statement, for a server the store is not connected to.
+INSERT_MIXED = """
+INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
+SELECT gen_random_uuid(), %(stream)s, g,
+       CASE WHEN g %% 5 = 0 THEN 'Order' ELSE 'Tick' END,
+       jsonb_build_object('key', 'k' || (g %% 40), 'amount', g %% 997), '{}'
+FROM generate_series(1, %(count)s) AS g
+"""
+
+
+def insert_mixed(conn: psycopg.Connection[Any], stream: str, count: int) -> None:
+    """``count`` mixed events on ``stream`` through ``conn`` (a server other than Django's),
+    then the notification the store would have sent."""
+    conn.execute(INSERT_MIXED, {"stream": stream, "count": count})
+    conn.execute("SELECT pg_notify('eventdesk_events', '')")
+
+
+def wedged_reaction(name: str, before: RecordedEvent | None, failing: RecordedEvent) -> Bookmark:
+    """A reaction wedged on ``failing``, its bookmark on ``before`` (or the start)."""
+    return Bookmark.objects.create(
+        subscriber_name=name,
+        kind=Bookmark.Kind.REACTION,
+        last_transaction_id=before.transaction_id if before else 0,
+        last_position=before.position if before else 0,
+        status=Bookmark.Status.WEDGED,
+        attempts=5,
+        failing_event_id=failing.event_id,
+        last_error="ValueError: poison",
+        last_traceback="Traceback ...",
+        lease_owner="worker-1",
+    )
+
+
+def operator(username: str = "operator", *, permitted: bool = True, staff: bool = True) -> User:
+    """A user who may log into the admin and, if ``permitted``, dismiss events."""
+    user = User.objects.create_user(username, password="pw-for-tests", is_staff=staff)
+    ContentType.objects.clear_cache()
+    view = Permission.objects.get(codename="view_bookmark", content_type__app_label="subscribers")
+    change = Permission.objects.get(
+        codename="change_bookmark", content_type__app_label="subscribers"
+    )
+    user.user_permissions.add(view, change)
+    if permitted:
+        user.user_permissions.add(
+            Permission.objects.get(
+                codename="dismiss_event", content_type__app_label="reactions_admin"
+            )
+        )
+    return User.objects.get(pk=user.pk)  # fresh: no stale permission cache
 
 
 class Rollback(Exception):

@@ -2,7 +2,8 @@
 
 ``RecordingProjection`` and friends write one row per applied event to
 ``test_applied_events`` (no unique constraint: an event applied twice shows up as
-two rows).
+two rows); ``applied`` reads them back. The table is made by the ``applied_table``
+fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from django.db import connection
 
 from eventstore import NO_STREAM, NewEvent, RecordedEvent, StreamAppend
+from tests.support import raw_connection
 
 APPLIED_TABLE = "test_applied_events"
 CREATE_APPLIED_TABLE = f"""
@@ -32,6 +34,17 @@ def record(name: str, event: RecordedEvent) -> None:
             " VALUES (%s, %s, %s, %s, %s)",
             [name, event.event_id, event.position, event.event_type, event.data.get("amount", 0)],
         )
+
+
+def applied(subscriber: str) -> list[tuple[Any, ...]]:
+    """(event_id, position, event_type) of every row the subscriber wrote, in write order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT event_id, position, event_type FROM {APPLIED_TABLE}"
+            " WHERE subscriber = %s ORDER BY seq",
+            [subscriber],
+        )
+        return list(cursor.fetchall())
 
 
 class RecordingProjection:
@@ -125,8 +138,6 @@ class GatedReaction:
         cls.observations.clear()
 
     def handle(self, event: RecordedEvent) -> list[StreamAppend]:
-        from tests.conftest import raw_connection
-
         with raw_connection() as probe:
             busy = probe.execute(
                 "SELECT pid, state, backend_xid::text, backend_xmin::text FROM pg_stat_activity"

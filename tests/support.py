@@ -1,27 +1,53 @@
-"""Helpers for the dismissal tests: events through the real store, bookmarks, operators."""
+"""Plain helpers for every layer (no fixtures here: those live in the conftest.py files):
+a connection of a test's own, waits on observable state, reads, a served ASGI app."""
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from django.contrib.auth.models import Permission, User
-from django.contrib.contenttypes.models import ContentType
+import psycopg
+from django.core.exceptions import ObjectDoesNotExist
 
 from eventstore.postgres import PostgresEventStore
-from eventstore.types import NewEvent, RecordedEvent, StreamAppend
+from eventstore.types import RecordedEvent
 from reactions_admin.handler import DECISION_STREAM
+from subscribers.listener import listener_connection_params
 from subscribers.models import Bookmark
 
+#: The project's root: the working directory of ``manage.py`` subprocesses.
+ROOT = Path(__file__).resolve().parent.parent
 
-def append_events(
-    count: int, stream: str = "orders-1", data: dict[str, Any] | None = None
-) -> list[RecordedEvent]:
-    """``count`` events appended in one transaction through the PostgreSQL store."""
-    events = [NewEvent("OrderPlaced", data or {"n": n}) for n in range(count)]
-    return PostgresEventStore().append_streams([StreamAppend(stream, events)])
+
+def raw_connection(*, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A psycopg connection of its own to the test database (not Django's)."""
+    return psycopg.connect(**listener_connection_params(), autocommit=autocommit)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (never 8000: two suites may run at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll ``condition`` until it is truthy; fail after a generous timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except ObjectDoesNotExist:  # a bookmark not created yet
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)
 
 
 def wait_until_visible(events: list[RecordedEvent], timeout: float = 20.0) -> list[RecordedEvent]:
@@ -34,38 +60,9 @@ def wait_until_visible(events: list[RecordedEvent], timeout: float = 20.0) -> li
     return events
 
 
-def wedged_reaction(name: str, before: RecordedEvent | None, failing: RecordedEvent) -> Bookmark:
-    """A reaction wedged on ``failing``, its bookmark on ``before`` (or the start)."""
-    return Bookmark.objects.create(
-        subscriber_name=name,
-        kind=Bookmark.Kind.REACTION,
-        last_transaction_id=before.transaction_id if before else 0,
-        last_position=before.position if before else 0,
-        status=Bookmark.Status.WEDGED,
-        attempts=5,
-        failing_event_id=failing.event_id,
-        last_error="ValueError: poison",
-        last_traceback="Traceback ...",
-        lease_owner="worker-1",
-    )
-
-
-def operator(username: str = "operator", *, permitted: bool = True, staff: bool = True) -> User:
-    """A user who may log into the admin and, if ``permitted``, dismiss events."""
-    user = User.objects.create_user(username, password="pw-for-tests", is_staff=staff)
-    ContentType.objects.clear_cache()
-    view = Permission.objects.get(codename="view_bookmark", content_type__app_label="subscribers")
-    change = Permission.objects.get(
-        codename="change_bookmark", content_type__app_label="subscribers"
-    )
-    user.user_permissions.add(view, change)
-    if permitted:
-        user.user_permissions.add(
-            Permission.objects.get(
-                codename="dismiss_event", content_type__app_label="reactions_admin"
-            )
-        )
-    return User.objects.get(pk=user.pk)  # fresh: no stale permission cache
+def bookmark(name: str) -> Bookmark:
+    """The bookmark row of subscriber ``name``, fresh from the database."""
+    return Bookmark.objects.get(subscriber_name=name)
 
 
 def decisions() -> list[RecordedEvent]:
@@ -77,16 +74,13 @@ def decisions() -> list[RecordedEvent]:
 def served_asgi() -> Iterator[str]:
     """A fresh ``config.asgi`` application (Django and /mcp) under uvicorn on a free port,
     lifespan included; yields the base URL. The server stops when the block ends."""
-    import socket
     import threading
 
     import uvicorn
 
     from config.asgi import build_application
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             build_application(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"

@@ -1,83 +1,23 @@
-"""Helpers for the worker tests: the applied-events table, appends, waits, worker processes."""
+"""Workers for the tests: passes of ``run_once``, a worker in threads of this process, and
+``manage.py run_subscribers`` in processes of their own on the test database."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
-from django.db import connection
 
-from eventstore import NewEvent, RecordedEvent, StreamAppend
-from eventstore.postgres import PostgresEventStore
-from subscribers.models import Bookmark
 from subscribers.registry import SubscriberRegistry
 from subscribers.worker import Worker
-from tests.subscribers_fixtures import APPLIED_TABLE, CREATE_APPLIED_TABLE, GatedReaction
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def applied_table(transactional_db: None) -> None:
-    """An empty ``test_applied_events`` table (not a Django model: the flush leaves it)."""
-    with connection.cursor() as cursor:
-        cursor.execute(CREATE_APPLIED_TABLE)
-    GatedReaction.reset()
-
-
-def append(stream: str, *types: str, **data: Any) -> list[RecordedEvent]:
-    events = [NewEvent(kind, dict(data)) for kind in types]
-    return PostgresEventStore().append_streams([StreamAppend(stream, events)])
-
-
-def append_many(count: int, kind: str = "Tick", per_append: int = 10) -> list[RecordedEvent]:
-    recorded: list[RecordedEvent] = []
-    for start in range(0, count, per_append):
-        events = [
-            NewEvent(kind, {"amount": n}) for n in range(start, min(count, start + per_append))
-        ]
-        recorded += PostgresEventStore().append_streams([StreamAppend(f"s-{start}", events)])
-    return recorded
-
-
-def applied(subscriber: str) -> list[tuple[Any, ...]]:
-    """(event_id, position, event_type) of every row the subscriber wrote, in write order."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT event_id, position, event_type FROM {APPLIED_TABLE}"
-            " WHERE subscriber = %s ORDER BY seq",
-            [subscriber],
-        )
-        return list(cursor.fetchall())
-
-
-def bookmark(name: str) -> Bookmark:
-    return Bookmark.objects.get(subscriber_name=name)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    """Poll ``condition`` until it is truthy; fail after a generous timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = condition()
-        except ObjectDoesNotExist:  # a bookmark not created yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
+from tests.subscribers import GatedReaction
+from tests.support import ROOT, wait_for
 
 
 def drain(registry: SubscriberRegistry, until: Callable[[], Any], what: str = "") -> Any:
@@ -110,6 +50,7 @@ def running_worker(registry: SubscriberRegistry) -> Iterator[Worker]:
 
 
 def database_url_for_tests(application_name: str = "") -> str:
+    """A ``DATABASE_URL`` for the test database, its sessions named ``application_name``."""
     db = settings.DATABASES["default"]
     auth = quote(db["USER"], safe="")
     if db.get("PASSWORD"):
@@ -158,6 +99,7 @@ def start_worker(
 def run_worker(
     subscribers: Sequence[str], *args: str, **options: str
 ) -> subprocess.CompletedProcess[str]:
+    """``manage.py run_subscribers`` run to its end (``--once``, say), its output captured."""
     return subprocess.run(
         [sys.executable, "manage.py", "run_subscribers", *args],
         cwd=ROOT,

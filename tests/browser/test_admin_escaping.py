@@ -14,7 +14,8 @@ from django.urls import reverse
 from reactions_admin.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from tests.browser.support import IMG, SCRIPT, assert_inert, log_in, watch_for_script
-from tests.dismissal_support import append_events, decisions, operator, wedged_reaction
+from tests.factories import append_events, operator, wedged_reaction
+from tests.support import decisions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

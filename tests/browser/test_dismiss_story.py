@@ -27,8 +27,9 @@ from eventstore.types import Cursor
 from subscribers.models import Bookmark
 from subscribers.registry import load_registry
 from tests.browser.support import SHOTS, log_in
-from tests.dismissal_support import decisions, operator
-from tests.worker_support import drain
+from tests.factories import operator
+from tests.support import decisions
+from tests.workers import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -49,14 +49,8 @@ from eventstore.types import RecordedEvent
 from reactions_admin.models import ApiToken
 from reactions_admin.tokens import issue_token, revoke_tokens
 from subscribers.models import Bookmark
-from tests.dismissal_support import (
-    append_events,
-    decisions,
-    operator,
-    served_asgi,
-    wait_until_visible,
-    wedged_reaction,
-)
+from tests.factories import append_events, operator, wedged_reaction
+from tests.support import decisions, served_asgi, wait_until_visible
 
 # The MCP door is served by uvicorn in a thread with its own database connection.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, settings
 from eventstore.models import Event
 from reactions_admin.tokens import issue_token, revoke_tokens
 from subscribers.models import Bookmark
-from tests.dismissal_support import append_events, operator, wedged_reaction
+from tests.factories import append_events, operator, wedged_reaction
 
 CONFIG = schemathesis.Config.from_dict(
     {

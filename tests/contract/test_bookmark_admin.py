@@ -6,17 +6,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
-from eventstore import NewEvent, StreamAppend
-from eventstore.postgres import PostgresEventStore
 from subscribers.models import Bookmark
 from subscribers.registry import build_registry
-from tests.worker_support import applied_table, bookmark, drain, wait_for
-
-__all__ = ["applied_table"]
+from tests.factories import append
+from tests.support import bookmark, wait_for
+from tests.workers import drain
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
-F = "tests.subscribers_fixtures."
+F = "tests.subscribers."
 
 
 @pytest.fixture
@@ -31,12 +29,11 @@ def operator() -> Client:
     EVENTDESK={"max_attempts": 1, "subscribers": [F + "RecordingProjection", F + "EchoReaction"]}
 )
 def test_changelist_shows_kind_batch_size_cursor_lag_status_and_error(operator: Client) -> None:
-    store = PostgresEventStore()
-    store.append_streams([StreamAppend("p", [NewEvent("Ping", {"poison": True})])])
+    append("p", "Ping", poison=True)
     registry = build_registry([F + "EchoReaction"])
     drain(registry, lambda: bookmark("test.echo").status == "wedged")
     Bookmark.objects.create(subscriber_name="test.recorder", kind="projection")
-    store.append_streams([StreamAppend("t", [NewEvent("Tick")] * 1)])
+    append("t", "Tick")
 
     def changelist() -> str:
         page = operator.get("/admin/subscribers/bookmark/")

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from subscribers import admin as bookmark_admin
-from tests.conftest import raw_connection
+from tests.support import raw_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

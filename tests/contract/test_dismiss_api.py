@@ -13,7 +13,8 @@ from django.test import Client, override_settings
 
 from reactions_admin.tokens import issue_token, revoke_tokens
 from subscribers.models import Bookmark
-from tests.dismissal_support import append_events, decisions, operator, wedged_reaction
+from tests.factories import append_events, operator, wedged_reaction
+from tests.support import decisions
 
 pytestmark = pytest.mark.django_db
 
@@ -26,11 +27,6 @@ def events():
     wedged_reaction("mailer", events[0], failing=events[1])
     Bookmark.objects.create(subscriber_name="read-model", kind=Bookmark.Kind.PROJECTION)
     return events
-
-
-@pytest.fixture
-def token() -> str:
-    return issue_token(operator("robot")).secret
 
 
 def bearer(secret: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from django.test import Client
 
 from reactions_admin.models import ApiToken
 from subscribers.models import Bookmark
-from tests.dismissal_support import append_events, decisions, operator, wedged_reaction
+from tests.factories import append_events, operator, wedged_reaction
+from tests.support import decisions
 
 pytestmark = pytest.mark.django_db
 

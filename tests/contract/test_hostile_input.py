@@ -24,7 +24,8 @@ from eventstore.models import Event
 from reactions_admin.mcp_server import build_mcp_server
 from reactions_admin.tokens import issue_token
 from subscribers.models import Bookmark
-from tests.dismissal_support import append_events, decisions, operator, wedged_reaction
+from tests.factories import append_events, operator, wedged_reaction
+from tests.support import decisions
 
 pytestmark = pytest.mark.django_db
 

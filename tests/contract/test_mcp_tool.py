@@ -17,14 +17,8 @@ from mcp import Client
 from reactions_admin.mcp_server import build_mcp_server
 from reactions_admin.tokens import issue_token
 from subscribers.models import Bookmark
-from tests.dismissal_support import (
-    append_events,
-    decisions,
-    operator,
-    served_asgi,
-    wait_until_visible,
-    wedged_reaction,
-)
+from tests.factories import append_events, operator, wedged_reaction
+from tests.support import decisions, served_asgi, wait_until_visible
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,11 +28,6 @@ def events():
     events = wait_until_visible(append_events(4))
     wedged_reaction("mailer", events[0], failing=events[1])
     return events
-
-
-@pytest.fixture
-def token() -> str:
-    return issue_token(operator("robot")).secret
 
 
 def call(token: str | None, tool: str, arguments: dict[str, Any] | None = None):

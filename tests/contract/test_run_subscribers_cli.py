@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,33 +10,15 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from subscribers.models import Bookmark
-from tests.worker_support import (
-    append,
-    append_many,
-    applied,
-    applied_table,
-    bookmark,
-    run_worker,
-    start_worker,
-    wait_for,
-)
-
-__all__ = ["applied_table"]
+from tests.factories import append, append_many
+from tests.subscribers import applied
+from tests.support import bookmark, wait_for
+from tests.workers import run_worker, start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
-F = "tests.subscribers_fixtures."
+F = "tests.subscribers."
 BOTH = {"subscribers": [F + "RecordingProjection", F + "EchoReaction"]}
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(30)
 
 
 def test_once_processes_what_it_can_and_exits_zero() -> None:

@@ -14,7 +14,7 @@ from demo.models import AgentStats, Caution, Run
 from eventstore.models import Event
 from subscribers.models import Bookmark
 from subscribers.registry import load_registry
-from tests.worker_support import drain
+from tests.workers import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,14 +15,8 @@ from eventstore.types import START, Cursor
 from reactions_admin import errors
 from reactions_admin.handler import DECISION_STREAM, dismiss_event_in_reaction
 from subscribers.models import Bookmark
-from tests.conftest import raw_connection
-from tests.dismissal_support import (
-    append_events,
-    decisions,
-    operator,
-    wait_until_visible,
-    wedged_reaction,
-)
+from tests.factories import append_events, operator, wedged_reaction
+from tests.support import decisions, raw_connection, wait_until_visible
 
 
 @pytest.mark.django_db(transaction=True)

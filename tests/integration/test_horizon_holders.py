@@ -7,7 +7,7 @@ import time
 import pytest
 
 from eventstore.horizon import horizon_holders
-from tests.conftest import raw_connection
+from tests.support import raw_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

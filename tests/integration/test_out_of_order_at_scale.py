@@ -13,7 +13,7 @@ import pytest
 
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor, RecordedEvent
-from tests.appenders import Appenders
+from tests.factories import Appenders
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from eventstore.models import Event
-from tests.subscribers_fixtures import APPLIED_TABLE
-from tests.worker_support import (
-    append,
-    append_many,
-    applied,
-    applied_table,
-    bookmark,
-    run_worker,
-    start_worker,
-    wait_for,
-)
-
-__all__ = ["applied_table"]
+from tests.factories import append, append_many
+from tests.subscribers import APPLIED_TABLE, applied
+from tests.support import bookmark, wait_for
+from tests.workers import run_worker, start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
-F = "tests.subscribers_fixtures."
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(30)
+F = "tests.subscribers."
 
 
 def backends(application_name: str, *, in_transaction: bool = False) -> int:

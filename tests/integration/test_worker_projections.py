@@ -12,23 +12,14 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.types import START
 from subscribers.registry import build_registry
 from subscribers.worker import Worker
-from tests.conftest import raw_connection
-from tests.subscribers_fixtures import record
-from tests.worker_support import (
-    append,
-    append_many,
-    applied,
-    applied_table,
-    bookmark,
-    drain,
-    wait_for,
-)
-
-__all__ = ["applied_table"]
+from tests.factories import append, append_many
+from tests.subscribers import applied, record
+from tests.support import bookmark, raw_connection, wait_for
+from tests.workers import drain
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
-FIXTURES = "tests.subscribers_fixtures."
+FIXTURES = "tests.subscribers."
 
 
 def registry(*names: str) -> Any:

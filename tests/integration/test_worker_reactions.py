@@ -14,22 +14,14 @@ from eventstore.postgres import PostgresEventStore
 from subscribers.models import Bookmark
 from subscribers.registry import build_registry
 from subscribers.worker import Worker
-from tests.subscribers_fixtures import GatedReaction
-from tests.worker_support import (
-    append,
-    applied,
-    applied_table,
-    bookmark,
-    drain,
-    running_worker,
-    wait_for,
-)
-
-__all__ = ["applied_table"]
+from tests.factories import append
+from tests.subscribers import GatedReaction, applied
+from tests.support import bookmark, wait_for
+from tests.workers import drain, running_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
-FIXTURES = "tests.subscribers_fixtures."
+FIXTURES = "tests.subscribers."
 FAST = {"poll_interval_seconds": 0.2, "retry_base_seconds": 0.01}
 
 

@@ -14,10 +14,10 @@ import pytest
 from django.test import override_settings
 
 from subscribers.registry import build_registry
-from tests.conftest import raw_connection
-from tests.worker_support import append, applied, applied_table, running_worker, wait_for
-
-__all__ = ["applied_table"]
+from tests.factories import append
+from tests.subscribers import applied
+from tests.support import raw_connection, wait_for
+from tests.workers import running_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
@@ -25,7 +25,7 @@ POLL_SECONDS = 120.0  # far longer than the wait below: only a re-check can appl
 
 
 def registry() -> Any:
-    return build_registry(["tests.subscribers_fixtures.RecordingProjection"])
+    return build_registry(["tests.subscribers.RecordingProjection"])
 
 
 @override_settings(EVENTDESK={"poll_interval_seconds": POLL_SECONDS})

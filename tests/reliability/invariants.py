@@ -1,76 +1,32 @@
-"""Helpers for the reliability tests: their tables, event mixes, invariant checks, processes."""
+"""What the reliability tests check: reads of their tables, and the invariants over them
+(read models equal to their recomputation, no backward bookmark move, each event once)."""
 
 from __future__ import annotations
 
-import random
-import signal
-import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from django.db import connection
 
-from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor
-from tests.reliability_subscribers import (
+from tests.reliability.subscribers import (
     ACTUAL_BATCH_TOTALS,
     ACTUAL_TOTALS,
-    DROP_TABLES,
     EXPECTED_BATCH_TOTALS,
     EXPECTED_TOTALS,
-    TABLES,
 )
-
-R = "tests.reliability_subscribers."
-KEYS = 40
-
-
-@pytest.fixture
-def rel_tables(transactional_db: None) -> Iterator[None]:
-    """Fresh read-model and log tables, and the bookmark-move trigger (dropped after)."""
-    with connection.cursor() as cursor:
-        cursor.execute(TABLES)
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute(DROP_TABLES)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Worker processes a test starts; any still running at the end are killed."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        process.wait(30)
-
-
-def mixed_events(rng: random.Random, count: int, order_every: int = 5) -> list[NewEvent]:
-    """Ticks with a key and an amount, and every ``order_every``-th one an Order."""
-    return [
-        NewEvent(
-            "Order" if rng.randrange(order_every) == 0 else "Tick",
-            {"key": f"k{rng.randrange(KEYS)}", "amount": rng.randrange(1, 1000)},
-        )
-        for _ in range(count)
-    ]
-
-
-def append_mixed(rng: random.Random, count: int, stream: str) -> list[RecordedEvent]:
-    return PostgresEventStore().append_streams([StreamAppend(stream, mixed_events(rng, count))])
 
 
 def fetch(query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """Every row of ``query``, as tuples."""
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return [tuple(row) for row in cursor.fetchall()]
 
 
 def scalar(query: str, params: Any = None) -> Any:
+    """The first column of the first row of ``query``."""
     return fetch(query, params)[0][0]
 
 

@@ -19,6 +19,9 @@ from django.db import connection
 
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 
+#: Prefix of the dotted paths that select these subscribers (worker processes' environment).
+R = "tests.reliability.subscribers."
+
 #: Advisory-lock namespace of the overlap check (apart from the store's own locks).
 OVERLAP_NAMESPACE = 0x52_45_4C_31  # "REL1"
 

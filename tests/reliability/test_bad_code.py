@@ -13,21 +13,18 @@ from eventstore import NewEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import START, RecordedEvent
 from subscribers.models import Bookmark
-from tests.reliability_support import (
-    R,
-    append_mixed,
+from tests.factories import append_mixed
+from tests.reliability.invariants import (
     applied_counts,
     at_head,
     backward_moves,
     order_ids,
-    processes,
     receipts_by_order,
-    rel_tables,
     totals_match,
 )
-from tests.worker_support import start_worker, wait_for
-
-__all__ = ["processes", "rel_tables"]
+from tests.reliability.subscribers import R
+from tests.support import wait_for
+from tests.workers import start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
 

@@ -15,23 +15,20 @@ import time
 import pytest
 
 from subscribers.models import Bookmark
-from tests.reliability_support import (
-    R,
-    append_mixed,
+from tests.factories import append_mixed
+from tests.reliability.invariants import (
     applied_counts,
     at_head,
     backward_moves,
     fetch,
     order_ids,
     overlaps,
-    processes,
     read_models_match,
     receipts_by_order,
-    rel_tables,
 )
-from tests.worker_support import start_worker, wait_for
-
-__all__ = ["processes", "rel_tables"]
+from tests.reliability.subscribers import R
+from tests.support import wait_for
+from tests.workers import start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
 

@@ -16,24 +16,21 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.reliability_support import (
-    R,
-    append_mixed,
+from tests.factories import append_mixed
+from tests.reliability.invariants import (
     applied_counts,
     at_head,
     backward_moves,
     bookmark_moves,
     fetch,
     order_ids,
-    processes,
     read_models_match,
     receipts_by_order,
-    rel_tables,
     scalar,
 )
-from tests.worker_support import start_worker, wait_for
-
-__all__ = ["processes", "rel_tables"]
+from tests.reliability.subscribers import R
+from tests.support import wait_for
+from tests.workers import start_worker
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,15 +26,17 @@ import pytest
 from config import embedded_pg
 from config.embedded_pg import ServerLayout
 from eventstore.sql import HEAD
-from tests.reliability_subscribers import (
+from tests.factories import insert_mixed
+from tests.reliability.subscribers import (
     ACTUAL_BATCH_TOTALS,
     ACTUAL_TOTALS,
     EXPECTED_BATCH_TOTALS,
     EXPECTED_TOTALS,
     TABLES,
+    R,
 )
-from tests.reliability_support import R
-from tests.worker_support import ROOT, wait_for, worker_env
+from tests.support import ROOT, free_port, wait_for
+from tests.workers import worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +49,6 @@ from reactions_admin.tokens import issue_token
 user = User.objects.create_user("operator", password="pw-for-tests", is_staff=True)
 user.user_permissions.add(Permission.objects.get(codename="dismiss_event"))
 print(issue_token(user).secret)
-"""
-
-APPEND = """
-INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
-SELECT gen_random_uuid(), %(stream)s, g,
-       CASE WHEN g %% 5 = 0 THEN 'Order' ELSE 'Tick' END,
-       jsonb_build_object('key', 'k' || (g %% 40), 'amount', g %% 997), '{}'
-FROM generate_series(1, %(count)s) AS g
 """
 
 
@@ -105,11 +98,6 @@ def db(layout: ServerLayout) -> psycopg.Connection[Any]:
     )  # fmt: skip
 
 
-def append(conn: psycopg.Connection[Any], stream: str, count: int) -> None:
-    conn.execute(APPEND, {"stream": stream, "count": count})
-    conn.execute("SELECT pg_notify('eventdesk_events', '')")
-
-
 def rows(layout: ServerLayout, query: str, params: Any = None) -> list[tuple[Any, ...]]:
     with db(layout) as conn:
         return [tuple(row) for row in conn.execute(query, params).fetchall()]
@@ -128,12 +116,6 @@ def call(base: str, token: str, path: str, body: Any = None) -> tuple[int, str]:
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, exc.read().decode()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def finished(layout: ServerLayout) -> bool:
@@ -157,7 +139,7 @@ def test_the_worker_and_the_api_ride_out_a_database_restart(
     token = manage(server, "shell", "-c", MAKE_OPERATOR).strip().splitlines()[-1]
     with db(server) as conn:
         conn.execute(TABLES)
-        append(conn, "before", 3000)
+        insert_mixed(conn, "before", 3000)
     log = tmp_path / "worker.log"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -233,7 +215,7 @@ def test_the_worker_and_the_api_ride_out_a_database_restart(
             what="the listener to LISTEN again",
         )
         with db(server) as conn:
-            append(conn, "after", 1000)
+            insert_mixed(conn, "after", 1000)
         wait_for(lambda: finished(server), timeout=120, what="the worker to finish")
         assert rows(server, ACTUAL_TOTALS) == rows(server, EXPECTED_TOTALS)
         assert rows(server, ACTUAL_BATCH_TOTALS) == rows(server, EXPECTED_BATCH_TOTALS)

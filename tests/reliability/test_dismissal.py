@@ -23,28 +23,22 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection
 
-from eventstore import NewEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor, RecordedEvent
 from reactions_admin.handler import DECISION_STREAM, dismiss_event_in_reaction
 from reactions_admin.tokens import issue_token
 from subscribers.models import Bookmark
-from tests.conftest import raw_connection
-from tests.dismissal_support import decisions, operator, wait_until_visible, wedged_reaction
-from tests.reliability_support import (
-    R,
-    append_mixed,
+from tests.factories import append_events, append_mixed, operator, wedged_reaction
+from tests.reliability.invariants import (
     backward_moves,
     bookmark_moves,
     fetch,
     order_ids,
-    processes,
     receipts_by_order,
-    rel_tables,
 )
-from tests.worker_support import start_worker, wait_for
-
-__all__ = ["processes", "rel_tables"]
+from tests.reliability.subscribers import R
+from tests.support import decisions, raw_connection, wait_for, wait_until_visible
+from tests.workers import start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
 
@@ -76,11 +70,7 @@ def tokens(*names: str) -> list[str]:
 def test_two_operators_dismissing_the_same_event_one_wins_the_other_gets_409(
     live_server,
 ) -> None:
-    events = wait_until_visible(
-        PostgresEventStore().append_streams(
-            [StreamAppend("orders", [NewEvent("OrderPlaced", {"n": n}) for n in range(41)])]
-        )
-    )
+    events = wait_until_visible(append_events(41, stream="orders"))
     wedged_reaction("rel.mailer", events[0], failing=events[1])
     first, second = tokens("alice", "bob")
     rounds = 20
@@ -264,11 +254,7 @@ def waiting_at_gate() -> int | None:
 def test_a_dismissal_cut_off_mid_transaction_leaves_neither_write(
     live_server, gate, moment: str
 ) -> None:
-    events = wait_until_visible(
-        PostgresEventStore().append_streams(
-            [StreamAppend("orders", [NewEvent("OrderPlaced", {"n": n}) for n in range(3)])]
-        )
-    )
+    events = wait_until_visible(append_events(3, stream="orders"))
     wedged_reaction("rel.mailer", events[0], failing=events[1])
     [token] = tokens("alice")
     with connection.cursor() as cursor:
@@ -306,11 +292,7 @@ def test_a_dismissal_cut_off_mid_transaction_leaves_neither_write(
 
 
 def test_a_dismissal_whose_commit_fails_leaves_neither_write() -> None:
-    events = wait_until_visible(
-        PostgresEventStore().append_streams(
-            [StreamAppend("orders", [NewEvent("OrderPlaced", {"n": n}) for n in range(3)])]
-        )
-    )
+    events = wait_until_visible(append_events(3, stream="orders"))
     wedged_reaction("rel.mailer", events[0], failing=events[1])
     actor = operator("alice")
     with connection.cursor() as cursor:

@@ -13,11 +13,11 @@ import uuid
 
 import pytest
 
-from tests.appenders import Appenders
-from tests.reliability_support import R, fetch, processes, rel_tables
-from tests.worker_support import start_worker, wait_for
-
-__all__ = ["processes", "rel_tables"]
+from tests.factories import Appenders
+from tests.reliability.invariants import fetch
+from tests.reliability.subscribers import R
+from tests.support import wait_for
+from tests.workers import start_worker
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -81,8 +81,8 @@ def test_explicit_protocol_subclasses_get_the_defaults() -> None:
 def test_dotted_paths_are_imported() -> None:
     registry = build_registry(
         [
-            "tests.subscribers_fixtures.RecordingProjection",
-            "tests.subscribers_fixtures.EchoReaction",
+            "tests.subscribers.RecordingProjection",
+            "tests.subscribers.EchoReaction",
         ]
     )
     assert [e.name for e in registry] == ["test.recorder", "test.echo"]

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
@@ -149,7 +150,7 @@ def reaction(request: HttpRequest, name: str) -> Any:
 
 @api.post(
     "/reactions/{name}/dismiss-event",
-    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 422)},
+    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
     tags=["reactions"],
 )
 def dismiss_event(request: HttpRequest, name: str, body: DismissIn) -> Any:
@@ -157,7 +158,8 @@ def dismiss_event(request: HttpRequest, name: str, body: DismissIn) -> Any:
 
     Needs the permission ``reactions_admin.dismiss_event``. 400 blank or too long
     reason, 404 unknown reaction or event, 409 the event is not after the bookmark,
-    503 the event store is not durable or the database is unavailable.
+    413 a body over the server's upload limit, 503 the event store is not durable or
+    the database is unavailable.
     """
     result = dismiss_event_in_reaction(
         name,
@@ -176,6 +178,15 @@ def _error(request: HttpRequest, status: int, code: str, detail: str, **extra: A
 @api.exception_handler(errors.ReactionsError)
 def _reactions_error(request: HttpRequest, exc: errors.ReactionsError) -> HttpResponse:
     return _error(request, exc.status, exc.code, exc.detail)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _request_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    # Raised wherever the body is first read: ninja parsing it, or the session door's
+    # CSRF check reading a form. A refusal of the client's request, not a server fault.
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    too_large = errors.RequestTooLarge(f"The request body is larger than {limit} bytes.")
+    return _reactions_error(request, too_large)
 
 
 @api.exception_handler(ValidationError)

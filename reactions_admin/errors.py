@@ -88,6 +88,18 @@ class ReasonTooLong(InvalidRequest):
     code = "reason_too_long"
 
 
+class RevocationFinal(ReactionsError):
+    """A revoked API token cannot be brought back: its ``revoked_at`` never changes again."""
+
+    status, code = 409, "revocation_final"
+
+
+class RequestTooLarge(ReactionsError):
+    """The request body is over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
+
+    status, code = 413, "request_too_large"
+
+
 class RewindRefused(ReactionsError):
     """The event is not strictly after the bookmark: dismissals never move a bookmark back."""
 

@@ -10,7 +10,7 @@ of the order of INSTALLED_APPS; if no bookmark admin is registered, a minimal on
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -18,24 +18,83 @@ from django.http import HttpRequest
 
 from reactions_admin.admin_dismiss import dismiss_event
 from reactions_admin.models import ApiToken, Decision
+from reactions_admin.tokens import revoke
 from subscribers.models import Bookmark
+
+
+class _DataKeyFilter(admin.SimpleListFilter):
+    """Filter decisions on a top-level key of their data (``context``, ``choice``): the
+    choices are the values recorded so far."""
+
+    key: ClassVar[str]
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        values = (
+            model_admin.get_queryset(request)
+            .order_by()
+            .values_list(f"data__{self.key}", flat=True)
+            .distinct()
+        )
+        return [(str(value), str(value)) for value in sorted(v for v in values if v)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{f"data__{self.key}": value}) if value else queryset
+
+
+class ContextFilter(_DataKeyFilter):
+    title, parameter_name, key = "context", "context", "context"
+
+
+class ChoiceFilter(_DataKeyFilter):
+    title, parameter_name, key = "choice", "choice", "choice"
 
 
 @admin.register(Decision)
 class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """The audit trail: who dismissed which event in which reaction, when and why."""
+    """The audit trail: who decided what (a dismissal, an API token created or revoked),
+    when and why."""
 
-    list_display = ("recorded_at", "actor", "reaction", "dismissed_event", "short_reason", "via")
+    list_display = ("recorded_at", "actor", "context", "choice", "subject", "short_reason",
+                    "via")  # fmt: skip
+    list_filter = (ContextFilter, ChoiceFilter)
     search_fields = ("data__reason", "data__inputs__reaction", "data__actor__username",
-                     "data__inputs__event_id")  # fmt: skip
-    fields = ("recorded_at", "actor", "reaction", "dismissed_event", "reason", "cursors",
-              "via", "event_id", "stream_id", "stream_version")  # fmt: skip
+                     "data__inputs__event_id", "data__inputs__token_prefix")  # fmt: skip
+    fields = ("recorded_at", "actor", "context", "choice", "reaction", "dismissed_event",
+              "token", "reason", "cursors", "via", "event_id", "stream_id",
+              "stream_version")  # fmt: skip
     readonly_fields = fields
     show_full_result_count = False
 
     @admin.display(description="who")
     def actor(self, decision: Decision) -> str:
         return decision.actor_name
+
+    @admin.display(description="context")
+    def context(self, decision: Decision) -> str:
+        return decision.context
+
+    @admin.display(description="choice")
+    def choice(self, decision: Decision) -> str:
+        return decision.choice
+
+    @admin.display(description="about")
+    def subject(self, decision: Decision) -> str:
+        """What the decision was about: the reaction and event, or the API token."""
+        if self.token(decision):
+            return f"token {self.token(decision)}… of {self.token_owner(decision)}"
+        reaction, event = self.reaction(decision), self.dismissed_event(decision)
+        return f"{reaction}: {event}" if reaction or event else ""
+
+    @admin.display(description="API token")
+    def token(self, decision: Decision) -> str:
+        return str(decision.inputs.get("token_prefix", ""))
+
+    def token_owner(self, decision: Decision) -> str:
+        owner = decision.inputs.get("token_owner")
+        return str(owner.get("username", "")) if isinstance(owner, dict) else ""
 
     @admin.display(description="reaction")
     def reaction(self, decision: Decision) -> str:
@@ -56,6 +115,8 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="cursor before → after")
     def cursors(self, decision: Decision) -> str:
+        if "cursor_before" not in decision.inputs:
+            return ""
         before, after = (
             decision.inputs.get("cursor_before", {}),
             decision.inputs.get("cursor_after", {}),
@@ -80,29 +141,34 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-@admin.action(description="Revoke selected tokens")
+@admin.action(description="Revoke selected tokens (for good)", permissions=["change"])
 def revoke_selected(
     modeladmin: admin.ModelAdmin[ApiToken], request: HttpRequest, queryset: QuerySet[ApiToken]
 ) -> None:
-    from django.utils import timezone
-
-    count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    count = revoke(queryset, actor=request.user, via="admin")
     modeladmin.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Tokens by prefix and owner. Secrets are never shown (only their digest is stored);
-    create one with ``manage.py create_api_token USERNAME``."""
+    create one with ``manage.py create_api_token USERNAME``.
+
+    Revocation is final: ``revoked_at`` is read-only here (the database refuses to clear
+    it anyway), and a token is revoked only by the audited action. Tokens are not deleted
+    from here either: a revoked one stays, as the record of what was revoked."""
 
     list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "user__username", "name")
     fields = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("prefix", "user", "created_at", "last_used_at")
+    readonly_fields = ("prefix", "user", "created_at", "last_used_at", "revoked_at")
     actions = [revoke_selected]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -15,10 +15,10 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from eventstore.store import get_event_store
-from eventstore.types import Cursor, NewEvent, StreamAppend
+from eventstore.types import Cursor
 from reactions_admin import errors
 from reactions_admin.decider import DismissalRejected, decide_dismissal
-from reactions_admin.models import DECISION_EVENT_TYPE
+from reactions_admin.decisions import register_decision
 from subscribers.models import Bookmark
 
 #: The permission every door checks.
@@ -164,13 +164,13 @@ def _dismiss(
             raise errors.from_rejection(decision)
         passed_over = store.count_between(decision.cursor_before, decision.cursor_after)
         _move_past(bookmark, decision.cursor_after)
-        actor_data = {"username": actor.get_username(), "id": actor.pk}
-        data = {
-            "context": "ReactionDismissal",
-            "choice": "EventDismissed",
-            "reason": decision.reason,
-            "actor": actor_data,
-            "inputs": {
+        recorded = register_decision(
+            DECISION_STREAM,
+            context="ReactionDismissal",
+            choice="EventDismissed",
+            reason=decision.reason,
+            actor=actor,
+            inputs={
                 "reaction": subscriber_name,
                 "event_id": str(event.event_id),
                 "event_type": event.event_type,
@@ -178,18 +178,12 @@ def _dismiss(
                 "cursor_after": cursor_payload(decision.cursor_after),
                 "events_passed_over": passed_over,
             },
-        }
-        metadata = {
-            "actor": actor_data,
-            "via": via,
-            "correlation_id": str(correlation_id),
-            "causation_id": str(event.event_id),
-        }
-        recorded = store.append_streams(
-            [StreamAppend(DECISION_STREAM, [NewEvent(DECISION_EVENT_TYPE, data, metadata)])]
+            via=via,
+            correlation_id=correlation_id,
+            causation_id=event.event_id,
         )
     return DismissalResult(
-        decision_event_id=recorded[0].event_id,
+        decision_event_id=recorded.event_id,
         subscriber_name=subscriber_name,
         event_id=event.event_id,
         cursor_before=decision.cursor_before,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models
 
 from eventstore.models import Event
+from reactions_admin.errors import RevocationFinal
 
 #: The event type of every audited decision (a dismissal is one kind).
 DECISION_EVENT_TYPE = "DecisionRegistered"
@@ -41,12 +44,56 @@ class Decision(Event):
     @property
     def actor_name(self) -> str:
         actor = self.data.get("actor") if isinstance(self.data, dict) else None
-        return str(actor.get("username", "")) if isinstance(actor, dict) else ""
+        if not isinstance(actor, dict):
+            return ""
+        if actor.get("username") is None and actor.get("os_user"):
+            return f"{actor['os_user']} (shell)"  # a command run without --as
+        return str(actor.get("username") or "")
+
+    @property
+    def context(self) -> str:
+        return str(self.data.get("context", "")) if isinstance(self.data, dict) else ""
+
+    @property
+    def choice(self) -> str:
+        return str(self.data.get("choice", "")) if isinstance(self.data, dict) else ""
+
+
+#: The name the database gives its refusal to clear or change ``revoked_at`` once set
+#: (the trigger of migration 0002).
+REVOCATION_FINAL_CONSTRAINT = "api_token_revocation_final"
+
+
+@contextmanager
+def _revocation_is_final() -> Iterator[None]:
+    """Turn the database's refusal to bring a revoked token back into ``RevocationFinal``."""
+    try:
+        yield
+    except IntegrityError as exc:
+        diag = getattr(exc.__cause__, "diag", None)
+        if getattr(diag, "constraint_name", None) == REVOCATION_FINAL_CONSTRAINT:
+            raise RevocationFinal(str(getattr(diag, "message_primary", exc))) from exc
+        raise
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def update(self, **kwargs: Any) -> int:
+        """``QuerySet.update``; raises ``RevocationFinal`` if it would clear or change
+        the ``revoked_at`` of a revoked token (the database refuses it)."""
+        with _revocation_is_final():
+            return super().update(**kwargs)
 
 
 class ApiToken(models.Model):
     """A per-user bearer token. Only the SHA-256 of the secret is stored; the
-    prefix identifies the token in listings and for revocation."""
+    prefix identifies the token in listings and for revocation.
+
+    Revocation is final: once ``revoked_at`` is set, the database refuses to clear or
+    change it (a trigger), whatever the path (this model, a queryset, raw SQL); through
+    the ORM the refusal is ``RevocationFinal``. Create and revoke tokens with
+    ``reactions_admin.tokens``, which audits each act."""
+
+    objects: ClassVar[models.Manager[ApiToken]] = models.Manager.from_queryset(ApiTokenQuerySet)()
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
@@ -64,6 +111,11 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """``Model.save``; raises ``RevocationFinal`` if it would bring a revoked token back."""
+        with _revocation_is_final():
+            super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:

@@ -110,9 +110,20 @@ class InMemoryEventStore:
         with self._lock:
             return self._by_id.get(event_id)
 
-    def count_between(self, after: Cursor, upto: Cursor) -> int:
+    def count_between(
+        self, after: Cursor, upto: Cursor, event_types: Collection[str] | None = None
+    ) -> int:
+        wanted = None if event_types is None else set(event_types)
         with self._lock:
-            return sum(1 for event in self._events if after < event.cursor <= upto)
+            return sum(
+                1
+                for event in self._events
+                if after < event.cursor <= upto and (wanted is None or event.event_type in wanted)
+            )
+
+    def is_visible(self, cursor: Cursor) -> bool:
+        # Every append commits at once, in transaction-id order: nothing is ever in flight.
+        return True
 
 
 @functools.cache

@@ -162,21 +162,31 @@ class PostgresEventStore:
         found = self._select(sql.GET_EVENT, {"event_id": event_id})
         return found[0] if found else None
 
-    def count_between(self, after: Cursor, upto: Cursor) -> int:
+    def count_between(
+        self, after: Cursor, upto: Cursor, event_types: Collection[str] | None = None
+    ) -> int:
         if upto <= after:
             return 0
+        params: dict[str, Any] = {
+            "after_tx": after.transaction_id,
+            "after_pos": after.position,
+            "upto_tx": upto.transaction_id,
+            "upto_pos": upto.position,
+        }
+        query = sql.COUNT_BETWEEN
+        if event_types is not None:
+            query = sql.COUNT_BETWEEN_OF_TYPES
+            params["types"] = list(event_types)
         with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                sql.COUNT_BETWEEN,
-                {
-                    "after_tx": after.transaction_id,
-                    "after_pos": after.position,
-                    "upto_tx": upto.transaction_id,
-                    "upto_pos": upto.position,
-                },
-            )
+            cursor.execute(query, params)
             row = cursor.fetchone()
         return int(row[0]) if row else 0
+
+    def is_visible(self, cursor: Cursor) -> bool:
+        with connections[self.using].cursor() as db:
+            db.execute(sql.VISIBLE, {"tx": cursor.transaction_id})
+            row = db.fetchone()
+        return bool(row and row[0])
 
     def _select(self, query: str, params: dict[str, Any]) -> list[RecordedEvent]:
         with connections[self.using].cursor() as cursor:

@@ -40,6 +40,13 @@ WHERE (transaction_id, position) > (%(after_tx)s::text::xid8, %(after_pos)s)
   AND {HORIZON}
 """
 
+# The same, only some event types: what a subscriber with event_types would have handled.
+COUNT_BETWEEN_OF_TYPES = COUNT_BETWEEN + "  AND event_type = ANY(%(types)s)\n"
+
+# Whether an event's transaction is under the horizon: it and every transaction that began
+# before it have ended, so no event can still appear at or before it in the global order.
+VISIBLE = "SELECT %(tx)s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())"
+
 READ_STREAM = f"""
 SELECT {EVENT_COLUMNS} FROM events
 WHERE stream_id = %(stream)s AND stream_version >= %(from_version)s

@@ -46,8 +46,15 @@ class EventStore(Protocol):
         """One event by id, or None."""
         ...
 
-    def count_between(self, after: Cursor, upto: Cursor) -> int:
-        """How many visible events lie in ``(after, upto]``."""
+    def count_between(
+        self, after: Cursor, upto: Cursor, event_types: Collection[str] | None = None
+    ) -> int:
+        """How many visible events lie in ``(after, upto]`` (only of ``event_types``, if given)."""
+        ...
+
+    def is_visible(self, cursor: Cursor) -> bool:
+        """Whether ``cursor`` is under the horizon: its transaction and every one that began
+        before it have ended, so every reader sees all there will ever be up to it."""
         ...
 
 

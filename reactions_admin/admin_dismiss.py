@@ -70,7 +70,7 @@ def dismiss_event(
                 request,
                 f"Dismissed event {result.event_id} in {result.subscriber_name}: the bookmark "
                 f"moved from {result.cursor_before} to {result.cursor_after}, passing over "
-                f"{result.events_passed_over} event(s). Decision {result.decision_event_id}.",
+                f"{result.passed_over_text()}. Decision {result.decision_event_id}.",
                 messages.SUCCESS,
             )
             return None

@@ -21,7 +21,7 @@ from ninja.utils import check_csrf
 from pydantic import Field
 
 from reactions_admin import errors
-from reactions_admin.decider import MAX_REASON_LENGTH
+from reactions_admin.decider import MAX_REASON_LENGTH, visible_character_class
 from reactions_admin.handler import dismiss_event_in_reaction
 from reactions_admin.reactions import get_reaction, list_reactions
 from reactions_admin.tokens import user_for_token
@@ -84,11 +84,17 @@ class ValidationErrorOut(ErrorOut):
     errors: list[dict[str, Any]]
 
 
-#: The decider's rule for a reason, stated for clients in the OpenAPI document: after
-#: trimming whitespace, at least one and at most MAX_REASON_LENGTH characters, and no NUL.
-#: The handler enforces it (400 reason_required / reason_too_long / unstorable_text), not
-#: the schema parser, so each refusal keeps its own code.
-REASON_PATTERN = rf"^\s*[^\s\x00](?:[^\x00]{{0,{MAX_REASON_LENGTH - 2}}}[^\s\x00])?\s*$"
+#: The decider's rule for a reason, stated for clients in the OpenAPI document: no NUL nor
+#: lone surrogate, at least one visible character (a letter, number, punctuation or symbol
+#: by its Unicode category: the class is built from the decider's own test), and after
+#: trimming whitespace at most MAX_REASON_LENGTH characters (the lookahead refuses two
+#: non-space characters MAX_REASON_LENGTH or more apart). The handler enforces it (400
+#: reason_required / reason_too_long / unstorable_text), not the schema parser, so each
+#: refusal keeps its own code. Python's regex dialect (astral characters as \U escapes).
+REASON_PATTERN = (
+    rf"^(?!\s*\S[\s\S]{{{MAX_REASON_LENGTH - 1}}}[\s\S]*\S)"
+    rf"[^\x00\ud800-\udfff]*{visible_character_class()}[^\x00\ud800-\udfff]*$"
+)
 
 
 class DismissIn(Schema):
@@ -110,6 +116,7 @@ class DismissOut(Schema):
     cursor_before: CursorOut
     cursor_after: CursorOut
     events_passed_over: int
+    handled_events_passed_over: int
 
 
 class ReactionOut(Schema):

@@ -1,4 +1,5 @@
-"""The dismissal decider: a pure function of (bookmark cursor, event cursor, reason).
+"""The dismissal decider: a pure function of (bookmark cursor, event cursor, reason, and what
+the handler found out: is the event visible to every reader, was it dismissed before).
 
 It imports nothing from Django. It returns a value — a ``DismissalAccepted``
 the handler carries out, or a ``DismissalRejected`` the handler turns into an
@@ -8,12 +9,20 @@ error — and never raises.
 from __future__ import annotations
 
 import enum
+import unicodedata
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from eventstore.types import Cursor
 
 #: The longest reason an operator may give (after trimming).
 MAX_REASON_LENGTH = 2000
+
+#: Unicode general categories whose characters show: letters, numbers, punctuation, symbols.
+#: Separators (Z*), controls, format characters such as the zero-width space (C*) and
+#: combining marks on nothing (M*) do not: a reason made only of them says nothing.
+VISIBLE_CATEGORIES = frozenset("LNPS")
 
 
 class Rejection(enum.Enum):
@@ -22,6 +31,17 @@ class Rejection(enum.Enum):
     REASON_REQUIRED = "reason_required"
     REASON_TOO_LONG = "reason_too_long"
     REWIND_REFUSED = "rewind_refused"
+    EVENT_ALREADY_DISMISSED = "event_already_dismissed"
+    EVENT_NOT_VISIBLE_YET = "event_not_visible_yet"
+
+
+@dataclass(frozen=True)
+class PriorDismissal:
+    """A decision that already dismissed the same event in the same reaction."""
+
+    decision_event_id: uuid.UUID
+    actor: str
+    recorded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -44,25 +64,79 @@ class DismissalRejected:
 Decision = DismissalAccepted | DismissalRejected
 
 
-def decide_dismissal(bookmark: Cursor, event: Cursor, reason: str) -> Decision:
+def is_visible_character(char: str) -> bool:
+    """Whether ``char`` shows when printed (its Unicode category is in ``VISIBLE_CATEGORIES``)."""
+    return unicodedata.category(char)[0] in VISIBLE_CATEGORIES
+
+
+def has_visible_character(text: str) -> bool:
+    """Whether ``text`` holds at least one character that shows."""
+    return any(is_visible_character(char) for char in text)
+
+
+def visible_character_class() -> str:
+    """A regular-expression character class matching exactly the characters for which
+    ``is_visible_character`` holds, in this Python's Unicode version (for the API schema)."""
+    parts: list[str] = []
+    start: int | None = None
+    for code in range(0x110001):
+        visible = code <= 0x10FFFF and is_visible_character(chr(code))
+        if visible and start is None:
+            start = code
+        elif not visible and start is not None:
+            last = code - 1
+            parts.append(_escape(start) if last == start else f"{_escape(start)}-{_escape(last)}")
+            start = None
+    return "[" + "".join(parts) + "]"
+
+
+def _escape(code: int) -> str:
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def decide_dismissal(
+    bookmark: Cursor,
+    event: Cursor,
+    reason: str,
+    *,
+    visible: bool,
+    prior: PriorDismissal | None = None,
+) -> Decision:
     """Decide whether the event at ``event`` may be dismissed by a bookmark at ``bookmark``.
 
-    The reason is checked first (empty or whitespace, then too long), then the
-    order: the event must lie strictly after the bookmark in ``(transaction_id,
-    position)`` order — a dismissal never moves a bookmark backward or in place.
+    Checked in order: the reason (no visible character, then too long after trimming);
+    the order — the event must lie strictly after the bookmark in ``(transaction_id,
+    position)`` order, a dismissal never moves a bookmark backward or in place (when
+    ``prior`` names a decision that already dismissed this very event, the refusal says
+    so); then ``visible`` — every reader must already see the event (it is under the
+    horizon), or the move could pass over an event of a transaction still in flight.
     """
-    trimmed = reason.strip()
-    if not trimmed:
+    if not has_visible_character(reason):
         return DismissalRejected(Rejection.REASON_REQUIRED, "A reason is required to dismiss.")
+    trimmed = reason.strip()
     if len(trimmed) > MAX_REASON_LENGTH:
         return DismissalRejected(
             Rejection.REASON_TOO_LONG,
             f"The reason is {len(trimmed)} characters; at most {MAX_REASON_LENGTH} are allowed.",
         )
     if not event > bookmark:
+        if prior is not None:
+            return DismissalRejected(
+                Rejection.EVENT_ALREADY_DISMISSED,
+                f"The event at {event} was already dismissed in this reaction by "
+                f"{prior.actor or 'an unnamed user'} at {prior.recorded_at.isoformat()} "
+                f"(decision {prior.decision_event_id}); the bookmark is at {bookmark}.",
+            )
         return DismissalRejected(
             Rejection.REWIND_REFUSED,
             f"The event at {event} is not after the bookmark at {bookmark}: "
             "a dismissal only moves a bookmark forward.",
+        )
+    if not visible:
+        return DismissalRejected(
+            Rejection.EVENT_NOT_VISIBLE_YET,
+            f"The event at {event} is not yet visible to every reader: a transaction that "
+            "began before it is still open, and dismissing now could pass over its events "
+            "unseen. Try again once it has ended.",
         )
     return DismissalAccepted(cursor_before=bookmark, cursor_after=event, reason=trimmed)

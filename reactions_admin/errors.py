@@ -77,7 +77,7 @@ class UnstorableText(InvalidRequest):
 
 
 class ReasonRequired(InvalidRequest):
-    """The reason is empty or only whitespace."""
+    """The reason has no visible character (empty, whitespace, zero-width characters...)."""
 
     code = "reason_required"
 
@@ -106,6 +106,20 @@ class RewindRefused(ReactionsError):
     status, code = 409, "rewind_refused"
 
 
+class EventAlreadyDismissed(RewindRefused):
+    """A refinement of the rewind: this very event was already dismissed in this reaction;
+    the detail says by whom, when, and which decision did it."""
+
+    code = "event_already_dismissed"
+
+
+class EventNotVisibleYet(ReactionsError):
+    """The event is not yet under the horizon: a transaction that began before it is still
+    open, and the move could pass over its events unseen. The detail names that transaction."""
+
+    status, code = 409, "event_not_visible_yet"
+
+
 class Unavailable(ReactionsError):
     """The operation cannot run now; retrying later may succeed."""
 
@@ -128,6 +142,8 @@ _REJECTIONS: dict[Rejection, type[ReactionsError]] = {
     Rejection.REASON_REQUIRED: ReasonRequired,
     Rejection.REASON_TOO_LONG: ReasonTooLong,
     Rejection.REWIND_REFUSED: RewindRefused,
+    Rejection.EVENT_ALREADY_DISMISSED: EventAlreadyDismissed,
+    Rejection.EVENT_NOT_VISIBLE_YET: EventNotVisibleYet,
 }
 
 

@@ -7,19 +7,28 @@ decider, then move the bookmark and append the audit event in one transaction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from eventstore.horizon import horizon_holders
+from eventstore.models import Event
 from eventstore.store import get_event_store
 from eventstore.types import Cursor
 from reactions_admin import errors
-from reactions_admin.decider import DismissalRejected, decide_dismissal
+from reactions_admin.decider import (
+    DismissalRejected,
+    PriorDismissal,
+    Rejection,
+    decide_dismissal,
+)
 from reactions_admin.decisions import register_decision
+from reactions_admin.models import DECISION_EVENT_TYPE
 from subscribers.models import Bookmark
+from subscribers.registry import handled_event_types
 
 #: The permission every door checks.
 DISMISS_PERMISSION = "reactions_admin.dismiss_event"
@@ -41,7 +50,17 @@ class DismissalResult:
     event_id: uuid.UUID
     cursor_before: Cursor
     cursor_after: Cursor
+    #: Every event in ``(cursor_before, cursor_after]``, whatever its type.
     events_passed_over: int
+    #: Those of them the reaction would have handled (its ``event_types``; all when it has none).
+    handled_events_passed_over: int
+
+    def passed_over_text(self) -> str:
+        """The counts in words: "8 event(s), 2 of them of types the reaction handles"."""
+        text = f"{self.events_passed_over} event(s)"
+        if self.handled_events_passed_over != self.events_passed_over:
+            text += f", {self.handled_events_passed_over} of them of types the reaction handles"
+        return text
 
     def as_payload(self) -> dict[str, Any]:
         """The JSON form every door returns."""
@@ -52,6 +71,7 @@ class DismissalResult:
             "cursor_before": cursor_payload(self.cursor_before),
             "cursor_after": cursor_payload(self.cursor_after),
             "events_passed_over": self.events_passed_over,
+            "handled_events_passed_over": self.handled_events_passed_over,
         }
 
 
@@ -149,6 +169,10 @@ def _dismiss(
             # A worker holds the row only for a short compare-and-set; waiting longer
             # than this means something is wrong, and the operator should hear so.
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        # The target is read before the row lock gives this transaction an id: it committed
+        # before that id was assigned, so its id is smaller than ours, and our own open
+        # transaction never keeps it from being visible (nor lands our decision before it).
+        event = store.get_event(target)
         bookmark = (
             Bookmark.objects.select_for_update()
             .filter(subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION)
@@ -156,13 +180,35 @@ def _dismiss(
         )
         if bookmark is None:
             raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-        event = store.get_event(target)
         if event is None:
             raise errors.EventNotFound(f"No event with id {target}.")
-        decision = decide_dismissal(bookmark.cursor, event.cursor, reason)
+        # Only a refused rewind needs the (stream-scanning) look for an earlier decision.
+        prior = (
+            None if event.cursor > bookmark.cursor else _prior_dismissal(subscriber_name, target)
+        )
+        decision = decide_dismissal(
+            bookmark.cursor,
+            event.cursor,
+            reason,
+            visible=store.is_visible(event.cursor),
+            prior=prior,
+        )
         if isinstance(decision, DismissalRejected):
+            if decision.rejection is Rejection.EVENT_NOT_VISIBLE_YET:
+                decision = replace(decision, detail=f"{decision.detail} {_held_back_by()}")
             raise errors.from_rejection(decision)
+        # Exact, not just "what is visible now": the target is under the horizon, so every
+        # transaction with a smaller id -- all that can put an event in (cursor_before,
+        # cursor_after] -- has ended, committed or rolled back; a later one gets a larger id
+        # and lands after cursor_after. The range is closed for good: these counts, in this
+        # transaction or any later one, are what the move passes over, and always will be.
+        event_types = handled_event_types(subscriber_name)
         passed_over = store.count_between(decision.cursor_before, decision.cursor_after)
+        handled_passed_over = (
+            passed_over
+            if event_types is None
+            else store.count_between(decision.cursor_before, decision.cursor_after, event_types)
+        )
         _move_past(bookmark, decision.cursor_after)
         recorded = register_decision(
             DECISION_STREAM,
@@ -177,6 +223,7 @@ def _dismiss(
                 "cursor_before": cursor_payload(decision.cursor_before),
                 "cursor_after": cursor_payload(decision.cursor_after),
                 "events_passed_over": passed_over,
+                "handled_events_passed_over": handled_passed_over,
             },
             via=via,
             correlation_id=correlation_id,
@@ -189,7 +236,44 @@ def _dismiss(
         cursor_before=decision.cursor_before,
         cursor_after=decision.cursor_after,
         events_passed_over=passed_over,
+        handled_events_passed_over=handled_passed_over,
     )
+
+
+def _prior_dismissal(subscriber_name: str, event_id: uuid.UUID) -> PriorDismissal | None:
+    """The latest decision that dismissed ``event_id`` in this reaction, if one did."""
+    found = (
+        Event.objects.filter(
+            stream_id=DECISION_STREAM,
+            event_type=DECISION_EVENT_TYPE,
+            data__choice="EventDismissed",
+            data__inputs__reaction=subscriber_name,
+            data__inputs__event_id=str(event_id),
+        )
+        .order_by("-stream_version")
+        .only("event_id", "data", "recorded_at")
+        .first()
+    )
+    if found is None:
+        return None
+    actor = found.data.get("actor") or {}
+    return PriorDismissal(
+        decision_event_id=found.event_id,
+        actor=str(actor.get("username") or actor.get("os_user") or ""),
+        recorded_at=found.recorded_at,
+    )
+
+
+def _held_back_by() -> str:
+    """Who keeps the horizon back: the oldest open transactions holding an id."""
+    holders = horizon_holders(min_age_seconds=0, limit=3)
+    if not holders:
+        return (
+            "No open transaction is holding it back any more (or it is a prepared "
+            "transaction, see pg_prepared_xacts); try again."
+        )
+    named = "; ".join(f"transaction {h.transaction_id} of {h}" for h in holders)
+    return f"Held back by: {named}."
 
 
 def _move_past(bookmark: Bookmark, cursor: Cursor) -> None:

@@ -19,6 +19,7 @@ from reactions_admin.handler import (
     require_durable_store,
 )
 from subscribers.models import Bookmark
+from subscribers.registry import handled_event_types
 
 #: Reading reactions needs either permission: seeing bookmarks, or dismissing in them.
 VIEW_PERMISSIONS = ("subscribers.view_bookmark", "reactions_admin.dismiss_event")
@@ -27,13 +28,16 @@ PREVIEW_LIMIT = 50
 
 
 def reaction_status(bookmark: Bookmark) -> dict[str, Any]:
-    """A reaction's health as JSON: status, cursor, lag, the failing event and last error."""
+    """A reaction's health as JSON: status, cursor, lag (the visible events it has yet to
+    handle: only of its ``event_types``, when it declares them), the failing event and last
+    error."""
     store = get_event_store()
+    event_types = handled_event_types(bookmark.subscriber_name)
     return {
         "name": bookmark.subscriber_name,
         "status": bookmark.status,
         "cursor": cursor_payload(bookmark.cursor),
-        "lag": store.count_between(bookmark.cursor, store.head()),
+        "lag": store.count_between(bookmark.cursor, store.head(), event_types),
         "attempts": bookmark.attempts,
         "failing_event_id": str(bookmark.failing_event_id) if bookmark.failing_event_id else None,
         "last_error": bookmark.last_error,
@@ -80,29 +84,56 @@ def get_reaction(subscriber_name: str, actor: Actor) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DismissalPreview:
-    """What the dismissal form shows before the operator confirms."""
+    """What the dismissal form shows before the operator confirms.
+
+    For a reaction with ``event_types``, ``passed_over`` and ``passed_over_count`` are only
+    the events it would have handled; ``total_count`` counts every event the move passes
+    over, whatever its type (the decision's ``events_passed_over``).
+    """
 
     event: RecordedEvent
     passed_over: list[RecordedEvent]
     passed_over_count: int
+    total_count: int
+    event_types: tuple[str, ...] | None
+    #: False while a transaction that began before the event is still open: the dismissal
+    #: would be refused (409 event_not_visible_yet), and the counts may still grow.
+    visible: bool
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the reaction handles only some event types (so the two counts differ)."""
+        return self.event_types is not None
 
 
 def preview_dismissal(bookmark: Bookmark, event_id: uuid.UUID, actor: Actor) -> DismissalPreview:
-    """The event a dismissal would target and the events the move would pass over
-    (the first ``PREVIEW_LIMIT`` of them, and how many in all)."""
+    """The event a dismissal would target and the events the move would pass over that the
+    reaction would have handled (the first ``PREVIEW_LIMIT`` of them, and how many), beside
+    the count of every event it passes over."""
     authorize(actor)
     require_durable_store()
     store = get_event_store()
     event = store.get_event(event_id)
     if event is None:
         raise errors.EventNotFound(f"No event with id {event_id}.")
+    event_types = handled_event_types(bookmark.subscriber_name)
     passed_over = [
         candidate
-        for candidate in store.read_all(after=bookmark.cursor, limit=PREVIEW_LIMIT)
+        for candidate in store.read_all(
+            after=bookmark.cursor, limit=PREVIEW_LIMIT, event_types=event_types
+        )
         if candidate.cursor <= event.cursor
     ]
+    total = store.count_between(bookmark.cursor, event.cursor)
     return DismissalPreview(
         event=event,
         passed_over=passed_over,
-        passed_over_count=store.count_between(bookmark.cursor, event.cursor),
+        passed_over_count=(
+            total
+            if event_types is None
+            else store.count_between(bookmark.cursor, event.cursor, event_types)
+        ),
+        total_count=total,
+        event_types=event_types,
+        visible=store.is_visible(event.cursor),
     )

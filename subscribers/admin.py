@@ -3,34 +3,32 @@ a bookmark moves by the worker, or by an audited dismissal — never by hand her
 
 from __future__ import annotations
 
-import functools
+import json
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from config.options import options
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from subscribers import sql
 from subscribers.models import Bookmark
-from subscribers.registry import SubscriberRegistry, build_registry
+from subscribers.registry import configured_registry
 
 #: A transaction holding an xid longer than this is shown on the bookmarks page.
 HORIZON_WARNING_SECONDS = 10.0
 
 
-@functools.cache
-def _registry(paths: tuple[str, ...]) -> SubscriberRegistry | None:
-    try:
-        return build_registry(paths)
-    except ImproperlyConfigured:
-        return None
+def _handled_types() -> str:
+    """Each configured subscriber with event_types -> those types, as JSON (for ``sql.LAG``)."""
+    registry = configured_registry()
+    if registry is None:
+        return "{}"
+    return json.dumps({e.name: list(e.event_types) for e in registry if e.event_types is not None})
 
 
 @admin.register(Bookmark)
@@ -51,7 +49,8 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_queryset(self, request: HttpRequest) -> QuerySet[Bookmark]:
         # One correlated, capped count per row, in the same query as the page.
         bookmarks: QuerySet[Bookmark] = super().get_queryset(request)
-        return bookmarks.annotate(behind=RawSQL(sql.LAG, ()))
+        types = _handled_types()
+        return bookmarks.annotate(behind=RawSQL(sql.LAG, (types, types)))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -64,7 +63,7 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="batch")
     def batch_size(self, bookmark: Bookmark) -> str:
-        registry = _registry(options().subscribers)
+        registry = configured_registry()
         entry = registry.get(bookmark.subscriber_name) if registry else None
         return str(entry.batch_size) if entry else "— (not configured)"
 
@@ -72,7 +71,7 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def cursor_display(self, bookmark: Bookmark) -> str:
         return str(bookmark.cursor)
 
-    @admin.display(description="lag", ordering="behind")
+    @admin.display(description="lag", ordering="behind")  # only the types it handles
     def lag(self, bookmark: Bookmark) -> str:
         behind = getattr(bookmark, "behind", None)
         if behind is None:

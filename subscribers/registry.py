@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -171,3 +172,28 @@ def build_registry(items: Iterable[str | object]) -> SubscriberRegistry:
 def load_registry() -> SubscriberRegistry:
     """The registry from ``options().subscribers`` (``EVENTDESK_SUBSCRIBERS``)."""
     return build_registry(options().subscribers)
+
+
+@functools.cache
+def _configured(paths: tuple[str, ...]) -> SubscriberRegistry | None:
+    try:
+        return build_registry(paths)
+    except ImproperlyConfigured:
+        return None
+
+
+def configured_registry() -> SubscriberRegistry | None:
+    """The registry of ``options().subscribers``, built once per configuration; None when
+    that configuration is broken (the console still shows what it can)."""
+    return _configured(options().subscribers)
+
+
+def handled_event_types(name: str) -> tuple[str, ...] | None:
+    """The event types subscriber ``name`` handles; None when it handles every type.
+
+    A subscriber this process does not configure is taken to handle every type, as a
+    subscriber without ``event_types`` does: counts then include every event, as before.
+    """
+    registry = configured_registry()
+    entry = registry.get(name) if registry else None
+    return entry.event_types if entry else None

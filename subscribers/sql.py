@@ -131,7 +131,9 @@ READ_BATCH_OF_TYPES = _READ_BATCH.format(
 )
 
 # Lag for the admin: events behind the head, counted along the global-order index and
-# capped, so a subscriber far behind costs a bounded scan (shown as "10000+").
+# capped, so a subscriber far behind costs a bounded count (shown as "10000+"). Only the
+# types the subscriber handles count: %s is a JSON object of subscriber name -> its
+# event_types; a subscriber missing from it (no event_types, or unknown) counts every type.
 LAG_CAP = 10_000
 LAG = f"""
 SELECT count(*) FROM (
@@ -139,6 +141,9 @@ SELECT count(*) FROM (
     WHERE (transaction_id, position) > (projection_bookmarks.last_transaction_id::text::xid8,
                                         projection_bookmarks.last_position)
       AND {HORIZON}
+      AND (NOT %s::jsonb ? projection_bookmarks.subscriber_name
+           OR event_type = ANY(ARRAY(SELECT jsonb_array_elements_text(
+                  %s::jsonb -> projection_bookmarks.subscriber_name))))
     LIMIT {LAG_CAP + 1}
 ) AS behind
 """

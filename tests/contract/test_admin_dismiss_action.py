@@ -11,9 +11,11 @@ from django.urls import reverse
 
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions
+from tests.support import decisions, wait_until_visible
 
-pytestmark = pytest.mark.django_db
+# Transactional: a dismissal only targets an event every reader sees (committed, under
+# the horizon); an event appended inside the test's own transaction never is.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 CHANGELIST = reverse("admin:subscribers_bookmark_changelist")
 SCRIPT = "<script>alert('pwned')</script>"
@@ -21,7 +23,7 @@ SCRIPT = "<script>alert('pwned')</script>"
 
 @pytest.fixture
 def events():
-    events = append_events(4, data={"note": SCRIPT})
+    events = wait_until_visible(append_events(4, data={"note": SCRIPT}))
     wedged_reaction("mailer", events[0], failing=events[1])
     return events
 

@@ -28,6 +28,7 @@ from eventstore.models import Event
 from reactions_admin.tokens import issue_token, revoke_tokens
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
+from tests.support import wait_until_visible
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -66,9 +67,12 @@ def in_process_requests() -> Iterator[None]:
 
 
 @pytest.fixture
-def world(db: None, in_process_requests: None, settings: Any) -> World:
+def world(transactional_db: None, in_process_requests: None, settings: Any) -> World:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users
-    events = append_events(4, data={"note": "<script>window.__xss = 1</script>"})
+    # Committed and visible: a dismissal only targets an event every reader already sees.
+    events = wait_until_visible(
+        append_events(4, data={"note": "<script>window.__xss = 1</script>"})
+    )
     wedged_reaction("mailer", events[0], failing=events[1])
     Bookmark.objects.create(subscriber_name="read-model", kind=Bookmark.Kind.PROJECTION)
     revoked = issue_token(operator("retired")).secret

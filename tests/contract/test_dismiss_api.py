@@ -14,16 +14,18 @@ from django.test import Client, override_settings
 from reactions_admin.tokens import issue_token, revoke_tokens
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions
+from tests.support import decisions, wait_until_visible
 
-pytestmark = pytest.mark.django_db
+# Transactional: a dismissal only targets an event every reader sees (committed, under
+# the horizon); an event appended inside the test's own transaction never is.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/agent/reactions/mailer/dismiss-event"
 
 
 @pytest.fixture
 def events():
-    events = append_events(4, data={"note": "<b>bold</b>"})
+    events = wait_until_visible(append_events(4, data={"note": "<b>bold</b>"}))
     wedged_reaction("mailer", events[0], failing=events[1])
     Bookmark.objects.create(subscriber_name="read-model", kind=Bookmark.Kind.PROJECTION)
     return events

@@ -13,14 +13,16 @@ from django.test import Client
 from reactions_admin.models import ApiToken
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions
+from tests.support import decisions, wait_until_visible
 
-pytestmark = pytest.mark.django_db
+# Transactional: a dismissal only targets an event every reader sees (committed, under
+# the horizon); an event appended inside the test's own transaction never is.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def events():
-    events = append_events(3)
+    events = wait_until_visible(append_events(3))
     wedged_reaction("mailer", events[0], failing=events[1])
     return events
 

@@ -168,3 +168,19 @@ def test_a_large_append_keeps_versions_and_global_order(store: EventStore) -> No
     assert recorded[1_500].stream_id == "bulk-1"
     assert recorded[1_500].stream_version == 1
     assert [e.event_id for e in store.read_all(START, 10_000)] == [e.event_id for e in recorded]
+
+
+def test_count_between_only_of_some_event_types(store: EventStore) -> None:
+    recorded = _append(store, "s", "Wanted", "Other", "Wanted", "Else")
+    assert store.count_between(START, store.head(), event_types=["Wanted"]) == 2
+    assert store.count_between(START, store.head(), event_types=["Wanted", "Else"]) == 3
+    assert store.count_between(recorded[0].cursor, store.head(), event_types=["Wanted"]) == 1
+    assert store.count_between(START, store.head(), event_types=[]) == 0
+    assert store.count_between(store.head(), START, event_types=["Wanted"]) == 0
+
+
+def test_a_committed_event_is_visible(store: EventStore) -> None:
+    recorded = _append(store, "s", "E1", "E2")
+    assert store.is_visible(recorded[0].cursor)
+    assert store.is_visible(recorded[-1].cursor)
+    assert store.is_visible(START)

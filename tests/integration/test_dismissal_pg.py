@@ -53,6 +53,7 @@ def test_happy_path_moves_the_bookmark_clears_the_failure_and_audits() -> None:
         "cursor_before": events[0].cursor._asdict(),
         "cursor_after": events[3].cursor._asdict(),
         "events_passed_over": 3,
+        "handled_events_passed_over": 3,  # "mailer" is not configured: every type counts
     }
     assert decision.metadata["actor"]["username"] == "operator"
     assert uuid.UUID(decision.metadata["correlation_id"])

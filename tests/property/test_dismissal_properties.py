@@ -12,6 +12,7 @@ from reactions_admin.decider import (
     DismissalRejected,
     Rejection,
     decide_dismissal,
+    has_visible_character,
 )
 from reactions_admin.errors import from_rejection
 
@@ -22,13 +23,13 @@ cursors = st.builds(
 )
 blank = st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\u00a0\u2003\u3000"), max_size=50)
 meaningful = st.text(min_size=1, max_size=MAX_REASON_LENGTH).filter(
-    lambda text: 0 < len(text.strip()) <= MAX_REASON_LENGTH
+    lambda text: has_visible_character(text) and len(text.strip()) <= MAX_REASON_LENGTH
 )
 
 
 @given(bookmark=cursors, event=cursors, reason=blank)
 def test_a_blank_reason_is_a_400_whatever_the_cursors(bookmark, event, reason) -> None:
-    decision = decide_dismissal(bookmark, event, reason)
+    decision = decide_dismissal(bookmark, event, reason, visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REASON_REQUIRED
     assert from_rejection(decision).status == 400
@@ -37,7 +38,7 @@ def test_a_blank_reason_is_a_400_whatever_the_cursors(bookmark, event, reason) -
 @given(bookmark=cursors, event=cursors, reason=meaningful)
 def test_an_event_not_after_the_bookmark_is_a_409(bookmark, event, reason) -> None:
     earlier, later = sorted((bookmark, event))
-    decision = decide_dismissal(later, earlier, reason)
+    decision = decide_dismissal(later, earlier, reason, visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REWIND_REFUSED
     assert from_rejection(decision).status == 409
@@ -45,7 +46,7 @@ def test_an_event_not_after_the_bookmark_is_a_409(bookmark, event, reason) -> No
 
 @given(bookmark=cursors, event=cursors, reason=meaningful)
 def test_otherwise_accepted_and_the_new_cursor_is_the_events(bookmark, event, reason) -> None:
-    decision = decide_dismissal(bookmark, event, reason)
+    decision = decide_dismissal(bookmark, event, reason, visible=True)
     if event > bookmark:
         assert isinstance(decision, DismissalAccepted)
         assert decision.cursor_after == event
@@ -58,7 +59,7 @@ def test_otherwise_accepted_and_the_new_cursor_is_the_events(bookmark, event, re
 
 @given(bookmark=cursors, event=cursors, reason=st.text(max_size=MAX_REASON_LENGTH + 50))
 def test_every_outcome_is_accepted_or_a_typed_rejection(bookmark, event, reason) -> None:
-    decision = decide_dismissal(bookmark, event, reason)
+    decision = decide_dismissal(bookmark, event, reason, visible=True)
     if isinstance(decision, DismissalAccepted):
         assert decision.cursor_after > decision.cursor_before
         assert 0 < len(decision.reason) <= MAX_REASON_LENGTH

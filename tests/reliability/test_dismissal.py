@@ -99,7 +99,9 @@ def test_two_operators_dismissing_the_same_event_one_wins_the_other_gets_409(
             thread.join(60)
         statuses.append(sorted(status for status, _ in results))
         won += [body["decision_event_id"] for status, body in results if status == 200]
-        assert [body["code"] for status, body in results if status == 409] == ["rewind_refused"]
+        assert [body["code"] for status, body in results if status == 409] == [
+            "event_already_dismissed"
+        ]
 
     assert statuses == [[200, 409]] * rounds
     recorded = decisions()

@@ -17,69 +17,73 @@ BOOKMARK = Cursor(100, 7)
 
 
 def test_accepts_an_event_after_the_bookmark_and_moves_to_it() -> None:
-    decision = decide_dismissal(BOOKMARK, Cursor(100, 8), "poison payload")
+    decision = decide_dismissal(BOOKMARK, Cursor(100, 8), "poison payload", visible=True)
     assert decision == DismissalAccepted(BOOKMARK, Cursor(100, 8), "poison payload")
 
 
 def test_a_later_transaction_with_a_smaller_position_is_after() -> None:
     # Lexicographic order: the transaction id decides first.
-    decision = decide_dismissal(BOOKMARK, Cursor(101, 3), "late commit")
+    decision = decide_dismissal(BOOKMARK, Cursor(101, 3), "late commit", visible=True)
     assert isinstance(decision, DismissalAccepted)
     assert decision.cursor_after == Cursor(101, 3)
 
 
 def test_accepts_from_the_start() -> None:
-    assert isinstance(decide_dismissal(START, Cursor(1, 1), "first"), DismissalAccepted)
+    assert isinstance(
+        decide_dismissal(START, Cursor(1, 1), "first", visible=True), DismissalAccepted
+    )
 
 
 def test_the_reason_is_trimmed() -> None:
-    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), "  bad data \n")
+    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), "  bad data \n", visible=True)
     assert isinstance(decision, DismissalAccepted)
     assert decision.reason == "bad data"
 
 
 @pytest.mark.parametrize("reason", ["", " ", "\t\n  ", "\u3000"])
 def test_a_blank_reason_is_rejected(reason: str) -> None:
-    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), reason)
+    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), reason, visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REASON_REQUIRED
     assert decision.rejection.value == "reason_required"
 
 
 def test_a_reason_of_the_maximum_length_is_accepted() -> None:
-    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), "x" * MAX_REASON_LENGTH)
+    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), "x" * MAX_REASON_LENGTH, visible=True)
     assert isinstance(decision, DismissalAccepted)
 
 
 def test_a_reason_over_the_maximum_is_rejected() -> None:
-    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), "x" * (MAX_REASON_LENGTH + 1))
+    decision = decide_dismissal(
+        BOOKMARK, Cursor(200, 1), "x" * (MAX_REASON_LENGTH + 1), visible=True
+    )
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REASON_TOO_LONG
     assert str(MAX_REASON_LENGTH) in decision.detail
 
 
 def test_the_event_at_the_bookmark_is_refused() -> None:
-    decision = decide_dismissal(BOOKMARK, BOOKMARK, "again")
+    decision = decide_dismissal(BOOKMARK, BOOKMARK, "again", visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REWIND_REFUSED
 
 
 @pytest.mark.parametrize("event", [Cursor(100, 6), Cursor(99, 500), START])
 def test_an_event_before_the_bookmark_is_refused(event: Cursor) -> None:
-    decision = decide_dismissal(BOOKMARK, event, "rewind")
+    decision = decide_dismissal(BOOKMARK, event, "rewind", visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REWIND_REFUSED
     assert str(BOOKMARK) in decision.detail
 
 
 def test_a_blank_reason_is_reported_before_a_rewind() -> None:
-    decision = decide_dismissal(BOOKMARK, START, "")
+    decision = decide_dismissal(BOOKMARK, START, "", visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REASON_REQUIRED
 
 
 def test_a_too_long_reason_is_reported_before_a_rewind() -> None:
-    decision = decide_dismissal(BOOKMARK, START, "x" * (MAX_REASON_LENGTH + 1))
+    decision = decide_dismissal(BOOKMARK, START, "x" * (MAX_REASON_LENGTH + 1), visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.rejection is Rejection.REASON_TOO_LONG
 

@@ -32,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.code}: {exc.detail}", returncode=_exit_code(exc)) from exc
         self.stdout.write(
             f"Dismissed {result.event_id} in {result.subscriber_name}: {result.cursor_before} → "
-            f"{result.cursor_after}, {result.events_passed_over} event(s) passed over; "
+            f"{result.cursor_after}, {result.passed_over_text()} passed over; "
             f"decision {result.decision_event_id}."
         )
 

@@ -31,6 +31,7 @@ from reactions_admin.errors import RevocationFinal
 from reactions_admin.models import ApiToken
 from reactions_admin.tokens import TOKEN_DECISION_STREAM, issue_token, revoke_tokens
 from tests.factories import append_events, operator, wedged_reaction
+from tests.support import wait_until_visible
 
 pytestmark = pytest.mark.django_db
 
@@ -271,8 +272,10 @@ def test_no_token_changes_unless_its_decision_lands() -> None:
 # --- The Decisions page ---------------------------------------------------------------
 
 
+# Transactional: a dismissal only targets a committed event that every reader sees.
+@pytest.mark.django_db(transaction=True)
 def test_the_decisions_page_shows_and_filters_context_and_choice() -> None:
-    events = append_events(3)
+    events = wait_until_visible(append_events(3))
     wedged_reaction("mailer", events[0], failing=events[1])
     client = superuser_client("root")
     client.post(

@@ -38,7 +38,7 @@ NAME = StreamJobs.name
 def _fresh_calls() -> Iterator[None]:
     StreamJobs.reset()
     EveryEvent.seen.clear()
-    yield
+    return
 
 
 def head() -> tuple[int, int]:
@@ -80,7 +80,8 @@ def test_a_poison_event_parks_its_stream_and_every_other_stream_goes_on() -> Non
     assert StreamJobs.attempts[poison[0].event_id] == 3  # then never again
     assert all(StreamJobs.attempts[e.event_id] == 0 for e in behind)
     [head_row, *rest] = stream_rows(NAME, "bad")
-    assert head_row.parked_at is not None and [r.parked_at for r in rest] == [None, None]
+    assert head_row.parked_at is not None
+    assert [r.parked_at for r in rest] == [None, None]
     summary = work_summary(NAME)
     assert (summary.unfinished, summary.parked_streams, summary.open_rows) == (3, 1, 0)
     # New events keep being taken in past the parked stream, and handled.

@@ -12,7 +12,13 @@ from subscribers.bookmarks import ensure_bookmarks
 from subscribers.models import Bookmark, ReactionWork
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows, work_summary
-from subscribers.streams import LeaseTokens, OrderingSwitchRefused, take_in_and_claim
+from subscribers.streams import (
+    LeaseTokens,
+    OrderingSwitchRefused,
+    run_handle,
+    settle,
+    take_in_and_claim,
+)
 from subscribers.worker import Worker
 from tests.stream_subscribers import EveryEvent, StreamJobs
 from tests.stream_support import (
@@ -144,6 +150,21 @@ def test_a_claim_never_exceeds_concurrency_over_competing_workers() -> None:
     _, again = take_in_and_claim(entry, second, 10)
     assert [c.event.event_id for c in again] == [claimed_1[0].event.event_id]
     assert again[0].token != claimed_1[0].token
+
+
+def test_a_result_settled_under_a_lost_claim_is_discarded() -> None:
+    jobs("s", 1)
+    [entry] = reaction()
+    ensure_bookmarks([entry])
+    _, [old] = take_in_and_claim(entry, LeaseTokens("w1"), 1)
+    ReactionWork.objects.update(lease_expires_at="2000-01-01T00:00:00Z")  # w1 stalled
+    _, [new] = take_in_and_claim(entry, LeaseTokens("w2"), 1)
+    late = settle(entry, run_handle(entry, old))
+    assert (late.lost, late.handled) == (True, False)
+    assert handled_count() == 0
+    assert settle(entry, run_handle(entry, new)).handled
+    assert handled_count() == 1
+    assert ReactionWork.objects.count() == 0
 
 
 def test_event_types_none_takes_in_decisions_and_everything_else() -> None:

@@ -242,13 +242,14 @@ def _finish(world: World) -> None:
     steps=st.lists(ops, min_size=5, max_size=40),
     concurrency=st.integers(1, 4),
     every_event=st.booleans(),
+    intake_limit=st.sampled_from([2, 3, 10_000]),
 )
 def test_stream_order_exactly_once_nothing_passed_over(
-    steps: list[tuple[Any, ...]], concurrency: int, every_event: bool
+    steps: list[tuple[Any, ...]], concurrency: int, every_event: bool, intake_limit: int
 ) -> None:
     _reset()
     base = EveryEvent if every_event else StreamJobs
-    [entry] = reaction(base, concurrency=concurrency)
+    [entry] = reaction(base, concurrency=concurrency, intake_limit=intake_limit)
     ensure_bookmarks([entry])
     world = World(entry, [LeaseTokens(f"worker-{n}") for n in range(3)])
     try:

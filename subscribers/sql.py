@@ -225,7 +225,7 @@ WHERE subscriber_name = %(name)s AND lease_expires_at > now()
 # Up to %(room)s runnable rows, each the earliest unfinished row of its stream (so a
 # stream runs one event at a time, in order), not parked, due, and not under a live
 # lease; SKIP LOCKED passes over a row a settle is deleting right now. Each claim gets a
-# token of its own (the worker's id and a counter): only that claim can settle it.
+# token of its own (the worker's id and a counter, %(tokens)s): only it can settle the row.
 CLAIM_WORK = """
 WITH runnable AS (
     SELECT w.id FROM reaction_work w
@@ -243,7 +243,7 @@ WITH runnable AS (
     SELECT id, row_number() OVER (ORDER BY id) AS n FROM runnable
 )
 UPDATE reaction_work SET
-    lease_token = %(owner)s || '#' || (%(counter)s + numbered.n)::text,
+    lease_token = (%(tokens)s::text[])[numbered.n],
     lease_expires_at = now() + make_interval(secs => %(lease)s)
 FROM numbered, events
 WHERE reaction_work.id = numbered.id AND events.event_id = reaction_work.event_id

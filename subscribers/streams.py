@@ -104,13 +104,10 @@ class LeaseTokens:
         self._next = itertools.count(1)
         self._lock = threading.Lock()
 
-    def reserve(self, count: int) -> int:
-        """Reserve ``count`` numbers; the claim uses ``base + 1`` .. ``base + count``."""
+    def new_token(self) -> str:
+        """A token no claim of this worker has used before."""
         with self._lock:
-            base = next(self._next) - 1
-            for _ in range(count - 1):
-                next(self._next)
-            return base
+            return f"{self.owner}#{next(self._next)}"
 
 
 def take_in_and_claim(
@@ -139,8 +136,7 @@ def take_in_and_claim(
             {
                 "name": entry.name,
                 "room": room,
-                "owner": tokens.owner,
-                "counter": tokens.reserve(room),
+                "tokens": [tokens.new_token() for _ in range(room)],
                 "lease": options().lease_seconds,
             },
         )

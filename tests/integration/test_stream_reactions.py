@@ -20,19 +20,18 @@ from subscribers.streams import (
     take_in_and_claim,
 )
 from subscribers.worker import Worker
-from tests.stream_subscribers import EveryEvent, StreamJobs
-from tests.stream_support import (
+from tests.factories import append, jobs
+from tests.stream_invariants import (
     check_streams,
     handled_by_stream,
     handled_count,
     intake_point,
-    jobs,
     jobs_by_stream,
-    reaction,
     rows,
     waiting_by_stream,
 )
-from tests.worker_support import append, drain
+from tests.subscribers import EveryEvent, StreamJobs
+from tests.workers import drain, stream_reaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +54,7 @@ def test_each_stream_is_handled_in_order_once_with_streams_at_once() -> None:
     for n in range(12):
         jobs(f"run-{n}", 3, sleep=0.05)
     append("other", "Noise")  # not wanted: the intake point moves past it
-    subs = reaction(concurrency=4)
+    subs = stream_reaction(concurrency=4)
     drain(subs, lambda: handled_count() == 36, what="every job answered")
     check_streams(NAME)
     assert StreamJobs.overlaps == []  # never two calls on one stream at once
@@ -72,7 +71,7 @@ def test_a_poison_event_parks_its_stream_and_every_other_stream_goes_on() -> Non
     behind = jobs("bad", 2)
     for n in range(5):
         jobs(f"good-{n}", 2)
-    subs = reaction(concurrency=3)
+    subs = stream_reaction(concurrency=3)
     drain(subs, lambda: parked_streams(NAME), what="the bad stream parked")
     drain(subs, lambda: handled_count() == 11, what="every other job")
     check_streams(NAME)
@@ -101,7 +100,7 @@ def test_a_poison_event_parks_its_stream_and_every_other_stream_goes_on() -> Non
 @override_settings(EVENTDESK={**FAST, "max_attempts": 5})
 def test_a_failing_event_is_retried_with_backoff_and_then_handled_once() -> None:
     flaky = jobs("flaky", 1, fail=2) + jobs("flaky", 1)
-    drain(reaction(), lambda: handled_count() == 2, what="the flaky stream")
+    drain(stream_reaction(), lambda: handled_count() == 2, what="the flaky stream")
     assert StreamJobs.attempts[flaky[0].event_id] == 3
     assert handled_by_stream()["flaky"] == [str(e.event_id) for e in flaky]
     assert ReactionWork.objects.count() == 0
@@ -110,7 +109,7 @@ def test_a_failing_event_is_retried_with_backoff_and_then_handled_once() -> None
 def test_intake_pauses_at_the_limit_and_rows_behind_a_parked_stream_do_not_count() -> None:
     jobs("p", 6)
     jobs("q", 1)
-    [entry] = reaction(intake_limit=3)
+    [entry] = stream_reaction(intake_limit=3)
     ensure_bookmarks([entry])
     tokens = LeaseTokens("test")
     intake, _ = take_in_and_claim(entry, tokens, 0)
@@ -136,7 +135,7 @@ def test_intake_pauses_at_the_limit_and_rows_behind_a_parked_stream_do_not_count
 def test_a_claim_never_exceeds_concurrency_over_competing_workers() -> None:
     for n in range(10):
         jobs(f"s-{n}", 2)
-    [entry] = reaction(concurrency=3)
+    [entry] = stream_reaction(concurrency=3)
     ensure_bookmarks([entry])
     first, second = LeaseTokens("w1"), LeaseTokens("w2")
     _, claimed_1 = take_in_and_claim(entry, first, 10)
@@ -154,7 +153,7 @@ def test_a_claim_never_exceeds_concurrency_over_competing_workers() -> None:
 
 def test_a_result_settled_under_a_lost_claim_is_discarded() -> None:
     jobs("s", 1)
-    [entry] = reaction()
+    [entry] = stream_reaction()
     ensure_bookmarks([entry])
     _, [old] = take_in_and_claim(entry, LeaseTokens("w1"), 1)
     ReactionWork.objects.update(lease_expires_at="2000-01-01T00:00:00Z")  # w1 stalled
@@ -184,7 +183,7 @@ def test_switching_global_to_stream_keeps_the_cursor_as_the_intake_point() -> No
         last_transaction_id=old[0].transaction_id, last_position=old[0].position,
     )  # fmt: skip
     new = jobs("a", 1)
-    drain(reaction(), lambda: handled_count() == 2)
+    drain(stream_reaction(), lambda: handled_count() == 2)
     # The first job was behind the cursor (done in global mode): not handled again.
     assert handled_by_stream()["a"] == [str(old[1].event_id), str(new[0].event_id)]
     mark.refresh_from_db()
@@ -194,8 +193,8 @@ def test_switching_global_to_stream_keeps_the_cursor_as_the_intake_point() -> No
 @override_settings(EVENTDESK=FAST)
 def test_switching_stream_to_global_with_work_left_is_refused_at_start() -> None:
     jobs("bad", 1, poison=True)
-    drain(reaction(), lambda: parked_streams(NAME))
-    as_global = reaction(ordering="global", concurrency=1)
+    drain(stream_reaction(), lambda: parked_streams(NAME))
+    as_global = stream_reaction(ordering="global", concurrency=1)
     with pytest.raises(OrderingSwitchRefused, match="ordering = 'stream'"):
         Worker(as_global).run_once()
     with pytest.raises(OrderingSwitchRefused):

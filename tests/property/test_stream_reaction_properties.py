@@ -33,18 +33,18 @@ from subscribers.bookmarks import ensure_bookmarks
 from subscribers.registry import Registered, SubscriberRegistry
 from subscribers.streams import Claim, LeaseTokens, run_handle, settle, take_in_and_claim
 from subscribers.worker import Worker
-from tests.conftest import raw_connection
-from tests.stream_subscribers import EveryEvent, StreamJobs
-from tests.stream_support import (
+from tests.factories import jobs
+from tests.stream_invariants import (
     check_streams,
     handled_by_stream,
     intake_point,
-    jobs,
     jobs_by_stream,
-    reaction,
     rows,
     waiting_by_stream,
 )
+from tests.subscribers import EveryEvent, StreamJobs
+from tests.support import raw_connection
+from tests.workers import stream_reaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -249,7 +249,7 @@ def test_stream_order_exactly_once_nothing_passed_over(
 ) -> None:
     _reset()
     base = EveryEvent if every_event else StreamJobs
-    [entry] = reaction(base, concurrency=concurrency, intake_limit=intake_limit)
+    [entry] = stream_reaction(base, concurrency=concurrency, intake_limit=intake_limit)
     ensure_bookmarks([entry])
     world = World(entry, [LeaseTokens(f"worker-{n}") for n in range(3)])
     try:

@@ -1,4 +1,4 @@
-"""Helpers for the stream-ordered reaction tests: appends, what the store shows, work rows."""
+"""What a stream-ordered reaction left behind: answers per stream, waiting rows, invariants."""
 
 from __future__ import annotations
 
@@ -6,22 +6,6 @@ from collections import defaultdict
 from typing import Any
 
 from django.db import connection
-
-from eventstore import NewEvent, RecordedEvent, StreamAppend
-from eventstore.postgres import PostgresEventStore
-from subscribers.registry import SubscriberRegistry, build_registry
-from tests.stream_subscribers import StreamJobs
-
-
-def reaction(base: type[StreamJobs] = StreamJobs, **attrs: Any) -> SubscriberRegistry:
-    """A registry of one stream-ordered reaction, ``base`` with ``attrs`` overridden."""
-    return build_registry([type(base.__name__, (base,), attrs)()])
-
-
-def jobs(stream: str, count: int = 1, **data: Any) -> list[RecordedEvent]:
-    """Append ``count`` Job events to ``stream`` in one transaction."""
-    events = [NewEvent("Job", {"n": n, **data}) for n in range(count)]
-    return PostgresEventStore().append_streams([StreamAppend(stream, events)])
 
 
 def rows(query: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -8,7 +8,6 @@ fixture (tests/conftest.py).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -172,12 +171,12 @@ class GatedReaction:
 
 
 class StreamJobs:
-    """Stream-ordered, concurrency 4 (``TEST_STREAM_CONCURRENCY`` in a worker process)."""
+    """Stream-ordered, concurrency 4."""
 
     name = "test.streams"
     event_types: tuple[str, ...] | None = ("Job",)
     ordering = "stream"
-    concurrency = int(os.environ.get("TEST_STREAM_CONCURRENCY", "4"))
+    concurrency = 4
 
     lock: ClassVar[threading.Lock] = threading.Lock()
     calls: ClassVar[list[uuid.UUID]] = []
@@ -243,3 +242,15 @@ class EveryEvent(StreamJobs):
         if event.event_type != "Job":
             return None
         return super().handle(event)
+
+
+class WideStreamJobs(StreamJobs):
+    """Concurrency 16 (the crash test's workers)."""
+
+    concurrency = 16
+
+
+class WiderStreamJobs(StreamJobs):
+    """Concurrency 32 (the connection-count test's worker)."""
+
+    concurrency = 32

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.test import override_settings
 
@@ -40,14 +38,14 @@ NAME = StreamJobs.name
 
 
 @pytest.fixture(autouse=True)
-def _fresh_calls() -> Iterator[None]:
+def _fresh_calls() -> None:
     StreamJobs.reset()
     EveryEvent.seen.clear()
-    return
 
 
 def head() -> tuple[int, int]:
-    return tuple(PostgresEventStore().head())  # type: ignore[return-value]
+    at = PostgresEventStore().head()
+    return (at.transaction_id, at.position)
 
 
 def test_each_stream_is_handled_in_order_once_with_streams_at_once() -> None:

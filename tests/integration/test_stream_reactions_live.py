@@ -122,9 +122,7 @@ def test_a_workers_connections_stay_bounded_at_concurrency_32(
 
     def busy() -> bool:
         most["backends"] = max(most["backends"], backends(name))
-        in_flight = rows(
-            "SELECT count(*) FROM reaction_work WHERE lease_expires_at > now()"
-        )[0][0]
+        in_flight = rows("SELECT count(*) FROM reaction_work WHERE lease_expires_at > now()")[0][0]
         most["in_flight"] = max(most["in_flight"], int(in_flight))
         return handled_count() == 96
 

@@ -39,6 +39,9 @@ class Bookmark(models.Model):
     next_retry_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    #: A stream-ordered reaction whose unfinished rows reached ``intake_limit``: since when
+    #: it has stopped taking in new events (None while intake runs).
+    intake_paused_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(db_default=Now())
 
@@ -52,3 +55,60 @@ class Bookmark(models.Model):
     @property
     def cursor(self) -> Cursor:
         return Cursor(self.last_transaction_id, self.last_position)
+
+
+class ReactionWork(models.Model):
+    """One event a stream-ordered reaction has taken in and not finished (``reaction_work``).
+
+    A row is pending, in flight (a live lease), waiting for a retry, or parked. It
+    runs only while it is the earliest row of its stream (in ``(transaction_id,
+    position)`` order), so each stream is handled one event at a time, in order.
+    The row is deleted in the transaction that appends the reaction's results.
+    """
+
+    subscriber_name = models.CharField(max_length=200)
+    event_id = models.UUIDField()
+    transaction_id = models.BigIntegerField()
+    position = models.BigIntegerField()
+    stream_id = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=200)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_token = models.CharField(max_length=250, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_traceback = models.TextField(blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
+    #: Set when the attempts ran out: this row and every later row of its stream wait.
+    parked_at = models.DateTimeField(null=True, blank=True)
+    taken_in_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "reaction_work"
+        ordering = ("subscriber_name", "transaction_id", "position")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber_name", "event_id"], name="reaction_work_once_per_event"
+            )
+        ]
+        indexes = [
+            # The earliest unfinished row of a stream, and the rows behind it.
+            models.Index(
+                fields=["subscriber_name", "stream_id", "transaction_id", "position"],
+                name="reaction_work_stream_order",
+            ),
+            # Claims scan in global order.
+            models.Index(
+                fields=["subscriber_name", "transaction_id", "position"],
+                name="reaction_work_global_order",
+            ),
+            # Parked heads: few rows, probed for every row counted against intake_limit.
+            models.Index(
+                fields=["subscriber_name", "stream_id"],
+                name="reaction_work_parked",
+                condition=models.Q(parked_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_name}: {self.event_id} ({self.stream_id})"

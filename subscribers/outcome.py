@@ -24,11 +24,21 @@ class Outcome:
     decision: RetryDecision | None = None
     full: bool = False
     discarded: bool = False
+    #: Stream ordering: handle calls started, results settled, and calls still running.
+    started: int = 0
+    settled: int = 0
+    in_flight: int = 0
 
     @property
     def progressed(self) -> bool:
-        """True when the bookmark moved or a failure was recorded: worth another pass."""
-        return self.advanced_to is not None or self.decision is not None
+        """True when the bookmark moved, a failure was recorded, or (stream ordering) a
+        handle call started or was settled: worth another pass."""
+        return (
+            self.advanced_to is not None
+            or self.decision is not None
+            or self.started > 0
+            or self.settled > 0
+        )
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -23,6 +23,12 @@ from eventstore.types import RecordedEvent, StreamAppend
 PROJECTION_BATCH_SIZE = 100
 #: A reaction that declares no ``batch_size`` gets this.
 REACTION_BATCH_SIZE = 1
+#: A reaction's ``ordering``: one global lane (the default) or order within each stream.
+ORDERINGS = ("global", "stream")
+#: A stream-ordered reaction that declares no ``concurrency`` gets this.
+REACTION_CONCURRENCY = 1
+#: A stream-ordered reaction that declares no ``intake_limit`` gets this.
+INTAKE_LIMIT = 10_000
 
 
 @runtime_checkable
@@ -64,9 +70,19 @@ class Reaction(Subscriber, Protocol):
     at-least-once (a crash or a lost lease may run it again for the same event);
     the events it returns are appended exactly once, in the transaction that
     moves the bookmark past ``event``. Declare ``batch_size`` (typically 1).
+
+    ``ordering = "stream"`` with ``concurrency = N`` keeps order within each
+    stream only: events of different streams are handled at once, up to N
+    ``handle`` calls in flight over all workers, and an event that keeps
+    failing parks its own stream instead of stopping the reaction.
+    ``batch_size`` does not apply then; ``intake_limit`` bounds the events
+    taken in and not finished (streams that are not parked).
     """
 
     batch_size: int = REACTION_BATCH_SIZE
+    ordering: str = "global"
+    concurrency: int = REACTION_CONCURRENCY
+    intake_limit: int = INTAKE_LIMIT
     event_types: Collection[str] | None = None
     start_at_head: bool = False
 

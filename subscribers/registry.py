@@ -11,9 +11,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from config.options import options
-from subscribers.protocols import PROJECTION_BATCH_SIZE, REACTION_BATCH_SIZE
+from subscribers.protocols import (
+    INTAKE_LIMIT,
+    ORDERINGS,
+    PROJECTION_BATCH_SIZE,
+    REACTION_BATCH_SIZE,
+    REACTION_CONCURRENCY,
+)
 
 Kind = Literal["projection", "reaction"]
+Ordering = Literal["global", "stream"]
 MAX_NAME_LENGTH = 200  # projection_bookmarks.subscriber_name
 
 
@@ -39,6 +46,17 @@ class Registered:
     event_types: tuple[str, ...] | None
     start_at_head: bool
     source: str
+    #: "global" (one lane, strict global order) or "stream" (order within each stream).
+    ordering: Ordering = "global"
+    #: Stream ordering: ``handle`` calls in flight at once, over all workers together.
+    concurrency: int = 1
+    #: Stream ordering: unfinished events of non-parked streams before intake pauses.
+    intake_limit: int = INTAKE_LIMIT
+
+    @property
+    def stream_ordered(self) -> bool:
+        """True for a reaction that keeps order within each stream only."""
+        return self.ordering == "stream"
 
     @property
     def apply_batch(self) -> Any:
@@ -144,6 +162,7 @@ def describe(item: object, source: str) -> Registered:
                 f"{source} ({name!r}): event_types must be a collection of event type names"
             )
         types = tuple(sorted(set(types)))
+    ordering, concurrency, intake_limit = _stream_settings(item, kind, name, source)
     return Registered(
         name=name,
         kind=kind,
@@ -152,7 +171,42 @@ def describe(item: object, source: str) -> Registered:
         event_types=types,
         start_at_head=bool(getattr(item, "start_at_head", False)),
         source=source,
+        ordering=ordering,
+        concurrency=concurrency,
+        intake_limit=intake_limit,
     )
+
+
+def _stream_settings(item: object, kind: Kind, name: str, source: str) -> tuple[Ordering, int, int]:
+    """``ordering``, ``concurrency`` and ``intake_limit``, checked (reactions only)."""
+    ordering = getattr(item, "ordering", "global")
+    if ordering not in ORDERINGS:
+        raise InvalidSubscriber(
+            f"{source} ({name!r}): ordering must be one of {', '.join(map(repr, ORDERINGS))},"
+            f" got {ordering!r}"
+        )
+    if kind == "projection" and ordering != "global":
+        raise InvalidSubscriber(
+            f"{source} ({name!r}): only a Reaction may declare ordering = 'stream'; a"
+            " projection applies every event in global order"
+        )
+    values: list[int] = []
+    for attribute, default in (
+        ("concurrency", REACTION_CONCURRENCY),
+        ("intake_limit", INTAKE_LIMIT),
+    ):
+        value = getattr(item, attribute, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidSubscriber(
+                f"{source} ({name!r}): {attribute} must be an integer of at least 1, got {value!r}"
+            )
+        if value != default and ordering != "stream":
+            raise InvalidSubscriber(
+                f"{source} ({name!r}): {attribute} applies only with ordering = 'stream'"
+            )
+        values.append(value)
+    resolved: Ordering = "stream" if ordering == "stream" else "global"
+    return resolved, values[0], values[1]
 
 
 def build_registry(items: Iterable[str | object]) -> SubscriberRegistry:

@@ -147,3 +147,200 @@ SELECT count(*) FROM (
     LIMIT {LAG_CAP + 1}
 ) AS behind
 """
+
+
+# --- stream-ordered reactions: the bookmark is the intake point, reaction_work the rest ---
+
+# Intake and claim both hold the bookmark row for their (short) transaction: two workers'
+# claims are serialised, so counting the live leases and then claiming cannot race.
+LOCK_STREAM_BOOKMARK = """
+SELECT last_transaction_id, last_position, status FROM projection_bookmarks
+WHERE subscriber_name = %(name)s FOR UPDATE
+"""
+
+# Unfinished rows of streams that are not parked, counted up to the limit: rows waiting
+# behind a parked stream must not stop intake for everyone.
+_OPEN_WORK = """
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM reaction_work w
+    WHERE w.subscriber_name = %(name)s
+      AND NOT EXISTS (SELECT 1 FROM reaction_work p
+                      WHERE p.subscriber_name = w.subscriber_name AND p.stream_id = w.stream_id
+                        AND p.parked_at IS NOT NULL)
+    LIMIT %(limit)s
+) AS open_rows
+"""
+
+# Take in the wanted events past the intake point, as many as the limit leaves room for,
+# in ONE statement so the visible head and the events come from the same snapshot (the
+# point may then move to that head without passing over a wanted event). A row already
+# there (ON CONFLICT) was taken in before; nothing is taken in twice.
+_INTAKE = """
+WITH open_work AS ({open_work}),
+head AS ({head}),
+wanted AS (
+    SELECT event_id, transaction_id::text::bigint AS tx, position, stream_id, event_type
+    FROM events
+    WHERE (transaction_id, position) > (%(tx)s::text::xid8, %(pos)s) AND {horizon}{types}
+    ORDER BY events.transaction_id, events.position
+    LIMIT greatest(0, least(%(batch)s, %(limit)s - (SELECT n FROM open_work)))
+),
+taken AS (
+    INSERT INTO reaction_work (subscriber_name, event_id, transaction_id, position, stream_id,
+        event_type, attempts, lease_token, last_error, last_traceback)
+    SELECT %(name)s, event_id, tx, position, stream_id, event_type, 0, '', '', '' FROM wanted
+    ON CONFLICT (subscriber_name, event_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT n FROM open_work), (SELECT count(*) FROM wanted), (SELECT count(*) FROM taken),
+       last.tx, last.position, head.head_tx, head.head_pos
+FROM (SELECT 1) AS one
+LEFT JOIN head ON true
+LEFT JOIN (SELECT tx, position FROM wanted ORDER BY tx DESC, position DESC LIMIT 1) AS last
+    ON true
+"""
+INTAKE = _INTAKE.format(open_work=_OPEN_WORK, head=_HEAD, horizon=HORIZON, types="")
+INTAKE_OF_TYPES = _INTAKE.format(
+    open_work=_OPEN_WORK, head=_HEAD, horizon=HORIZON, types=" AND event_type = ANY(%(types)s)"
+)
+
+# The intake point moves (forward only) in the transaction that took the events in;
+# intake running again clears the "paused at the limit" mark.
+MOVE_INTAKE_POINT = """
+UPDATE projection_bookmarks
+SET last_transaction_id = %(to_tx)s, last_position = %(to_pos)s, intake_paused_at = NULL,
+    updated_at = now()
+WHERE subscriber_name = %(name)s
+  AND (last_transaction_id, last_position) <= (%(to_tx)s, %(to_pos)s)
+"""
+
+# Intake stopped at intake_limit: recorded (since when) so the console can say so.
+MARK_INTAKE_PAUSED = """
+UPDATE projection_bookmarks SET intake_paused_at = coalesce(intake_paused_at, now())
+WHERE subscriber_name = %(name)s
+"""
+
+# The handle calls in flight, over all workers: an expired lease does not count (its
+# worker died or lost it; the row may be claimed again).
+COUNT_LIVE_LEASES = """
+SELECT count(*) FROM reaction_work
+WHERE subscriber_name = %(name)s AND lease_expires_at > now()
+"""
+
+# Up to %(room)s runnable rows, each the earliest unfinished row of its stream (so a
+# stream runs one event at a time, in order), not parked, due, and not under a live
+# lease; SKIP LOCKED passes over a row a settle is deleting right now. Each claim gets a
+# token of its own (the worker's id and a counter, %(tokens)s): only it can settle the row.
+CLAIM_WORK = """
+WITH runnable AS (
+    SELECT w.id FROM reaction_work w
+    WHERE w.subscriber_name = %(name)s AND w.parked_at IS NULL
+      AND (w.next_retry_at IS NULL OR w.next_retry_at <= now())
+      AND (w.lease_expires_at IS NULL OR w.lease_expires_at <= now())
+      AND NOT EXISTS (
+          SELECT 1 FROM reaction_work e
+          WHERE e.subscriber_name = w.subscriber_name AND e.stream_id = w.stream_id
+            AND (e.transaction_id, e.position) < (w.transaction_id, w.position))
+    ORDER BY w.transaction_id, w.position
+    LIMIT %(room)s
+    FOR UPDATE OF w SKIP LOCKED
+), numbered AS (
+    SELECT id, row_number() OVER (ORDER BY id) AS n FROM runnable
+)
+UPDATE reaction_work SET
+    lease_token = (%(tokens)s::text[])[numbered.n],
+    lease_expires_at = now() + make_interval(secs => %(lease)s)
+FROM numbered, events
+WHERE reaction_work.id = numbered.id AND events.event_id = reaction_work.event_id
+RETURNING reaction_work.id, reaction_work.lease_token, reaction_work.attempts,
+    events.position, events.transaction_id::text::bigint, events.event_id, events.stream_id,
+    events.stream_version, events.event_type, events.data, events.metadata, events.recorded_at
+"""
+
+# A lease kept while handle runs: every claim one worker holds, in one statement.
+RENEW_WORK_LEASES = """
+UPDATE reaction_work SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+WHERE lease_token = ANY(%(tokens)s)
+"""
+
+# The compare-and-set that makes the appends exactly-once: the row is deleted only under
+# the claim's own token, in the transaction that appends the results. No row: the claim
+# was lost (expired and taken again, or dismissed) and the result is discarded.
+SETTLE_WORK = """
+DELETE FROM reaction_work WHERE id = %(id)s AND lease_token = %(token)s RETURNING 1
+"""
+
+# A failed attempt, recorded only under the claim's token: backoff until the next retry,
+# or parked (the stream waits for an operator) once the attempts ran out.
+FAIL_WORK = """
+UPDATE reaction_work
+SET attempts = %(attempts)s, last_error = %(error)s, last_traceback = %(traceback)s,
+    failed_at = now(),
+    next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
+                         ELSE now() + make_interval(secs => %(delay)s::float8) END,
+    parked_at = CASE WHEN %(parked)s THEN now() ELSE NULL END,
+    lease_token = '', lease_expires_at = NULL
+WHERE id = %(id)s AND lease_token = %(token)s
+RETURNING 1
+"""
+
+# Claims given back unsettled (a stopping worker): another worker need not wait for expiry.
+RELEASE_WORK_LEASES = """
+UPDATE reaction_work SET lease_token = '', lease_expires_at = NULL
+WHERE lease_token = ANY(%(tokens)s)
+"""
+
+# When the stream loop should look again: the earliest retry of a row that is not parked.
+NEXT_WORK_RETRY = """
+SELECT min(next_retry_at) FROM reaction_work
+WHERE subscriber_name = %(name)s AND parked_at IS NULL AND next_retry_at IS NOT NULL
+"""
+
+# A global-order reaction must not start while stream-ordered work is left (it would
+# pass over the rows behind its cursor).
+HAS_WORK = "SELECT EXISTS (SELECT 1 FROM reaction_work WHERE subscriber_name = %(name)s)"
+
+# Switching from global to stream: the cursor stays (the intake point); the global lane's
+# lease and failure state no longer apply.
+ADOPT_STREAM_ORDERING = """
+UPDATE projection_bookmarks
+SET status = 'active', attempts = 0, failing_event_id = NULL, last_error = '',
+    last_traceback = '', failed_at = NULL, next_retry_at = NULL, lease_owner = '',
+    lease_expires_at = NULL, updated_at = now()
+WHERE subscriber_name = %(name)s AND status IN ('retrying', 'wedged')
+"""
+
+# --- reading the work table (operators, the console, the diagnosis) ----------------------
+
+# The parked streams of a reaction: head row, and how many rows wait behind it.
+PARKED_STREAMS = """
+SELECT p.stream_id, p.event_id, p.event_type, p.transaction_id, p.position, p.attempts,
+       p.last_error, p.parked_at,
+       (SELECT count(*) FROM reaction_work b
+        WHERE b.subscriber_name = p.subscriber_name AND b.stream_id = p.stream_id
+          AND b.id <> p.id) AS waiting
+FROM reaction_work p
+WHERE p.subscriber_name = %(name)s AND p.parked_at IS NOT NULL
+ORDER BY p.parked_at, p.stream_id
+"""
+
+# Every unfinished row of one stream, in stream order (the head first).
+STREAM_WORK = """
+SELECT id, event_id, event_type, transaction_id, position, attempts, lease_token,
+       lease_expires_at, next_retry_at, last_error, failed_at, parked_at
+FROM reaction_work
+WHERE subscriber_name = %(name)s AND stream_id = %(stream)s
+ORDER BY transaction_id, position
+"""
+
+# The figures the Bookmarks page and the diagnosis show for one stream-ordered reaction.
+WORK_SUMMARY = """
+SELECT count(*) AS unfinished,
+       count(*) FILTER (WHERE lease_expires_at > now()) AS in_flight,
+       count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked_streams,
+       min(parked_at) AS oldest_parked,
+       count(*) FILTER (WHERE parked_at IS NULL AND NOT EXISTS (
+           SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
+             AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows
+FROM reaction_work w WHERE subscriber_name = %(name)s
+"""

@@ -25,6 +25,8 @@ from subscribers.progress import Progress
 from subscribers.projections import give_up_batch, run_projection_batch
 from subscribers.reactions import run_reaction_step
 from subscribers.registry import Registered, SubscriberRegistry
+from subscribers.stream_scheduler import StreamScheduler
+from subscribers.streams import LeaseTokens, check_orderings
 from subscribers.watchdog import BatchWatch
 
 logger = logging.getLogger("eventdesk.worker")
@@ -65,6 +67,9 @@ class Worker:
         self.crashed: BaseException | None = None
         self._loops: list[_Loop] = []
         self._threads: list[threading.Thread] = []
+        self._tokens = LeaseTokens(self.owner)
+        #: The scheduler of each stream-ordered reaction, with the event that wakes its loop.
+        self._schedulers: dict[str, StreamScheduler] = {}
 
     # --- one pass at a time (--once) -------------------------------------------------
 
@@ -72,27 +77,48 @@ class Worker:
         """Process what can be processed now, then return how many events were done.
 
         A subscriber that fails is left waiting for its retry (or wedged); ``--once``
-        does not sleep through backoff.
+        does not sleep through backoff. A stream-ordered reaction's ``handle`` calls
+        started in a pass are waited for and settled before it returns.
         """
         ensure_bookmarks(self.registry)
+        check_orderings(list(self.registry))
         progress = {entry.name: Progress(entry.name) for entry in self.registry}
+        wake = threading.Event()
         total = 0
-        progressed = True
-        while progressed and not self.stop_event.is_set():
-            progressed = False
-            for entry in self.registry:
-                if self.stop_event.is_set():
+        try:
+            while not self.stop_event.is_set():
+                wake.clear()
+                progressed, running = False, False
+                for entry in self.registry:
+                    if self.stop_event.is_set():
+                        break
+                    outcome = self._step(entry, wake=wake)
+                    progress[entry.name].note(outcome)
+                    total += outcome.processed
+                    progressed |= outcome.progressed
+                    running |= outcome.in_flight > 0
+                if progressed:
+                    continue
+                if not running:
                     break
-                outcome = self._step(entry)
-                progress[entry.name].note(outcome)
-                total += outcome.processed
-                progressed |= outcome.progressed
+                # Handle calls still running: the same pass again once one finishes.
+                wake.wait(self._idle_timeout(list(self.registry)))
+        finally:
+            total += self._close_schedulers(list(self.registry))
         return total
 
     # --- threads ---------------------------------------------------------------------
 
     def start(self, *, listen_for_notifications: bool = True) -> None:
-        """Start the loops (and the listener) in background threads."""
+        """Start the loops (and the listener) in background threads.
+
+        Raises ``OrderingSwitchRefused`` when a reaction was switched from stream to
+        global ordering with work rows left.
+        """
+        try:
+            check_orderings(list(self.registry))
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("could not check the reactions' orderings yet (%s)", exc)
         groups: list[list[Registered]] = []
         if self.registry.projections:
             groups.append(self.registry.projections)
@@ -177,10 +203,37 @@ class Worker:
         thread.start()
         return thread
 
-    def _step(self, entry: Registered, watch: BatchWatch | None = None) -> Outcome:
+    def _step(
+        self,
+        entry: Registered,
+        watch: BatchWatch | None = None,
+        *,
+        wake: threading.Event | None = None,
+    ) -> Outcome:
         if entry.kind == "projection":
             return run_projection_batch(entry, watch)
+        if entry.stream_ordered:
+            scheduler = self._schedulers.get(entry.name)
+            if scheduler is None:
+                scheduler = StreamScheduler(entry, self._tokens, wake or threading.Event())
+                self._schedulers[entry.name] = scheduler
+            return scheduler.step(stopping=self.stop_event.is_set())
         return run_reaction_step(entry, self.owner, should_stop=self.stop_event.is_set)
+
+    def _close_schedulers(self, entries: list[Registered]) -> int:
+        """Let the stream-ordered reactions' running handle calls finish and settle them;
+        return how many events that handled."""
+        done = 0
+        for entry in entries:
+            scheduler = self._schedulers.pop(entry.name, None)
+            if scheduler is None:
+                continue
+            try:
+                done += scheduler.close(options().shutdown_timeout_seconds)
+            except (OperationalError, InterfaceError) as exc:
+                # The claims not settled expire; their events run again elsewhere.
+                logger.warning("could not settle the last results of %s: %s", entry.name, exc)
+        return done
 
     def _watch_batches(self) -> None:
         """Give up on a projection batch that runs past ``batch_timeout_seconds``."""
@@ -209,6 +262,12 @@ class Worker:
     def _loop(self, loop: _Loop) -> None:
         """Work the loop's subscribers until stopped (or abandoned): on a wake-up, every
         poll interval, or at a retry."""
+        try:
+            self._work(loop)
+        finally:
+            self._close_schedulers(loop.entries)
+
+    def _work(self, loop: _Loop) -> None:
         entries, wake = loop.entries, loop.wake
         progress = {entry.name: Progress(entry.name) for entry in entries}
         backoff = Backoff()
@@ -222,12 +281,13 @@ class Worker:
             try:
                 if not ready:
                     ensure_bookmarks(entries)
+                    check_orderings(entries)
                     ready = True
                 progressed = False
                 for entry in entries:
                     if self.stop_event.is_set() or loop.abandoned.is_set():
                         return
-                    outcome = self._step(entry, loop.watch)
+                    outcome = self._step(entry, loop.watch, wake=wake)
                     progress[entry.name].note(outcome)
                     progressed |= outcome.progressed
                 if progressed:
@@ -255,6 +315,10 @@ class Worker:
             cursor.execute(sql.NEXT_RETRY, {"names": [entry.name for entry in entries]})
             row = cursor.fetchone()
         due: datetime | None = row[0] if row else None
+        for entry in entries:
+            scheduler = self._schedulers.get(entry.name)
+            if scheduler is not None:
+                poll = min(poll, scheduler.next_wake(poll))
         if due is None:
             return poll
         return max(0.01, min(poll, (due - timezone.now()).total_seconds() + 0.01))

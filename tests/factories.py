@@ -195,3 +195,10 @@ class Appenders:
             self.errors.append(exc)
         finally:
             connection.close()
+
+
+def jobs(stream: str, count: int = 1, **data: Any) -> list[RecordedEvent]:
+    """Append ``count`` Job events to ``stream`` in one transaction (a stream-ordered
+    reaction's work: see ``StreamJobs`` in tests/subscribers.py)."""
+    events = [NewEvent("Job", {"n": n, **data}) for n in range(count)]
+    return PostgresEventStore().append_streams([StreamAppend(stream, events)])

@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from subscribers.registry import SubscriberRegistry
+from subscribers.registry import SubscriberRegistry, build_registry
 from subscribers.worker import Worker
-from tests.subscribers import GatedReaction
+from tests.subscribers import GatedReaction, StreamJobs
 from tests.support import ROOT, wait_for
 
 
@@ -109,3 +109,8 @@ def run_worker(
         timeout=120,
         check=False,
     )
+
+
+def stream_reaction(base: type[StreamJobs] = StreamJobs, **attrs: Any) -> SubscriberRegistry:
+    """A registry of one stream-ordered reaction: ``base`` with ``attrs`` overridden."""
+    return build_registry([type(base.__name__, (base,), attrs)()])

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from subscribers.registry import Kind, UnknownSubscriber, load_registry
+from subscribers.streams import OrderingSwitchRefused
 from subscribers.worker import Worker
 
 
@@ -57,6 +58,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"run_subscribers --once: {done} event(s) processed")
                 return
             status = worker.run()
+        except OrderingSwitchRefused as exc:
+            raise CommandError(str(exc)) from exc
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

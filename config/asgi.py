@@ -5,11 +5,19 @@ app (its session manager must run); Django does not handle lifespan.
 """
 
 import os
+import warnings
 
 from django.core.asgi import get_asgi_application
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# WhiteNoise hands Django a file to iterate synchronously; under ASGI Django reads it in
+# a worker thread and warns once that it would rather have an async iterator. WhiteNoise
+# has no ASGI mode (evansd/whitenoise#359); for the admin's and Swagger's assets this is
+# harmless, and the warning would be the first thing a new user reads.
+warnings.filterwarnings(
+    "ignore", message="StreamingHttpResponse must consume synchronous iterators", category=Warning
+)
 django_application = get_asgi_application()
 
 from reactions_admin.mcp_http import MCP_PATH, build_mcp_http_app  # noqa: E402  (needs Django set up)

@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from config import database_url, embedded_pg
+from django.core.management.utils import get_random_secret_key
+
+from config import database_url, embedded_pg, secret_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "eventdesk-development-key-not-for-production-use-0123456789"
+# Off unless asked for (DJANGO_DEBUG=1): with it on, any 404 shows the URLconf.
+DEBUG = os.environ.get("DJANGO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+# Without DJANGO_SECRET_KEY, a key of this installation's own, made on first use.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_file.read_or_create(
+    BASE_DIR / ".data" / "secret-key", get_random_secret_key
 )
 ALLOWED_HOSTS = [
     h
@@ -30,6 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # django-ninja's own templates and static files: /agent/docs works offline.
+    "ninja",
     "eventstore",
     "subscribers",
     "reactions_admin",
@@ -38,6 +44,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JS, Swagger UI) from the app server itself,
+    # DEBUG or not: `make run` is uvicorn alone, with no web server in front.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -96,14 +105,22 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".data" / "static"
+# WhiteNoise serves the apps' static files where they lie (no collectstatic step, so
+# no STATIC_ROOT), read once at start-up.
+WHITENOISE_USE_FINDERS = True
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One handler for everything that propagates (Django's request log, libraries).
+    # With a handler on the root, the MCP SDK's logging.basicConfig adds none of its own.
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # Django's default "django" logger prints to the console itself when DEBUG is
+        # on and propagates to the root as well: every "Not Found:" came out twice.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "eventdesk": {
             "handlers": ["console"],
             "level": os.environ.get("EVENTDESK_LOG_LEVEL", "INFO"),

@@ -9,14 +9,24 @@ path in tests/subscribers.py and tests/reliability/subscribers.py.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
 
 from tests.subscribers import CREATE_APPLIED_TABLE, GatedReaction
+from tests.support import ROOT, free_port
 
 
 @pytest.fixture
@@ -36,3 +46,143 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.wait(30)
+
+
+# --- The console as `make run` serves it: uvicorn and config.asgi, in a subprocess ---
+#
+# The browser tests and the run.sh test drive the very server a user runs, not a test-only
+# one (pytest-django's live_server serves static files that uvicorn did not). It gets the
+# test database through DATABASE_URL and a free port (never 8000: two suites may run side
+# by side), so the data a test creates must be committed: use transactional_db.
+
+#: How long a server may take to answer its first request on a busy machine.
+START_DEADLINE_SECONDS = 120.0
+#: How long a stopped server may take to exit before it is killed.
+STOP_DEADLINE_SECONDS = 60.0
+
+
+@dataclass
+class ServedConsole:
+    """A server process in a process group of its own, and where to reach it."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+    #: What its database sessions are called in pg_stat_activity.
+    application_name: str
+
+    def output(self) -> str:
+        """Everything the process group wrote to stdout and stderr so far."""
+        return self.log.read_text(errors="replace")
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET ``path``: (status, body), whatever the status."""
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=30) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+
+def served_database_url(application_name: str = "") -> str:
+    """DATABASE_URL for the test database (a unix socket directory is %2F-encoded), its
+    sessions named ``application_name`` in pg_stat_activity."""
+    db = connection.settings_dict
+    auth = quote(db["USER"], safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    query = f"?application_name={quote(application_name)}" if application_name else ""
+    name = quote(db["NAME"], safe="")
+    return f"postgresql://{auth}@{quote(db['HOST'], safe='')}{port}/{name}{query}"
+
+
+def console_env(application_name: str = "", **overrides: str) -> dict[str, str]:
+    """The environment of a server on the test database, defaults as for `make run`."""
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_DEBUG"}
+    env.update(
+        DATABASE_URL=served_database_url(application_name), PYTHONUNBUFFERED="1", **overrides
+    )
+    return env
+
+
+def start_console(argv: list[str], port: int, log: Path, **env: str) -> ServedConsole:
+    """Start ``argv`` in a new process group; return once it answers HTTP on ``port``."""
+    application_name = f"eventdesk-console-{port}"
+    with open(log, "wb") as output:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=console_env(application_name, **env),
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    served = ServedConsole(process, f"http://127.0.0.1:{port}", log, application_name)
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{argv} exited with {process.returncode}:\n{served.output()}")
+        try:
+            served.get("/admin/login/")
+            return served
+        except OSError:  # not listening yet
+            pass
+        if time.monotonic() > deadline:
+            stop_console(served)
+            raise AssertionError(f"{argv} did not answer on port {port}:\n{served.output()}")
+        time.sleep(0.1)
+
+
+def stop_console(served: ServedConsole) -> None:
+    """SIGTERM to the whole process group; SIGKILL what is left after the deadline."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(served.process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        served.process.wait(STOP_DEADLINE_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(served.process.pid, signal.SIGKILL)
+    served.process.wait()
+
+
+def uvicorn_argv(port: int) -> list[str]:
+    """The server command of scripts/run.sh."""
+    return [
+        sys.executable, "-m", "uvicorn", "config.asgi:application",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+        "--timeout-graceful-shutdown", "10",
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def served_env(django_db_setup: None) -> Callable[..., dict[str, str]]:
+    """``served_env(**overrides)``: the environment of a process of ours on the test
+    database, with `make run`'s defaults (DEBUG off)."""
+    return console_env
+
+
+@pytest.fixture
+def launch_console(django_db_setup: None, tmp_path: Path) -> Iterator[Callable[..., ServedConsole]]:
+    """Start a server of this test's own: ``launch_console(argv, **env)`` (``argv(port)``
+    gives the command, uvicorn's by default); each is stopped at the end of the test."""
+    started: list[ServedConsole] = []
+
+    def launch(argv: Callable[[int], list[str]] = uvicorn_argv, **env: str) -> ServedConsole:
+        port = free_port()
+        log = tmp_path / f"console-{len(started)}.log"
+        served = start_console(argv(port), port, log, **env)
+        started.append(served)
+        return served
+
+    yield launch
+    for served in started:
+        stop_console(served)
+
+
+@pytest.fixture(scope="session")
+def console_server(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedConsole]:
+    """The console as `make run` serves it, on the test database, for the whole session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("console") / "console.log"
+    served = start_console(uvicorn_argv(port), port, log)
+    yield served
+    stop_console(served)

@@ -23,10 +23,9 @@ HOSTILE = f"{SCRIPT} {IMG}"
 
 
 @pytest.fixture
-def hostile(page: Any, settings: Any) -> dict[str, Any]:
+def hostile(page: Any) -> dict[str, Any]:
     """An event whose payload and stream carry HTML, a reaction wedged on it with that
     HTML in its last error, and a decision whose reason carries it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     events = append_events(3, stream="orders-<b>1</b>", data={"note": HOSTILE})
     bookmark = wedged_reaction("mailer", events[0], failing=events[1])
     bookmark.last_error = f"ValueError: {HOSTILE}"
@@ -41,33 +40,33 @@ def hostile(page: Any, settings: Any) -> dict[str, Any]:
     return {"events": events, "decision": decision}
 
 
-def test_the_decisions_pages_show_a_hostile_reason_as_text(page, live_server, hostile) -> None:
+def test_the_decisions_pages_show_a_hostile_reason_as_text(page, console_server, hostile) -> None:
     dialogs = watch_for_script(page)
     changelist = reverse("admin:reactions_admin_decision_changelist")
-    log_in(page, live_server.url, "operator", "pw-for-tests", changelist)
+    log_in(page, console_server.base_url, "operator", "pw-for-tests", changelist)
     # The changelist truncates long reasons: the script, whole, is on it.
     assert_inert(page, dialogs, SCRIPT)
     detail = reverse("admin:reactions_admin_decision_change", args=[hostile["decision"].position])
-    page.goto(f"{live_server.url}{detail}")
+    page.goto(f"{console_server.base_url}{detail}")
     assert_inert(page, dialogs, SCRIPT, IMG)
 
 
-def test_the_events_pages_show_a_hostile_payload_as_text(page, live_server, hostile) -> None:
+def test_the_events_pages_show_a_hostile_payload_as_text(page, console_server, hostile) -> None:
     dialogs = watch_for_script(page)
     changelist = reverse("admin:eventstore_event_changelist")
-    log_in(page, live_server.url, "operator", "pw-for-tests", changelist)
+    log_in(page, console_server.base_url, "operator", "pw-for-tests", changelist)
     assert_inert(page, dialogs, "orders-<b>1</b>")
     detail = reverse("admin:eventstore_event_change", args=[hostile["events"][1].position])
-    page.goto(f"{live_server.url}{detail}")
+    page.goto(f"{console_server.base_url}{detail}")
     assert_inert(page, dialogs, SCRIPT, IMG, "orders-<b>1</b>")
 
 
 def test_the_dismiss_form_shows_hostile_payload_and_error_as_text(
-    page, live_server, hostile
+    page, console_server, hostile
 ) -> None:
     dialogs = watch_for_script(page)
     changelist = reverse("admin:subscribers_bookmark_changelist")
-    log_in(page, live_server.url, "operator", "pw-for-tests", changelist)
+    log_in(page, console_server.base_url, "operator", "pw-for-tests", changelist)
     assert_inert(page, dialogs)  # the changelist shows the (hostile) last error
     row = page.locator("#result_list tr", has_text="mailer")
     row.locator(f"input[name={ACTION_CHECKBOX_NAME}]").check()

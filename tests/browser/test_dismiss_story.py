@@ -48,9 +48,8 @@ def drafter() -> Bookmark | None:
 
 
 @pytest.fixture
-def wedged_demo(page: Any, settings: Any) -> Event:
+def wedged_demo(page: Any) -> Event:
     """The demo history, worked until the caution drafter is wedged on the poison."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     call_command("seed_demo", stdout=io.StringIO())
     user = operator("operator")
     user.user_permissions.add(
@@ -69,7 +68,7 @@ def wedged_demo(page: Any, settings: Any) -> Event:
 
 
 def test_an_operator_dismisses_the_demo_poison_in_the_browser(
-    page, live_server, wedged_demo
+    page, console_server, wedged_demo
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     poison = wedged_demo
@@ -78,7 +77,7 @@ def test_an_operator_dismisses_the_demo_poison_in_the_browser(
     page.set_viewport_size({"width": 1600, "height": 900})
 
     # Log in and see the reaction wedged, with its failing event and error.
-    log_in(page, live_server.url, "operator", "pw-for-tests", changelist)
+    log_in(page, console_server.base_url, "operator", "pw-for-tests", changelist)
     row = page.locator("#result_list tbody tr", has_text=DRAFTER)
     assert row.count() == 1
     assert "\tWedged\t" in row.inner_text()
@@ -100,7 +99,7 @@ def test_an_operator_dismisses_the_demo_poison_in_the_browser(
 
     # Submit: the success message, and the reaction is active again.
     page.click("input[name=apply]")
-    page.wait_for_url(f"{live_server.url}{changelist}")
+    page.wait_for_url(f"{console_server.base_url}{changelist}")
     success = page.inner_text(".messagelist .success")
     assert f"Dismissed event {poison.event_id} in {DRAFTER}" in success
     row = page.locator("#result_list tbody tr", has_text=DRAFTER)
@@ -109,7 +108,7 @@ def test_an_operator_dismisses_the_demo_poison_in_the_browser(
     page.screenshot(path=str(SHOTS / "3-after-dismissal.png"), full_page=True)
 
     # The decision is on the audit page: who, which reaction and event, why.
-    page.goto(f"{live_server.url}{reverse('admin:reactions_admin_decision_changelist')}")
+    page.goto(f"{console_server.base_url}{reverse('admin:reactions_admin_decision_changelist')}")
     audit = page.inner_text("#result_list")
     for expected in ("operator", DRAFTER, str(poison.event_id), REASON):
         assert expected in audit

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from config import secret_file
+
 
 class Command(BaseCommand):
     help = (
@@ -26,11 +28,10 @@ class Command(BaseCommand):
         users = get_user_model()
         user = users.objects.filter(username=username).first()
         if user is None:
-            password = secrets.token_urlsafe(12)
+            # The file first, atomically (mode 0600): a password left by an earlier database
+            # is reused, so what the file says is always what works.
+            password = secret_file.read_or_create(password_file, lambda: secrets.token_urlsafe(12))
             users.objects.create_superuser(username=username, email="", password=password)
-            password_file.parent.mkdir(parents=True, exist_ok=True)
-            password_file.touch(mode=0o600)
-            password_file.write_text(password + "\n")
             self.stdout.write(f"Created the operator account {username!r}.")
         if password_file.exists():
             password = password_file.read_text().strip()

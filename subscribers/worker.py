@@ -142,7 +142,8 @@ class Worker:
             loop.wake.set()
 
     def request_stop(self) -> None:
-        """Finish the current batches and stop (safe to call from a signal handler)."""
+        """Finish the current batches and stop. Never call it from a signal handler: it
+        takes locks (see ``subscribers.shutdown``)."""
         self.stop_event.set()
         self.wake()
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from subscribers.registry import Kind, UnknownSubscriber, load_registry
+from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
 from subscribers.worker import Worker
 
@@ -47,21 +46,14 @@ class Command(BaseCommand):
         if not len(registry):
             raise CommandError("No subscriber to run (see EVENTDESK_SUBSCRIBERS and the options).")
         worker = Worker(registry)
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            worker.request_stop()
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            if opts["once"]:
-                done = worker.run_once()
-                self.stdout.write(f"run_subscribers --once: {done} event(s) processed")
-                return
-            status = worker.run()
+            with stop_on_signals(worker.request_stop):
+                if opts["once"]:
+                    done = worker.run_once()
+                    self.stdout.write(f"run_subscribers --once: {done} event(s) processed")
+                    return
+                status = worker.run()
         except OrderingSwitchRefused as exc:
             raise CommandError(str(exc)) from exc
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         if status:
             raise CommandError("the worker stopped after a crash (see the log above)")

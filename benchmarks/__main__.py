@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.results import RESULTS_DIR, Results, machine_info
 
-SECTIONS = ("append", "catchup", "latency", "reaction", "dismissal", "growth")
+SECTIONS = ("append", "catchup", "latency", "reaction", "reactions", "dismissal", "growth")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
 
-    from benchmarks import append, catchup, growth, live
+    from benchmarks import append, catchup, growth, live, reactions
 
     results = Results()
     print(f"Eventdesk benchmarks ({'quick' if quick else 'full'}) on database {db.name!r}")
@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if "reaction" in sections:
         live.run_reaction(db, results, rate=args.rate, events=reaction_events,
                           sleep=args.reaction_sleep)  # fmt: skip
+    if "reactions" in sections:
+        reactions.run(db, results, quick=quick)
     if "dismissal" in sections:
         live.run_dismissal(db, results, rate=args.rate, duration=duration)
     if "growth" in sections:

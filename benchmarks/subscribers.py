@@ -139,3 +139,33 @@ def _in_transaction() -> bool:
 
 arrivals = ArrivalProjection()
 sleeper = SleepingReaction()
+
+
+JOB = "bench.Job"
+
+
+class StreamSleeper:
+    """A stream-ordered reaction whose ``handle`` sleeps ``BENCH_REACTION_SLEEP`` seconds
+    (default 0.2, a stand-in for the LLM call); a job marked ``poison`` always fails."""
+
+    event_types = (JOB,)
+    ordering = "stream"
+
+    def __init__(self, name: str, concurrency: int, ordering: str = "stream") -> None:
+        self.name = name
+        self.concurrency = concurrency
+        self.ordering = ordering
+        self.sleep = float(os.environ.get("BENCH_REACTION_SLEEP", "0.2"))
+
+    def handle(self, event: RecordedEvent) -> list[StreamAppend] | None:
+        if event.data.get("poison"):
+            raise RuntimeError("this job always fails")
+        if self.sleep:
+            time.sleep(self.sleep)
+        return None
+
+
+stream_1 = StreamSleeper("bench-stream-1", 1)
+stream_8 = StreamSleeper("bench-stream-8", 8)
+stream_32 = StreamSleeper("bench-stream-32", 32)
+global_sleeper = StreamSleeper("bench-global", 1, ordering="global")

@@ -119,6 +119,9 @@ class Worker:
             check_orderings(list(self.registry))
         except (OperationalError, InterfaceError) as exc:
             logger.warning("could not check the reactions' orderings yet (%s)", exc)
+        finally:
+            # The calling thread only waits from now on: it keeps no connection open.
+            _discard_connection()
         groups: list[list[Registered]] = []
         if self.registry.projections:
             groups.append(self.registry.projections)

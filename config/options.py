@@ -36,6 +36,9 @@ class EventdeskOptions:
     poll_interval_seconds: float = 5.0
     #: How long a reaction's lease lasts before another worker may take it over.
     lease_seconds: float = 120.0
+    #: How long a reaction's ``handle`` may run before the attempt counts as failed (its
+    #: thread is abandoned and its result discarded). A reaction may declare its own.
+    handle_timeout_seconds: float = 300.0
     #: How long a projection batch may run before the worker gives up on it.
     batch_timeout_seconds: float = 60.0
     #: How long the worker waits for the current batch on SIGTERM/SIGINT.

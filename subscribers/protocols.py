@@ -77,6 +77,11 @@ class Reaction(Subscriber, Protocol):
     failing parks its own stream instead of stopping the reaction.
     ``batch_size`` does not apply then; ``intake_limit`` bounds the events
     taken in and not finished (streams that are not parked).
+
+    ``handle`` runs in a thread of its own under a lease the worker renews. One that
+    runs past ``handle_timeout_seconds`` (the option, or this attribute when the
+    reaction declares it) is a failed attempt: retried with backoff, then wedged (a
+    stream-ordered reaction parks the stream instead). Its thread is abandoned and whatever it returns later is discarded.
     """
 
     batch_size: int = REACTION_BATCH_SIZE

@@ -1,20 +1,29 @@
-"""One reaction step: claim a lease, handle with no transaction open, compare-and-set."""
+"""One reaction step: claim a lease, handle with no transaction open, settle the result.
+
+``handle`` runs in a thread of its own, waited for up to ``handle_timeout_seconds``,
+while the worker's renewer keeps the claim's lease; ``subscribers.settlement`` then
+decides what becomes of the result.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
 from config.options import options
-from eventstore.postgres import PostgresEventStore
-from eventstore.types import Cursor, RecordedEvent, StreamAppend
+from eventstore.types import RecordedEvent, StreamAppend
 from subscribers import sql
-from subscribers.bookmarks import Batch, BookmarkState, Failure, read_batch, record_failure
-from subscribers.outcome import Outcome, is_connection_error, log_failure
+from subscribers.bookmarks import Batch, BookmarkState, Failure, read_batch
+from subscribers.leases import LeaseKeeper
+from subscribers.outcome import Outcome
 from subscribers.registry import Registered
+from subscribers.settlement import Claim, ReactionStep, settle
 
 logger = logging.getLogger("eventdesk.reactions")
 
@@ -23,65 +32,152 @@ class NotAReactionResult(TypeError):
     """``handle`` returned something other than a sequence of ``StreamAppend`` (or None)."""
 
 
+class HandleTimeout(Exception):
+    """``handle`` ran past ``handle_timeout_seconds``; its thread was abandoned."""
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(message)
+        #: Where the abandoned thread was when it was given up on (for the operator).
+        self.where = where
+
+
 def run_reaction_step(
-    entry: Registered, owner: str, *, should_stop: Callable[[], bool] = lambda: False
+    entry: Registered, leases: LeaseKeeper, *, should_stop: Callable[[], bool] = lambda: False
 ) -> Outcome:
     """Handle the next batch of ``entry`` (usually one event) if its lease can be had.
 
     External effects of ``handle`` are at-least-once; the appends it returns are
     written exactly once, together with the bookmark move, and only if the
-    bookmark is still where the claim found it.
+    bookmark still carries this claim's token where the claim found it.
     """
     if connection.in_atomic_block:
         raise RuntimeError("a reaction must not run inside a transaction")
-    claimed = _claim(entry, owner)
+    token = leases.new_token()
+    claimed = claim_lease(entry, token)
     if claimed is None:
         return Outcome(entry.name)
-    state, batch = claimed
-    if not batch.events:
-        return _finish(entry, owner, state, batch.end(state.cursor, entry.batch_size), [], None, 0)
-    # Release the connection: nothing of ours stays open while the slow work runs,
-    # so this reaction holds back neither the horizon nor a pool slot.
-    connection.close()
-    appends: list[StreamAppend] = []
-    done, failure = 0, None
-    for event in batch.events:
-        if done and should_stop():
-            break
-        try:
-            appends.extend(_handle(entry, event))
-        except Exception as exc:
-            failure = Failure.of(event, exc)
-            break
-        done += 1
-    if failure is None and done == len(batch.events):
-        to = batch.end(state.cursor, entry.batch_size)
-    else:
-        to = batch.events[done - 1].cursor if done else state.cursor
-    outcome = _finish(entry, owner, state, to, appends, failure, done, batch.events[0])
-    return Outcome(
-        entry.name,
-        claimed=True,
-        processed=outcome.processed,
-        advanced_to=outcome.advanced_to,
-        failure=failure,
-        decision=outcome.decision,
-        full=failure is None and len(batch.events) >= entry.batch_size,
-        discarded=outcome.discarded,
-    )
+    claim, batch = claimed
+    leases.hold(token)
+    try:
+        if batch.events:
+            # Release the connection: nothing of ours stays open while the slow work
+            # runs, so this reaction holds back neither the horizon nor a pool slot.
+            connection.close()
+        step = _work(entry, claim, batch, leases, should_stop)
+        return settle(entry, step)
+    except BaseException:
+        _release_quietly(entry.name, token)  # or the lease stands until it expires
+        raise
+    finally:
+        leases.let_go(token)
 
 
-def _claim(entry: Registered, owner: str) -> tuple[BookmarkState, Batch] | None:
+def _release_quietly(name: str, token: str) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.RELEASE_LEASE, {"name": name, "token": token})
+    except DatabaseError:  # the database is away: the lease will expire instead
+        pass
+
+
+def claim_lease(entry: Registered, token: str) -> tuple[Claim, Batch] | None:
+    """Claim the lease of ``entry`` under ``token`` and read its next batch, in one short
+    transaction; None when another claim's lease is live (or a retry is not due)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             sql.CLAIM_LEASE,
-            {"name": entry.name, "owner": owner, "lease": options().lease_seconds},
+            {"name": entry.name, "token": token, "lease": options().lease_seconds},
         )
         row = cursor.fetchone()
         if row is None:
             return None
         state = BookmarkState.from_row(row)
-        return state, read_batch(cursor, entry, state.cursor)
+        return Claim(entry.name, token, state), read_batch(cursor, entry, state.cursor)
+
+
+def _work(
+    entry: Registered,
+    claim: Claim,
+    batch: Batch,
+    leases: LeaseKeeper,
+    should_stop: Callable[[], bool],
+) -> ReactionStep:
+    """Run ``handle`` on the batch's events, in order, until one fails."""
+    timeout = entry.handle_timeout_seconds or options().handle_timeout_seconds
+    appends: list[StreamAppend] = []
+    done, failure = 0, None
+    for event in batch.events:
+        # A lost lease refuses the result anyway: no point in handling more of the batch.
+        if done and (should_stop() or leases.is_lost(claim.token)):
+            break
+        try:
+            appends.extend(handle_in_thread(entry, event, timeout))
+        except HandleTimeout as exc:
+            failure = Failure(event, f"HandleTimeout: {exc}", exc.where)
+            break
+        except Exception as exc:
+            failure = Failure.of(event, exc)
+            break
+        done += 1
+    if failure is None and done == len(batch.events):
+        to = batch.end(claim.state.cursor, entry.batch_size)
+    else:
+        to = batch.events[done - 1].cursor if done else claim.state.cursor
+    return ReactionStep(
+        claim=claim,
+        events=tuple(batch.events),
+        done=done,
+        to=to,
+        appends=tuple(appends),
+        failure=failure,
+        full=failure is None and len(batch.events) >= entry.batch_size,
+    )
+
+
+def handle_in_thread(entry: Registered, event: RecordedEvent, timeout: float) -> list[StreamAppend]:
+    """``handle(event)`` in a thread of its own, waited for up to ``timeout`` seconds.
+
+    Past the timeout the thread is abandoned (a Python thread cannot be stopped): it
+    may go on running, but what it returns is never read, and nothing it could
+    return is written, since only the caller settles a claim.
+    """
+    finished = threading.Event()
+    abandoned = threading.Event()
+    box: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            box["result"] = _handle(entry, event)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            connections.close_all()  # the connections this thread opened, if any
+            finished.set()
+            if abandoned.is_set():
+                logger.warning(
+                    "%s: handle of event %s returned after its timeout; its result is discarded",
+                    entry.name,
+                    event.event_id,
+                )
+
+    thread = threading.Thread(target=body, name=f"eventdesk-handle-{entry.name}", daemon=True)
+    thread.start()
+    if not finished.wait(timeout):
+        abandoned.set()
+        raise HandleTimeout(f"handle ran past {timeout:g}s", _where(thread))
+    if "error" in box:
+        raise box["error"]
+    result: list[StreamAppend] = box["result"]
+    return result
+
+
+def _where(thread: threading.Thread) -> str:
+    """Where an abandoned ``handle`` thread is stuck, for the operator's traceback."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return "handle was abandoned (its thread had just finished)\n"
+    stack = "".join(traceback.format_stack(frame))
+    return f"handle was abandoned here, still running:\n{stack}"
 
 
 def _handle(entry: Registered, event: RecordedEvent) -> list[StreamAppend]:
@@ -98,77 +194,3 @@ def _handle(entry: Registered, event: RecordedEvent) -> list[StreamAppend]:
             "expected a list of StreamAppend (or None)"
         )
     return appends
-
-
-def _finish(
-    entry: Registered,
-    owner: str,
-    state: BookmarkState,
-    to: Cursor,
-    appends: list[StreamAppend],
-    failure: Failure | None,
-    done: int,
-    first: RecordedEvent | None = None,
-) -> Outcome:
-    """The short transaction after ``handle``: compare-and-set, append, record a failure."""
-    try:
-        return _commit(entry, owner, state, to, appends, failure, done)
-    except Exception as exc:
-        if failure is not None or not appends or first is None or is_connection_error(exc):
-            raise
-        # The returned appends were refused (a concurrency conflict, a bad event):
-        # nothing was written; count it as a failure on the first handled event.
-        failed = Failure.of(first, exc)
-        with transaction.atomic(), connection.cursor() as cursor:
-            decision = record_failure(cursor, entry.name, state.cursor, state, failed, owner=owner)
-        log_failure(logger, entry.name, failed, decision)
-        return Outcome(entry.name, claimed=True, failure=failed, decision=decision)
-
-
-def _commit(
-    entry: Registered,
-    owner: str,
-    state: BookmarkState,
-    to: Cursor,
-    appends: list[StreamAppend],
-    failure: Failure | None,
-    done: int,
-) -> Outcome:
-    at, moved, decision = state.cursor, None, None
-    with transaction.atomic(), connection.cursor() as cursor:
-        if to > state.cursor:
-            cursor.execute(
-                sql.COMPARE_AND_SET,
-                {
-                    "name": entry.name,
-                    "owner": owner,
-                    "tx": state.cursor[0],
-                    "pos": state.cursor[1],
-                    "to_tx": to[0],
-                    "to_pos": to[1],
-                },
-            )
-            if cursor.fetchone() is None:
-                logger.warning(
-                    "%s: the bookmark moved while %d event(s) were handled (dismissed by an"
-                    " operator, or the lease expired and another worker took over):"
-                    " the result (%d append(s)) is discarded",
-                    entry.name,
-                    done,
-                    len(appends),
-                )
-                cursor.execute(sql.RELEASE_LEASE, {"name": entry.name, "owner": owner})
-                return Outcome(entry.name, claimed=True, discarded=True)
-            if appends:
-                PostgresEventStore().append_streams(appends)
-            at, moved = to, to
-        if failure is not None:
-            # After a compare-and-set the lease is released: the failure is recorded
-            # against the new cursor, which this transaction holds locked.
-            decision = record_failure(
-                cursor, entry.name, at, state, failure, owner="" if moved else owner
-            )
-            log_failure(logger, entry.name, failure, decision)
-        elif moved is None:
-            cursor.execute(sql.RELEASE_LEASE, {"name": entry.name, "owner": owner})
-    return Outcome(entry.name, claimed=True, processed=done, advanced_to=moved, decision=decision)

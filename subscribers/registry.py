@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,6 +53,8 @@ class Registered:
     concurrency: int = 1
     #: Stream ordering: unfinished events of non-parked streams before intake pauses.
     intake_limit: int = INTAKE_LIMIT
+    #: A reaction's own ``handle_timeout_seconds`` (None: the option in force).
+    handle_timeout_seconds: float | None = None
 
     @property
     def stream_ordered(self) -> bool:
@@ -163,6 +166,16 @@ def describe(item: object, source: str) -> Registered:
             )
         types = tuple(sorted(set(types)))
     ordering, concurrency, intake_limit = _stream_settings(item, kind, name, source)
+    timeout = getattr(item, "handle_timeout_seconds", None) if kind == "reaction" else None
+    if timeout is not None and (
+        not isinstance(timeout, int | float)
+        or isinstance(timeout, bool)
+        or not (0 < timeout < math.inf)
+    ):
+        raise InvalidSubscriber(
+            f"{source} ({name!r}): handle_timeout_seconds must be a positive number of seconds,"
+            f" got {timeout!r}"
+        )
     return Registered(
         name=name,
         kind=kind,
@@ -174,6 +187,7 @@ def describe(item: object, source: str) -> Registered:
         ordering=ordering,
         concurrency=concurrency,
         intake_limit=intake_limit,
+        handle_timeout_seconds=float(timeout) if timeout is not None else None,
     )
 
 

@@ -48,20 +48,48 @@ WHERE subscriber_name = %(name)s
 """
 
 # A reaction works outside any transaction, so it holds a lease instead of a lock: the
-# plain UPDATE serialises rival claims, and a crashed worker's lease simply expires.
+# plain UPDATE serialises rival claims, and a crashed worker's lease simply expires. Each
+# claim writes a token of its own (worker id + counter), so nothing done under an
+# earlier claim -- not even by the same worker -- can pass for this one.
 CLAIM_LEASE = """
 UPDATE projection_bookmarks
-SET lease_owner = %(owner)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
+SET lease_owner = %(token)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
     updated_at = now()
 WHERE subscriber_name = %(name)s AND status IN ('active', 'retrying')
   AND (next_retry_at IS NULL OR next_retry_at <= now())
-  AND (lease_expires_at IS NULL OR lease_expires_at <= now() OR lease_owner = %(owner)s)
+  AND (lease_expires_at IS NULL OR lease_expires_at <= now())
 RETURNING last_transaction_id, last_position, attempts, failing_event_id
 """
 
+# One statement renews every lease a worker holds while its handles run. A row another
+# session has locked (a settle, a dismissal) is skipped rather than waited for: one busy
+# row must not hold back the renewal of all the others.
+RENEW_LEASES = """
+UPDATE projection_bookmarks
+SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+WHERE subscriber_name IN (
+    SELECT subscriber_name FROM projection_bookmarks
+    WHERE lease_owner = ANY(%(tokens)s) FOR UPDATE SKIP LOCKED
+)
+RETURNING lease_owner
+"""
+
+# Which of the tokens a renewal did not return still stand (skipped as locked, not lost).
+LEASES_STILL_HELD = """
+SELECT lease_owner FROM projection_bookmarks WHERE lease_owner = ANY(%(tokens)s)
+"""
+
+# Settling a reaction step starts here: the row as it is now decides whether the result
+# lands (same cursor, our token), was overtaken (the cursor moved) or lost its lease.
+LOCK_REACTION_BOOKMARK = """
+SELECT last_transaction_id, last_position, attempts, failing_event_id, lease_owner
+FROM projection_bookmarks WHERE subscriber_name = %(name)s
+FOR UPDATE
+"""
+
 # The reaction's result lands only if the bookmark is still where the claim found it and
-# the lease is still ours; otherwise an operator moved it (or another worker took over)
-# and the result is discarded. A pause set meanwhile by an operator is kept.
+# the lease is still this claim's (the token, not the worker: a late result of an earlier
+# claim by the same worker is refused). A pause set meanwhile by an operator is kept.
 COMPARE_AND_SET = """
 UPDATE projection_bookmarks
 SET last_transaction_id = %(to_tx)s, last_position = %(to_pos)s,
@@ -69,24 +97,41 @@ SET last_transaction_id = %(to_tx)s, last_position = %(to_pos)s,
     failing_event_id = NULL, last_error = '', last_traceback = '', failed_at = NULL,
     next_retry_at = NULL, lease_owner = '', lease_expires_at = NULL, updated_at = now()
 WHERE subscriber_name = %(name)s AND last_transaction_id = %(tx)s AND last_position = %(pos)s
-  AND lease_owner = %(owner)s
+  AND lease_owner = %(token)s
 RETURNING 1
 """
 
 # A lease given back without moving the bookmark (nothing to do, a discarded result).
 RELEASE_LEASE = """
 UPDATE projection_bookmarks SET lease_owner = '', lease_expires_at = NULL, updated_at = now()
-WHERE subscriber_name = %(name)s AND lease_owner = %(owner)s
+WHERE subscriber_name = %(name)s AND lease_owner = %(token)s
 """
 
-# Every lease a stopping worker still holds: another worker need not wait for expiry.
+# Every lease a stopping worker still holds (all its tokens start with its id and '#'):
+# another worker need not wait for them to expire.
 RELEASE_ALL_LEASES = """
 UPDATE projection_bookmarks SET lease_owner = '', lease_expires_at = NULL, updated_at = now()
-WHERE lease_owner = %(owner)s
+WHERE starts_with(lease_owner, %(owner)s || '#')
+"""
+
+# An attempt whose lease was lost meanwhile failed too (its result is discarded), and
+# counts: a handle that keeps losing its lease backs off and wedges instead of repeating
+# its outside effects forever. The lease now belongs to someone else and is left alone;
+# so is an operator's pause. The caller holds the row locked at this cursor.
+RECORD_LOST_LEASE = """
+UPDATE projection_bookmarks
+SET status = CASE WHEN status = 'paused' THEN status ELSE %(status)s END,
+    attempts = %(attempts)s, failing_event_id = %(event_id)s,
+    last_error = %(error)s, last_traceback = %(traceback)s, failed_at = now(),
+    next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
+                         ELSE now() + make_interval(secs => %(delay)s::float8) END,
+    updated_at = now()
+WHERE subscriber_name = %(name)s AND last_transaction_id = %(tx)s AND last_position = %(pos)s
+RETURNING next_retry_at
 """
 
 # The failure is recorded against the cursor it happened at (and, for a reaction, only
-# while the lease is ours): a bookmark an operator has moved meanwhile is left alone.
+# while the lease is this claim's token): a bookmark an operator has moved is left alone.
 RECORD_FAILURE = """
 UPDATE projection_bookmarks
 SET status = %(status)s, attempts = %(attempts)s, failing_event_id = %(event_id)s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -9,7 +10,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 from config.options import options
 from subscribers import sql
 from subscribers.bookmarks import ensure_bookmarks
+from subscribers.leases import LeaseKeeper
 from subscribers.listener import Backoff, listen
 from subscribers.outcome import Outcome
 from subscribers.progress import Progress
@@ -63,11 +65,14 @@ class Worker:
     def __init__(self, registry: SubscriberRegistry, *, owner: str | None = None) -> None:
         self.registry = registry
         self.owner = owner or worker_id()
+        self._tokens = LeaseTokens(self.owner)
+        #: The global-order reactions' leases: renewed by one thread for all. Tokens come
+        #: from the same counter as the stream-ordered claims'.
+        self.leases = LeaseKeeper(self.owner, tokens=self._tokens)
         self.stop_event = threading.Event()
         self.crashed: BaseException | None = None
         self._loops: list[_Loop] = []
         self._threads: list[threading.Thread] = []
-        self._tokens = LeaseTokens(self.owner)
         #: The scheduler of each stream-ordered reaction, with the event that wakes its loop.
         self._schedulers: dict[str, StreamScheduler] = {}
 
@@ -86,26 +91,48 @@ class Worker:
         wake = threading.Event()
         total = 0
         try:
-            while not self.stop_event.is_set():
-                wake.clear()
-                progressed, running = False, False
-                for entry in self.registry:
-                    if self.stop_event.is_set():
+            with self._renewing():
+                while not self.stop_event.is_set():
+                    wake.clear()
+                    progressed, running = False, False
+                    for entry in self.registry:
+                        if self.stop_event.is_set():
+                            break
+                        outcome = self._step(entry, wake=wake)
+                        progress[entry.name].note(outcome)
+                        total += outcome.processed
+                        progressed |= outcome.progressed
+                        running |= outcome.in_flight > 0
+                    if progressed:
+                        continue
+                    if not running:
                         break
-                    outcome = self._step(entry, wake=wake)
-                    progress[entry.name].note(outcome)
-                    total += outcome.processed
-                    progressed |= outcome.progressed
-                    running |= outcome.in_flight > 0
-                if progressed:
-                    continue
-                if not running:
-                    break
-                # Handle calls still running: the same pass again once one finishes.
-                wake.wait(self._idle_timeout(list(self.registry)))
+                    # Handle calls still running: the same pass again once one finishes.
+                    wake.wait(self._idle_timeout(list(self.registry)))
         finally:
             total += self._close_schedulers(list(self.registry))
         return total
+
+    @contextlib.contextmanager
+    def _renewing(self) -> Iterator[None]:
+        """The lease renewer for the length of one ``run_once`` (when global-order
+        reactions run: a stream-ordered one renews its own claims)."""
+        if not self._global_reactions():
+            yield
+            return
+        done = threading.Event()
+        renewer = threading.Thread(
+            target=self.leases.renew_until, args=(done,), name="eventdesk-lease-renewer"
+        )
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
+
+    def _global_reactions(self) -> bool:
+        return any(not entry.stream_ordered for entry in self.registry.reactions)
 
     # --- threads ---------------------------------------------------------------------
 
@@ -132,6 +159,9 @@ class Worker:
             self._spawn("eventdesk-listener", lambda: listen(self.wake, self.stop_event))
         if self.registry.projections:
             self._spawn("eventdesk-watchdog", self._watch_batches)
+        if self._global_reactions():
+            # Renews while a stopping worker's last handles finish, then ends.
+            self._spawn("eventdesk-lease-renewer", lambda: self.leases.renew_until(self.stop_event))
         logger.info(
             "worker %s started: %d projection(s), %d reaction(s)",
             self.owner,
@@ -222,7 +252,7 @@ class Worker:
                 scheduler = StreamScheduler(entry, self._tokens, wake or threading.Event())
                 self._schedulers[entry.name] = scheduler
             return scheduler.step(stopping=self.stop_event.is_set())
-        return run_reaction_step(entry, self.owner, should_stop=self.stop_event.is_set)
+        return run_reaction_step(entry, self.leases, should_stop=self.stop_event.is_set)
 
     def _close_schedulers(self, entries: list[Registered]) -> int:
         """Let the stream-ordered reactions' running handle calls finish and settle them;

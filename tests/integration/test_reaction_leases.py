@@ -31,19 +31,10 @@ from subscribers.reactions import claim_lease
 from subscribers.registry import build_registry
 from subscribers.settlement import ReactionStep, settle
 from subscribers.worker import Worker
-from tests.dismissal_support import decisions, operator
-from tests.subscribers_fixtures import record
-from tests.worker_support import (
-    append,
-    applied,
-    applied_table,
-    bookmark,
-    drain,
-    running_worker,
-    wait_for,
-)
-
-__all__ = ["applied_table"]
+from tests.factories import append, operator
+from tests.subscribers import applied, record
+from tests.support import bookmark, decisions, wait_for
+from tests.workers import drain, running_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 

@@ -122,7 +122,10 @@ class Worker:
             return
         done = threading.Event()
         renewer = threading.Thread(
-            target=self.leases.renew_until, args=(done,), name="eventdesk-lease-renewer"
+            target=self.leases.renew_until,
+            args=(done,),
+            name="eventdesk-lease-renewer",
+            daemon=True,
         )
         renewer.start()
         try:

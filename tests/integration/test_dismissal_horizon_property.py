@@ -39,6 +39,7 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor
 from reactions_admin import errors
 from reactions_admin.handler import DismissalResult, dismiss_event_in_reaction
+from subscribers.leases import LeaseKeeper
 from subscribers.models import Bookmark
 from subscribers.reactions import run_reaction_step
 from subscribers.registry import describe
@@ -83,13 +84,17 @@ operations = st.lists(
 )
 
 
+#: The one "worker" the steps run as: each claim gets a token of its own.
+LEASES = LeaseKeeper("prop-worker")
+
+
 def catch_up(entry: Any, last: Cursor, timeout: float = 60.0) -> None:
     """Reaction steps until the bookmark is at or past ``last`` (under a deadline: on a
     shared server, another database's transaction may hold the horizon for a moment)."""
     deadline = time.monotonic() + timeout
     while Bookmark.objects.get(pk=NAME).cursor < last:
         assert time.monotonic() < deadline, "the reaction never caught up"
-        if not run_reaction_step(entry, "prop-worker").progressed:
+        if not run_reaction_step(entry, LEASES).progressed:
             time.sleep(0.02)
 
 
@@ -167,7 +172,7 @@ def test_no_event_is_passed_over_unseen_nor_miscounted(settings: Any) -> None:
                     ) as refused:
                         figures[f"refused {refused.code}"] += 1
                 elif op == "step":
-                    run_reaction_step(entry, "prop-worker")
+                    run_reaction_step(entry, LEASES)
         finally:
             for holder in holders:
                 holder.commit()

@@ -81,7 +81,8 @@ class Reaction(Subscriber, Protocol):
     ``handle`` runs in a thread of its own under a lease the worker renews. One that
     runs past ``handle_timeout_seconds`` (the option, or this attribute when the
     reaction declares it) is a failed attempt: retried with backoff, then wedged (a
-    stream-ordered reaction parks the stream instead). Its thread is abandoned and whatever it returns later is discarded.
+    stream-ordered reaction parks the stream instead). Its thread is abandoned and
+    whatever it returns later is discarded.
     """
 
     batch_size: int = REACTION_BATCH_SIZE

@@ -49,6 +49,13 @@ class EventdeskOptions:
     demo_llm_latency_seconds: float = 0.5
     #: The demo reactions' LLM client: a dotted path to a class taking no arguments.
     demo_llm_client: str = "demo.llm.FakeLLM"
+    #: Serve the console's ``/metrics`` without credentials (a Prometheus on a private
+    #: network). Off: a Bearer API token or a session of a user who may view bookmarks.
+    metrics_public: bool = False
+    #: How often the worker samples each subscriber's position and lag (the lag trend).
+    history_sample_seconds: float = 5.0
+    #: How long those samples are kept; older ones are pruned by the worker.
+    history_retention_seconds: float = 86_400.0
     #: The API token ``manage.py mcp_server`` (stdio) acts with (EVENTDESK_API_TOKEN).
     api_token: str = dataclasses.field(default="", repr=False)
 
@@ -68,6 +75,8 @@ def _convert(name: str, raw: Any, annotation: Any) -> Any:
             return int(raw)
         if annotation == "float":
             return float(raw)
+        if annotation == "bool":
+            return _boolean(raw)
         if annotation == "tuple[str, ...]":
             if isinstance(raw, list | tuple):
                 return tuple(str(item) for item in raw)
@@ -80,6 +89,17 @@ def _convert(name: str, raw: Any, annotation: Any) -> Any:
     except ValueError as exc:
         raise ImproperlyConfigured(f"Eventdesk option {name}={text!r}: {exc}") from exc
     return raw
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false (1/0, yes/no, on/off)")
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""URL routes: the admin console and the agent API (``/agent/``, docs at ``/agent/docs``).
+"""URL routes: the admin console, the agent API (``/agent/``, docs at ``/agent/docs``) and
+the Prometheus gauges (``/metrics``).
 
 The MCP endpoint (``/mcp``) is served beside Django by ``config/asgi.py``.
 """
@@ -9,9 +10,12 @@ from django.views.generic import RedirectView
 
 from reactions_admin.agent_errors import AGENT_PREFIX
 from reactions_admin.api import api
+from reactions_admin.metrics import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path(AGENT_PREFIX.lstrip("/"), api.urls),
+    # Prometheus gauges computed from the database (who may read them: metrics_view).
+    path("metrics", metrics_view, name="metrics"),
 ]

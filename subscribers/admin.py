@@ -4,6 +4,7 @@ a bookmark moves by the worker, or by an audited dismissal — never by hand her
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
@@ -11,16 +12,23 @@ from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from config.options import options
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
-from subscribers import sql
+from reactions_admin.charts import lag_chart, rate_text, sparkline
+from subscribers import history, sql
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
 
 #: A transaction holding an xid longer than this is shown on the bookmarks page.
 HORIZON_WARNING_SECONDS = 10.0
+#: The sparkline in the list covers this much history; the chart on a bookmark's page
+#: covers everything kept (history_retention_seconds).
+SPARKLINE_SECONDS = 3600.0
 
 
 def _handled_types() -> str:
@@ -34,14 +42,14 @@ def _handled_types() -> str:
 @admin.register(Bookmark)
 class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
-        "subscriber_name", "kind", "batch_size", "cursor_display", "lag", "health",
+        "subscriber_name", "kind", "batch_size", "cursor_display", "lag", "trend", "health",
         "attempts", "failing_event", "short_error", "next_retry_at",
     )  # fmt: skip
     list_filter = ("kind", "status")
     search_fields = ("subscriber_name", "last_error")
     readonly_fields = (
-        "subscriber_name", "kind", "cursor_display", "lag", "status", "attempts",
-        "failing_event", "last_error", "last_traceback", "failed_at", "next_retry_at",
+        "subscriber_name", "kind", "cursor_display", "lag", "rate", "lag_trend", "status",
+        "attempts", "failing_event", "last_error", "last_traceback", "failed_at", "next_retry_at",
         "lease_owner", "lease_expires_at", "created_at", "updated_at",
     )  # fmt: skip
     fields = readonly_fields
@@ -77,6 +85,24 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if behind is None:
             return "?"
         return f"{sql.LAG_CAP}+" if behind > sql.LAG_CAP else str(behind)
+
+    @admin.display(description="lag trend (1 h)")
+    def trend(self, bookmark: Bookmark) -> SafeString:
+        since = timezone.now() - timedelta(seconds=SPARKLINE_SECONDS)
+        taken = history.samples(bookmark.subscriber_name, since)
+        estimate = history.estimate(bookmark.subscriber_name, _last_minute(taken))
+        return format_html(
+            '{}<br><small class="lag-rate">{}</small>', sparkline(taken), rate_text(estimate)
+        )
+
+    @admin.display(description="rate")
+    def rate(self, bookmark: Bookmark) -> str:
+        return rate_text(history.rate_and_eta(bookmark.subscriber_name))
+
+    @admin.display(description="lag trend")
+    def lag_trend(self, bookmark: Bookmark) -> SafeString:
+        since = timezone.now() - timedelta(seconds=options().history_retention_seconds)
+        return lag_chart(history.samples(bookmark.subscriber_name, since))
 
     @admin.display(description="failing event")
     def failing_event(self, bookmark: Bookmark) -> str:
@@ -119,3 +145,9 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         # name it where the operator is already looking.
         context = {"horizon_holders": horizon_holders(min_age_seconds=HORIZON_WARNING_SECONDS)}
         return super().changelist_view(request, {**context, **(extra_context or {})})
+
+
+def _last_minute(taken: list[history.Sample]) -> list[history.Sample]:
+    """The samples of the rate window, out of the hour the sparkline already read."""
+    since = timezone.now() - timedelta(seconds=history.RATE_WINDOW_SECONDS)
+    return [s for s in taken if s.at >= since]

@@ -112,3 +112,38 @@ class ReactionWork(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_name}: {self.event_id} ({self.stream_id})"
+
+
+class SubscriberSample(models.Model):
+    """One subscriber's cursor and lag at one moment (``subscriber_samples``): the lag trend.
+
+    The worker samples every ``history_sample_seconds`` into buckets of that width;
+    ``(subscriber_name, bucket)`` is unique, so several workers sampling at once write
+    one row per bucket. Rows older than ``history_retention_seconds`` are pruned.
+    """
+
+    subscriber_name = models.CharField(max_length=200)
+    #: The sampling time, floored to the sampling interval.
+    bucket = models.DateTimeField()
+    transaction_id = models.BigIntegerField()
+    position = models.BigIntegerField()
+    #: The highest position in the events table when sampled (remaining work, for the ETA).
+    head_position = models.BigIntegerField()
+    #: Committed events it handles and has not done, up to ``METRICS_LAG_CAP``.
+    lag_events = models.BigIntegerField()
+    #: True when the count stopped at the cap (the lag is at least ``lag_events``).
+    lag_capped = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "subscriber_samples"
+        ordering = ("subscriber_name", "bucket")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscriber_name", "bucket"], name="subscriber_samples_once_per_bucket"
+            )
+        ]
+        # Pruning deletes by age across subscribers.
+        indexes = [models.Index(fields=["bucket"], name="subscriber_samples_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_name} at {self.bucket:%Y-%m-%d %H:%M:%S}: {self.lag_events}"

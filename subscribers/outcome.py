@@ -28,6 +28,9 @@ class Outcome:
     started: int = 0
     settled: int = 0
     in_flight: int = 0
+    #: Stream ordering: results discarded (claims lost), and leases renewed, in this step.
+    lost: int = 0
+    renewed: int = 0
 
     @property
     def progressed(self) -> bool:

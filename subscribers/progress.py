@@ -26,6 +26,8 @@ class Progress:
         self.done = 0
         self._backlog_started: float | None = None
         self._backlog_done = 0
+        #: The position the backlog started from: the ETA is read in positions.
+        self._backlog_from: int | None = None
         self._last_report = time.monotonic()
 
     def note(self, outcome: Outcome) -> None:
@@ -35,16 +37,19 @@ class Progress:
             if self._backlog_started is None:
                 self._backlog_started, self._backlog_done = now, 0
                 self._last_report = now
+                self._backlog_from = outcome.advanced_to.position if outcome.advanced_to else None
             self._backlog_done += outcome.processed
             if now - self._last_report >= options().progress_interval_seconds:
                 self._last_report = now
                 elapsed = max(now - self._backlog_started, 1e-6)
+                behind = _approximate_lag(outcome.advanced_to)
                 logger.info(
-                    "%s: catching up — %d events done, %.0f events/s, ~%s behind the head",
+                    "%s: catching up — %d events done, %.0f events/s, ~%s behind the head, %s",
                     self.name,
                     self._backlog_done,
                     self._backlog_done / elapsed,
-                    _approximate_lag(outcome.advanced_to),
+                    "?" if behind is None else behind,
+                    self._eta(outcome.advanced_to, behind, elapsed),
                 )
             return
         if self._backlog_started is not None and outcome.claimed:
@@ -62,10 +67,28 @@ class Progress:
         elif outcome.advanced_to is not None:
             logger.debug("%s: moved past unwanted events to %s", self.name, outcome.advanced_to)
 
+    def _eta(self, at: Cursor | None, behind: int | None, elapsed: float) -> str:
+        """ "ETA ~40 s": the positions left at the speed the backlog has moved through them
+        (events passed over count too: they are part of the distance)."""
+        if at is None or behind is None or self._backlog_from is None:
+            return "ETA unknown"
+        speed = (at.position - self._backlog_from) / elapsed
+        if speed <= 0:
+            return "ETA unknown"
+        return f"ETA ~{_duration(behind / speed)}"
 
-def _approximate_lag(at: Cursor | None) -> str:
+
+def _approximate_lag(at: Cursor | None) -> int | None:
     """Positions are dense but for aborted appends: the difference is a cheap estimate."""
     if at is None:
-        return "?"
+        return None
     head = PostgresEventStore().head()
-    return str(max(0, head.position - at.position))
+    return max(0, head.position - at.position)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

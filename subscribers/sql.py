@@ -389,3 +389,112 @@ SELECT count(*) AS unfinished,
              AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows
 FROM reaction_work w WHERE subscriber_name = %(name)s
 """
+
+# --- observability: lag, status and work per subscriber (/metrics, the history samples) ---
+
+# Exact lag up to this many events per subscriber: counting a million index entries per
+# subscriber per scrape is too slow, so past the cap the count says "at least" (capped).
+METRICS_LAG_CAP = 10_000
+
+# One row per bookmark (all, or those named): cursor, status, attempts, the committed
+# events past the cursor it handles (counted up to %(cap)s + 1) and when the first of them
+# was recorded, and for a stream-ordered reaction its unfinished rows. Committed events
+# count whether or not they are under the horizon yet: a held horizon is lag too (it has
+# its own metric). %(types)s maps a subscriber with event_types to them (JSON); the typed
+# and untyped branches are gated on the row, so each uses its own index
+# (events_type_order, events_global_order) and stops at the cap.
+SUBSCRIBER_STATE = """
+WITH b AS (
+    SELECT subscriber_name, kind, status, attempts, intake_paused_at,
+           last_transaction_id, last_position,
+           (SELECT array_agg(t) FROM jsonb_array_elements_text(
+                %(types)s::jsonb -> subscriber_name) AS t) AS types
+    FROM projection_bookmarks
+    WHERE %(names)s::text[] IS NULL OR subscriber_name = ANY(%(names)s::text[])
+)
+SELECT b.subscriber_name, b.kind, b.status, b.attempts, b.intake_paused_at,
+       b.last_transaction_id, b.last_position,
+       behind.n AS past_cursor,
+       coalesce(work.open_rows, 0) AS open_rows,
+       least(first_past.recorded_at, first_open.recorded_at) AS oldest_unhandled,
+       coalesce(work.parked_streams, 0) AS parked_streams,
+       work.oldest_parked,
+       coalesce(work.in_flight, 0) AS in_flight
+FROM b
+LEFT JOIN LATERAL (
+    SELECT count(*) AS n FROM (
+        (SELECT 1 FROM events e
+         WHERE b.types IS NULL
+           AND {past}
+         LIMIT %(cap)s + 1)
+        UNION ALL
+        (SELECT 1 FROM events e
+         WHERE b.types IS NOT NULL AND e.event_type = ANY(b.types)
+           AND {past}
+         LIMIT %(cap)s + 1)
+    ) AS past
+) AS behind ON true
+LEFT JOIN LATERAL (
+    SELECT min(firsts.recorded_at) AS recorded_at FROM (
+        (SELECT e.recorded_at FROM events e
+         WHERE b.types IS NULL
+           AND {past}
+         ORDER BY e.transaction_id, e.position LIMIT 1)
+        UNION ALL
+        SELECT first_of_type.recorded_at FROM unnest(b.types) AS k(event_type)
+        CROSS JOIN LATERAL (
+            SELECT e.recorded_at FROM events e
+            WHERE e.event_type = k.event_type
+              AND {past}
+            ORDER BY e.event_type, e.transaction_id, e.position LIMIT 1
+        ) AS first_of_type
+    ) AS firsts
+) AS first_past ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE w.parked_at IS NULL AND NOT EXISTS (
+               SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
+                 AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows,
+           count(*) FILTER (WHERE w.parked_at IS NOT NULL) AS parked_streams,
+           min(w.parked_at) AS oldest_parked,
+           count(*) FILTER (WHERE w.lease_expires_at > now()) AS in_flight
+    FROM reaction_work w WHERE w.subscriber_name = b.subscriber_name
+) AS work ON true
+LEFT JOIN LATERAL (
+    SELECT e.recorded_at FROM reaction_work w JOIN events e ON e.event_id = w.event_id
+    WHERE w.subscriber_name = b.subscriber_name AND NOT EXISTS (
+        SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
+          AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)
+    ORDER BY w.transaction_id, w.position LIMIT 1
+) AS first_open ON true
+ORDER BY b.subscriber_name
+""".format(
+    past="(e.transaction_id, e.position) > (b.last_transaction_id::text::xid8, b.last_position)"
+)
+
+# A sample of each named subscriber's cursor and lag, in the current bucket (now floored to
+# %(every)s seconds). Several workers sampling the same subscriber in the same bucket write
+# one row: the first insert wins, the others do nothing.
+SAMPLE_SUBSCRIBERS = f"""
+WITH state AS ({SUBSCRIBER_STATE}),
+head AS (SELECT coalesce(max(position), 0) AS position FROM events)
+INSERT INTO subscriber_samples (subscriber_name, bucket, transaction_id, position,
+    head_position, lag_events, lag_capped)
+SELECT state.subscriber_name,
+       to_timestamp(floor(extract(epoch FROM now()) / %(every)s) * %(every)s),
+       state.last_transaction_id, state.last_position, head.position,
+       least(state.past_cursor, %(cap)s) + state.open_rows, state.past_cursor > %(cap)s
+FROM state, head
+ON CONFLICT (subscriber_name, bucket) DO NOTHING
+"""
+
+# Samples past the retention go (index subscriber_samples_bucket), so the table stays small.
+PRUNE_SAMPLES = """
+DELETE FROM subscriber_samples WHERE bucket < now() - make_interval(secs => %(keep)s)
+"""
+
+# One subscriber's samples since a moment, oldest first (the chart, the rate and the ETA).
+SAMPLES_SINCE = """
+SELECT bucket, position, head_position, lag_events, lag_capped FROM subscriber_samples
+WHERE subscriber_name = %(name)s AND bucket >= %(since)s
+ORDER BY bucket
+"""

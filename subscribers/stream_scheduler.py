@@ -74,11 +74,18 @@ class StreamScheduler:
     def step(self, *, stopping: bool = False) -> Outcome:
         """One pass; ``stopping`` settles and renews but claims nothing new."""
         settled = self._settle_finished()
-        self._renew_if_due()
+        renewed = self._renew_if_due()
         handled = sum(1 for s in settled if s.handled)
         failed = [s for s in settled if s.decision is not None]
+        lost = sum(1 for s in settled if s.lost)
         if stopping:
-            return Outcome(self.entry.name, processed=handled, settled=len(settled))
+            return Outcome(
+                self.entry.name,
+                processed=handled,
+                settled=len(settled),
+                lost=lost,
+                renewed=renewed,
+            )
         self._busy = {future for future in self._busy if not future.done()}
         room = self.entry.concurrency - len(self._busy)
         intake, claims = take_in_and_claim(self.entry, self.tokens, room)
@@ -94,6 +101,8 @@ class StreamScheduler:
             started=len(claims),
             settled=len(settled),
             in_flight=self.in_flight,
+            lost=lost,
+            renewed=renewed,
         )
 
     def next_wake(self, poll: float) -> float:
@@ -180,11 +189,12 @@ class StreamScheduler:
             settled.append(outcome)
         return settled
 
-    def _renew_if_due(self) -> None:
+    def _renew_if_due(self) -> int:
         if time.monotonic() - self._renewed < _renew_every():
-            return
+            return 0
         renew_leases(list(self._running))
         self._renewed = time.monotonic()
+        return len(self._running)
 
     def _log(self, settled: Settled) -> None:
         event = settled.claim.event

@@ -18,10 +18,11 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 
 from config.options import options
-from subscribers import sql
+from subscribers import history, sql
 from subscribers.bookmarks import ensure_bookmarks
 from subscribers.leases import LeaseKeeper
 from subscribers.listener import Backoff, listen
+from subscribers.metrics import WorkerMetrics
 from subscribers.outcome import Outcome
 from subscribers.progress import Progress
 from subscribers.projections import give_up_batch, run_projection_batch
@@ -62,8 +63,19 @@ class Worker:
     locks, leases) coordinates any number of workers on any number of hosts.
     """
 
-    def __init__(self, registry: SubscriberRegistry, *, owner: str | None = None) -> None:
-        self.registry = registry
+    def __init__(
+        self,
+        registry: SubscriberRegistry,
+        *,
+        owner: str | None = None,
+        metrics: WorkerMetrics | None = None,
+        sample_history: bool = False,
+    ) -> None:
+        """``metrics``: record counters and timings there (``--metrics-port``);
+        ``sample_history``: sample the subscribers' lag into the history table."""
+        self.metrics = metrics
+        self.registry = metrics.instrument(registry) if metrics else registry
+        self.sample_history = sample_history
         self.owner = owner or worker_id()
         self._tokens = LeaseTokens(self.owner)
         #: The global-order reactions' leases: renewed by one thread for all. Tokens come
@@ -98,8 +110,9 @@ class Worker:
                     for entry in self.registry:
                         if self.stop_event.is_set():
                             break
+                        started = time.perf_counter()
                         outcome = self._step(entry, wake=wake)
-                        progress[entry.name].note(outcome)
+                        self._note(progress[entry.name], outcome, started)
                         total += outcome.processed
                         progressed |= outcome.progressed
                         running |= outcome.in_flight > 0
@@ -165,6 +178,8 @@ class Worker:
         if self._global_reactions():
             # Renews while a stopping worker's last handles finish, then ends.
             self._spawn("eventdesk-lease-renewer", lambda: self.leases.renew_until(self.stop_event))
+        if self.sample_history and groups:
+            self._spawn("eventdesk-history", self._sample_history)
         logger.info(
             "worker %s started: %d projection(s), %d reaction(s)",
             self.owner,
@@ -257,6 +272,28 @@ class Worker:
             return scheduler.step(stopping=self.stop_event.is_set())
         return run_reaction_step(entry, self.leases, should_stop=self.stop_event.is_set)
 
+    def _note(self, progress: Progress, outcome: Outcome, started: float) -> None:
+        """What a step did: the progress lines, and the worker's metrics."""
+        progress.note(outcome)
+        if self.metrics is not None:
+            self.metrics.record(outcome, time.perf_counter() - started)
+
+    def _sample_history(self) -> None:
+        """Sample the subscribers' cursor and lag every ``history_sample_seconds``, and
+        prune what is past the retention about once a minute."""
+        entries = list(self.registry)
+        pruned = 0.0
+        while not self.stop_event.wait(options().history_sample_seconds):
+            try:
+                history.sample(entries)
+                if time.monotonic() - pruned >= 60:
+                    history.prune()
+                    pruned = time.monotonic()
+            except (OperationalError, InterfaceError) as exc:
+                # The loops report a lost database; the history only misses a sample.
+                logger.debug("could not sample the lag history (%s)", exc)
+                _discard_connection()
+
     def _close_schedulers(self, entries: list[Registered]) -> int:
         """Let the stream-ordered reactions' running handle calls finish and settle them;
         return how many events that handled."""
@@ -324,8 +361,9 @@ class Worker:
                 for entry in entries:
                     if self.stop_event.is_set() or loop.abandoned.is_set():
                         return
+                    started = time.perf_counter()
                     outcome = self._step(entry, loop.watch, wake=wake)
-                    progress[entry.name].note(outcome)
+                    self._note(progress[entry.name], outcome, started)
                     progressed |= outcome.progressed
                 if progressed:
                     backoff.reset()

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from subscribers.metrics import WorkerMetrics
 from subscribers.registry import Kind, UnknownSubscriber, load_registry
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
@@ -29,6 +30,23 @@ class Command(BaseCommand):
             metavar="NAME",
             help="run only this subscriber (repeatable)",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            metavar="PORT",
+            help="serve this worker's Prometheus metrics at http://HOST:PORT/metrics",
+        )
+        parser.add_argument(
+            "--metrics-host",
+            default="127.0.0.1",
+            metavar="HOST",
+            help="the address --metrics-port listens on (default 127.0.0.1: this host only)",
+        )
+        parser.add_argument(
+            "--no-history",
+            action="store_true",
+            help="do not sample the subscribers' lag into the history table (the lag trend)",
+        )
         kinds = parser.add_mutually_exclusive_group()
         kinds.add_argument("--projections-only", action="store_true")
         kinds.add_argument("--reactions-only", action="store_true")
@@ -45,7 +63,22 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if not len(registry):
             raise CommandError("No subscriber to run (see EVENTDESK_SUBSCRIBERS and the options).")
-        worker = Worker(registry)
+        metrics = None
+        if opts["metrics_port"] is not None:
+            metrics = WorkerMetrics()
+            try:
+                metrics.serve(opts["metrics_port"], opts["metrics_host"])
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot serve metrics on {opts['metrics_host']}:{opts['metrics_port']}: {exc}"
+                ) from exc
+            self.stderr.write(
+                f"metrics at http://{opts['metrics_host']}:{opts['metrics_port']}/metrics"
+            )
+        worker = Worker(
+            registry, metrics=metrics, sample_history=not (opts["no_history"] or opts["once"])
+        )
+
         try:
             with stop_on_signals(worker.request_stop):
                 if opts["once"]:

@@ -1,0 +1,212 @@
+"""The console's ``/metrics``: gauges computed from the database when Prometheus scrapes.
+
+One statement reads every bookmark with its lag, status and stream work
+(``subscribers.sql.SUBSCRIBER_STATE``), one more names the oldest transaction holding
+the horizon. ``prometheus_client`` renders them. Who may read: see :func:`metrics_view`.
+
+The names, types and labels are a contract (docs/operations.md, and
+tests/contract/test_metrics_contract.py): change them only with both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from config.options import options
+from eventstore.horizon import horizon_holders
+from reactions_admin.tokens import bearer_secret, user_for_token
+from subscribers import sql
+from subscribers.history import handled_types_json
+from subscribers.models import Bookmark
+from subscribers.registry import configured_registry
+
+#: The permission that lets a user (by token or session) read /metrics: the same one that
+#: shows the Bookmarks page, since the metrics say what that page says.
+READ_PERMISSION = "subscribers.view_bookmark"
+#: A transaction holding an xid counts as holding the horizon once open this long: the
+#: short transactions of a busy system would otherwise flicker through the pid label.
+HORIZON_MIN_SECONDS = 5.0
+STATUSES = tuple(Bookmark.Status.values)
+
+
+class ConsoleCollector(Collector):
+    """Reads the database on every scrape and yields Eventdesk's gauges."""
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        registry = configured_registry()
+        entries = list(registry) if registry is not None else []
+        ordering = {entry.name: entry.ordering for entry in entries}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.SUBSCRIBER_STATE,
+                {"types": handled_types_json(entries), "names": None, "cap": sql.METRICS_LAG_CAP},
+            )
+            rows = cursor.fetchall()
+        now = timezone.now()
+        sub = ["subscriber"]
+        info = GaugeMetricFamily(
+            "eventdesk_subscriber_info",
+            "A subscriber's kind and ordering (always 1).",
+            labels=["subscriber", "kind", "ordering"],
+        )
+        position = GaugeMetricFamily(
+            "eventdesk_subscriber_position",
+            "The position of the event the subscriber's cursor stands on.",
+            labels=sub,
+        )
+        lag_events = GaugeMetricFamily(
+            "eventdesk_subscriber_lag_events",
+            "Committed events of the types it handles that it has not done yet"
+            f" (at most {sql.METRICS_LAG_CAP} past its cursor, plus unfinished stream work).",
+            labels=sub,
+        )
+        lag_capped = GaugeMetricFamily(
+            "eventdesk_subscriber_lag_capped",
+            "1 when lag_events stopped at the cap: the lag is at least that.",
+            labels=sub,
+        )
+        lag_seconds = GaugeMetricFamily(
+            "eventdesk_subscriber_lag_seconds",
+            "Age of the oldest event it has not done (parked streams excluded); 0 when caught up.",
+            labels=sub,
+        )
+        status = GaugeMetricFamily(
+            "eventdesk_subscriber_status",
+            "1 for the subscriber's current status, 0 for the others.",
+            labels=["subscriber", "status"],
+        )
+        attempts = GaugeMetricFamily(
+            "eventdesk_subscriber_attempts",
+            "Failed attempts on the event it is stuck on (0 when none).",
+            labels=sub,
+        )
+        parked = GaugeMetricFamily(
+            "eventdesk_subscriber_parked_streams",
+            "Streams parked (stream-ordered reactions; 0 otherwise).",
+            labels=sub,
+        )
+        oldest_parked = GaugeMetricFamily(
+            "eventdesk_subscriber_oldest_parked_seconds",
+            "How long the longest-parked stream has waited (0 when none).",
+            labels=sub,
+        )
+        intake_paused = GaugeMetricFamily(
+            "eventdesk_subscriber_intake_paused",
+            "1 while a stream-ordered reaction takes in nothing (intake_limit reached).",
+            labels=sub,
+        )
+        in_flight = GaugeMetricFamily(
+            "eventdesk_subscriber_claims_in_flight",
+            "Stream-ordered work under a live lease, over all workers.",
+            labels=sub,
+        )
+        for row in rows:
+            (name, kind, state, tries, paused_at, _tx, pos, past, open_rows, oldest,
+             parked_n, parked_at, flying) = row  # fmt: skip
+            info.add_metric([name, kind, ordering.get(name, "global")], 1)
+            position.add_metric([name], int(pos))
+            lag_events.add_metric([name], min(int(past), sql.METRICS_LAG_CAP) + int(open_rows))
+            lag_capped.add_metric([name], 1 if int(past) > sql.METRICS_LAG_CAP else 0)
+            lag_seconds.add_metric([name], _age(now, oldest))
+            for value in STATUSES:
+                status.add_metric([name, value], 1 if state == value else 0)
+            attempts.add_metric([name], int(tries))
+            parked.add_metric([name], int(parked_n))
+            oldest_parked.add_metric([name], _age(now, parked_at))
+            intake_paused.add_metric([name], 0 if paused_at is None else 1)
+            in_flight.add_metric([name], int(flying))
+        yield from (info, position, lag_events, lag_capped, lag_seconds, status, attempts)
+        yield from (parked, oldest_parked, intake_paused, in_flight)
+        yield from _horizon()
+        yield GaugeMetricFamily(
+            "eventdesk_metrics_scrape_duration_seconds",
+            "How long the database reads of this scrape took.",
+            value=time.perf_counter() - started,
+        )
+
+
+def _horizon() -> Iterator[Metric]:
+    holders = horizon_holders(min_age_seconds=HORIZON_MIN_SECONDS, limit=1)
+    held = GaugeMetricFamily(
+        "eventdesk_horizon_held_seconds",
+        f"How long the oldest transaction holding an xid (open over {HORIZON_MIN_SECONDS:g}s)"
+        " has held the horizon back; 0 when none.",
+        value=holders[0].open_seconds if holders else 0.0,
+    )
+    holder = GaugeMetricFamily(
+        "eventdesk_horizon_holder_info",
+        "The backend holding the horizon (present only while one does; always 1).",
+        labels=["pid", "user", "database", "application"],
+    )
+    for h in holders:
+        holder.add_metric([str(h.pid), h.user, h.database, h.application], 1)
+    yield held
+    yield holder
+
+
+def _age(now: Any, then: Any) -> float:
+    return max(0.0, (now - then).total_seconds()) if then is not None else 0.0
+
+
+#: The console's metrics registry: only Eventdesk's gauges (no process metrics: the
+#: console may run in several server processes; each worker exports its own).
+REGISTRY = CollectorRegistry(auto_describe=False)
+REGISTRY.register(ConsoleCollector())
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """``GET /metrics``: the gauges in the Prometheus text format.
+
+    Who may read them: with ``EVENTDESK_METRICS_PUBLIC`` on, anyone who can reach the
+    console; otherwise a Bearer API token (``manage.py create_api_token``) or a session,
+    of a user holding ``subscribers.view_bookmark`` (the Bookmarks page's permission).
+    401 without credentials or with an unknown/revoked token, 403 without the permission.
+    """
+    if not options().metrics_public:
+        refusal = _refusal(request)
+        if refusal is not None:
+            return refusal
+    try:
+        body = generate_latest(REGISTRY)
+    except (OperationalError, InterfaceError):
+        return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    header = request.headers.get("Authorization")
+    user: Any = None
+    if header:
+        secret = bearer_secret(header)
+        user = user_for_token(secret) if secret else None
+        if user is None:
+            return _unauthorized("The API token is unknown or revoked.")
+    elif request.user.is_authenticated:
+        user = request.user
+    else:
+        return _unauthorized("Send Authorization: Bearer <API token>.")
+    if not user.has_perm(READ_PERMISSION):
+        return HttpResponse(
+            f"reading /metrics needs the {READ_PERMISSION} permission\n",
+            status=403,
+            content_type="text/plain",
+        )
+    return None
+
+
+def _unauthorized(detail: str) -> HttpResponse:
+    response = HttpResponse(detail + "\n", status=401, content_type="text/plain")
+    response["WWW-Authenticate"] = 'Bearer realm="eventdesk-metrics"'
+    return response

@@ -18,8 +18,9 @@ from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from config.options import options
@@ -182,7 +183,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         body = generate_latest(REGISTRY)
     except (OperationalError, InterfaceError):
         return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
-    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+    # The text format every Prometheus 2.x reads (Debian ships 2.42).
+    return HttpResponse(body, content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def _refusal(request: HttpRequest) -> HttpResponse | None:

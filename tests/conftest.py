@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,3 +187,26 @@ def console_server(
     served = start_console(uvicorn_argv(port), port, log)
     yield served
     stop_console(served)
+
+
+def _debian_binary(name: str) -> str:
+    """Debian's ``prometheus`` package brings both binaries; CI installs it (.ci/run). A
+    developer without it sees the tests skipped with the reason; in CI a missing one fails."""
+    found = shutil.which(os.environ.get(f"EVENTDESK_{name.upper()}", name))
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI but missing (see .ci/run)")
+        pytest.skip(f"no {name}: install Debian's prometheus package to run these")
+    return found
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of Debian's ``promtool``."""
+    return _debian_binary("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """The path of Debian's ``prometheus`` server."""
+    return _debian_binary("prometheus")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from benchmarks.results import RESULTS_DIR, Results, machine_info
 
-SECTIONS = ("append", "catchup", "latency", "reaction", "reactions", "dismissal", "growth")
+SECTIONS = (
+    "append", "catchup", "latency", "reaction", "reactions", "dismissal", "growth", "metrics",
+)  # fmt: skip
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
 
-    from benchmarks import append, catchup, growth, live, reactions
+    from benchmarks import append, catchup, growth, live, metrics, reactions
 
     results = Results()
     print(f"Eventdesk benchmarks ({'quick' if quick else 'full'}) on database {db.name!r}")
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         live.run_dismissal(db, results, rate=args.rate, duration=duration)
     if "growth" in sections:
         growth.run(db, results, small=10_000, large=large, rate=args.rate)
+    if "metrics" in sections:
+        metrics.run(db, results, events=large, catchup_events=events)
     options = {
         "quick": quick, "events": events, "peer_events": peer_events, "growth_large": large,
         "duration": duration, "rate": args.rate, "reaction_events": reaction_events,

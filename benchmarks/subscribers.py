@@ -169,3 +169,23 @@ stream_1 = StreamSleeper("bench-stream-1", 1)
 stream_8 = StreamSleeper("bench-stream-8", 8)
 stream_32 = StreamSleeper("bench-stream-32", 32)
 global_sleeper = StreamSleeper("bench-global", 1, ordering="global")
+
+
+class MetricsProbe:
+    """A projection that is never run: a bookmark for the /metrics scrape to report on
+    (half of them with ``event_types``, so both lag counts are measured)."""
+
+    def __init__(self, name: str, event_types: tuple[str, ...] | None) -> None:
+        self.name = name
+        if event_types is not None:
+            self.event_types = event_types
+
+    def apply(self, event: RecordedEvent) -> None:
+        raise NotImplementedError("a probe is only reported on")
+
+
+METRICS_PROBES = 20
+for _n in range(METRICS_PROBES):
+    globals()[f"metrics_probe_{_n:02d}"] = MetricsProbe(
+        f"bench-metrics-{_n:02d}", ("bench.Rare",) if _n % 2 else None
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from django.db import InterfaceError, OperationalError, connection
@@ -56,6 +57,8 @@ class LeaseKeeper:
         #: Set while no lease is held: a stopping renewer waits on it.
         self._idle = threading.Event()
         self._idle.set()
+        #: Told the subscriber of each lease renewed (the worker's metrics count them).
+        self.on_renewed: Callable[[str], None] | None = None
 
     def new_token(self) -> str:
         """A token no claim of this worker has used before."""
@@ -96,11 +99,15 @@ class LeaseKeeper:
             return
         with connection.cursor() as cursor:
             cursor.execute(sql.RENEW_LEASES, {"tokens": tokens, "lease": options().lease_seconds})
-            renewed = {row[0] for row in cursor.fetchall()}
+            rows = cursor.fetchall()
+            renewed = {row[0] for row in rows}
             missing = [token for token in tokens if token not in renewed]
             if missing:
                 cursor.execute(sql.LEASES_STILL_HELD, {"tokens": missing})
                 missing = [t for t in missing if t not in {row[0] for row in cursor.fetchall()}]
+        if self.on_renewed is not None:
+            for row in rows:
+                self.on_renewed(row[1])
         if missing:
             with self._lock:
                 # Only tokens still held: one settled meanwhile has nothing left to lose.

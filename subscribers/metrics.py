@@ -145,6 +145,10 @@ class WorkerMetrics:
         if outcome.claimed or outcome.processed or outcome.settled:
             self.batch_seconds.labels(name).observe(seconds)
 
+    def lease_renewed(self, name: str) -> None:
+        """Count one lease of subscriber ``name`` renewed (a global-order reaction's)."""
+        self.renewals.labels(name).inc()
+
     def serve(self, port: int, host: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
         """Serve these metrics over HTTP at ``http://host:port/metrics`` (a daemon thread)."""
         return prometheus_client.start_http_server(port, addr=host, registry=self.registry)

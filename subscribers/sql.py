@@ -71,7 +71,7 @@ WHERE subscriber_name IN (
     SELECT subscriber_name FROM projection_bookmarks
     WHERE lease_owner = ANY(%(tokens)s) FOR UPDATE SKIP LOCKED
 )
-RETURNING lease_owner
+RETURNING lease_owner, subscriber_name
 """
 
 # Which of the tokens a renewal did not return still stand (skipped as locked, not lost).

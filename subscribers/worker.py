@@ -81,6 +81,8 @@ class Worker:
         #: The global-order reactions' leases: renewed by one thread for all. Tokens come
         #: from the same counter as the stream-ordered claims'.
         self.leases = LeaseKeeper(self.owner, tokens=self._tokens)
+        if metrics is not None:
+            self.leases.on_renewed = metrics.lease_renewed
         self.stop_event = threading.Event()
         self.crashed: BaseException | None = None
         self._loops: list[_Loop] = []

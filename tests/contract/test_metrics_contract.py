@@ -267,3 +267,17 @@ def test_worker_metrics_names_types_labels_and_counts(applied_table: None) -> No
 def _handled(metrics: WorkerMetrics) -> float:
     families = _families(metrics.exposition().decode())
     return float(sum(s.value for s in families["eventdesk_worker_events_handled"].samples))
+
+
+@pytest.mark.django_db
+def test_lease_renewals_are_counted_by_subscriber() -> None:
+    metrics = WorkerMetrics()
+    worker = Worker(build_registry(["tests.subscribers.EchoReaction"]), metrics=metrics)
+    token = worker.leases.new_token()
+    Bookmark.objects.create(subscriber_name="test.echo", kind="reaction", lease_owner=token)
+    worker.leases.hold(token)
+    worker.leases.renew()
+    worker.leases.renew()
+    families = _families(metrics.exposition().decode())
+    renewals = "eventdesk_worker_lease_renewals_total"
+    assert _value(families, renewals, subscriber="test.echo") == 2

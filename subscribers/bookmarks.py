@@ -104,9 +104,14 @@ def read_batch(cursor: CursorWrapper, entry: Registered, after: Cursor) -> Batch
     return Batch(events, head)
 
 
-def advance(cursor: CursorWrapper, name: str, to: Cursor) -> None:
-    """Move a bookmark whose row this transaction has locked."""
-    cursor.execute(sql.ADVANCE_LOCKED, {"name": name, "tx": to[0], "pos": to[1]})
+def advance(cursor: CursorWrapper, name: str, to: Cursor, *, keep_failure: bool = False) -> None:
+    """Move a bookmark whose row this transaction has locked.
+
+    Moving clears the failure state, unless ``keep_failure``: the bookmark then comes
+    to stand before the event it failed on, whose attempts go on counting.
+    """
+    query = sql.ADVANCE_LOCKED_KEEPING_FAILURE if keep_failure else sql.ADVANCE_LOCKED
+    cursor.execute(query, {"name": name, "tx": to[0], "pos": to[1]})
 
 
 def record_failure(

@@ -61,7 +61,10 @@ def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
             to = events[applied - 1].cursor if applied else state.cursor
         moved = to if to > state.cursor else None
         if moved is not None:
-            advance(cursor, entry.name, moved)
+            # Only the events before a hung one were applied: its failure and attempts
+            # stay, or a projection that hangs again would wedge an attempt late.
+            held_back = failure is None and len(events) < len(batch.events)
+            advance(cursor, entry.name, moved, keep_failure=held_back)
         decision = None
         if failure is not None:
             decision = record_failure(cursor, entry.name, to, state, failure)
@@ -80,7 +83,8 @@ def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
 def _before_known_failure(events: list[RecordedEvent], state: BookmarkState) -> list[RecordedEvent]:
     """The events before the one this bookmark last failed on, when the batch holds it
     further on: a batch given up on (a timeout) committed none of the events before it,
-    so they commit now, and the bookmark comes to stand just before the failing event."""
+    so they commit now, and the bookmark comes to stand just before the failing event,
+    its failure and attempts kept."""
     for index, event in enumerate(events):
         if index and event.event_id == state.failing_event_id:
             return events[:index]

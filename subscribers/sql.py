@@ -47,6 +47,14 @@ SET last_transaction_id = %(tx)s, last_position = %(pos)s, status = 'active', at
 WHERE subscriber_name = %(name)s
 """
 
+# The retry of a batch given up on (a timeout) commits the events before the hung one: the
+# bookmark moves to just before it but keeps its failure and attempts, so they add up.
+ADVANCE_LOCKED_KEEPING_FAILURE = """
+UPDATE projection_bookmarks
+SET last_transaction_id = %(tx)s, last_position = %(pos)s, updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
 # A reaction works outside any transaction, so it holds a lease instead of a lock: the
 # plain UPDATE serialises rival claims, and a crashed worker's lease simply expires. Each
 # claim writes a token of its own (worker id + counter), so nothing done under an

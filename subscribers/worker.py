@@ -376,7 +376,15 @@ class Worker:
                     timeout = min(idle, recheck)
                     recheck = recheck * 2 if recheck * 2 < idle else None
                 backoff.reset()
-            except (OperationalError, InterfaceError) as exc:
+            except Exception as exc:
+                if loop.abandoned.is_set():
+                    # The batch the watchdog gave up on came back late, on its ended session:
+                    # its timeout is recorded and a fresh loop works in its place. Crashing
+                    # here would stop the whole worker.
+                    logger.info("an abandoned batch returned (%s: %s)", type(exc).__name__, exc)
+                    return
+                if not isinstance(exc, OperationalError | InterfaceError):
+                    raise
                 delay = backoff.next()
                 logger.warning("database error (%s); retrying in %.1fs", exc, delay)
                 _discard_connection()

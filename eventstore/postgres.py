@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from django.db import DataError, IntegrityError, connections
+from django.db import DataError, IntegrityError, connections, transaction
 
 from eventstore import sql
 from eventstore.types import (
@@ -37,9 +37,11 @@ def row_to_event(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
-#: Appends outside a transaction retry this often when a concurrent append to the same
-#: "any version" stream takes the version they computed.
-_RETRIES_WITHOUT_LOCK = 20
+#: How often an append outside a transaction tries the optimistic way (no lock, one round
+#: trip) before it falls back to the lock path, which always lands. Under contention an
+#: optimistic try loses to whichever append reaches the stream's next version first, and
+#: nothing makes the losers take turns: one appender can lose any number of times.
+OPTIMISTIC_TRIES = 3
 
 
 class PostgresEventStore:
@@ -55,8 +57,6 @@ class PostgresEventStore:
         document = _rows_document(checked)
         try:
             if connections[self.using].in_atomic_block:
-                # Inside a caller's transaction (a dismissal, a reaction's compare-and-set)
-                # a failed append fails that whole transaction: no retry is possible.
                 return self._append_in_transaction(checked, document)
             return self._append_alone(checked, document)
         except IntegrityError as exc:
@@ -70,35 +70,81 @@ class PostgresEventStore:
     ) -> list[RecordedEvent]:
         """No transaction is open: the append is one statement, atomic by itself, in one
         round trip. Streams with no expected version take no lock: if a concurrent append
-        takes their next version first, the unique index refuses ours and we try again."""
-        any_version = any(a.expected_version is None for a, _ in checked)
-        for _ in range(_RETRIES_WITHOUT_LOCK):
+        takes their next version first, the unique index refuses ours and we try again, a
+        few times, then take the lock path (a transaction of our own)."""
+        if all(a.expected_version is not None for a, _ in checked):
+            # Every version is named: a race lost is the caller's ConcurrencyError.
+            return self._insert(checked, document)
+        for _ in range(OPTIMISTIC_TRIES):
             try:
-                return self._insert(checked, document)
+                landed = self._try_insert(checked, document, sql.INSERT_EVENTS_UNLESS_LOCKED)
             except IntegrityError as exc:
-                if not any_version or _constraint(exc) != "events_stream_version_unique":
+                if _constraint(exc) != "events_stream_version_unique":
                     raise
-        return self._insert(checked, document)  # the last try: its refusal is the answer
+                continue
+            if landed is None:
+                break  # a stream is locked, or an expected version is off: the lock path decides
+            return landed
+        with transaction.atomic(using=self.using):
+            return self._append_locked(checked, document)
 
     def _append_in_transaction(
         self, checked: list[tuple[StreamAppend, list[str]]], document: str
     ) -> list[RecordedEvent]:
+        """Inside a caller's transaction (a dismissal, a reaction's compare-and-set)."""
+        if all(a.expected_version is not None for a, _ in checked):
+            return self._insert(checked, document)
+        return self._append_locked(checked, document)
+
+    def _append_locked(
+        self, checked: list[tuple[StreamAppend, list[str]]], document: str
+    ) -> list[RecordedEvent]:
+        """Lock the "any version" streams (until the transaction ends), then insert.
+
+        Holding the locks, the append races no other "any version" append (optimistic
+        ones defer to the lock), only one naming its expected version. Such a race lost
+        fails the statement, so each try runs in a savepoint: the caller's transaction
+        survives it, and the next try (a new snapshot under READ COMMITTED) sees the
+        winner's events. Every refusal means another append landed, so this one does too.
+        """
         unchecked = sorted(a.stream_id for a, _ in checked if a.expected_version is None)
-        if unchecked:
-            with connections[self.using].cursor() as cursor:
-                cursor.execute(
-                    sql.LOCK_STREAMS, {"namespace": sql.STREAM_NAMESPACE, "streams": unchecked}
-                )
-        return self._insert(checked, document)
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(
+                sql.LOCK_STREAMS, {"namespace": sql.STREAM_NAMESPACE, "streams": unchecked}
+            )
+        refused = ""
+        while True:
+            try:
+                with transaction.atomic(using=self.using):
+                    return self._insert(checked, document)
+            except IntegrityError as exc:
+                if _constraint(exc) != "events_stream_version_unique":
+                    raise
+                # The same key refused twice: the snapshot is not new (a caller's
+                # REPEATABLE READ transaction), so trying again cannot help.
+                if _detail(exc) == refused:
+                    raise
+                refused = _detail(exc)
 
     def _insert(
         self, checked: list[tuple[StreamAppend, list[str]]], document: str
     ) -> list[RecordedEvent]:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(sql.INSERT_EVENTS, {"rows": document})
-            returned = cursor.fetchall()
-            if not returned:
+        """Insert the events; ConcurrencyError when an expected version is off."""
+        landed = self._try_insert(checked, document, sql.INSERT_EVENTS)
+        if landed is None:
+            with connections[self.using].cursor() as cursor:
                 raise self._conflict(cursor, checked)
+        return landed
+
+    def _try_insert(
+        self, checked: list[tuple[StreamAppend, list[str]]], document: str, query: str
+    ) -> list[RecordedEvent] | None:
+        """The recorded events, or None when the statement inserted nothing."""
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(query, {"rows": document})
+            returned = cursor.fetchall()
+        if not returned:
+            return None
         recorded = {row[0]: row[1:] for row in returned}
         events: list[RecordedEvent] = []
         for append, texts in checked:
@@ -229,8 +275,12 @@ def _integrity_to_domain(exc: IntegrityError) -> Exception:
     return exc
 
 
+def _detail(exc: IntegrityError) -> str:
+    return getattr(getattr(exc.__cause__, "diag", None), "message_detail", "") or ""
+
+
 def _stream_of(exc: IntegrityError) -> str:
-    detail = getattr(getattr(exc.__cause__, "diag", None), "message_detail", "") or ""
+    detail = _detail(exc)
     # "Key (stream_id, stream_version)=(order-1, 2) already exists."
     if "=(" in detail:
         return detail.split("=(", 1)[1].rsplit(", ", 1)[0]

@@ -75,7 +75,7 @@ WHERE stream_id = ANY(%(streams)s) GROUP BY stream_id
 # expected version, insert (or insert nothing when one is off), and NOTIFY the
 # workers, who hear it when the transaction commits.
 NOTIFY_CHANNEL = "eventdesk_events"
-INSERT_EVENTS = """
+_INSERT_EVENTS = """
 WITH rows AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
         AS r(n int, event_id uuid, stream_id text, k int, event_type text, data jsonb,
@@ -88,14 +88,27 @@ WITH rows AS (
 ), conflicts AS (
     SELECT 1 FROM rows JOIN current USING (stream_id)
     WHERE rows.expected IS NOT NULL AND rows.expected <> current.version
-), inserted AS (
+){busy}, inserted AS (
     INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)
     SELECT rows.event_id, rows.stream_id, current.version + rows.k, rows.event_type,
            rows.data, rows.metadata
     FROM rows JOIN current USING (stream_id)
-    WHERE NOT EXISTS (SELECT 1 FROM conflicts)
+    WHERE NOT EXISTS (SELECT 1 FROM conflicts){unless_busy}
     ORDER BY rows.n
     RETURNING event_id, position, transaction_id::text::bigint, stream_version, recorded_at
 ), notified AS (SELECT pg_notify('eventdesk_events', '') AS sent)
 SELECT inserted.* FROM inserted, notified
 """
+INSERT_EVENTS = _INSERT_EVENTS.format(busy="", unless_busy="")
+
+# The optimistic append (no lock, no transaction of its own) of "any version" streams
+# defers to an append on the lock path: it tries each such stream's lock and inserts
+# nothing if one is held. An append holding the locks therefore races no "any version"
+# append, and lands on its first try (only an append naming its version can still win).
+INSERT_EVENTS_UNLESS_LOCKED = _INSERT_EVENTS.format(
+    busy=f""", busy AS (
+    SELECT 1 FROM (SELECT DISTINCT stream_id FROM rows WHERE expected IS NULL) AS s
+    WHERE NOT pg_try_advisory_xact_lock({STREAM_NAMESPACE}, hashtext(s.stream_id))
+)""",
+    unless_busy=" AND NOT EXISTS (SELECT 1 FROM busy)",
+)

@@ -19,8 +19,7 @@ from django.db import connection, transaction
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore import postgres as postgres_store
 from eventstore.postgres import PostgresEventStore
-from tests.conftest import raw_connection
-from tests.worker_support import wait_for
+from tests.support import raw_connection, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,21 +18,14 @@ from eventstore import NewEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import RecordedEvent
 from subscribers.registry import build_registry
-from tests.subscribers_fixtures import record
-from tests.worker_support import (
-    append,
-    applied,
-    applied_table,
-    bookmark,
-    running_worker,
-    wait_for,
-)
-
-__all__ = ["applied_table"]
+from tests.factories import append
+from tests.subscribers import applied, record
+from tests.support import bookmark, wait_for
+from tests.workers import running_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
-FIXTURES = "tests.subscribers_fixtures."
+FIXTURES = "tests.subscribers."
 
 
 class HangsAfterGoodOnes:

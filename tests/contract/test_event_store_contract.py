@@ -16,12 +16,20 @@ from eventstore import (
     StreamAppend,
 )
 from eventstore.store import EventStore
-from eventstore.types import START
+from eventstore.types import START, RecordedEvent
+from tests.support import wait_for
 
 
 def _append(store: EventStore, stream: str, *types: str, expected: int | None = None):
     events = [NewEvent(t, {"n": i}) for i, t in enumerate(types)]
-    return store.append_streams([StreamAppend(stream, events, expected)])
+    return _visible(store, store.append_streams([StreamAppend(stream, events, expected)]))
+
+
+def _visible(store: EventStore, recorded: list[RecordedEvent]) -> list[RecordedEvent]:
+    """Wait until readers see ``recorded``: PostgreSQL's horizon is cluster-wide, so a
+    transaction open in another database of the server (a second suite) holds it back."""
+    wait_for(lambda: store.head() >= recorded[-1].cursor, what="the appended events visible")
+    return recorded
 
 
 def test_append_returns_events_with_ids_positions_and_versions(store: EventStore) -> None:
@@ -42,6 +50,7 @@ def test_append_several_streams_in_one_transaction(store: EventStore) -> None:
             StreamAppend("b", [NewEvent("B1"), NewEvent("B2")], NO_STREAM),
         ]
     )
+    _visible(store, recorded)
     assert {e.transaction_id for e in recorded} == {recorded[0].transaction_id}
     assert [e.stream_id for e in store.read_all(START, 10)] == ["a", "b", "b"]
 
@@ -161,7 +170,7 @@ def test_a_large_append_keeps_versions_and_global_order(store: EventStore) -> No
         StreamAppend(f"bulk-{s}", [NewEvent("Bulk", {"s": s, "i": i}) for i in range(1_500)], 0)
         for s in range(4)
     ]
-    recorded = store.append_streams(appends)
+    recorded = _visible(store, store.append_streams(appends))
     assert len(recorded) == 6_000
     assert [e.position for e in recorded] == sorted(e.position for e in recorded)
     assert [e.stream_version for e in recorded[:3]] == [1, 2, 3]

@@ -119,8 +119,8 @@ def test_dismissals_racing_a_worker_pass_over_events_only_by_audited_decision(
 ) -> None:
     monkeypatch.setenv("REL_HANDLE_SECONDS", "0.01")
     rng = random.Random(5)
-    for n in range(10):
-        append_mixed(rng, 100, f"race-{n}")
+    appended = [event for n in range(10) for event in append_mixed(rng, 100, f"race-{n}")]
+    wait_until_visible(appended)  # the horizon is cluster-wide: read every order below
     orders = [e for e in PostgresEventStore().read_all(limit=100_000) if e.event_type == "Order"]
     worker = start_worker([R + "Receipts"], lease_seconds="30", poll_interval_seconds="0.2")
     processes.append(worker)

@@ -29,6 +29,7 @@ from tests.stream_invariants import (
     waiting_by_stream,
 )
 from tests.subscribers import EveryEvent, StreamJobs
+from tests.support import wait_until_visible
 from tests.workers import drain, stream_reaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,8 +106,7 @@ def test_a_failing_event_is_retried_with_backoff_and_then_handled_once() -> None
 
 
 def test_intake_pauses_at_the_limit_and_rows_behind_a_parked_stream_do_not_count() -> None:
-    jobs("p", 6)
-    jobs("q", 1)
+    wait_until_visible(jobs("p", 6) + jobs("q", 1))  # the intake reads under the horizon
     [entry] = stream_reaction(intake_limit=3)
     ensure_bookmarks([entry])
     tokens = LeaseTokens("test")
@@ -131,8 +131,7 @@ def test_intake_pauses_at_the_limit_and_rows_behind_a_parked_stream_do_not_count
 
 
 def test_a_claim_never_exceeds_concurrency_over_competing_workers() -> None:
-    for n in range(10):
-        jobs(f"s-{n}", 2)
+    wait_until_visible([event for n in range(10) for event in jobs(f"s-{n}", 2)])
     [entry] = stream_reaction(concurrency=3)
     ensure_bookmarks([entry])
     first, second = LeaseTokens("w1"), LeaseTokens("w2")
@@ -150,7 +149,7 @@ def test_a_claim_never_exceeds_concurrency_over_competing_workers() -> None:
 
 
 def test_a_result_settled_under_a_lost_claim_is_discarded() -> None:
-    jobs("s", 1)
+    wait_until_visible(jobs("s", 1))
     [entry] = stream_reaction()
     ensure_bookmarks([entry])
     _, [old] = take_in_and_claim(entry, LeaseTokens("w1"), 1)

@@ -15,7 +15,7 @@ from reactions_admin.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from tests.browser.support import IMG, SCRIPT, assert_inert, log_in, watch_for_script
 from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions
+from tests.support import decisions, wait_until_visible
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,6 +27,7 @@ def hostile(page: Any) -> dict[str, Any]:
     """An event whose payload and stream carry HTML, a reaction wedged on it with that
     HTML in its last error, and a decision whose reason carries it."""
     events = append_events(3, stream="orders-<b>1</b>", data={"note": HOSTILE})
+    wait_until_visible(events)  # a dismissal refuses an event not visible to every reader
     bookmark = wedged_reaction("mailer", events[0], failing=events[1])
     bookmark.last_error = f"ValueError: {HOSTILE}"
     bookmark.save()

@@ -123,7 +123,7 @@ DROP FUNCTION IF EXISTS test_fail_decisions();
 
 @pytest.mark.django_db(transaction=True)
 def test_when_the_decision_append_fails_the_bookmark_does_not_move() -> None:
-    events = append_events(3)
+    events = wait_until_visible(append_events(3))  # a dismissal refuses an unseen event
     wedged_reaction("mailer", events[0], failing=events[1])
     actor = operator()
     with connection.cursor() as cursor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from reactions_admin.decider import DismissalRejected, Rejection
+from reactions_admin.stream_decider import StreamRefusal, StreamRejected
 
 
 class ReactionsError(Exception):
@@ -120,6 +121,50 @@ class EventNotVisibleYet(ReactionsError):
     status, code = 409, "event_not_visible_yet"
 
 
+class StreamRefused(ReactionsError):
+    """An act on a stream-ordered reaction that its work table refuses: the code says why
+    (the stream is not parked, the event is not its head, it is running, handled, not
+    reached yet, or of a type the reaction does not handle)."""
+
+    status, code = 409, "stream_refused"
+
+
+class StreamNotParked(StreamRefused):
+    """The event's stream is not parked (or the stream has no unfinished event)."""
+
+    code = "stream_not_parked"
+
+
+class NotStreamHead(StreamRefused):
+    """The event waits behind the head of its parked stream: only the head is dismissed."""
+
+    code = "not_stream_head"
+
+
+class EventInFlight(StreamRefused):
+    """A worker is running ``handle`` on the event right now (a live lease)."""
+
+    code = "event_in_flight"
+
+
+class EventAlreadyHandled(StreamRefused):
+    """The reaction took the event in and finished it (handled, or dismissed before)."""
+
+    code = "event_already_handled"
+
+
+class EventNotReached(StreamRefused):
+    """The event lies past the reaction's intake point: it has not been taken in yet."""
+
+    code = "event_not_reached"
+
+
+class EventTypeNotHandled(StreamRefused):
+    """The reaction does not handle events of this type: it never takes them in."""
+
+    code = "event_type_not_handled"
+
+
 class Unavailable(ReactionsError):
     """The operation cannot run now; retrying later may succeed."""
 
@@ -147,6 +192,20 @@ _REJECTIONS: dict[Rejection, type[ReactionsError]] = {
 }
 
 
-def from_rejection(rejected: DismissalRejected) -> ReactionsError:
+_STREAM_REFUSALS: dict[StreamRefusal, type[ReactionsError]] = {
+    StreamRefusal.REASON_REQUIRED: ReasonRequired,
+    StreamRefusal.REASON_TOO_LONG: ReasonTooLong,
+    StreamRefusal.STREAM_NOT_PARKED: StreamNotParked,
+    StreamRefusal.NOT_STREAM_HEAD: NotStreamHead,
+    StreamRefusal.EVENT_IN_FLIGHT: EventInFlight,
+    StreamRefusal.EVENT_ALREADY_HANDLED: EventAlreadyHandled,
+    StreamRefusal.EVENT_NOT_REACHED: EventNotReached,
+    StreamRefusal.EVENT_TYPE_NOT_HANDLED: EventTypeNotHandled,
+}
+
+
+def from_rejection(rejected: DismissalRejected | StreamRejected) -> ReactionsError:
     """The error for a decider's rejection (its code is the rejection's value)."""
+    if isinstance(rejected, StreamRejected):
+        return _STREAM_REFUSALS[rejected.refusal](rejected.detail)
     return _REJECTIONS[rejected.rejection](rejected.detail)

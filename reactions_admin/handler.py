@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from eventstore.horizon import horizon_holders
@@ -27,6 +28,14 @@ from reactions_admin.decider import (
 )
 from reactions_admin.decisions import register_decision
 from reactions_admin.models import DECISION_EVENT_TYPE
+from reactions_admin.stream_decider import (
+    EventsDismissed,
+    TargetEvent,
+    decide_head_dismissal,
+    decide_reason,
+)
+from reactions_admin.stream_rows import accepted, is_stream_ordered, locked_stream
+from subscribers import sql
 from subscribers.models import Bookmark
 from subscribers.registry import handled_event_types
 
@@ -54,6 +63,10 @@ class DismissalResult:
     events_passed_over: int
     #: Those of them the reaction would have handled (its ``event_types``; all when it has none).
     handled_events_passed_over: int
+    #: "global" (the bookmark moved) or "stream" (a parked head's row was deleted).
+    ordering: str = "global"
+    #: In a stream-ordered reaction: the stream the dismissed event was the head of.
+    stream_id: str | None = None
 
     def passed_over_text(self) -> str:
         """The counts in words: "8 event(s), 2 of them of types the reaction handles"."""
@@ -72,6 +85,8 @@ class DismissalResult:
             "cursor_after": cursor_payload(self.cursor_after),
             "events_passed_over": self.events_passed_over,
             "handled_events_passed_over": self.handled_events_passed_over,
+            "ordering": self.ordering,
+            "stream_id": self.stream_id,
         }
 
 
@@ -138,6 +153,10 @@ def dismiss_event_in_reaction(
     """Dismiss ``event_id`` in the reaction ``subscriber_name``: move its bookmark to
     that event, clear its failure state and audit the decision, all or nothing.
 
+    In a stream-ordered reaction only the head event of a parked stream may be dismissed:
+    its work row is deleted (the bookmark, the intake point, stays) and the decision
+    appended in the same transaction; the next event of that stream becomes the head.
+
     Raises a ``ReactionsError`` subclass on refusal. ``via`` names the door
     (recorded in the decision's metadata).
     """
@@ -182,6 +201,11 @@ def _dismiss(
             raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
         if event is None:
             raise errors.EventNotFound(f"No event with id {target}.")
+        if is_stream_ordered(subscriber_name):
+            with connection.cursor() as cursor:
+                return _dismiss_stream_head(
+                    cursor, bookmark, event, reason, actor, via, correlation_id
+                )
         # Only a refused rewind needs the (stream-scanning) look for an earlier decision.
         prior = (
             None if event.cursor > bookmark.cursor else _prior_dismissal(subscriber_name, target)
@@ -238,6 +262,79 @@ def _dismiss(
         events_passed_over=passed_over,
         handled_events_passed_over=handled_passed_over,
     )
+
+
+def dismiss_rows(
+    cursor: CursorWrapper,
+    decision: EventsDismissed,
+    actor: Actor,
+    via: str,
+    correlation_id: uuid.UUID,
+) -> tuple[DismissalResult, ...]:
+    """Delete the decided rows and append one ``EventDismissed`` per event, in the
+    caller's transaction (both land or neither does)."""
+    cursor.execute(
+        sql.DELETE_WORK_EVENTS,
+        {"name": decision.reaction, "event_ids": [item.event_id for item in decision.items]},
+    )
+    if len(cursor.fetchall()) != len(decision.items):  # the rows are locked: cannot happen
+        raise RuntimeError("a locked work row disappeared")
+    results = []
+    for item in decision.items:
+        recorded = register_decision(
+            DECISION_STREAM,
+            context="ReactionDismissal",
+            choice="EventDismissed",
+            reason=decision.reason,
+            actor=actor,
+            inputs=decision.inputs(item),
+            via=via,
+            correlation_id=correlation_id,
+            causation_id=item.event_id,
+        )
+        results.append(
+            DismissalResult(
+                decision_event_id=recorded.event_id,
+                subscriber_name=decision.reaction,
+                event_id=item.event_id,
+                cursor_before=item.cursor,
+                cursor_after=item.cursor,
+                events_passed_over=1,
+                handled_events_passed_over=1,
+                ordering="stream",
+                stream_id=decision.stream_id,
+            )
+        )
+    return tuple(results)
+
+
+def _dismiss_stream_head(
+    cursor: CursorWrapper,
+    bookmark: Bookmark,
+    event: Any,
+    reason: str,
+    actor: Actor,
+    via: str,
+    correlation_id: uuid.UUID,
+) -> DismissalResult:
+    """Steps 5 to 8 in a stream-ordered reaction (bookmark row locked, reaction and event
+    found): the reason (400), lock the stream's rows, the decider (409), then delete the
+    head's row and append its decision."""
+    trimmed = accepted(decide_reason(reason))
+    stream = locked_stream(cursor, bookmark.subscriber_name, event.stream_id)
+    target = TargetEvent(event.event_id, event.event_type, event.stream_id, event.cursor)
+    decision = accepted(
+        decide_head_dismissal(
+            bookmark.subscriber_name,
+            bookmark.cursor,
+            target,
+            handled_event_types(bookmark.subscriber_name),
+            stream,
+            trimmed,
+        )
+    )
+    [result] = dismiss_rows(cursor, decision, actor, via, correlation_id)
+    return result
 
 
 def _prior_dismissal(subscriber_name: str, event_id: uuid.UUID) -> PriorDismissal | None:

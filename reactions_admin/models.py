@@ -24,8 +24,10 @@ class DecisionManager(models.Manager["Decision"]):
 class Decision(Event):
     """A ``DecisionRegistered`` event, read through the audit page.
 
-    Its ``Meta.permissions`` declare ``reactions_admin.dismiss_event``: the one
-    permission every door checks before an event is dismissed.
+    Its ``Meta.permissions`` declare ``reactions_admin.dismiss_event``, the one
+    permission every door checks before an event is dismissed, and
+    ``reactions_admin.operate_subscriber``, which operating a subscriber needs (retrying
+    a parked stream now; the console's retry, pause and resume).
     """
 
     objects: ClassVar[DecisionManager] = DecisionManager()
@@ -34,7 +36,10 @@ class Decision(Event):
         proxy = True
         verbose_name = "decision"
         ordering = ("-transaction_id", "-position")
-        permissions = [("dismiss_event", "Can dismiss an event in a reaction")]
+        permissions = [
+            ("dismiss_event", "Can dismiss an event in a reaction"),
+            ("operate_subscriber", "Can operate a subscriber (retry a parked stream now)"),
+        ]
 
     @property
     def inputs(self) -> dict[str, Any]:

@@ -506,3 +506,58 @@ SELECT bucket, position, head_position, lag_events, lag_capped FROM subscriber_s
 WHERE subscriber_name = %(name)s AND bucket >= %(since)s
 ORDER BY bucket
 """
+
+# --- operators acting on parked streams (reactions_admin/parked.py) ----------------------
+
+# Every unfinished row of one stream, head first, locked for the operator's transaction
+# (the bookmark row is already held): a settle or a failure on them waits for the act.
+LOCK_STREAM_WORK = """
+SELECT event_id, event_type, stream_id, transaction_id, position, attempts,
+       parked_at IS NOT NULL, coalesce(lease_expires_at > now(), false)
+FROM reaction_work
+WHERE subscriber_name = %(name)s AND stream_id = %(stream)s
+ORDER BY transaction_id, position
+FOR UPDATE
+"""
+
+# The head of one stream (unlocked): what "dismiss the head of stream S" names, then
+# checked again under the locks by the dismissal itself.
+STREAM_HEAD = """
+SELECT event_id FROM reaction_work
+WHERE subscriber_name = %(name)s AND stream_id = %(stream)s
+ORDER BY transaction_id, position
+LIMIT 1
+"""
+
+# Dismissed rows go in the transaction that appends their decisions (rows locked above).
+DELETE_WORK_EVENTS = """
+DELETE FROM reaction_work
+WHERE subscriber_name = %(name)s AND event_id = ANY(%(event_ids)s::uuid[])
+RETURNING event_id
+"""
+
+# Retry now: the parked head becomes runnable at once; its attempts are kept, so one more
+# failure parks it again (issue 11's "retry now": one attempt, no reset).
+UNPARK_STREAM_HEAD = """
+UPDATE reaction_work
+SET parked_at = NULL, next_retry_at = NULL, lease_token = '', lease_expires_at = NULL
+WHERE subscriber_name = %(name)s AND event_id = %(event_id)s AND parked_at IS NOT NULL
+RETURNING 1
+"""
+
+# The Bookmarks page: per bookmark, the unfinished rows of streams that are not parked
+# (the part of a stream-ordered reaction's lag that is taken in but not finished).
+OPEN_WORK_OF_BOOKMARK = """
+SELECT count(*) FROM reaction_work w
+WHERE w.subscriber_name = projection_bookmarks.subscriber_name
+  AND NOT EXISTS (SELECT 1 FROM reaction_work p
+                  WHERE p.subscriber_name = w.subscriber_name AND p.stream_id = w.stream_id
+                    AND p.parked_at IS NOT NULL)
+"""
+
+# The parked-streams page: how many rows wait behind each parked head.
+WAITING_BEHIND_HEAD = """
+SELECT count(*) FROM reaction_work b
+WHERE b.subscriber_name = reaction_work.subscriber_name
+  AND b.stream_id = reaction_work.stream_id AND b.id <> reaction_work.id
+"""

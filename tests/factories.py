@@ -104,8 +104,11 @@ def wedged_reaction(name: str, before: RecordedEvent | None, failing: RecordedEv
     )
 
 
-def operator(username: str = "operator", *, permitted: bool = True, staff: bool = True) -> User:
-    """A user who may log into the admin and, if ``permitted``, dismiss events."""
+def operator(
+    username: str = "operator", *, permitted: bool = True, staff: bool = True, operates: bool = False
+) -> User:
+    """A user who may log into the admin and, if ``permitted``, dismiss events; if
+    ``operates``, operate subscribers (``reactions_admin.operate_subscriber``)."""
     user = User.objects.create_user(username, password="pw-for-tests", is_staff=staff)
     ContentType.objects.clear_cache()
     view = Permission.objects.get(codename="view_bookmark", content_type__app_label="subscribers")
@@ -117,6 +120,12 @@ def operator(username: str = "operator", *, permitted: bool = True, staff: bool 
         user.user_permissions.add(
             Permission.objects.get(
                 codename="dismiss_event", content_type__app_label="reactions_admin"
+            )
+        )
+    if operates:
+        user.user_permissions.add(
+            Permission.objects.get(
+                codename="operate_subscriber", content_type__app_label="reactions_admin"
             )
         )
     return User.objects.get(pk=user.pk)  # fresh: no stale permission cache

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
+from eventstore.types import RecordedEvent
 from reactions_admin.tokens import issue_token
-from tests.factories import operator
+from subscribers.registry import build_registry
+from subscribers.stream_work import parked_streams
+from tests.factories import jobs, operator
+from tests.stream_invariants import handled_count
+from tests.subscribers import StreamJobs
+from tests.workers import drain
+
+#: The stream-ordered reaction of the parked-stream tests, as configured by dotted path.
+STREAM_JOBS = "tests.subscribers.StreamJobs"
 
 
 @pytest.fixture(
@@ -28,3 +40,40 @@ def store(request: pytest.FixtureRequest) -> EventStore:
 def token() -> str:
     """The secret of a live API token of a permitted operator, "robot"."""
     return issue_token(operator("robot")).secret
+
+
+@dataclass(frozen=True)
+class ParkedWorld:
+    """A stream-ordered reaction (``test.streams``, configured) with stream "bad" parked on
+    its second job (``poison``) and two jobs waiting behind it (``behind``); its first job
+    (``handled``) and both jobs of stream "good" are handled."""
+
+    name: str
+    handled: RecordedEvent
+    poison: RecordedEvent
+    behind: list[RecordedEvent]
+    good: list[RecordedEvent]
+
+
+@pytest.fixture
+def parked(settings: Any, transactional_db: None) -> ParkedWorld:
+    """A parked stream, made by the real worker (two attempts, then parked)."""
+    settings.EVENTDESK = {
+        **settings.EVENTDESK,
+        "subscribers": [STREAM_JOBS],
+        "max_attempts": 2,
+        "retry_base_seconds": 0.01,
+        "retry_cap_seconds": 0.02,
+    }
+    StreamJobs.reset()
+    [handled] = jobs("bad", 1)
+    [poison] = jobs("bad", 1, poison=True)
+    behind = jobs("bad", 2)
+    good = jobs("good", 2)
+    registry = build_registry([STREAM_JOBS])
+    drain(
+        registry,
+        lambda: parked_streams(StreamJobs.name) and handled_count() == 3,
+        what="stream 'bad' parked and the rest handled",
+    )
+    return ParkedWorld(StreamJobs.name, handled, poison, behind, good)

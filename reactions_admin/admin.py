@@ -16,6 +16,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from reactions_admin import admin_parked  # noqa: F401  (registers the parked-streams page)
 from reactions_admin.admin_dismiss import dismiss_event
 from reactions_admin.models import ApiToken, Decision
 from reactions_admin.tokens import revoke

@@ -23,6 +23,12 @@ from pydantic import Field
 from reactions_admin import errors
 from reactions_admin.decider import MAX_REASON_LENGTH, visible_character_class
 from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.parked import (
+    dismiss_parked_stream,
+    dismiss_stream_head,
+    list_parked_streams,
+    retry_parked_stream,
+)
 from reactions_admin.reactions import get_reaction, list_reactions
 from reactions_admin.tokens import user_for_token
 
@@ -117,6 +123,49 @@ class DismissOut(Schema):
     cursor_after: CursorOut
     events_passed_over: int
     handled_events_passed_over: int
+    #: "global": the bookmark moved to the event; "stream": a parked head's row was deleted.
+    ordering: str
+    stream_id: str | None
+
+
+class StreamIn(Schema):
+    stream_id: str = Field(description="The parked stream.")
+    reason: str = Field(
+        description="Why (recorded in the audit trail); required to dismiss, optional to retry."
+    )
+
+
+class RetryIn(Schema):
+    stream_id: str = Field(description="The parked stream.")
+    reason: str = Field(default="", description="Why (recorded in the audit trail); optional.")
+
+
+class ParkedStreamOut(Schema):
+    stream_id: str
+    event_id: uuid.UUID
+    event_type: str
+    cursor: CursorOut
+    attempts: int
+    last_error: str
+    parked_at: str
+    #: Events of the stream waiting behind the head.
+    waiting: int
+
+
+class StreamDismissOut(Schema):
+    subscriber_name: str
+    stream_id: str
+    events_dismissed: int
+    dismissed: list[DismissOut]
+
+
+class StreamRetryOut(Schema):
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    stream_id: str
+    event_id: uuid.UUID
+    attempts: int
+    waiting: int
 
 
 class ReactionOut(Schema):
@@ -130,6 +179,14 @@ class ReactionOut(Schema):
     failed_at: str | None
     next_retry_at: str | None
     lease_owner: str
+    #: "global" or "stream"; for "stream", the cursor is the intake point.
+    ordering: str
+    #: A stream-ordered reaction with parked streams (its other streams go on).
+    degraded: bool
+    parked_streams: int
+    in_flight: int
+    #: Intake stopped: the unfinished rows of streams that are not parked reached intake_limit.
+    intake_paused: bool
 
 
 def refusals(*statuses: int) -> dict[int, Any]:
@@ -175,6 +232,57 @@ def dismiss_event(request: HttpRequest, name: str, body: DismissIn) -> Any:
         request.auth,  # type: ignore[attr-defined]
         via="rest",
     )
+    return result.as_payload()
+
+
+@api.get(
+    "/reactions/{name}/parked-streams",
+    response={200: list[ParkedStreamOut], **refusals(*ALWAYS, 404)},
+    tags=["parked streams"],
+)
+def parked_streams(request: HttpRequest, name: str) -> Any:
+    """A stream-ordered reaction's parked streams: the head event, its error and attempts,
+    since when, and how many events wait behind it (the longest parked first)."""
+    return list_parked_streams(name, request.auth)  # type: ignore[attr-defined]
+
+
+@api.post(
+    "/reactions/{name}/parked-streams/dismiss-head",
+    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
+    tags=["parked streams"],
+)
+def dismiss_head(request: HttpRequest, name: str, body: StreamIn) -> Any:
+    """Dismiss the head event of a parked stream (the next event becomes the head and
+    runs), audited. The same act as ``dismiss-event`` with the head's id. Needs
+    ``reactions_admin.dismiss_event``. 409 ``stream_not_parked``, ``not_stream_head``..."""
+    auth = request.auth  # type: ignore[attr-defined]
+    return dismiss_stream_head(name, body.stream_id, body.reason, auth, via="rest").as_payload()
+
+
+@api.post(
+    "/reactions/{name}/parked-streams/dismiss",
+    response={200: StreamDismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
+    tags=["parked streams"],
+)
+def dismiss_stream(request: HttpRequest, name: str, body: StreamIn) -> Any:
+    """Dismiss a whole parked stream: the head and every event waiting behind it, one
+    decision per event, all or nothing. Needs ``reactions_admin.dismiss_event``.
+    409 ``stream_not_parked``."""
+    auth = request.auth  # type: ignore[attr-defined]
+    return dismiss_parked_stream(name, body.stream_id, body.reason, auth, via="rest").as_payload()
+
+
+@api.post(
+    "/reactions/{name}/parked-streams/retry",
+    response={200: StreamRetryOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
+    tags=["parked streams"],
+)
+def retry_stream(request: HttpRequest, name: str, body: RetryIn) -> Any:
+    """Retry a parked stream now: its head runs again at once (its attempt count kept, so
+    one more failure parks it again), and the events behind it follow in order. Audited.
+    Needs ``reactions_admin.operate_subscriber``. 409 ``stream_not_parked``."""
+    auth = request.auth  # type: ignore[attr-defined]
+    result = retry_parked_stream(name, body.stream_id, auth, reason=body.reason, via="rest")
     return result.as_payload()
 
 

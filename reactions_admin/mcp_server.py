@@ -1,4 +1,6 @@
-"""The MCP server (official ``mcp`` SDK): ``dismiss_event_in_reaction`` and ``list_reactions``.
+"""The MCP server (official ``mcp`` SDK): ``dismiss_event_in_reaction``, ``list_reactions``,
+and for stream-ordered reactions ``list_parked_streams``, ``dismiss_parked_stream`` and
+``retry_parked_stream``.
 
 Served over stdio by ``manage.py mcp_server`` (acting with one API token) and over
 streamable HTTP at ``/mcp`` by ``config/asgi.py`` (each request carries
@@ -19,6 +21,9 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from reactions_admin import errors
 from reactions_admin.handler import Actor, dismiss_event_in_reaction
+from reactions_admin.parked import dismiss_parked_stream as dismiss_stream
+from reactions_admin.parked import list_parked_streams as parked_streams_of
+from reactions_admin.parked import retry_parked_stream as retry_stream
 from reactions_admin.reactions import list_reactions as reaction_statuses
 from reactions_admin.tokens import bearer_secret, user_for_token
 
@@ -27,7 +32,10 @@ T = TypeVar("T")
 INSTRUCTIONS = (
     "Eventdesk operates the reactions of an event-sourced system. list_reactions shows each "
     "reaction's status, cursor, lag and failing event; dismiss_event_in_reaction moves a wedged "
-    "reaction past a poison event, with a reason that is audited."
+    "reaction past a poison event, with a reason that is audited. A stream-ordered reaction "
+    "parks only the stream of a poison event: list_parked_streams shows them; "
+    "dismiss_event_in_reaction with a parked stream's head event dismisses that event, "
+    "dismiss_parked_stream dismisses the whole stream, retry_parked_stream runs its head again."
 )
 
 
@@ -106,6 +114,54 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
 
         def work() -> dict[str, Any]:
             return {"reactions": reaction_statuses(_actor_for(secret))}
+
+        return await run(work)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def list_parked_streams(subscriber_name: str, ctx: Context) -> CallToolResult:
+        """The parked streams of a stream-ordered reaction: each stream, its head event
+        (the one that failed every attempt), error, attempts, since when, and how many
+        events wait behind it."""
+        secret = secret_of(ctx)
+
+        def work() -> dict[str, Any]:
+            actor = _actor_for(secret)
+            return {"parked_streams": parked_streams_of(subscriber_name, actor)}
+
+        return await run(work)
+
+    @server.tool(
+        name="dismiss_parked_stream",
+        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
+    )
+    async def dismiss_parked_stream_tool(
+        subscriber_name: str, stream_id: str, reason: str, ctx: Context
+    ) -> CallToolResult:
+        """Dismiss a whole parked stream of a stream-ordered reaction: its head and every
+        event waiting behind it, one audited decision per event, all or nothing."""
+        secret = secret_of(ctx)
+
+        def work() -> dict[str, Any]:
+            actor = _actor_for(secret)
+            return dismiss_stream(subscriber_name, stream_id, reason, actor, via="mcp").as_payload()
+
+        return await run(work)
+
+    @server.tool(
+        name="retry_parked_stream",
+        annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=False),
+    )
+    async def retry_parked_stream_tool(
+        subscriber_name: str, stream_id: str, ctx: Context, reason: str = ""
+    ) -> CallToolResult:
+        """Retry a parked stream now: its head runs once more (attempts are not reset, so
+        another failure parks it again) and the events behind it follow in order."""
+        secret = secret_of(ctx)
+
+        def work() -> dict[str, Any]:
+            actor = _actor_for(secret)
+            result = retry_stream(subscriber_name, stream_id, actor, reason=reason, via="mcp")
+            return result.as_payload()
 
         return await run(work)
 

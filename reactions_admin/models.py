@@ -11,6 +11,7 @@ from django.db import IntegrityError, models
 
 from eventstore.models import Event
 from reactions_admin.errors import RevocationFinal
+from subscribers.models import ReactionWork
 
 #: The event type of every audited decision (a dismissal is one kind).
 DECISION_EVENT_TYPE = "DecisionRegistered"
@@ -62,6 +63,23 @@ class Decision(Event):
     @property
     def choice(self) -> str:
         return str(self.data.get("choice", "")) if isinstance(self.data, dict) else ""
+
+
+class ParkedStreamManager(models.Manager["ParkedStream"]):
+    def get_queryset(self) -> models.QuerySet[ParkedStream]:
+        return super().get_queryset().filter(parked_at__isnull=False)
+
+
+class ParkedStream(ReactionWork):
+    """The head row of a parked stream of a stream-ordered reaction (a proxy over
+    ``reaction_work`` rows whose attempts ran out), read through the parked-streams page."""
+
+    objects: ClassVar[ParkedStreamManager] = ParkedStreamManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "parked stream"
+        ordering = ("parked_at", "stream_id")
 
 
 #: The name the database gives its refusal to clear or change ``revoked_at`` once set

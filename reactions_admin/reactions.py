@@ -18,8 +18,10 @@ from reactions_admin.handler import (
     is_storable,
     require_durable_store,
 )
+from reactions_admin.stream_rows import is_stream_ordered
 from subscribers.models import Bookmark
 from subscribers.registry import handled_event_types
+from subscribers.stream_work import work_summary
 
 #: Reading reactions needs either permission: seeing bookmarks, or dismissing in them.
 VIEW_PERMISSIONS = ("subscribers.view_bookmark", "reactions_admin.dismiss_event")
@@ -30,14 +32,30 @@ PREVIEW_LIMIT = 50
 def reaction_status(bookmark: Bookmark) -> dict[str, Any]:
     """A reaction's health as JSON: status, cursor, lag (the visible events it has yet to
     handle: only of its ``event_types``, when it declares them), the failing event and last
-    error."""
+    error. A stream-ordered reaction's cursor is its intake point, its lag adds the rows
+    taken in and not finished (parked streams apart: ``parked_streams``, not in the lag),
+    and it is ``degraded`` while streams are parked."""
     store = get_event_store()
     event_types = handled_event_types(bookmark.subscriber_name)
+    lag = store.count_between(bookmark.cursor, store.head(), event_types)
+    streams: dict[str, Any] = {"ordering": "global", "degraded": False, "parked_streams": 0,
+                               "in_flight": 0, "intake_paused": False}  # fmt: skip
+    if is_stream_ordered(bookmark.subscriber_name):
+        work = work_summary(bookmark.subscriber_name)
+        lag += work.open_rows
+        streams = {
+            "ordering": "stream",
+            "degraded": work.parked_streams > 0,
+            "parked_streams": work.parked_streams,
+            "in_flight": work.in_flight,
+            "intake_paused": bookmark.intake_paused_at is not None,
+        }
     return {
         "name": bookmark.subscriber_name,
         "status": bookmark.status,
         "cursor": cursor_payload(bookmark.cursor),
-        "lag": store.count_between(bookmark.cursor, store.head(), event_types),
+        "lag": lag,
+        **streams,
         "attempts": bookmark.attempts,
         "failing_event_id": str(bookmark.failing_event_id) if bookmark.failing_event_id else None,
         "last_error": bookmark.last_error,

@@ -173,8 +173,7 @@ def decide_head_dismissal(
     if row.in_flight:
         return StreamRejected(
             StreamRefusal.EVENT_IN_FLIGHT,
-            f"A worker is handling the event at {event.cursor} right now; "
-            "wait for its outcome.",
+            f"A worker is handling the event at {event.cursor} right now; wait for its outcome.",
         )
     if not any(item.parked for item in stream):
         return StreamRejected(

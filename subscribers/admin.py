@@ -1,5 +1,10 @@
 """Bookmarks in the admin: one row per subscriber, its cursor, lag and health. Read-only:
-a bookmark moves by the worker, or by an audited dismissal — never by hand here."""
+a bookmark moves by the worker, or by an audited dismissal — never by hand here.
+
+A stream-ordered reaction's cursor is its intake point; its lag adds the events taken in
+and not finished, except those of parked streams, which its status shows apart: it is
+*degraded* while streams are parked (how many, the oldest's age, a link to them), with
+the ``handle`` calls in flight, and whether intake is paused at its limit."""
 
 from __future__ import annotations
 
@@ -8,13 +13,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import BigIntegerField, F, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 
 from config.options import options
 from eventstore.horizon import horizon_holders
@@ -23,6 +30,7 @@ from reactions_admin.charts import lag_chart, rate_text, sparkline
 from subscribers import history, sql
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
+from subscribers.stream_work import WorkSummary, work_summary
 
 #: A transaction holding an xid longer than this is shown on the bookmarks page.
 HORIZON_WARNING_SECONDS = 10.0
@@ -58,7 +66,10 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         # One correlated, capped count per row, in the same query as the page.
         bookmarks: QuerySet[Bookmark] = super().get_queryset(request)
         types = _handled_types()
-        return bookmarks.annotate(behind=RawSQL(sql.LAG, (types, types)))
+        return bookmarks.annotate(
+            behind=RawSQL(sql.LAG, (types, types), output_field=BigIntegerField()),
+            open_work=RawSQL(sql.OPEN_WORK_OF_BOOKMARK, (), output_field=BigIntegerField()),
+        ).annotate(lag_total=F("behind") + F("open_work"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -79,12 +90,17 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def cursor_display(self, bookmark: Bookmark) -> str:
         return str(bookmark.cursor)
 
-    @admin.display(description="lag", ordering="behind")  # only the types it handles
+    # Only the types it handles; for a stream-ordered reaction, plus its unfinished rows of
+    # streams that are not parked (parked streams show in its status instead).
+    @admin.display(description="lag", ordering="lag_total")
     def lag(self, bookmark: Bookmark) -> str:
         behind = getattr(bookmark, "behind", None)
         if behind is None:
             return "?"
-        return f"{sql.LAG_CAP}+" if behind > sql.LAG_CAP else str(behind)
+        open_work = int(getattr(bookmark, "open_work", 0) or 0)
+        if behind > sql.LAG_CAP:
+            return f"{sql.LAG_CAP + open_work}+"
+        return str(behind + open_work)
 
     @admin.display(description="lag trend (1 h)")
     def trend(self, bookmark: Bookmark) -> SafeString:
@@ -127,6 +143,9 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def health(self, bookmark: Bookmark) -> str:
         colour = {"wedged": "#ba2121", "retrying": "#b36b00"}.get(bookmark.status)
         label = bookmark.get_status_display()
+        work = _stream_work(bookmark)
+        if work is not None:
+            return _stream_health(bookmark, work, label)
         if colour is None:
             return label
         return format_html('<strong style="color: {}">{}</strong>', colour, label)
@@ -151,3 +170,49 @@ def _last_minute(taken: list[history.Sample]) -> list[history.Sample]:
     """The samples of the rate window, out of the hour the sparkline already read."""
     since = timezone.now() - timedelta(seconds=history.RATE_WINDOW_SECONDS)
     return [s for s in taken if s.at >= since]
+
+
+def _stream_work(bookmark: Bookmark) -> WorkSummary | None:
+    """The work figures of a stream-ordered reaction (configured so, or with rows left)."""
+    if bookmark.kind != Bookmark.Kind.REACTION:
+        return None
+    registry = configured_registry()
+    entry = registry.get(bookmark.subscriber_name) if registry else None
+    work = work_summary(bookmark.subscriber_name)
+    if (entry is None or not entry.stream_ordered) and work.unfinished == 0:
+        return None
+    return work
+
+
+def _parked_link(bookmark: Bookmark, text: str) -> str:
+    try:
+        url = reverse("admin:reactions_admin_parkedstream_changelist")
+    except NoReverseMatch:
+        return text
+    query = urlencode({"subscriber_name__exact": bookmark.subscriber_name})
+    return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+
+def _stream_health(bookmark: Bookmark, work: WorkSummary, label: str) -> str:
+    """Degraded while streams are parked (how many, the oldest's age), the calls in
+    flight, and intake paused at its limit."""
+    parts = [format_html("{} in flight", work.in_flight)]
+    if bookmark.intake_paused_at is not None:
+        parts.append(
+            format_html(
+                '<strong style="color: #b36b00">intake paused at its limit since {}</strong>',
+                bookmark.intake_paused_at.strftime("%H:%M:%S %Z"),
+            )
+        )
+    if work.parked_streams and work.oldest_parked is not None:
+        parked = _parked_link(
+            bookmark,
+            f"{work.parked_streams} parked stream{'s' if work.parked_streams != 1 else ''}",
+        )
+        return format_html(
+            '<strong style="color: #ba2121">Degraded</strong>: {} (oldest parked {} ago); {}',
+            parked,
+            timesince(work.oldest_parked),
+            format_html_join(", ", "{}", ((part,) for part in parts)),
+        )
+    return format_html("{}; {}", label, format_html_join(", ", "{}", ((part,) for part in parts)))

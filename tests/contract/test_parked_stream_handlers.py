@@ -119,6 +119,16 @@ def pending_and_in_flight(parked: ParkedWorld) -> dict[str, Any]:
     return {"busy": busy, "pending": pending, "late": late, "noise": noise}
 
 
+CODES = {
+    errors.NotStreamHead: "not_stream_head",
+    errors.EventAlreadyHandled: "event_already_handled",
+    errors.EventTypeNotHandled: "event_type_not_handled",
+    errors.EventNotReached: "event_not_reached",
+    errors.EventInFlight: "event_in_flight",
+    errors.StreamNotParked: "stream_not_parked",
+}
+
+
 @pytest.mark.parametrize(
     ("which", "refusal"),
     [
@@ -138,14 +148,7 @@ def test_only_the_head_of_a_parked_stream_may_be_dismissed(
     with pytest.raises(refusal) as refused:
         dismiss_event_in_reaction(NAME, target[which].event_id, "poison", operator())
     assert refused.value.status == 409
-    assert refused.value.code == {
-        errors.NotStreamHead: "not_stream_head",
-        errors.EventAlreadyHandled: "event_already_handled",
-        errors.EventTypeNotHandled: "event_type_not_handled",
-        errors.EventNotReached: "event_not_reached",
-        errors.EventInFlight: "event_in_flight",
-        errors.StreamNotParked: "stream_not_parked",
-    }[refusal]
+    assert refused.value.code == CODES[refusal]
     assert state() == before
     assert decisions() == []
 

@@ -21,12 +21,21 @@ CAUTIONS = [
 #: The run whose caution carries an evidence excerpt far larger than the model's context
 #: window: the CautionDrafter fails on it every time (the demo's poison event).
 POISON_RUN = "run-0007"
+#: The run one of whose steps pasted a whole tool output as its summary: the RunDebriefer's
+#: prompt quotes every step, so its debrief fails every time and the run's stream is
+#: parked, while the other runs are debriefed (the RunDebriefer is stream-ordered).
+DEBRIEF_POISON_RUN = "run-0004"
 FIRST_RUN = "run-0001"
 
 
 def _poison_excerpt() -> str:
     line = "2026-11-26T03:12:09Z data-janitor run_sql: UPDATE customers SET ... -- 1 row\n"
     return line * 2_000  # ~160,000 characters: about 40,000 tokens
+
+
+def _pasted_output() -> str:
+    line = "release-scribe http_get: <li>Merged #4127: bump the HTTP client, retry on 5xx</li>\n"
+    return line * 1_800  # ~150,000 characters: about 37,000 tokens
 
 
 class _RunEvents:
@@ -62,6 +71,11 @@ def demo_history(now: datetime | None = None, runs: int = 12) -> list[list[Strea
             events.append(
                 event("StepRecorded", step=step, tool=tool, tokens=rng.randint(200, 4_000),
                       summary=f"step {step}: {tool} for '{task}'")
+            )  # fmt: skip
+        if run_id == DEBRIEF_POISON_RUN:
+            events.append(
+                event("StepRecorded", step=len(events), tool="http_get", tokens=37_000,
+                      summary=f"pasted the whole page:\n{_pasted_output()}")
             )  # fmt: skip
         if run_id == POISON_RUN:
             events.append(

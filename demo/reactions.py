@@ -17,11 +17,16 @@ def _metadata(event: RecordedEvent, actor: str) -> dict[str, str]:
 
 
 class RunDebriefer:
-    """When a run ends, ask the LLM for a short debrief and record it (``DebriefWritten``)."""
+    """When a run ends, ask the LLM for a short debrief and record it (``DebriefWritten``).
+
+    Stream-ordered: each run is a stream, so up to ``concurrency`` runs are debriefed at
+    once, and a run whose debrief keeps failing parks only its own stream.
+    """
 
     name = "demo.run_debriefer"
     event_types = ("RunCompleted", "RunFailed")
-    batch_size = 1
+    ordering = "stream"
+    concurrency = 8
 
     def __init__(self, llm: LLMClient | None = None) -> None:
         self._llm = llm
@@ -46,7 +51,8 @@ class CautionDrafter:
     """For each caution, draft the note an operator reads (``CautionNoteDrafted``).
 
     The prompt carries the caution's evidence excerpt; an excerpt too large for the
-    model's context window fails every time — the demo's poison event.
+    model's context window fails every time — the demo's poison event. Global order (the
+    default): the poison wedges it until an operator dismisses it.
     """
 
     name = "demo.caution_drafter"

@@ -1,4 +1,5 @@
-"""The demo a new user sees: seeded once, projections caught up, a reaction wedged on the poison."""
+"""The demo a new user sees: seeded once, projections caught up, a reaction wedged on the poison,
+and the stream-ordered debriefer degraded: one run's stream parked, every other run debriefed."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import override_settings
 
-from demo.history import POISON_RUN
+from demo.history import DEBRIEF_POISON_RUN, POISON_RUN
 from demo.models import AgentStats, Caution, Run
 from eventstore.models import Event
 from subscribers.models import Bookmark
 from subscribers.registry import load_registry
+from subscribers.stream_work import parked_streams, work_summary
 from tests.workers import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +43,7 @@ def test_seed_demo_is_idempotent() -> None:
 
 
 @override_settings(EVENTDESK=DEMO)
-def test_demo_projections_catch_up_and_the_caution_drafter_wedges_on_the_poison() -> None:
+def test_demo_projections_catch_up_the_drafter_wedges_and_one_debrief_stream_parks() -> None:
     seed()
     registry = load_registry()
     assert {entry.name for entry in registry} == {
@@ -56,7 +58,8 @@ def test_demo_projections_catch_up_and_the_caution_drafter_wedges_on_the_poison(
             drafter is not None
             and drafter.status == "wedged"
             and ended == 11
-            and Run.objects.exclude(debrief="").count() == ended
+            and Run.objects.exclude(debrief="").count() == ended - 1
+            and bool(parked_streams("demo.run_debriefer"))
         )
 
     drain(registry, settled, "the demo to settle")
@@ -75,3 +78,17 @@ def test_demo_projections_catch_up_and_the_caution_drafter_wedges_on_the_poison(
     assert all(c.run_id < POISON_RUN for c in noted)
     for name in ("demo.run_board", "demo.agent_stats", "demo.caution_log", "demo.run_debriefer"):
         assert Bookmark.objects.get(subscriber_name=name).status == "active"
+    # The debriefer is stream-ordered (concurrency 8): the run whose debrief always fails
+    # parks only its own stream; every other ended run got its debrief.
+    debriefer = registry["demo.run_debriefer"]
+    assert (debriefer.ordering, debriefer.concurrency) == ("stream", 8)
+    [parked] = parked_streams("demo.run_debriefer")
+    assert parked.stream_id == DEBRIEF_POISON_RUN
+    assert parked.event_type == "RunCompleted"
+    assert "ContextWindowExceeded" in parked.last_error
+    assert Run.objects.get(run_id=DEBRIEF_POISON_RUN).debrief == ""
+    debriefed = set(Run.objects.exclude(debrief="").values_list("run_id", flat=True))
+    ended = set(Run.objects.exclude(status=Run.Status.RUNNING).values_list("run_id", flat=True))
+    assert debriefed == ended - {DEBRIEF_POISON_RUN}
+    summary = work_summary("demo.run_debriefer")
+    assert (summary.parked_streams, summary.unfinished, summary.open_rows) == (1, 1, 0)

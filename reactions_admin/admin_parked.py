@@ -146,7 +146,9 @@ class ParkedStreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ParkedStream]:
         parked: QuerySet[ParkedStream] = super().get_queryset(request)
-        return parked.annotate(behind=RawSQL(sql.WAITING_BEHIND_HEAD, (), output_field=BigIntegerField()))
+        return parked.annotate(
+            behind=RawSQL(sql.WAITING_BEHIND_HEAD, (), output_field=BigIntegerField())
+        )
 
     @admin.display(description="reaction", ordering="subscriber_name")
     def reaction(self, row: ParkedStream) -> str:

@@ -105,7 +105,11 @@ def wedged_reaction(name: str, before: RecordedEvent | None, failing: RecordedEv
 
 
 def operator(
-    username: str = "operator", *, permitted: bool = True, staff: bool = True, operates: bool = False
+    username: str = "operator",
+    *,
+    permitted: bool = True,
+    staff: bool = True,
+    operates: bool = False,
 ) -> User:
     """A user who may log into the admin and, if ``permitted``, dismiss events; if
     ``operates``, operate subscribers (``reactions_admin.operate_subscriber``)."""

@@ -1,4 +1,4 @@
-"""Who may act on a parked stream: each act × each door × each kind of caller, and nothing
+"""Who may act on a parked stream: each act, door and kind of caller, and nothing
 changes on a refusal (the access matrix of tests/contract/test_access_matrix.py, for the
 acts of stream-ordered reactions).
 

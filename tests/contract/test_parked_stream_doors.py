@@ -39,7 +39,7 @@ BOOKMARKS = reverse("admin:subscribers_bookmark_changelist")
 
 def rest(method: str, path: str, secret: str, body: dict[str, Any] | None = None) -> Any:
     client = Client()
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
     if method == "get":
         return client.get(f"/agent{path}", **headers)
     return client.post(
@@ -292,9 +292,7 @@ def test_the_admin_retries_a_stream_only_with_the_operate_permission(
     selected = {"action": "retry_streams", ACTION_CHECKBOX_NAME: [head_row().pk], "index": 0}
     refused = logged_in(operator()).post(PARKED, {**selected, "apply": "Retry now"})
     assert refused.status_code == 302
-    assert "No action selected" in " ".join(
-        str(m) for m in get_messages(refused.wsgi_request)
-    )
+    assert "No action selected" in " ".join(str(m) for m in get_messages(refused.wsgi_request))
     assert [p.stream_id for p in parked_streams(NAME)] == ["bad"]
     client = logged_in(operator("ops", permitted=False, operates=True))
     assert client.post(PARKED, selected).status_code == 200  # the confirmation page

@@ -141,12 +141,16 @@ CODES = {
     ],
 )
 def test_only_the_head_of_a_parked_stream_may_be_dismissed(
-    parked: ParkedWorld, pending_and_in_flight: dict[str, Any], which: str, refusal: type
+    parked: ParkedWorld,
+    pending_and_in_flight: dict[str, Any],
+    which: str,
+    refusal: type[errors.StreamRefused],
 ) -> None:
     target = {"behind": parked.behind[0], "handled": parked.handled, **pending_and_in_flight}
     before = state()
-    with pytest.raises(refusal) as refused:
+    with pytest.raises(errors.StreamRefused) as refused:
         dismiss_event_in_reaction(NAME, target[which].event_id, "poison", operator())
+    assert type(refused.value) is refusal
     assert refused.value.status == 409
     assert refused.value.code == CODES[refusal]
     assert state() == before

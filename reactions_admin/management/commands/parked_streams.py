@@ -74,7 +74,7 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise NotAuthenticated(f"no user named {username!r}.")
-        return user  # type: ignore[return-value]
+        return user
 
     def _list(self, name: str, user: Actor) -> None:
         parked = list_parked_streams(name, user)

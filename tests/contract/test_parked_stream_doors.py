@@ -25,9 +25,11 @@ from reactions_admin.mcp_server import build_mcp_server
 from reactions_admin.models import ParkedStream
 from reactions_admin.parked import RETRY_STREAM
 from reactions_admin.tokens import issue_token
+from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows
+from subscribers.streams import LeaseTokens, take_in_and_claim
 from tests.contract.conftest import ParkedWorld
-from tests.factories import operator
+from tests.factories import jobs, operator
 from tests.support import decisions
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -308,3 +310,17 @@ def test_the_bookmarks_page_shows_the_reaction_degraded(parked: ParkedWorld) -> 
     assert "oldest parked" in page
     assert "0 in flight" in page
     assert f"{PARKED}?subscriber_name__exact={NAME}" in page
+
+
+def test_the_lag_counts_unfinished_rows_of_streams_not_parked(
+    parked: ParkedWorld, token: str
+) -> None:
+    [entry] = build_registry(["tests.subscribers.StreamJobs"])
+    jobs("pending", 2)
+    jobs("later", 1)
+    take_in_and_claim(entry, LeaseTokens("elsewhere"), 0)  # intake only: 3 pending rows
+    jobs("past-intake", 1)  # not taken in yet
+    status = rest("get", f"/reactions/{NAME}", token).json()
+    assert status["lag"] == 4  # 3 rows taken in and not finished + 1 past the intake point
+    page = logged_in(operator()).get(BOOKMARKS).content.decode()
+    assert '<td class="field-lag">4</td>' in page

@@ -29,6 +29,10 @@ DOCUMENTED = {
     "/agent/reactions": {"get"},
     "/agent/reactions/{name}": {"get"},
     "/agent/reactions/{name}/dismiss-event": {"post"},
+    "/agent/reactions/{name}/parked-streams": {"get"},
+    "/agent/reactions/{name}/parked-streams/dismiss-head": {"post"},
+    "/agent/reactions/{name}/parked-streams/dismiss": {"post"},
+    "/agent/reactions/{name}/parked-streams/retry": {"post"},
 }
 
 

@@ -90,16 +90,18 @@ class ValidationErrorOut(ErrorOut):
     errors: list[dict[str, Any]]
 
 
-#: The decider's rule for a reason, stated for clients in the OpenAPI document: no NUL nor
-#: lone surrogate, at least one visible character (a letter, number, punctuation or symbol
-#: by its Unicode category: the class is built from the decider's own test), and after
-#: trimming whitespace at most MAX_REASON_LENGTH characters (the lookahead refuses two
-#: non-space characters MAX_REASON_LENGTH or more apart). The handler enforces it (400
-#: reason_required / reason_too_long / unstorable_text), not the schema parser, so each
-#: refusal keeps its own code. Python's regex dialect (astral characters as \U escapes).
+#: The decider's rule for a reason, stated for clients in the OpenAPI document: no NUL, at
+#: least one visible character (a letter, number, punctuation or symbol by its Unicode
+#: category: the class is built from the decider's own test), and after trimming whitespace
+#: at most MAX_REASON_LENGTH characters (the lookahead refuses two non-space characters
+#: MAX_REASON_LENGTH or more apart). It must read the same in Python's ``re`` and in a JSON
+#: Schema validator's ECMA-262 dialect: astral characters stand as themselves (see
+#: decider._escape), and lone surrogates, which no such validator can name, are left to the
+#: handler (400 unstorable_text). The handler enforces the rule (400 reason_required /
+#: reason_too_long / unstorable_text), not the schema parser, so each refusal keeps its code.
 REASON_PATTERN = (
     rf"^(?!\s*\S[\s\S]{{{MAX_REASON_LENGTH - 1}}}[\s\S]*\S)"
-    rf"[^\x00\ud800-\udfff]*{visible_character_class()}[^\x00\ud800-\udfff]*$"
+    rf"[^\x00]*{visible_character_class()}[^\x00]*$"
 )
 
 

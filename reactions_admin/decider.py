@@ -91,7 +91,10 @@ def visible_character_class() -> str:
 
 
 def _escape(code: int) -> str:
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    # Astral characters stand as themselves: ``\\U`` escapes are Python's alone, and a
+    # JSON Schema validator (ECMA-262 dialect) or a generator translating the pattern
+    # reads them otherwise, so the schema would admit reasons the handler refuses.
+    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
 
 
 def decide_dismissal(

@@ -1,4 +1,9 @@
-"""Reaction leases: a token per claim, and one renewer per worker for all of them."""
+"""Reaction leases: a token per claim, and one renewer per worker for all of them.
+
+A worker's leases are of two kinds, renewed by the same thread in the same statement:
+a global-order reaction's claim is a lease on its bookmark row, a stream-ordered
+reaction's claim a lease on one row of ``reaction_work``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
 
 from django.db import InterfaceError, OperationalError, connection
 
@@ -23,33 +27,25 @@ MAX_TOKEN_LENGTH = 200
 _COUNTER_ROOM = 21  # '#' and up to 20 digits
 
 
-class TokenSource(Protocol):
-    """Hands out lease tokens, each one only once (``subscribers.streams.LeaseTokens``)."""
-
-    def new_token(self) -> str: ...
-
-
 class LeaseKeeper:
     """The leases one worker holds: one token per claim, all renewed together.
 
     A token is the worker's id plus a counter (``host:pid:random#17``), written on
-    the bookmark by the claim. The compare-and-set, the renewal and the failure
-    record match the token, so a ``handle`` that timed out and returns late can
-    never commit under a later claim, even one by the same worker.
+    the bookmark (or the work row) by the claim. The compare-and-set, the renewal and
+    the failure record match the token, so a ``handle`` that timed out and returns
+    late can never commit under a later claim, even one by the same worker.
 
     Thread-safe: the reaction loops ``hold`` and ``let_go`` tokens while the
     renewer thread (``renew_until``) reads them.
     """
 
-    def __init__(self, owner: str, *, tokens: TokenSource | None = None) -> None:
+    def __init__(self, owner: str) -> None:
         if not owner or len(owner) > MAX_TOKEN_LENGTH - _COUNTER_ROOM:
             raise ValueError(
                 f"a worker id must have 1 to {MAX_TOKEN_LENGTH - _COUNTER_ROOM} characters,"
                 f" got {len(owner)}"
             )
         self.owner = owner
-        #: Shared with the worker's stream-ordered claims, so no token is handed out twice.
-        self._tokens = tokens
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._held: set[str] = set()
@@ -62,8 +58,6 @@ class LeaseKeeper:
 
     def new_token(self) -> str:
         """A token no claim of this worker has used before."""
-        if self._tokens is not None:
-            return self._tokens.new_token()
         with self._lock:
             return f"{self.owner}#{next(self._counter)}"
 
@@ -87,13 +81,14 @@ class LeaseKeeper:
             return frozenset(self._held)
 
     def is_lost(self, token: str) -> bool:
-        """True once a renewal found the bookmark no longer carries ``token`` (another
-        worker took it over, an operator moved it): the claim's result will be refused."""
+        """True once a renewal found no row carrying ``token`` any more (another worker
+        took it over, an operator moved it): the claim's result will be refused."""
         with self._lock:
             return token in self._lost
 
     def renew(self) -> None:
-        """Push back the expiry of every lease held, in one short statement."""
+        """Push back the expiry of every lease held, bookmark and work-row leases alike,
+        in one short statement."""
         tokens = sorted(self.held())
         if not tokens:
             return
@@ -135,9 +130,16 @@ class LeaseKeeper:
         except (OperationalError, InterfaceError) as exc:
             # The leases run out if the database stays away; the settle then finds out.
             logger.warning("could not renew the leases of %s: %s", self.owner, exc)
-        finally:
-            # No connection is kept between renewals: the next one opens its own.
+            _close_connection()  # the next renewal starts on a fresh connection
+        except BaseException:
             _close_connection()
+            raise
+        else:
+            # While leases are held the connection is kept: with a connection pool, the
+            # next renewal must not queue behind the handle calls for a free slot.
+            # Idle, it is given back (no backend kept for nothing).
+            if not self.held():
+                _close_connection()
 
 
 def _close_connection() -> None:

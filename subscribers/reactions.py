@@ -35,10 +35,14 @@ class NotAReactionResult(TypeError):
 class HandleTimeout(Exception):
     """``handle`` ran past ``handle_timeout_seconds``; its thread was abandoned."""
 
-    def __init__(self, message: str, where: str) -> None:
-        super().__init__(message)
+    def __init__(self, timeout: float, thread_ident: int | None) -> None:
+        super().__init__(f"handle ran past {timeout:g}s")
         #: Where the abandoned thread was when it was given up on (for the operator).
-        self.where = where
+        self.where = _where(thread_ident)
+
+    def failure(self, event: RecordedEvent) -> Failure:
+        """The failed attempt on ``event``, with where its thread was stuck as the trace."""
+        return Failure(event, f"HandleTimeout: {self}", self.where)
 
 
 def run_reaction_step(
@@ -103,7 +107,7 @@ def _work(
     should_stop: Callable[[], bool],
 ) -> ReactionStep:
     """Run ``handle`` on the batch's events, in order, until one fails."""
-    timeout = entry.handle_timeout_seconds or options().handle_timeout_seconds
+    timeout = entry.handle_timeout
     appends: list[StreamAppend] = []
     done, failure = 0, None
     for event in batch.events:
@@ -113,7 +117,7 @@ def _work(
         try:
             appends.extend(handle_in_thread(entry, event, timeout))
         except HandleTimeout as exc:
-            failure = Failure(event, f"HandleTimeout: {exc}", exc.where)
+            failure = exc.failure(event)
             break
         except Exception as exc:
             failure = Failure.of(event, exc)
@@ -147,7 +151,7 @@ def handle_in_thread(entry: Registered, event: RecordedEvent, timeout: float) ->
 
     def body() -> None:
         try:
-            box["result"] = _handle(entry, event)
+            box["result"] = appends_of(entry, event)
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
         finally:
@@ -164,23 +168,25 @@ def handle_in_thread(entry: Registered, event: RecordedEvent, timeout: float) ->
     thread.start()
     if not finished.wait(timeout):
         abandoned.set()
-        raise HandleTimeout(f"handle ran past {timeout:g}s", _where(thread))
+        raise HandleTimeout(timeout, thread.ident)
     if "error" in box:
         raise box["error"]
     result: list[StreamAppend] = box["result"]
     return result
 
 
-def _where(thread: threading.Thread) -> str:
+def _where(thread_ident: int | None) -> str:
     """Where an abandoned ``handle`` thread is stuck, for the operator's traceback."""
-    frame = sys._current_frames().get(thread.ident or -1)
+    frame = sys._current_frames().get(thread_ident or -1)
     if frame is None:
         return "handle was abandoned (its thread had just finished)\n"
     stack = "".join(traceback.format_stack(frame))
     return f"handle was abandoned here, still running:\n{stack}"
 
 
-def _handle(entry: Registered, event: RecordedEvent) -> list[StreamAppend]:
+def appends_of(entry: Registered, event: RecordedEvent) -> list[StreamAppend]:
+    """Call the reaction's ``handle(event)`` and check what it returned: the appends to
+    write (a single ``StreamAppend`` or None are accepted too), or ``NotAReactionResult``."""
     result: Any = entry.subscriber.handle(event)
     if result is None:
         return []

@@ -62,6 +62,12 @@ class Registered:
         return self.ordering == "stream"
 
     @property
+    def handle_timeout(self) -> float:
+        """How long one ``handle`` may run before the attempt fails: the reaction's own
+        ``handle_timeout_seconds``, or the option in force."""
+        return self.handle_timeout_seconds or options().handle_timeout_seconds
+
+    @property
     def apply_batch(self) -> Any:
         """The projection's ``apply_batch``, or None when it has only ``apply``."""
         found = getattr(self.subscriber, "apply_batch", None)

@@ -69,22 +69,36 @@ WHERE subscriber_name = %(name)s AND status IN ('active', 'retrying')
 RETURNING last_transaction_id, last_position, attempts, failing_event_id
 """
 
-# One statement renews every lease a worker holds while its handles run. A row another
-# session has locked (a settle, a dismissal) is skipped rather than waited for: one busy
-# row must not hold back the renewal of all the others.
+# One statement renews every lease a worker holds while its handles run: the bookmark
+# leases of global-order reactions and the work-row leases of stream-ordered ones. A row
+# another session has locked (a settle, a dismissal) is skipped rather than waited for:
+# one busy row must not hold back the renewal of all the others.
 RENEW_LEASES = """
-UPDATE projection_bookmarks
-SET lease_expires_at = now() + make_interval(secs => %(lease)s)
-WHERE subscriber_name IN (
-    SELECT subscriber_name FROM projection_bookmarks
-    WHERE lease_owner = ANY(%(tokens)s) FOR UPDATE SKIP LOCKED
+WITH bookmarks AS (
+    UPDATE projection_bookmarks
+    SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+    WHERE subscriber_name IN (
+        SELECT subscriber_name FROM projection_bookmarks
+        WHERE lease_owner = ANY(%(tokens)s) FOR UPDATE SKIP LOCKED
+    )
+    RETURNING lease_owner AS token, subscriber_name
+), work AS (
+    UPDATE reaction_work
+    SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+    WHERE id IN (
+        SELECT id FROM reaction_work WHERE lease_token = ANY(%(tokens)s) FOR UPDATE SKIP LOCKED
+    )
+    RETURNING lease_token AS token, subscriber_name
 )
-RETURNING lease_owner, subscriber_name
+SELECT token, subscriber_name FROM bookmarks
+UNION ALL SELECT token, subscriber_name FROM work
 """
 
 # Which of the tokens a renewal did not return still stand (skipped as locked, not lost).
 LEASES_STILL_HELD = """
 SELECT lease_owner FROM projection_bookmarks WHERE lease_owner = ANY(%(tokens)s)
+UNION ALL
+SELECT lease_token FROM reaction_work WHERE lease_token = ANY(%(tokens)s)
 """
 
 # Settling a reaction step starts here: the row as it is now decides whether the result
@@ -115,9 +129,13 @@ UPDATE projection_bookmarks SET lease_owner = '', lease_expires_at = NULL, updat
 WHERE subscriber_name = %(name)s AND lease_owner = %(token)s
 """
 
-# Every lease a stopping worker still holds (all its tokens start with its id and '#'):
-# another worker need not wait for them to expire.
+# Every lease a stopping worker still holds, on bookmarks and work rows (all its tokens
+# start with its id and '#'): another worker need not wait for them to expire.
 RELEASE_ALL_LEASES = """
+WITH work AS (
+    UPDATE reaction_work SET lease_token = '', lease_expires_at = NULL
+    WHERE starts_with(lease_token, %(owner)s || '#')
+)
 UPDATE projection_bookmarks SET lease_owner = '', lease_expires_at = NULL, updated_at = now()
 WHERE starts_with(lease_owner, %(owner)s || '#')
 """
@@ -207,7 +225,8 @@ SELECT count(*) FROM (
 # Intake and claim both hold the bookmark row for their (short) transaction: two workers'
 # claims are serialised, so counting the live leases and then claiming cannot race.
 LOCK_STREAM_BOOKMARK = """
-SELECT last_transaction_id, last_position, status FROM projection_bookmarks
+SELECT last_transaction_id, last_position, status, intake_paused_at IS NOT NULL
+FROM projection_bookmarks
 WHERE subscriber_name = %(name)s FOR UPDATE
 """
 
@@ -273,6 +292,12 @@ UPDATE projection_bookmarks SET intake_paused_at = coalesce(intake_paused_at, no
 WHERE subscriber_name = %(name)s
 """
 
+# Below the limit again with nothing new to take in (the point did not move): the mark
+# goes all the same, or the console would go on saying intake is paused.
+CLEAR_INTAKE_PAUSED = """
+UPDATE projection_bookmarks SET intake_paused_at = NULL WHERE subscriber_name = %(name)s
+"""
+
 # The handle calls in flight, over all workers: an expired lease does not count (its
 # worker died or lost it; the row may be claimed again).
 COUNT_LIVE_LEASES = """
@@ -308,12 +333,6 @@ WHERE reaction_work.id = numbered.id AND events.event_id = reaction_work.event_i
 RETURNING reaction_work.id, reaction_work.lease_token, reaction_work.attempts,
     events.position, events.transaction_id::text::bigint, events.event_id, events.stream_id,
     events.stream_version, events.event_type, events.data, events.metadata, events.recorded_at
-"""
-
-# A lease kept while handle runs: every claim one worker holds, in one statement.
-RENEW_WORK_LEASES = """
-UPDATE reaction_work SET lease_expires_at = now() + make_interval(secs => %(lease)s)
-WHERE lease_token = ANY(%(tokens)s)
 """
 
 # The compare-and-set that makes the appends exactly-once: the row is deleted only under
@@ -386,7 +405,8 @@ WHERE subscriber_name = %(name)s AND stream_id = %(stream)s
 ORDER BY transaction_id, position
 """
 
-# The figures the Bookmarks page and the diagnosis show for one stream-ordered reaction.
+# The figures the Bookmarks page and the diagnosis show for one stream-ordered reaction,
+# with since when intake has been paused at intake_limit (NULL: it is not).
 WORK_SUMMARY = """
 SELECT count(*) AS unfinished,
        count(*) FILTER (WHERE lease_expires_at > now()) AS in_flight,
@@ -394,7 +414,9 @@ SELECT count(*) AS unfinished,
        min(parked_at) AS oldest_parked,
        count(*) FILTER (WHERE parked_at IS NULL AND NOT EXISTS (
            SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
-             AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows
+             AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows,
+       (SELECT intake_paused_at FROM projection_bookmarks
+        WHERE projection_bookmarks.subscriber_name = %(name)s) AS intake_paused_at
 FROM reaction_work w WHERE subscriber_name = %(name)s
 """
 

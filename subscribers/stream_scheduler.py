@@ -1,14 +1,17 @@
 """The in-process side of a stream-ordered reaction: a bounded pool of ``handle`` threads.
 
-The loop thread does all the database work (intake, claim, renew, settle) on its one
+The loop thread does the reaction's database work (intake, claim, settle) on its one
 connection; ``handle`` runs in a pool of ``concurrency`` threads that never touch the
-worker's connection (a connection a ``handle`` opens itself is closed when it
-returns). So a worker's connections do not grow with ``concurrency``.
+loop's connection (a connection a ``handle`` opens itself, with the ORM, is given
+back when it returns, to the worker's connection pool when there is one). The
+worker's one lease renewer (``subscribers.leases``) keeps every claim's lease while
+its ``handle`` runs, however busy or blocked the loop thread is.
 
-A ``handle`` that runs past ``handle_timeout_seconds`` is a failed attempt: its row is
-released for a retry and its thread is abandoned (its result is discarded when it
-returns). Until it returns it keeps its pool slot; but it no longer holds a lease, so
-across the workers an abandoned ``handle`` may still be running beyond ``concurrency``.
+A ``handle`` that runs past its ``handle_timeout_seconds`` (the reaction's own, or
+the option) is a failed attempt: its row is released for a retry and its thread is
+abandoned (its result is discarded when it returns). Until it returns it keeps its
+pool slot; but it no longer holds a lease, so across the workers an abandoned
+``handle`` may still be running beyond ``concurrency``.
 """
 
 from __future__ import annotations
@@ -17,24 +20,22 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, connections
 from django.utils import timezone
 
-from config.options import options
 from subscribers import sql
-from subscribers.bookmarks import Failure
+from subscribers.leases import LeaseKeeper
 from subscribers.outcome import Outcome, log_failure
+from subscribers.reactions import HandleTimeout
 from subscribers.registry import Registered
 from subscribers.streams import (
     Claim,
     HandleResult,
-    LeaseTokens,
     Settled,
     release_leases,
-    renew_leases,
     run_handle,
     settle,
     take_in_and_claim,
@@ -46,17 +47,19 @@ logger = logging.getLogger("eventdesk.streams")
 @dataclass
 class _Running:
     claim: Claim
-    future: Future[HandleResult]
     started: float
+    future: Future[HandleResult] = field(init=False)
+    #: The pool thread running ``handle`` (where it is stuck, if it times out).
+    thread: int | None = None
 
 
 class StreamScheduler:
-    """Runs one stream-ordered reaction: each :meth:`step` settles what finished,
-    renews the leases held, takes new events in and starts what may run."""
+    """Runs one stream-ordered reaction: each :meth:`step` settles what finished, takes
+    new events in and starts what may run, under tokens of the worker's ``leases``."""
 
-    def __init__(self, entry: Registered, tokens: LeaseTokens, wake: threading.Event) -> None:
+    def __init__(self, entry: Registered, leases: LeaseKeeper, wake: threading.Event) -> None:
         self.entry = entry
-        self.tokens = tokens
+        self.leases = leases
         self.wake = wake
         self._pool = ThreadPoolExecutor(
             max_workers=entry.concurrency, thread_name_prefix=f"eventdesk-{entry.name}"
@@ -64,7 +67,6 @@ class StreamScheduler:
         self._running: dict[str, _Running] = {}
         #: Every future not finished, abandoned ones included: each holds a pool thread.
         self._busy: set[Future[HandleResult]] = set()
-        self._renewed = time.monotonic()
 
     @property
     def in_flight(self) -> int:
@@ -72,9 +74,8 @@ class StreamScheduler:
         return len(self._running)
 
     def step(self, *, stopping: bool = False) -> Outcome:
-        """One pass; ``stopping`` settles and renews but claims nothing new."""
+        """One pass; ``stopping`` settles but claims nothing new."""
         settled = self._settle_finished()
-        renewed = self._renew_if_due()
         handled = sum(1 for s in settled if s.handled)
         failed = [s for s in settled if s.decision is not None]
         lost = sum(1 for s in settled if s.lost)
@@ -84,11 +85,10 @@ class StreamScheduler:
                 processed=handled,
                 settled=len(settled),
                 lost=lost,
-                renewed=renewed,
             )
         self._busy = {future for future in self._busy if not future.done()}
         room = self.entry.concurrency - len(self._busy)
-        intake, claims = take_in_and_claim(self.entry, self.tokens, room)
+        intake, claims = take_in_and_claim(self.entry, self.leases, room)
         for claim in claims:
             self._start(claim)
         return Outcome(
@@ -102,12 +102,11 @@ class StreamScheduler:
             settled=len(settled),
             in_flight=self.in_flight,
             lost=lost,
-            renewed=renewed,
         )
 
     def next_wake(self, poll: float) -> float:
         """Seconds until this reaction needs a pass without a wake-up: a retry falling
-        due, a lease to renew, a ``handle`` reaching its timeout, or the poll."""
+        due, a ``handle`` reaching its timeout, or the poll."""
         due = [poll]
         with connection.cursor() as cursor:
             cursor.execute(sql.NEXT_WORK_RETRY, {"name": self.entry.name})
@@ -116,13 +115,13 @@ class StreamScheduler:
         if retry is not None:
             due.append((retry - timezone.now()).total_seconds() + 0.01)
         if self._running:
-            now = time.monotonic()
-            due.append(self._renewed + _renew_every() - now)
-            timeout = _handle_timeout()
-            if timeout is not None:
-                first = min(running.started for running in self._running.values())
-                due.append(first + timeout - now + 0.01)
+            due.append(self._until_a_timeout())
         return max(0.01, min(due))
+
+    def _until_a_timeout(self) -> float:
+        """Seconds until the earliest running ``handle`` reaches its timeout."""
+        first = min(running.started for running in self._running.values())
+        return first + self.entry.handle_timeout - time.monotonic() + 0.01
 
     def close(self, timeout: float) -> int:
         """Stop: let the running ``handle`` calls finish (up to ``timeout``) and settle
@@ -134,7 +133,8 @@ class StreamScheduler:
                 self.wake.clear()
                 handled += self.step(stopping=True).processed
                 if self._running:
-                    self.wake.wait(min(_renew_every(), max(0.0, deadline - time.monotonic())))
+                    left = deadline - time.monotonic()
+                    self.wake.wait(max(0.0, min(self._until_a_timeout(), left)))
             handled += self.step(stopping=True).processed
         finally:
             self._give_back(timeout)
@@ -150,31 +150,39 @@ class StreamScheduler:
             )
             tokens = list(self._running)
             self._running.clear()
-            release_leases(tokens)
+            try:
+                release_leases(tokens)
+            finally:
+                for token in tokens:
+                    self.leases.let_go(token)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _start(self, claim: Claim) -> None:
-        future = self._pool.submit(self._run, claim)
-        self._running[claim.token] = _Running(claim, future, time.monotonic())
-        self._busy.add(future)
-        future.add_done_callback(lambda _: self.wake.set())
+        self.leases.hold(claim.token)  # the worker's renewer keeps the lease from now on
+        running = _Running(claim, time.monotonic())
+        running.future = self._pool.submit(self._run, running)
+        self._running[claim.token] = running
+        self._busy.add(running.future)
+        running.future.add_done_callback(lambda _: self.wake.set())
 
-    def _run(self, claim: Claim) -> HandleResult:
+    def _run(self, running: _Running) -> HandleResult:
+        running.thread = threading.get_ident()
         try:
-            return run_handle(self.entry, claim)
+            return run_handle(self.entry, running.claim)
         finally:
             # A connection the handle opened itself goes back now, not when the thread ends.
             connections.close_all()
 
     def _settle_finished(self) -> list[Settled]:
         settled: list[Settled] = []
-        timeout = _handle_timeout()
+        timeout = self.entry.handle_timeout
         now = time.monotonic()
         for token, running in list(self._running.items()):
             if running.future.done():
                 result = running.future.result()
-            elif timeout is not None and now - running.started > timeout:
-                result = HandleResult(running.claim, failure=_timed_out(running, timeout))
+            elif now - running.started > timeout:
+                failure = HandleTimeout(timeout, running.thread).failure(running.claim.event)
+                result = HandleResult(running.claim, failure=failure)
                 logger.error(
                     "%s: handle ran past %gs on event %s; abandoning it",
                     self.entry.name,
@@ -184,17 +192,13 @@ class StreamScheduler:
             else:
                 continue
             del self._running[token]
-            outcome = settle(self.entry, result)
+            try:
+                outcome = settle(self.entry, result)
+            finally:
+                self.leases.let_go(token)
             self._log(outcome)
             settled.append(outcome)
         return settled
-
-    def _renew_if_due(self) -> int:
-        if time.monotonic() - self._renewed < _renew_every():
-            return 0
-        renew_leases(list(self._running))
-        self._renewed = time.monotonic()
-        return len(self._running)
 
     def _log(self, settled: Settled) -> None:
         event = settled.claim.event
@@ -214,23 +218,3 @@ class StreamScheduler:
                     event.stream_id,
                     event.event_id,
                 )
-
-
-def _timed_out(running: _Running, timeout: float) -> Failure:
-    return Failure(
-        running.claim.event,
-        f"HandleTimeout: handle ran past handle_timeout_seconds ({timeout:g}s) on this"
-        " event; it was abandoned and its result will be discarded",
-        "",
-    )
-
-
-def _renew_every() -> float:
-    """Renew well before a lease can expire: three chances per lease."""
-    return options().lease_seconds / 3
-
-
-def _handle_timeout() -> float | None:
-    # handle_timeout_seconds comes with the lease-token work (issue 9, item 6).
-    value = getattr(options(), "handle_timeout_seconds", None)
-    return float(value) if value else None

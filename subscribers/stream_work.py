@@ -57,6 +57,9 @@ class WorkSummary:
     oldest_parked: datetime | None
     #: Unfinished rows of streams that are not parked (what ``intake_limit`` bounds).
     open_rows: int
+    #: Since when intake has been paused, the open rows at ``intake_limit`` (None: it
+    #: is not): the reaction takes in no new event until some of them finish.
+    intake_paused_at: datetime | None = None
 
 
 def parked_streams(name: str) -> list[ParkedStream]:
@@ -81,8 +84,8 @@ def stream_rows(name: str, stream_id: str) -> list[WorkRow]:
 
 def work_summary(name: str) -> WorkSummary:
     """Unfinished rows, in flight, parked streams (and the oldest), rows that count
-    against ``intake_limit``."""
+    against ``intake_limit``, and since when intake is paused at that limit."""
     with connection.cursor() as cursor:
         cursor.execute(sql.WORK_SUMMARY, {"name": name})
         row = cursor.fetchone()
-    return WorkSummary(int(row[0]), int(row[1]), int(row[2]), row[3], int(row[4]))
+    return WorkSummary(int(row[0]), int(row[1]), int(row[2]), row[3], int(row[4]), row[5])

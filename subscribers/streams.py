@@ -9,7 +9,8 @@ over all workers. Each step is one short transaction; ``handle`` runs between th
 with no transaction open and no connection held:
 
 * :func:`take_in_and_claim` (bookmark row locked): intake, then claim up to
-  ``concurrency`` minus the live leases, each claim under a token of its own;
+  ``concurrency`` minus the live leases, each claim under a token of its own from
+  the worker's ``LeaseKeeper``, whose renewer keeps the lease while ``handle`` runs;
 * :func:`run_handle` (no database): call ``handle``, keep the outcome as one value;
 * :func:`settle` : delete the row under its token and append the results (exactly
   once), or record the failure: a retry with backoff, then the stream is parked.
@@ -17,8 +18,6 @@ with no transaction open and no connection held:
 
 from __future__ import annotations
 
-import itertools
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +29,9 @@ from eventstore.postgres import PostgresEventStore, row_to_event
 from eventstore.types import Cursor, RecordedEvent, StreamAppend
 from subscribers import sql
 from subscribers.bookmarks import Failure
+from subscribers.leases import LeaseKeeper
 from subscribers.outcome import is_connection_error
-from subscribers.reactions import _handle as appends_of
+from subscribers.reactions import appends_of
 from subscribers.registry import Registered
 from subscribers.retry import RetryDecision, decide_retry
 
@@ -92,29 +92,15 @@ class Settled:
         return self.decision is not None and self.decision.wedged
 
 
-class LeaseTokens:
-    """Lease tokens of one worker: its id and a counter, unique per claim.
-
-    A claim taken again by the same worker gets a new token, so a late result of the
-    earlier claim can never settle the later one.
-    """
-
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self._next = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def new_token(self) -> str:
-        """A token no claim of this worker has used before."""
-        with self._lock:
-            return f"{self.owner}#{next(self._next)}"
-
-
 def take_in_and_claim(
-    entry: Registered, tokens: LeaseTokens, room: int, *, take_in: bool = True
+    entry: Registered, leases: LeaseKeeper, room: int, *, take_in: bool = True
 ) -> tuple[Intake, list[Claim]]:
     """Intake, then claim up to ``room`` runnable rows (fewer if other workers hold
-    leases), in one short transaction holding the bookmark row ``FOR UPDATE``."""
+    leases), in one short transaction holding the bookmark row ``FOR UPDATE``.
+
+    Each claim's token comes from ``leases``; the caller ``hold``s it while ``handle``
+    runs, so that the worker's renewer keeps its lease, and lets it go once settled.
+    """
     if connection.in_atomic_block:
         raise RuntimeError("a stream-ordered reaction must not run inside a transaction")
     with transaction.atomic(), connection.cursor() as cursor:
@@ -123,7 +109,7 @@ def take_in_and_claim(
         if row is None or row[2] == "paused":
             return Intake(), []
         at = Cursor(int(row[0]), int(row[1]))
-        intake = _intake(cursor, entry, at) if take_in else Intake()
+        intake = _intake(cursor, entry, at, paused=bool(row[3])) if take_in else Intake()
         if room <= 0:
             return intake, []
         cursor.execute(sql.COUNT_LIVE_LEASES, {"name": entry.name})
@@ -136,7 +122,7 @@ def take_in_and_claim(
             {
                 "name": entry.name,
                 "room": room,
-                "tokens": [tokens.new_token() for _ in range(room)],
+                "tokens": [leases.new_token() for _ in range(room)],
                 "lease": options().lease_seconds,
             },
         )
@@ -148,8 +134,9 @@ def take_in_and_claim(
         return intake, claims
 
 
-def _intake(cursor: CursorWrapper, entry: Registered, at: Cursor) -> Intake:
-    """Take in the wanted events past the intake point ``at`` (bookmark row locked)."""
+def _intake(cursor: CursorWrapper, entry: Registered, at: Cursor, *, paused: bool) -> Intake:
+    """Take in the wanted events past the intake point ``at`` (bookmark row locked);
+    ``paused``: the bookmark says intake was paused at the limit."""
     params: dict[str, Any] = {
         "name": entry.name,
         "tx": at.transaction_id,
@@ -173,6 +160,8 @@ def _intake(cursor: CursorWrapper, entry: Registered, at: Cursor) -> Intake:
     # event up to the head of the same snapshot, so the point moves on to that head.
     to = last if full else max(last, head, at)
     if to <= at:
+        if paused:
+            cursor.execute(sql.CLEAR_INTAKE_PAUSED, {"name": entry.name})
         return Intake(taken=int(taken), full=full)
     cursor.execute(sql.MOVE_INTAKE_POINT, {"name": entry.name, "to_tx": to[0], "to_pos": to[1]})
     return Intake(taken=int(taken), moved_to=to, full=full)
@@ -235,15 +224,6 @@ def _record_failure(claim: Claim, failure: Failure) -> Settled:
         if cursor.fetchone() is None:
             return Settled(claim, lost=True, failure=failure)
     return Settled(claim, decision=decision, failure=failure)
-
-
-def renew_leases(tokens: list[str]) -> None:
-    """Renew every lease in ``tokens`` (one statement, no transaction kept)."""
-    if tokens:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql.RENEW_WORK_LEASES, {"tokens": tokens, "lease": options().lease_seconds}
-            )
 
 
 def release_leases(tokens: list[str]) -> None:

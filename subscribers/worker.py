@@ -29,7 +29,7 @@ from subscribers.projections import give_up_batch, run_projection_batch
 from subscribers.reactions import run_reaction_step
 from subscribers.registry import Registered, SubscriberRegistry
 from subscribers.stream_scheduler import StreamScheduler
-from subscribers.streams import LeaseTokens, check_orderings
+from subscribers.streams import check_orderings
 from subscribers.watchdog import BatchWatch
 
 logger = logging.getLogger("eventdesk.worker")
@@ -77,10 +77,9 @@ class Worker:
         self.registry = metrics.instrument(registry) if metrics else registry
         self.sample_history = sample_history
         self.owner = owner or worker_id()
-        self._tokens = LeaseTokens(self.owner)
-        #: The global-order reactions' leases: renewed by one thread for all. Tokens come
-        #: from the same counter as the stream-ordered claims'.
-        self.leases = LeaseKeeper(self.owner, tokens=self._tokens)
+        #: Every lease the worker's reactions hold (bookmark leases of global-order ones,
+        #: work-row leases of stream-ordered ones): one token source, one renewer thread.
+        self.leases = LeaseKeeper(self.owner)
         if metrics is not None:
             self.leases.on_renewed = metrics.lease_renewed
         self.stop_event = threading.Event()
@@ -130,9 +129,8 @@ class Worker:
 
     @contextlib.contextmanager
     def _renewing(self) -> Iterator[None]:
-        """The lease renewer for the length of one ``run_once`` (when global-order
-        reactions run: a stream-ordered one renews its own claims)."""
-        if not self._global_reactions():
+        """The lease renewer for the length of one ``run_once`` (when reactions run)."""
+        if not self.registry.reactions:
             yield
             return
         done = threading.Event()
@@ -148,9 +146,6 @@ class Worker:
         finally:
             done.set()
             renewer.join()
-
-    def _global_reactions(self) -> bool:
-        return any(not entry.stream_ordered for entry in self.registry.reactions)
 
     # --- threads ---------------------------------------------------------------------
 
@@ -177,7 +172,7 @@ class Worker:
             self._spawn("eventdesk-listener", lambda: listen(self.wake, self.stop_event))
         if self.registry.projections:
             self._spawn("eventdesk-watchdog", self._watch_batches)
-        if self._global_reactions():
+        if self.registry.reactions:
             # Renews while a stopping worker's last handles finish, then ends.
             self._spawn("eventdesk-lease-renewer", lambda: self.leases.renew_until(self.stop_event))
         if self.sample_history and groups:
@@ -269,7 +264,7 @@ class Worker:
         if entry.stream_ordered:
             scheduler = self._schedulers.get(entry.name)
             if scheduler is None:
-                scheduler = StreamScheduler(entry, self._tokens, wake or threading.Event())
+                scheduler = StreamScheduler(entry, self.leases, wake or threading.Event())
                 self._schedulers[entry.name] = scheduler
             return scheduler.step(stopping=self.stop_event.is_set())
         return run_reaction_step(entry, self.leases, should_stop=self.stop_event.is_set)

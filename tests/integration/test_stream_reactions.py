@@ -7,11 +7,11 @@ from django.test import override_settings
 
 from eventstore.postgres import PostgresEventStore
 from subscribers.bookmarks import ensure_bookmarks
+from subscribers.leases import LeaseKeeper
 from subscribers.models import Bookmark, ReactionWork
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows, work_summary
 from subscribers.streams import (
-    LeaseTokens,
     OrderingSwitchRefused,
     run_handle,
     settle,
@@ -109,7 +109,7 @@ def test_intake_pauses_at_the_limit_and_rows_behind_a_parked_stream_do_not_count
     wait_until_visible(jobs("p", 6) + jobs("q", 1))  # the intake reads under the horizon
     [entry] = stream_reaction(intake_limit=3)
     ensure_bookmarks([entry])
-    tokens = LeaseTokens("test")
+    tokens = LeaseKeeper("test")
     intake, _ = take_in_and_claim(entry, tokens, 0)
     assert (intake.taken, intake.paused) == (3, False)
     intake, _ = take_in_and_claim(entry, tokens, 0)
@@ -134,7 +134,7 @@ def test_a_claim_never_exceeds_concurrency_over_competing_workers() -> None:
     wait_until_visible([event for n in range(10) for event in jobs(f"s-{n}", 2)])
     [entry] = stream_reaction(concurrency=3)
     ensure_bookmarks([entry])
-    first, second = LeaseTokens("w1"), LeaseTokens("w2")
+    first, second = LeaseKeeper("w1"), LeaseKeeper("w2")
     _, claimed_1 = take_in_and_claim(entry, first, 10)
     _, claimed_2 = take_in_and_claim(entry, second, 10)
     assert (len(claimed_1), len(claimed_2)) == (3, 0)
@@ -152,9 +152,9 @@ def test_a_result_settled_under_a_lost_claim_is_discarded() -> None:
     wait_until_visible(jobs("s", 1))
     [entry] = stream_reaction()
     ensure_bookmarks([entry])
-    _, [old] = take_in_and_claim(entry, LeaseTokens("w1"), 1)
+    _, [old] = take_in_and_claim(entry, LeaseKeeper("w1"), 1)
     ReactionWork.objects.update(lease_expires_at="2000-01-01T00:00:00Z")  # w1 stalled
-    _, [new] = take_in_and_claim(entry, LeaseTokens("w2"), 1)
+    _, [new] = take_in_and_claim(entry, LeaseKeeper("w2"), 1)
     late = settle(entry, run_handle(entry, old))
     assert (late.lost, late.handled) == (True, False)
     assert handled_count() == 0

@@ -30,8 +30,9 @@ from hypothesis import strategies as st
 from eventstore import NewEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from subscribers.bookmarks import ensure_bookmarks
+from subscribers.leases import LeaseKeeper
 from subscribers.registry import Registered, SubscriberRegistry
-from subscribers.streams import Claim, LeaseTokens, run_handle, settle, take_in_and_claim
+from subscribers.streams import Claim, run_handle, settle, take_in_and_claim
 from subscribers.worker import Worker
 from tests.factories import jobs
 from tests.stream_invariants import (
@@ -79,7 +80,7 @@ ops = st.one_of(
 @dataclass
 class World:
     entry: Registered
-    workers: list[LeaseTokens]
+    workers: list[LeaseKeeper]
     #: Claims handed out and not settled yet: (worker, claim).
     pending: list[tuple[int, Claim]] = field(default_factory=list)
     slow: list[Any] = field(default_factory=list)
@@ -260,7 +261,7 @@ def test_stream_order_exactly_once_nothing_passed_over(
     base = EveryEvent if every_event else StreamJobs
     [entry] = stream_reaction(base, concurrency=concurrency, intake_limit=intake_limit)
     ensure_bookmarks([entry])
-    world = World(entry, [LeaseTokens(f"worker-{n}") for n in range(3)])
+    world = World(entry, [LeaseKeeper(f"worker-{n}") for n in range(3)])
     try:
         for op in steps:
             _step(world, op)

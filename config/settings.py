@@ -89,6 +89,18 @@ else:
 _options = _database.setdefault("OPTIONS", {})
 _options.setdefault("server_side_binding", True)
 _options.setdefault("prepare_threshold", 5)
+# Connections come from Django's built-in psycopg pool (psycopg-pool): a process holds at
+# most EVENTDESK_DB_POOL_MAX_SIZE backends, however many threads use the ORM (a worker's
+# handle calls at a high concurrency wait for a free connection instead of each opening
+# one). A thread's connection goes back to the pool when Django closes it (the end of a
+# request, of a handle call); prepared statements then live as long as the pooled
+# connection. 0 turns the pool off (one connection per thread, as Django does without).
+_pool_max_size = int(os.environ.get("EVENTDESK_DB_POOL_MAX_SIZE", "10"))
+if _pool_max_size > 0:
+    _options.setdefault("pool", {"min_size": 1, "max_size": _pool_max_size, "timeout": 60})
+    # A pooled connection may have died while it waited (a server restart): check it
+    # before handing it out.
+    _database["CONN_HEALTH_CHECKS"] = True
 _database["TEST"] = {"NAME": os.environ.get("EVENTDESK_TEST_DATABASE", "test_eventdesk")}
 DATABASES = {"default": _database}
 

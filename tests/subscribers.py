@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from django.db import connection
 
 from eventstore import NO_STREAM, NewEvent, RecordedEvent, StreamAppend
+from eventstore.models import Event
 from tests.support import raw_connection
 
 APPLIED_TABLE = "test_applied_events"
@@ -254,3 +255,14 @@ class WiderStreamJobs(StreamJobs):
     """Concurrency 32 (the connection-count test's worker)."""
 
     concurrency = 32
+
+
+class OrmStreamJobs(StreamJobs):
+    """Concurrency 32, and each ``handle`` uses the ORM first, so its thread holds a
+    database connection for the whole call (the connection-bound test's worker)."""
+
+    concurrency = 32
+
+    def handle(self, event: RecordedEvent) -> list[StreamAppend] | None:
+        Event.objects.filter(stream_id=event.stream_id).count()
+        return super().handle(event)

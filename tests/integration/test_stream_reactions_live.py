@@ -128,5 +128,5 @@ def test_a_workers_connections_stay_bounded_at_concurrency_32(
 
     wait_for(busy, timeout=120, what="96 jobs of 1 s at concurrency 32")
     assert most["in_flight"] >= 16  # really many handle calls at once
-    # One connection for the reaction's loop, one for the listener: not one per handle.
+    # The reaction's loop, the lease renewer and the listener: not one per handle.
     assert most["backends"] <= 3, most

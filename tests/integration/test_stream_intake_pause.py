@@ -12,6 +12,7 @@ from subscribers.stream_work import work_summary
 from subscribers.streams import take_in_and_claim
 from tests.factories import jobs
 from tests.subscribers import StreamJobs
+from tests.support import wait_until_visible
 from tests.workers import stream_reaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +21,7 @@ NAME = StreamJobs.name
 
 
 def test_the_work_summary_says_since_when_intake_is_paused_at_the_limit() -> None:
-    jobs("p", 4)
+    wait_until_visible(jobs("p", 4))  # the intake reads under the horizon
     [entry] = stream_reaction(intake_limit=2)
     ensure_bookmarks([entry])
     leases = LeaseKeeper("test")
@@ -42,7 +43,7 @@ def test_the_work_summary_says_since_when_intake_is_paused_at_the_limit() -> Non
 
 
 def test_the_pause_is_cleared_below_the_limit_even_with_nothing_new_to_take_in() -> None:
-    jobs("p", 2)
+    wait_until_visible(jobs("p", 2))
     [entry] = stream_reaction(intake_limit=2)
     ensure_bookmarks([entry])
     leases = LeaseKeeper("test")

@@ -25,9 +25,10 @@ from reactions_admin.mcp_server import build_mcp_server
 from reactions_admin.models import ParkedStream
 from reactions_admin.parked import RETRY_STREAM
 from reactions_admin.tokens import issue_token
+from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows
-from subscribers.streams import LeaseTokens, take_in_and_claim
+from subscribers.streams import take_in_and_claim
 from tests.contract.conftest import ParkedWorld
 from tests.factories import jobs, operator
 from tests.support import decisions
@@ -318,7 +319,7 @@ def test_the_lag_counts_unfinished_rows_of_streams_not_parked(
     [entry] = build_registry(["tests.subscribers.StreamJobs"])
     jobs("pending", 2)
     jobs("later", 1)
-    take_in_and_claim(entry, LeaseTokens("elsewhere"), 0)  # intake only: 3 pending rows
+    take_in_and_claim(entry, LeaseKeeper("elsewhere"), 0)  # intake only: 3 pending rows
     jobs("past-intake", 1)  # not taken in yet
     status = rest("get", f"/reactions/{NAME}", token).json()
     assert status["lag"] == 4  # 3 rows taken in and not finished + 1 past the intake point

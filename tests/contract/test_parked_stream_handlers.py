@@ -24,9 +24,10 @@ from reactions_admin.parked import (
     retry_parked_stream,
 )
 from subscribers.bookmarks import ensure_bookmarks
+from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows
-from subscribers.streams import LeaseTokens, take_in_and_claim
+from subscribers.streams import take_in_and_claim
 from tests.contract.conftest import STREAM_JOBS, ParkedWorld
 from tests.factories import append, jobs, operator
 from tests.stream_invariants import handled_by_stream, handled_count, rows
@@ -111,10 +112,10 @@ def pending_and_in_flight(parked: ParkedWorld) -> dict[str, Any]:
     ensure_bookmarks([entry])
     [noise] = append("bad", "Noise")
     [busy] = jobs("busy", 1)
-    _, [claim] = take_in_and_claim(entry, LeaseTokens("elsewhere"), 1)
+    _, [claim] = take_in_and_claim(entry, LeaseKeeper("elsewhere"), 1)
     assert claim.event.event_id == busy.event_id
     [pending] = jobs("pending", 1)
-    take_in_and_claim(entry, LeaseTokens("elsewhere"), 0)  # intake only
+    take_in_and_claim(entry, LeaseKeeper("elsewhere"), 0)  # intake only
     [late] = jobs("late", 1)  # never taken in: past the intake point
     return {"busy": busy, "pending": pending, "late": late, "noise": noise}
 

@@ -57,12 +57,14 @@ LIMIT %(limit)s
 GET_EVENT = f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = %(event_id)s"
 
 # Appends with no expected version ("any") to a stream are serialised by a
-# transaction-scoped advisory lock, taken in stream-id order (no deadlock), so they
+# transaction-scoped advisory lock, taken in the order of the lock keys (the stream ids'
+# hashes, so two streams whose hashes collide cannot deadlock two appenders), so they
 # never collide on a version number. Appends that name a version need no lock: the
 # unique (stream_id, stream_version) index refuses the loser of a race.
 LOCK_STREAMS = """
-SELECT pg_advisory_xact_lock(%(namespace)s, hashtext(s))
-FROM unnest(%(streams)s::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n
+SELECT pg_advisory_xact_lock(%(namespace)s, k)
+FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest(%(streams)s::text[]) AS u(s)) AS keys
+ORDER BY k
 """
 STREAM_NAMESPACE = 0x45_44_53_4B  # "EDSK": keeps our advisory locks apart from others'
 

@@ -129,6 +129,13 @@ class StreamRefused(ReactionsError):
     status, code = 409, "stream_refused"
 
 
+class NotStreamOrdered(StreamRefused):
+    """A parked-stream act on a reaction that keeps global order: it has no streams to park
+    (its failures wedge the whole reaction; dismiss the event instead)."""
+
+    code = "reaction_not_stream_ordered"
+
+
 class StreamNotParked(StreamRefused):
     """The event's stream is not parked (or the stream has no unfinished event)."""
 

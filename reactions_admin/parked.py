@@ -47,7 +47,7 @@ from reactions_admin.stream_decider import (
     decide_stream_dismissal,
     decide_stream_retry,
 )
-from reactions_admin.stream_rows import accepted, locked_stream
+from reactions_admin.stream_rows import accepted, is_stream_ordered, locked_stream
 from subscribers import sql
 from subscribers.models import Bookmark
 from subscribers.stream_work import ParkedStream, parked_streams
@@ -142,7 +142,16 @@ def _locked_bookmark(cursor: CursorWrapper, name: str) -> Bookmark:
     )
     if bookmark is None:
         raise errors.ReactionNotFound(f"No reaction named {name!r}.")
+    _require_stream_ordered(name)
     return bookmark
+
+
+def _require_stream_ordered(name: str) -> None:
+    if not is_stream_ordered(name):
+        raise errors.NotStreamOrdered(
+            f"{name} keeps global order: it parks no stream (a failure wedges the whole"
+            " reaction). Dismiss its failing event instead."
+        )
 
 
 # -- the handlers ---------------------------------------------------------------------------------
@@ -262,6 +271,7 @@ def dismiss_stream_head(
             subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION
         ).exists():
             raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
+        _require_stream_ordered(subscriber_name)
         head = None
         if is_storable(stream_id):
             with connection.cursor() as cursor:

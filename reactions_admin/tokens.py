@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -24,6 +25,8 @@ from reactions_admin.models import ApiToken
 #: Every Eventdesk token starts with this, so a leaked one is recognisable in logs and scanners.
 TOKEN_MARKER = "edk_"
 PREFIX_LENGTH = len(TOKEN_MARKER) + 8
+#: How fresh ``ApiToken.last_used_at`` is kept (it is written at most this often).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 #: Every token decision is appended to this stream (one audit trail, in order).
 TOKEN_DECISION_STREAM = "decisions-api-tokens"
 TOKEN_CONTEXT = "ApiToken"
@@ -88,7 +91,11 @@ def user_for_token(secret: str) -> User | None:
     )
     if token is None or not token.user.is_active:
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    # Recorded at most once a minute: a Prometheus scrape every few seconds would otherwise
+    # write on every read.
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
 
 

@@ -56,9 +56,15 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def log_failure(
-    logger: logging.Logger, name: str, failure: Failure, decision: RetryDecision | None
+    logger: logging.Logger,
+    name: str,
+    failure: Failure,
+    decision: RetryDecision | None,
+    *,
+    halted: str = "wedged",
 ) -> None:
-    """One line per failure: WARNING while retrying, ERROR when the bookmark wedges."""
+    """One line per failure: WARNING while retrying, ERROR when the attempts run out and the
+    subscriber is ``halted`` ("wedged"; a stream-ordered reaction's stream is "parked")."""
     wedged = decision is not None and decision.wedged
     logger.log(
         logging.ERROR if wedged else logging.WARNING,
@@ -68,5 +74,5 @@ def log_failure(
         failure.event.event_type,
         decision.attempts if decision else "?",
         failure.error,
-        " (wedged until an operator acts)" if wedged else "; will retry",
+        f" ({halted} until an operator acts)" if wedged else "; will retry",
     )

@@ -61,9 +61,9 @@ class Progress:
             )
             self._backlog_started = None
         elif outcome.processed:
-            logger.info(
-                "%s: %d event(s) done, at %s", self.name, outcome.processed, outcome.advanced_to
-            )
+            # A stream-ordered reaction settles events out of global order: no position.
+            at = "" if outcome.advanced_to is None else f", at {outcome.advanced_to}"
+            logger.info("%s: %d event(s) done%s", self.name, outcome.processed, at)
         elif outcome.advanced_to is not None:
             logger.debug("%s: moved past unwanted events to %s", self.name, outcome.advanced_to)
 

@@ -210,7 +210,9 @@ class StreamScheduler:
                 event.event_id,
             )
         elif settled.failure is not None:
-            log_failure(logger, self.entry.name, settled.failure, settled.decision)
+            log_failure(
+                logger, self.entry.name, settled.failure, settled.decision, halted="stream parked"
+            )
             if settled.parked:
                 logger.error(
                     "%s: stream %r is parked at event %s; the other streams go on",

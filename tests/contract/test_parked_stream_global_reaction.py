@@ -18,13 +18,13 @@ def test_a_global_reaction_refuses_parked_stream_acts_with_its_own_code(act: str
     failing = append("run-1", "Ping")[0]
     wedged_reaction("test.global", None, failing)
     user = operator(operates=True)
+    acts = {
+        "retry": lambda: retry_parked_stream("test.global", "run-1", user, reason="try again"),
+        "dismiss-stream": lambda: dismiss_parked_stream("test.global", "run-1", "poison", user),
+        "dismiss-head": lambda: dismiss_stream_head("test.global", "run-1", "poison", user),
+    }
     with pytest.raises(errors.NotStreamOrdered) as refused:
-        if act == "retry":
-            retry_parked_stream("test.global", "run-1", user, reason="try again")
-        elif act == "dismiss-stream":
-            dismiss_parked_stream("test.global", "run-1", "poison", user)
-        else:
-            dismiss_stream_head("test.global", "run-1", "poison", user)
+        acts[act]()
     assert refused.value.code == "reaction_not_stream_ordered"
     assert refused.value.status == 409
     assert bookmark("test.global").status == Bookmark.Status.WEDGED

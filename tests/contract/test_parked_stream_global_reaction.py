@@ -3,6 +3,8 @@ rather than claiming the stream is not parked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from reactions_admin import errors
@@ -18,7 +20,7 @@ def test_a_global_reaction_refuses_parked_stream_acts_with_its_own_code(act: str
     failing = append("run-1", "Ping")[0]
     wedged_reaction("test.global", None, failing)
     user = operator(operates=True)
-    acts = {
+    acts: dict[str, Callable[[], object]] = {
         "retry": lambda: retry_parked_stream("test.global", "run-1", user, reason="try again"),
         "dismiss-stream": lambda: dismiss_parked_stream("test.global", "run-1", "poison", user),
         "dismiss-head": lambda: dismiss_stream_head("test.global", "run-1", "poison", user),

@@ -95,9 +95,15 @@ _options.setdefault("prepare_threshold", 5)
 # one). A thread's connection goes back to the pool when Django closes it (the end of a
 # request, of a handle call); prepared statements then live as long as the pooled
 # connection. 0 turns the pool off (one connection per thread, as Django does without).
+# EVENTDESK_DB_POOL_TIMEOUT_SECONDS bounds the wait for a free connection: short, so that
+# with the database down a request answers 503 at once rather than hanging, and a handle
+# that finds the pool busy fails its attempt (retried with backoff) rather than stalling.
 _pool_max_size = int(os.environ.get("EVENTDESK_DB_POOL_MAX_SIZE", "10"))
+_pool_timeout = float(os.environ.get("EVENTDESK_DB_POOL_TIMEOUT_SECONDS", "5"))
 if _pool_max_size > 0:
-    _options.setdefault("pool", {"min_size": 1, "max_size": _pool_max_size, "timeout": 60})
+    _options.setdefault(
+        "pool", {"min_size": 1, "max_size": _pool_max_size, "timeout": _pool_timeout}
+    )
     # A pooled connection may have died while it waited (a server restart): check it
     # before handing it out.
     _database["CONN_HEALTH_CHECKS"] = True

@@ -527,6 +527,61 @@ SAMPLES_SINCE = """
 SELECT bucket, position, head_position, lag_events, lag_capped FROM subscriber_samples
 WHERE subscriber_name = %(name)s AND bucket >= %(since)s
 ORDER BY bucket
+
+
+# --- worker heartbeats (the console's Workers page, the diagnosis, the metrics) ----------
+
+# Each worker refreshes its own row every interval; the first beat inserts it. A worker id
+# is unique per process, so rows never contend.
+BEAT = """
+INSERT INTO worker_heartbeats (worker_id, host, pid, started_at, last_seen_at,
+    interval_seconds, subscribers, doing, stopped_at)
+VALUES (%(worker_id)s, %(host)s, %(pid)s, %(started_at)s, now(), %(interval)s,
+    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL)
+ON CONFLICT (worker_id) DO UPDATE
+SET last_seen_at = now(), interval_seconds = EXCLUDED.interval_seconds,
+    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL
+"""
+
+# A clean shutdown says so, rather than leaving the row to go stale.
+STOP_BEATING = """
+UPDATE worker_heartbeats SET stopped_at = now(), last_seen_at = now(), doing = '[]'::jsonb
+WHERE worker_id = %(worker_id)s
+"""
+
+# Rows of workers stopped or gone long ago: the table keeps only the recent past.
+PRUNE_HEARTBEATS = """
+DELETE FROM worker_heartbeats
+WHERE last_seen_at < now() - make_interval(secs => %(keep)s)
+"""
+
+# The global-order reactions this worker holds a live lease on: the event it is handling
+# is the failing one (a retry) or the first wanted event past the bookmark.
+LEASED_BOOKMARKS = """
+SELECT b.subscriber_name, b.attempts, b.updated_at,
+       coalesce(b.failing_event_id, (
+           SELECT e.event_id FROM events e
+           WHERE (e.transaction_id, e.position) > (b.last_transaction_id::text::xid8,
+                                                   b.last_position)
+             AND (NOT %(types)s::jsonb ? b.subscriber_name
+                  OR e.event_type = ANY(ARRAY(SELECT jsonb_array_elements_text(
+                         %(types)s::jsonb -> b.subscriber_name))))
+           ORDER BY e.transaction_id, e.position LIMIT 1)) AS event_id
+FROM projection_bookmarks b
+WHERE split_part(b.lease_owner, '#', 1) = %(worker_id)s AND b.lease_expires_at > now()
+"""
+
+# Every worker seen recently, with whether it is live: its last beat is within
+# %(intervals)s of its own interval (and it has not stopped).
+WORKERS = """
+SELECT worker_id, host, pid, started_at, last_seen_at, interval_seconds, subscribers, doing,
+       stopped_at,
+       stopped_at IS NULL
+         AND last_seen_at >= now() - make_interval(secs => interval_seconds * %(intervals)s)
+         AS live,
+       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds
+FROM worker_heartbeats
+ORDER BY (stopped_at IS NULL) DESC, last_seen_at DESC
 """
 
 # --- operators acting on parked streams (reactions_admin/parked.py) ----------------------

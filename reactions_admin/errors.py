@@ -216,3 +216,12 @@ def from_rejection(rejected: DismissalRejected | StreamRejected) -> ReactionsErr
     if isinstance(rejected, StreamRejected):
         return _STREAM_REFUSALS[rejected.refusal](rejected.detail)
     return _REJECTIONS[rejected.rejection](rejected.detail)
+
+
+# --- the operator console (issue 11) ---------------------------------------------------
+
+
+class SubscriberNotFound(ReactionsError):
+    """No subscriber (projection or reaction) by that name."""
+
+    status, code = 404, "subscriber_not_found"

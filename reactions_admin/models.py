@@ -40,6 +40,9 @@ class Decision(Event):
         permissions = [
             ("dismiss_event", "Can dismiss an event in a reaction"),
             ("operate_subscriber", "Can operate a subscriber (retry a parked stream now)"),
+            # Read-only operators: the console's home page, workers, failures, and every
+            # reading door (GET /agent/subscribers, diagnose_subscriber, manage.py subscribers).
+            ("view_console", "Can view the operator console"),
         ]
 
     @property

@@ -42,6 +42,12 @@ class Bookmark(models.Model):
     #: A stream-ordered reaction whose unfinished rows reached ``intake_limit``: since when
     #: it has stopped taking in new events (None while intake runs).
     intake_paused_at = models.DateTimeField(null=True, blank=True)
+    #: An operator's pause (``status`` paused): when, by whom, why, and the status it
+    #: returns to on resume. No worker runs a paused subscriber.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True, db_default="")
+    pause_reason = models.TextField(blank=True, db_default="")
+    paused_from = models.CharField(max_length=20, blank=True, db_default="")
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(db_default=Now())
 

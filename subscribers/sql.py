@@ -638,3 +638,24 @@ SELECT count(*) FROM reaction_work b
 WHERE b.subscriber_name = reaction_work.subscriber_name
   AND b.stream_id = reaction_work.stream_id AND b.id <> reaction_work.id
 """
+
+# The figures the diagnosis reads from every stream-ordered reaction's work at once:
+# parked streams (and the oldest), rows waiting for a retry, and who holds live leases
+# (a claim's token is its worker's id, '#', a counter).
+WORK_FACTS = """
+SELECT subscriber_name,
+       count(*) FILTER (WHERE parked_at IS NOT NULL),
+       min(parked_at),
+       count(*) FILTER (WHERE parked_at IS NULL AND next_retry_at IS NOT NULL),
+       min(next_retry_at) FILTER (WHERE parked_at IS NULL),
+       coalesce(array_agg(DISTINCT split_part(lease_token, '#', 1))
+                FILTER (WHERE lease_expires_at > now()), '{}')
+FROM reaction_work GROUP BY subscriber_name
+"""
+
+# Committed events no reader sees yet (an older transaction is still open), capped.
+HIDDEN_EVENTS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+    LIMIT 1000
+) AS hidden

@@ -13,14 +13,24 @@ import importlib
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from reactions_admin import admin_parked  # noqa: F401  (registers the parked-streams page)
 from reactions_admin.admin_dismiss import dismiss_event
 from reactions_admin.models import ApiToken, Decision
 from reactions_admin.tokens import revoke
 from subscribers.models import Bookmark
+
+#: Any of these lets a staff user read the decisions.
+CONSOLE_PERMISSIONS = (
+    "reactions_admin.view_console",
+    "reactions_admin.dismiss_event",
+    "reactions_admin.operate_subscriber",
+)
 
 
 class _DataKeyFilter(admin.SimpleListFilter):
@@ -53,6 +63,47 @@ class ChoiceFilter(_DataKeyFilter):
     title, parameter_name, key = "choice", "choice", "choice"
 
 
+class ActorFilter(_DataKeyFilter):
+    title, parameter_name, key = "actor", "actor", "actor__username"
+
+
+class SubscriberFilter(admin.SimpleListFilter):
+    """Decisions about one subscriber (a dismissal names its ``reaction``; the console's
+    actions name their ``subscriber``)."""
+
+    title, parameter_name = "subscriber", "subscriber"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        names: set[str] = set()
+        for key in ("reaction", "subscriber"):
+            values = (
+                model_admin.get_queryset(request)
+                .order_by()
+                .values_list(f"data__inputs__{key}", flat=True)
+                .distinct()
+            )
+            names.update(str(value) for value in values if value)
+        return [(name, name) for name in sorted(names)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(Q(data__inputs__reaction=value) | Q(data__inputs__subscriber=value))
+
+
+#: The position of the event a decision acted on (its ``inputs.event_id``), for the link:
+#: one correlated lookup per row on the unique event_id index, in the page's own query.
+ACTED_ON_POSITION = """
+CASE WHEN events.data -> 'inputs' ->> 'event_id' ~ '^[0-9a-fA-F-]{36}$'
+     THEN (SELECT acted.position FROM events AS acted
+           WHERE acted.event_id = (events.data -> 'inputs' ->> 'event_id')::uuid)
+END
+"""
+
+
 @admin.register(Decision)
 class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """The audit trail: who decided what (a dismissal, an API token created or revoked),
@@ -60,7 +111,11 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     list_display = ("recorded_at", "actor", "context", "choice", "subject", "short_reason",
                     "via")  # fmt: skip
-    list_filter = (ContextFilter, ChoiceFilter)
+    list_filter = (
+        ContextFilter, ChoiceFilter, SubscriberFilter, ActorFilter,
+        ("recorded_at", admin.DateFieldListFilter),
+    )  # fmt: skip
+    date_hierarchy = "recorded_at"
     search_fields = ("data__reason", "data__inputs__reaction", "data__actor__username",
                      "data__inputs__event_id", "data__inputs__token_prefix")  # fmt: skip
     fields = ("recorded_at", "actor", "context", "choice", "reaction", "dismissed_event",
@@ -81,13 +136,26 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def choice(self, decision: Decision) -> str:
         return decision.choice
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Decision]:
+        decisions: QuerySet[Decision] = super().get_queryset(request)
+        return decisions.annotate(acted_on=RawSQL(ACTED_ON_POSITION, ()))
+
     @admin.display(description="about")
     def subject(self, decision: Decision) -> str:
-        """What the decision was about: the reaction and event, or the API token."""
+        """What the decision was about: the subscriber and the event it acted on (a link
+        to that event), or the API token."""
         if self.token(decision):
             return f"token {self.token(decision)}… of {self.token_owner(decision)}"
-        reaction, event = self.reaction(decision), self.dismissed_event(decision)
-        return f"{reaction}: {event}" if reaction or event else ""
+        subscriber = self.reaction(decision)
+        event = self.dismissed_event(decision)
+        if not event:
+            return subscriber
+        position = getattr(decision, "acted_on", None)
+        label = f"{subscriber}: {event}" if subscriber else event
+        if position is None:
+            return label
+        url = reverse("admin:eventstore_event_change", args=[position])
+        return format_html('<a href="{}" title="the event it acted on">{}</a>', url, label)
 
     @admin.display(description="API token")
     def token(self, decision: Decision) -> str:
@@ -97,11 +165,11 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         owner = decision.inputs.get("token_owner")
         return str(owner.get("username", "")) if isinstance(owner, dict) else ""
 
-    @admin.display(description="reaction")
+    @admin.display(description="subscriber")
     def reaction(self, decision: Decision) -> str:
-        return str(decision.inputs.get("reaction", ""))
+        return str(decision.inputs.get("reaction") or decision.inputs.get("subscriber") or "")
 
-    @admin.display(description="dismissed event")
+    @admin.display(description="event acted on")
     def dismissed_event(self, decision: Decision) -> str:
         return str(decision.inputs.get("event_id", ""))
 
@@ -140,6 +208,16 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Every operator reads the audit trail: viewers, dismissers and operators alike.
+        user = request.user
+        return super().has_view_permission(request, obj) or any(
+            user.has_perm(permission) for permission in CONSOLE_PERMISSIONS
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self.has_view_permission(request)
 
 
 @admin.action(description="Revoke selected tokens (for good)", permissions=["change"])

@@ -337,3 +337,9 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     # Tracebacks go to the log, never to the client.
     logger.exception("unexpected error in %s %s", request.method, request.path)
     return _error(request, 500, "internal_error", "An unexpected error occurred.")
+
+
+# The console's operations (subscribers, workers, actions) live in their own module.
+from reactions_admin.api_console import router as console_router  # noqa: E402
+
+api.add_router("", console_router)

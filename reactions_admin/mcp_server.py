@@ -24,6 +24,7 @@ from reactions_admin.handler import Actor, dismiss_event_in_reaction
 from reactions_admin.parked import dismiss_parked_stream as dismiss_stream
 from reactions_admin.parked import list_parked_streams as parked_streams_of
 from reactions_admin.parked import retry_parked_stream as retry_stream
+from reactions_admin.mcp_console import EventId, Reason, SubscriberName, register_console_tools
 from reactions_admin.reactions import list_reactions as reaction_statuses
 from reactions_admin.tokens import bearer_secret, user_for_token
 
@@ -94,7 +95,7 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
     )
     async def dismiss_event_in_reaction_tool(
-        subscriber_name: str, event_id: str, reason: str, ctx: Context
+        subscriber_name: SubscriberName, event_id: EventId, reason: Reason, ctx: Context
     ) -> CallToolResult:
         """Dismiss a poison event in a wedged reaction: move its bookmark to the event
         (which must lie after it) and audit the decision with your reason."""
@@ -165,4 +166,5 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
 
         return await run(work)
 
+    register_console_tools(server, secret_of, run)
     return server

@@ -127,10 +127,24 @@ def authorize_view(actor: Actor) -> None:
 def overview(actor: Actor) -> Overview:
     """Every subscriber's report (by name), the counts and the workers."""
     authorize_view(actor)
+    return read_as_shell()
+
+
+def read_as_shell() -> Overview:
+    """The overview for the shell's account (``manage.py subscribers`` without ``--as``):
+    whoever can run the command can read the database anyway."""
     require_durable_store()
     with database_errors():
         reports, found = _reports(Bookmark.objects.all())
         return Overview(reports, count(r.diagnosis for r in reports), found)
+
+
+def list_workers(actor: Actor) -> list[WorkerInfo]:
+    """The workers seen in the last day (live ones first)."""
+    authorize_view(actor)
+    require_durable_store()
+    with database_errors():
+        return workers()
 
 
 def subscriber_report(name: str, actor: Actor) -> SubscriberReport:

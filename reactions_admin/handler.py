@@ -387,3 +387,16 @@ def _move_past(bookmark: Bookmark, cursor: Cursor) -> None:
     bookmark.lease_expires_at = None
     bookmark.updated_at = timezone.now()
     bookmark.save()
+
+
+def dismiss_locked(
+    subscriber_name: str,
+    target: uuid.UUID,
+    reason: str,
+    actor: Actor,
+    via: str,
+    correlation_id: uuid.UUID,
+) -> DismissalResult:
+    """One dismissal inside the caller's transaction, for a caller that has authorized it
+    already (dismissing a failure group: all of them land, or none)."""
+    return _dismiss(subscriber_name, target, reason, actor, via, correlation_id)

@@ -158,9 +158,12 @@ RETURNING next_retry_at
 
 # The failure is recorded against the cursor it happened at (and, for a reaction, only
 # while the lease is this claim's token): a bookmark an operator has moved is left alone.
+# A pause set meanwhile is kept; the retrying/wedged status is what resume brings back.
 RECORD_FAILURE = """
 UPDATE projection_bookmarks
-SET status = %(status)s, attempts = %(attempts)s, failing_event_id = %(event_id)s,
+SET status = CASE WHEN status = 'paused' THEN status ELSE %(status)s END,
+    paused_from = CASE WHEN status = 'paused' THEN %(status)s ELSE paused_from END,
+    attempts = %(attempts)s, failing_event_id = %(event_id)s,
     last_error = %(error)s, last_traceback = %(traceback)s, failed_at = now(),
     next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
                          ELSE now() + make_interval(secs => %(delay)s::float8) END,
@@ -659,3 +662,61 @@ SELECT count(*) FROM (
     SELECT 1 FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
     LIMIT 1000
 ) AS hidden
+"""
+
+# --- the operator's actions on a subscriber (reactions_admin.operate) --------------------
+
+# An action holds the bookmark row for its short transaction; a projection batch holding
+# it longer than this makes the action answer "busy, try again" instead of hanging.
+ACTION_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '5s'"
+
+# The row an action decides on, locked, with the stream-ordered rows waiting for a retry.
+LOCK_FOR_ACTION = """
+SELECT b.subscriber_name, b.kind, b.status, b.attempts, b.failing_event_id, b.paused_from,
+       (SELECT count(*) FROM reaction_work w
+        WHERE w.subscriber_name = b.subscriber_name AND w.parked_at IS NULL
+          AND w.next_retry_at IS NOT NULL) AS retrying_rows
+FROM projection_bookmarks b WHERE b.subscriber_name = %(name)s FOR UPDATE OF b
+"""
+
+# Retry now: the next attempt is due at once (attempts kept: the retry rule counts on).
+RETRY_NOW = """
+UPDATE projection_bookmarks SET status = 'retrying', next_retry_at = now(), updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
+# Retry now, stream-ordered: the rows waiting for a retry (not parked) are due at once.
+RETRY_ROWS_NOW = """
+UPDATE reaction_work SET next_retry_at = now()
+WHERE subscriber_name = %(name)s AND parked_at IS NULL AND next_retry_at IS NOT NULL
+"""
+
+# A pause: no worker's lock or claim selects a paused bookmark (they all filter on status);
+# the status it had comes back on resume.
+PAUSE = """
+UPDATE projection_bookmarks
+SET status = 'paused', paused_from = %(paused_from)s, paused_at = now(),
+    paused_by = %(paused_by)s, pause_reason = %(reason)s, updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
+RESUME = """
+UPDATE projection_bookmarks
+SET status = %(status)s, paused_from = '', paused_at = NULL, paused_by = '', pause_reason = '',
+    updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
+# Wake every worker's loops: a retry is due, or a subscriber was resumed.
+WAKE_WORKERS = "SELECT pg_notify('eventdesk_events', '')"
+
+# Every failing item a fingerprint can group: a bookmark retrying or wedged on an event.
+FAILING_BOOKMARKS = """
+SELECT subscriber_name, kind, failing_event_id, last_error FROM projection_bookmarks
+WHERE status IN ('retrying', 'wedged') AND failing_event_id IS NOT NULL
+ORDER BY subscriber_name
+"""
+
+# Acting on a failure group takes this lock for its transaction: a second operator acting
+# on the same group at once is refused (409) instead of queueing behind the first.
+TRY_LOCK_GROUP = "SELECT pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0))"

@@ -4,6 +4,7 @@ bulk by fingerprint (all or nothing, one decision per dismissed event, conflicts
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -161,7 +162,7 @@ def test_a_paused_stream_ordered_reaction_claims_nothing(ops) -> None:
 
 def test_refusals_change_nothing(ops) -> None:
     Bookmark.objects.create(subscriber_name="board", kind="projection")
-    cases = [
+    cases: list[tuple[Callable[[], object], str]] = [
         (lambda: retry_now("board", "x", ops), "nothing_to_retry"),
         (lambda: resume("board", "x", ops), "not_paused"),
         (lambda: pause("board", "  \u200b ", ops), "reason_required"),
@@ -174,10 +175,11 @@ def test_refusals_change_nothing(ops) -> None:
         assert refused.value.code == code
     assert bookmark("board").status == "active"
     pause("board", "x", ops)
-    for act, code in [
+    paused: list[tuple[Callable[[], object], str]] = [
         (lambda: pause("board", "again", ops), "already_paused"),
         (lambda: retry_now("board", "x", ops), "subscriber_paused"),
-    ]:
+    ]
+    for act, code in paused:
         with pytest.raises(errors.ReactionsError) as refused:
             act()
         assert refused.value.code == code
@@ -236,7 +238,8 @@ def test_a_group_that_changed_since_the_preview_is_refused(poisoned, ops) -> Non
     found = context_group(ops)
     with pytest.raises(errors.FailureGroupChanged, match="2 failing item"):
         dismiss_failure_group(found.fingerprint.id, 3, "poison", ops)
-    assert decisions() == [] and operations() == []
+    assert decisions() == []
+    assert operations() == []
 
 
 def test_a_second_operator_acting_at_the_same_moment_gets_a_conflict(poisoned, ops) -> None:
@@ -258,7 +261,8 @@ def test_a_group_is_all_or_nothing(poisoned, ops) -> None:
     with pytest.raises(errors.EventNotFound):
         dismiss_failure_group(found.fingerprint.id, 2, "poison", ops)
     assert bookmark("mailer").cursor == poisoned[0].cursor  # its dismissal rolled back
-    assert decisions() == [] and operations() == []
+    assert decisions() == []
+    assert operations() == []
 
 
 def test_retrying_a_group_keeps_the_attempts(poisoned, ops) -> None:
@@ -268,6 +272,7 @@ def test_retrying_a_group_keeps_the_attempts(poisoned, ops) -> None:
     for name in ("mailer", "digest"):
         mark = bookmark(name)
         assert (mark.status, mark.attempts) == ("retrying", 5)
+        assert mark.next_retry_at is not None
         assert mark.next_retry_at <= timezone.now()
     assert bookmark("pager").status == "wedged"
 

@@ -127,6 +127,11 @@ def group(items: Sequence[FailingItem]) -> list[FailureGroup]:
 def failure_groups(actor: Actor) -> list[FailureGroup]:
     """Every failure group now (view permission)."""
     authorize_view(actor)
+    return read_groups_as_shell()
+
+
+def read_groups_as_shell() -> list[FailureGroup]:
+    """Every failure group, for the shell's account (``manage.py failures`` without ``--as``)."""
     require_durable_store()
     with database_errors():
         return group(_items())

@@ -12,8 +12,22 @@ from django.utils.html import format_html
 from eventstore.models import Event
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Append-only data (events, decisions), rows the worker or a projection owns
+    (bookmarks, read models): shown, never added, changed or deleted from the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class EventAdmin(ReadOnlyAdmin):
     """Browse and search events by id, stream and type; nothing can be added, changed or deleted."""
 
     list_display = ("position", "transaction_id", "event_type", "stream_id", "stream_version",
@@ -33,15 +47,6 @@ class EventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="metadata")
     def pretty_metadata(self, event: Event) -> str:
         return _pretty(event.metadata)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _pretty(value: Any) -> str:

@@ -1,15 +1,9 @@
-"""Admin pages of the operator slice: decisions (read-only audit), API tokens, and the
-"Dismiss event…" action on the bookmarks changelist.
-
-The bookmark ModelAdmin belongs to ``subscribers/admin.py``. We attach our action
-to that one registered instance (not ``admin.site.add_action``, which would add it
-to every changelist). Importing ``subscribers.admin`` first makes this independent
-of the order of INSTALLED_APPS; if no bookmark admin is registered, a minimal one is.
-"""
+"""Admin pages of the operator surface: decisions (read-only audit), API tokens, and
+the Bookmarks pages (``admin_bookmarks``: the changelist, its horizon banner and the
+operator's actions)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
@@ -19,11 +13,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from reactions_admin import admin_parked  # noqa: F401  (registers the parked-streams page)
-from reactions_admin.admin_dismiss import dismiss_event
+from eventstore.admin import ReadOnlyAdmin
+from reactions_admin import (
+    admin_bookmarks,  # noqa: F401  (registers the Bookmarks pages)
+    admin_parked,  # noqa: F401  (registers the parked-streams page)
+)
 from reactions_admin.models import ApiToken, Decision
 from reactions_admin.tokens import revoke
-from subscribers.models import Bookmark
 
 #: Any of these lets a staff user read the decisions.
 CONSOLE_PERMISSIONS = (
@@ -105,7 +101,7 @@ END
 
 
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DecisionAdmin(ReadOnlyAdmin):
     """The audit trail: who decided what (a dismissal, an API token created or revoked),
     when and why."""
 
@@ -200,15 +196,6 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def via(self, decision: Decision) -> str:
         return str(decision.metadata.get("via", ""))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Every operator reads the audit trail: viewers, dismissers and operators alike.
         user = request.user
@@ -249,33 +236,3 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """A minimal bookmark changelist, used only when ``subscribers/admin.py`` registers none."""
-
-    list_display = ("subscriber_name", "kind", "status", "last_transaction_id", "last_position",
-                    "attempts", "failing_event_id")  # fmt: skip
-    list_filter = ("kind", "status")
-
-
-def _bookmark_admin() -> admin.ModelAdmin[Bookmark]:
-    try:
-        importlib.import_module("subscribers.admin")  # registers the bookmark changelist
-    except ModuleNotFoundError as exc:
-        if exc.name != "subscribers.admin":
-            raise
-    if not admin.site.is_registered(Bookmark):
-        admin.site.register(Bookmark, BookmarkAdmin)
-    return admin.site.get_model_admin(Bookmark)
-
-
-def _attach_dismiss_action() -> None:
-    bookmark_admin = _bookmark_admin()
-    actions = list(bookmark_admin.actions or ())
-    if dismiss_event not in actions:
-        # An instance attribute: only this ModelAdmin gains the action.
-        bookmark_admin.actions = [*actions, dismiss_event]
-
-
-_attach_dismiss_action()

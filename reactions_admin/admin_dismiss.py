@@ -38,7 +38,7 @@ class DismissEventForm(forms.Form):
     )
 
 
-@admin.action(description="Dismiss event…")
+@admin.action(description="Dismiss event…", permissions=["dismiss"])
 def dismiss_event(
     modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
 ) -> TemplateResponse | None:

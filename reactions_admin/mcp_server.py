@@ -21,10 +21,10 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from reactions_admin import errors
 from reactions_admin.handler import Actor, dismiss_event_in_reaction
+from reactions_admin.mcp_console import EventId, Reason, SubscriberName, register_console_tools
 from reactions_admin.parked import dismiss_parked_stream as dismiss_stream
 from reactions_admin.parked import list_parked_streams as parked_streams_of
 from reactions_admin.parked import retry_parked_stream as retry_stream
-from reactions_admin.mcp_console import EventId, Reason, SubscriberName, register_console_tools
 from reactions_admin.reactions import list_reactions as reaction_statuses
 from reactions_admin.tokens import bearer_secret, user_for_token
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.models import BigIntegerField, F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -167,10 +168,16 @@ def _handled_types() -> str:
 
 
 def bookmarks_with_lag(bookmarks: Any) -> Any:
-    """``bookmarks`` annotated with ``behind``: a capped count of the wanted events past
-    each one under the horizon (one correlated count per row, in the same query)."""
+    """``bookmarks`` annotated with ``behind`` (a capped count of the wanted events past
+    each one under the horizon: one correlated count per row, in the same query),
+    ``open_work`` and their sum ``lag_total``."""
     types = _handled_types()
-    return bookmarks.annotate(behind=RawSQL(sql.LAG, (types, types)))
+    # A stream-ordered reaction's lag also counts its unfinished rows of streams that are
+    # not parked (taken in, not handled); parked streams are a cause of their own.
+    return bookmarks.annotate(
+        behind=RawSQL(sql.LAG, (types, types), output_field=BigIntegerField()),
+        open_work=RawSQL(sql.OPEN_WORK_OF_BOOKMARK, (), output_field=BigIntegerField()),
+    ).annotate(lag_total=F("behind") + F("open_work"))
 
 
 def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
@@ -199,12 +206,13 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
         if row.lease_owner and row.lease_expires_at and row.lease_expires_at > now:
             lease_owners.add(row.lease_owner.split("#", 1)[0])
         behind = int(getattr(row, "behind", 0) or 0)
+        open_work = int(getattr(row, "open_work", 0) or 0)
         facts = SubscriberFacts(
             name=row.subscriber_name,
             kind=row.kind,
             status=row.status,
             now=now,
-            lag=min(behind, sql.LAG_CAP),
+            lag=min(behind, sql.LAG_CAP) + open_work,
             lag_capped=behind > sql.LAG_CAP,
             attempts=row.attempts,
             max_attempts=max_attempts,

@@ -12,8 +12,11 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router, Schema
-from pydantic import Field
+from pydantic import Field, field_validator
 
+# This module is imported by reactions_admin.api, at its end (it adds this router): the
+# names below are defined by then.
+from reactions_admin.api import ALWAYS, REASON_PATTERN, refusals
 from reactions_admin.failures import (
     dismiss_failure_group,
     failure_group,
@@ -108,8 +111,6 @@ class OverviewOut(Schema):
 
 
 def _refusals(*statuses: int) -> dict[int, Any]:
-    from reactions_admin.api import ALWAYS, refusals
-
     return refusals(*ALWAYS, *statuses)
 
 
@@ -139,7 +140,10 @@ def workers(request: HttpRequest) -> Any:
 class ReasonIn(Schema):
     reason: str = Field(
         description="Why you act (recorded in the audit trail). Trimmed; it must not be blank "
-        "(400 reason_required) nor longer than 2000 characters (400 reason_too_long)."
+        "(400 reason_required) nor longer than 2000 characters (400 reason_too_long), nor "
+        "hold a NUL character (400 unstorable_text).",
+        min_length=1,
+        json_schema_extra={"pattern": REASON_PATTERN},
     )
 
 
@@ -204,8 +208,15 @@ class FailureGroupOut(Schema):
 
 class GroupActionIn(ReasonIn):
     expected_count: int = Field(
-        description="The count the preview showed; 409 group_changed if it differs now."
+        ge=0, description="The count the preview showed; 409 group_changed if it differs now."
     )
+
+    @field_validator("expected_count", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true/false is no count
+            raise ValueError("expected_count is an integer, not a boolean")
+        return value
 
 
 class GroupActionOut(Schema):

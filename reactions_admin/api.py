@@ -99,7 +99,7 @@ class ValidationErrorOut(ErrorOut):
 #: decider._escape), and lone surrogates, which no such validator can name, are left to the
 #: handler (400 unstorable_text). The handler enforces the rule (400 reason_required /
 #: reason_too_long / unstorable_text), not the schema parser, so each refusal keeps its code.
-REASON_PATTERN = (
+REASON_PATTERN: str = (
     rf"^(?!\s*\S[\s\S]{{{MAX_REASON_LENGTH - 1}}}[\s\S]*\S)"
     rf"[^\x00]*{visible_character_class()}[^\x00]*$"
 )

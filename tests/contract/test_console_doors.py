@@ -79,7 +79,7 @@ def state() -> Any:
 
 def rest(world: World, caller: str, method: str, path: str, body: Any = None) -> tuple[int, str]:
     secret = world.tokens[caller]
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
+    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
     client = Client(enforce_csrf_checks=True)
     if method == "get":
         response = client.get(path, **headers)

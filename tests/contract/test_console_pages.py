@@ -83,7 +83,7 @@ def test_the_fragment_is_what_the_page_refreshes(events) -> None:
 def test_the_script_is_served_by_the_project() -> None:
     response = Client().get("/static/reactions_admin/console.js")
     assert response.status_code == 200
-    assert b"setInterval" in b"".join(response.streaming_content)
+    assert b"setInterval" in b"".join(response.streaming_content)  # type: ignore[attr-defined]
 
 
 def test_the_workers_page(events) -> None:

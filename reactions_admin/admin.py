@@ -13,20 +13,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from eventstore.admin import ReadOnlyAdmin
+from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
 from reactions_admin import (
     admin_bookmarks,  # noqa: F401  (registers the Bookmarks pages)
     admin_parked,  # noqa: F401  (registers the parked-streams page)
 )
 from reactions_admin.models import ApiToken, Decision
 from reactions_admin.tokens import revoke
-
-#: Any of these lets a staff user read the decisions.
-CONSOLE_PERMISSIONS = (
-    "reactions_admin.view_console",
-    "reactions_admin.dismiss_event",
-    "reactions_admin.operate_subscriber",
-)
 
 
 class _DataKeyFilter(admin.SimpleListFilter):
@@ -119,6 +112,8 @@ class DecisionAdmin(ReadOnlyAdmin):
               "stream_version")  # fmt: skip
     readonly_fields = fields
     show_full_result_count = False
+    # Every operator reads the audit trail: viewers, dismissers and operators alike.
+    also_viewable_with = OPERATOR_PERMISSIONS
 
     @admin.display(description="who")
     def actor(self, decision: Decision) -> str:
@@ -195,16 +190,6 @@ class DecisionAdmin(ReadOnlyAdmin):
     @admin.display(description="via")
     def via(self, decision: Decision) -> str:
         return str(decision.metadata.get("via", ""))
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Every operator reads the audit trail: viewers, dismissers and operators alike.
-        user = request.user
-        return super().has_view_permission(request, obj) or any(
-            user.has_perm(permission) for permission in CONSOLE_PERMISSIONS
-        )
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return super().has_module_permission(request) or self.has_view_permission(request)
 
 
 @admin.action(description="Revoke selected tokens (for good)", permissions=["change"])

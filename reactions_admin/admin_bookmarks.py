@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
 from config.options import options
-from eventstore.admin import ReadOnlyAdmin
+from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from reactions_admin.admin_actions import pause_action, resume_action, retry_now_action
@@ -31,7 +31,7 @@ from reactions_admin.admin_dismiss import dismiss_event
 from reactions_admin.charts import lag_chart, rate_text, sparkline
 from reactions_admin.handler import DISMISS_PERMISSION
 from reactions_admin.operate import OPERATE_PERMISSION
-from reactions_admin.overview import VIEW_PERMISSIONS, bookmarks_with_lag
+from reactions_admin.overview import bookmarks_with_lag
 from subscribers import history, sql
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
@@ -63,19 +63,11 @@ class BookmarkAdmin(ReadOnlyAdmin):
     )  # fmt: skip
     fields = readonly_fields
     actions = [dismiss_event, retry_now_action, pause_action, resume_action]
+    also_viewable_with = OPERATOR_PERMISSIONS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Bookmark]:
         # One correlated, capped count per row, in the same query as the page.
         return bookmarks_with_lag(super().get_queryset(request))  # type: ignore[no-any-return]
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        user = request.user
-        return super().has_view_permission(request, obj) or any(
-            user.has_perm(permission) for permission in VIEW_PERMISSIONS
-        )
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return super().has_module_permission(request) or self.has_view_permission(request)
 
     def has_dismiss_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DISMISS_PERMISSION)

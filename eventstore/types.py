@@ -98,14 +98,21 @@ KEY_ORDER = "data_key_order"
 def _key_order(data: Any) -> list[str] | None:
     """The payload's top-level keys in their own order, or None when jsonb's order is the
     same (most payloads: nothing is stored then) or the payload is not an object of
-    string keys."""
+    string keys. One pass, no sort: this runs for every appended event."""
     if not isinstance(data, Mapping) or len(data) < 2:
         return None
-    keys = list(data)
-    if not all(isinstance(key, str) for key in keys):
-        return None
-    stored = sorted(keys, key=lambda key: (len(key.encode()), key.encode()))
-    return None if stored == keys else keys
+    # jsonb orders keys by length in bytes, then bytewise; UTF-8 keeps code point order,
+    # so comparing the str themselves agrees with comparing their bytes.
+    last_length, last = -1, ""
+    in_jsonb_order = True
+    for key in data:
+        if type(key) is not str:
+            return None
+        length = len(key) if key.isascii() else len(key.encode())
+        if in_jsonb_order and (length < last_length or (length == last_length and key < last)):
+            in_jsonb_order = False
+        last_length, last = length, key
+    return None if in_jsonb_order else list(data)
 
 
 def in_key_order(data: Mapping[str, Any], metadata: Any) -> dict[str, Any]:

@@ -73,3 +73,25 @@ def test_the_dismissal_form_shows_the_payload_and_the_traceback_one_click_away(p
     assert order_of(html) == ["run_id", "severity", "message", "excerpt"]
     assert '<details id="traceback"><summary>Traceback</summary>' in html
     assert "demo/llm.py" in html
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["n", "payload"],
+        ["payload", "n"],
+        ["ab", "é"],
+        ["é", "ab"],
+        ["zz", "aa", "b", "ccc"],
+        ["b", "zz", "aa", "ccc"],
+        ["ä", "z", "ab", "ü"],
+    ],
+)
+def test_the_order_comes_back_whether_or_not_jsonb_kept_it(keys) -> None:
+    from eventstore.types import in_key_order
+
+    data = {key: index for index, key in enumerate(keys)}
+    [appended] = PostgresEventStore().append_streams([StreamAppend("k", [NewEvent("K", data)])])
+    read = PostgresEventStore().get_event(appended.event_id)
+    assert read is not None
+    assert list(in_key_order(read.data, read.metadata)) == keys

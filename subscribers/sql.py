@@ -530,6 +530,7 @@ SAMPLES_SINCE = """
 SELECT bucket, position, head_position, lag_events, lag_capped FROM subscriber_samples
 WHERE subscriber_name = %(name)s AND bucket >= %(since)s
 ORDER BY bucket
+"""
 
 
 # --- worker heartbeats (the console's Workers page, the diagnosis, the metrics) ----------

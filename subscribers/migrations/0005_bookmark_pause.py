@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subscribers', '0003_worker_heartbeats'),
+        ('subscribers', '0004_worker_heartbeats'),
     ]
 
     operations = [

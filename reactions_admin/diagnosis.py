@@ -94,9 +94,10 @@ class SubscriberFacts:
     live_workers: tuple[str, ...] = ()
     leases: tuple[LeaseFact, ...] = ()
     horizon: HorizonFact | None = None
-    #: Events per second over the recent past, when a history is kept (issue 12's
-    #: samples); None when unknown. The ETA is ``lag / rate``.
+    #: Events per second over the recent past, from the lag history (issue 12's samples);
+    #: None when unknown. The ETA, from the same history; without one, ``lag / rate``.
     rate: float | None = None
+    eta_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,9 @@ def diagnose(facts: SubscriberFacts) -> Diagnosis:
     intake paused, the horizon; with none, catching up or caught up."""
     causes = [c for c in _causes(facts) if c is not None]
     behind = facts.lag > 0 or facts.parked_streams > 0
-    eta = facts.lag / facts.rate if facts.rate and facts.lag > 0 else None
+    eta = facts.eta_seconds
+    if eta is None and facts.rate and facts.lag > 0:
+        eta = facts.lag / facts.rate
     if causes and any(c.blocking for c in causes):
         headline = next(c for c in causes if c.blocking)
         return Diagnosis(
@@ -195,10 +198,9 @@ def diagnose(facts: SubscriberFacts) -> Diagnosis:
     if behind:
         text = f"catching up: {_lag(facts)} behind"
         if facts.rate:
-            text = (
-                f"catching up at {facts.rate:.1f} events/s: {_lag(facts)} behind, "
-                f"ETA {duration(eta or 0)}"
-            )
+            text = f"catching up at {facts.rate:.1f} events/s: {_lag(facts)} behind"
+            if eta is not None:
+                text += f", ETA {duration(eta)}"
         return Diagnosis(State.CATCHING_UP, text, tuple(causes), facts.rate, eta, facts.lag)
     text = "caught up"
     if causes:

@@ -33,7 +33,7 @@ from reactions_admin.diagnosis import (
     diagnose,
 )
 from reactions_admin.doors import Actor, authenticated, database_errors, require_durable_store
-from subscribers import sql
+from subscribers import history, sql
 from subscribers.heartbeat import WorkerInfo, workers
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
@@ -47,16 +47,18 @@ VIEW_PERMISSIONS = (
 )
 
 
-def rates() -> dict[str, float]:
-    """Events per second of each subscriber over the recent past, by name.
+def rates(names: list[str]) -> dict[str, tuple[float | None, float | None]]:
+    """Events per second and ETA (seconds) of each subscriber, from the lag history the
+    worker samples (``subscribers.history``); (None, None) while there are too few samples."""
+    found: dict[str, tuple[float | None, float | None]] = {}
+    for name in names:
+        estimate = history.rate_and_eta(name)
+        found[name] = (estimate.events_per_second, estimate.eta_seconds)
+    return found
 
-    Empty until a history of positions is kept (issue 12's samples fill it); the
-    diagnosis then says "catching up" without a rate or an ETA."""
-    return {}
 
-
-#: Where the diagnosis finds rates (replaceable in one place, and in tests).
-rate_source: Callable[[], dict[str, float]] = rates
+#: Where the diagnosis finds rates (replaceable in one place).
+rate_source: Callable[[list[str]], dict[str, tuple[float | None, float | None]]] = rates
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
     horizon = _horizon()
     failing = _failing_types([row.failing_event_id for row in rows if row.failing_event_id])
     registry = configured_registry()
-    rate_of = rate_source()
+    rate_of = rate_source([row.subscriber_name for row in rows])
     max_attempts = options().max_attempts
     reports = []
     for row in rows:
@@ -235,7 +237,8 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
             live_workers=tuple(running.get(row.subscriber_name, ())),
             leases=tuple(_lease(owner, by_id) for owner in sorted(lease_owners)),
             horizon=horizon,
-            rate=rate_of.get(row.subscriber_name),
+            rate=rate_of.get(row.subscriber_name, (None, None))[0],
+            eta_seconds=rate_of.get(row.subscriber_name, (None, None))[1],
         )
         reports.append(SubscriberReport(row, facts, diagnose(facts)))
     return reports, found

@@ -93,3 +93,21 @@ def test_reading_needs_a_permission_and_a_known_name() -> None:
         overview(nobody)
     with pytest.raises(errors.SubscriberNotFound):
         subscriber_report("nope", viewer())
+
+
+def test_the_rate_and_eta_come_from_the_lag_history() -> None:
+    from subscribers.models import SubscriberSample
+
+    wait_until_visible(append_events(5))
+    Bookmark.objects.create(subscriber_name="board", kind="projection")
+    beat("h:1:live", ["board"], silent=1)
+    now = timezone.now()
+    for ago_seconds, position, lag in [(20, 100, 300), (10, 200, 200)]:
+        SubscriberSample.objects.create(
+            subscriber_name="board", bucket=now - timedelta(seconds=ago_seconds),
+            transaction_id=1, position=position, head_position=400, lag_events=lag,
+        )  # fmt: skip
+    diagnosis = subscriber_report("board", viewer()).diagnosis
+    assert diagnosis.state.value == "catching_up"
+    assert diagnosis.rate == pytest.approx(10.0)
+    assert diagnosis.summary.startswith("catching up at 10.0 events/s: 5 event(s) behind, ETA ")

@@ -142,7 +142,3 @@ class ApiToken(models.Model):
         """``Model.save``; raises ``RevocationFinal`` if it would bring a revoked token back."""
         with _revocation_is_final():
             super().save(*args, **kwargs)
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None

@@ -46,7 +46,7 @@ def test_a_fresh_poison_wedges_the_drafter_again_after_a_dismissal() -> None:
     call_command("seed_demo", "--poison", stdout=out)
     assert "Appended a fresh poison caution" in out.getvalue()
     drain(registry, lambda: drafter().status == "wedged", "the wedge again")
-    poison = Event.objects.get(event_id=drafter().failing_event_id)
+    poison = Event.objects.get(event_id=str(drafter().failing_event_id))
     assert (poison.event_type, poison.stream_id) == ("CautionRaised", "run-poison-0001")
     assert "ContextWindowExceeded" in drafter().last_error
     # And again: each --poison is a new run.

@@ -37,9 +37,9 @@ def test_a_fresh_poison_wedges_the_drafter_again_after_a_dismissal() -> None:
     call_command("seed_demo", stdout=io.StringIO())
     registry = load_registry()
     drain(registry, lambda: drafter().status == "wedged", "the first wedge")
-    dismiss_event_in_reaction(
-        "demo.caution_drafter", drafter().failing_event_id, "demo", operator()
-    )
+    failing = drafter().failing_event_id
+    assert failing is not None
+    dismiss_event_in_reaction("demo.caution_drafter", failing, "demo", operator())
     drain(registry, lambda: drafter().status == "active" and drafter().last_error == "")
 
     out = io.StringIO()

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reactions_admin', '0003_operate_subscriber_permission'),
+        ('reactions_admin', '0003_parked_streams'),
     ]
 
     operations = [

@@ -42,6 +42,12 @@ Reason = Annotated[
 ]
 
 
+OptionalReason = Annotated[
+    str, Field(description="Why you act, in words (recorded in the audit trail; optional).")
+]
+StreamId = Annotated[
+    str, Field(description="The stream's id (a parked stream of the reaction), e.g. run-0004.")
+]
 Fingerprint = Annotated[
     str, Field(description="A failure group's fingerprint, as list_failure_groups shows it.")
 ]

@@ -21,7 +21,14 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from reactions_admin import errors
 from reactions_admin.handler import Actor, dismiss_event_in_reaction
-from reactions_admin.mcp_console import EventId, Reason, SubscriberName, register_console_tools
+from reactions_admin.mcp_console import (
+    EventId,
+    OptionalReason,
+    Reason,
+    StreamId,
+    SubscriberName,
+    register_console_tools,
+)
 from reactions_admin.parked import dismiss_parked_stream as dismiss_stream
 from reactions_admin.parked import list_parked_streams as parked_streams_of
 from reactions_admin.parked import retry_parked_stream as retry_stream
@@ -119,7 +126,7 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         return await run(work)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
-    async def list_parked_streams(subscriber_name: str, ctx: Context) -> CallToolResult:
+    async def list_parked_streams(subscriber_name: SubscriberName, ctx: Context) -> CallToolResult:
         """The parked streams of a stream-ordered reaction: each stream, its head event
         (the one that failed every attempt), error, attempts, since when, and how many
         events wait behind it."""
@@ -136,7 +143,7 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
     )
     async def dismiss_parked_stream_tool(
-        subscriber_name: str, stream_id: str, reason: str, ctx: Context
+        subscriber_name: SubscriberName, stream_id: StreamId, reason: Reason, ctx: Context
     ) -> CallToolResult:
         """Dismiss a whole parked stream of a stream-ordered reaction: its head and every
         event waiting behind it, one audited decision per event, all or nothing."""
@@ -153,7 +160,10 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=False),
     )
     async def retry_parked_stream_tool(
-        subscriber_name: str, stream_id: str, ctx: Context, reason: str = ""
+        subscriber_name: SubscriberName,
+        stream_id: StreamId,
+        ctx: Context,
+        reason: OptionalReason = "",
     ) -> CallToolResult:
         """Retry a parked stream now: its head runs once more (attempts are not reset, so
         another failure parks it again) and the events behind it follow in order."""

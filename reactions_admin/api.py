@@ -22,6 +22,7 @@ from pydantic import Field
 
 from reactions_admin import errors
 from reactions_admin.decider import MAX_REASON_LENGTH, visible_character_class
+from reactions_admin.doors import actor_for_token
 from reactions_admin.handler import dismiss_event_in_reaction
 from reactions_admin.parked import (
     dismiss_parked_stream,
@@ -30,7 +31,6 @@ from reactions_admin.parked import (
     retry_parked_stream,
 )
 from reactions_admin.reactions import get_reaction, list_reactions
-from reactions_admin.tokens import user_for_token
 
 logger = logging.getLogger("eventdesk.api")
 
@@ -40,10 +40,7 @@ class BearerToken(HttpBearer):
     valid is refused outright rather than falling back to the session."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        user = user_for_token(token.strip())
-        if user is None:
-            raise errors.NotAuthenticated("The API token is unknown or revoked.")
-        return user
+        return actor_for_token(token)
 
 
 class CsrfSession(APIKeyCookie):

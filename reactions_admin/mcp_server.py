@@ -20,7 +20,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from reactions_admin import errors
-from reactions_admin.handler import Actor, dismiss_event_in_reaction
+from reactions_admin.doors import actor_for_token
+from reactions_admin.handler import dismiss_event_in_reaction
 from reactions_admin.mcp_console import (
     EventId,
     OptionalReason,
@@ -33,7 +34,7 @@ from reactions_admin.parked import dismiss_parked_stream as dismiss_stream
 from reactions_admin.parked import list_parked_streams as parked_streams_of
 from reactions_admin.parked import retry_parked_stream as retry_stream
 from reactions_admin.reactions import list_reactions as reaction_statuses
-from reactions_admin.tokens import bearer_secret, user_for_token
+from reactions_admin.tokens import bearer_secret
 
 T = TypeVar("T")
 
@@ -47,13 +48,8 @@ INSTRUCTIONS = (
 )
 
 
-def _actor_for(secret: str | None) -> Actor:
-    if not secret:
-        raise errors.NotAuthenticated("An API token is required (Authorization: Bearer <token>).")
-    user = user_for_token(secret)
-    if user is None:
-        raise errors.NotAuthenticated("The API token is unknown or revoked.")
-    return user
+#: Who calls a tool: the token's user (401 not_authenticated otherwise), as at every door.
+_actor_for = actor_for_token
 
 
 def _in_django(work: Callable[[], T]) -> T:

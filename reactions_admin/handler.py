@@ -20,6 +20,8 @@ from eventstore.store import get_event_store
 from eventstore.types import Cursor
 from reactions_admin import doors, errors
 from reactions_admin.decider import (
+    DISMISSAL_CHOICE,
+    DISMISSAL_CONTEXT,
     DismissalRejected,
     PriorDismissal,
     Rejection,
@@ -222,19 +224,17 @@ def _dismiss(
         _move_past(bookmark, decision.cursor_after)
         recorded = register_decision(
             DECISION_STREAM,
-            context="ReactionDismissal",
-            choice="EventDismissed",
+            context=DISMISSAL_CONTEXT,
+            choice=DISMISSAL_CHOICE,
             reason=decision.reason,
             actor=actor,
-            inputs={
-                "reaction": subscriber_name,
-                "event_id": str(event.event_id),
-                "event_type": event.event_type,
-                "cursor_before": cursor_payload(decision.cursor_before),
-                "cursor_after": cursor_payload(decision.cursor_after),
-                "events_passed_over": passed_over,
-                "handled_events_passed_over": handled_passed_over,
-            },
+            inputs=decision.inputs(
+                reaction=subscriber_name,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                passed_over=passed_over,
+                handled_passed_over=handled_passed_over,
+            ),
             via=via,
             correlation_id=correlation_id,
             causation_id=event.event_id,

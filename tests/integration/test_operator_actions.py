@@ -23,9 +23,10 @@ from reactions_admin.failures import (
 )
 from reactions_admin.operate import OPERATION_STREAM, pause, resume, retry_now
 from subscribers.bookmarks import BookmarkState, Failure, record_failure
+from subscribers.leases import LeaseKeeper
 from subscribers.models import Bookmark
 from subscribers.registry import build_registry
-from subscribers.streams import LeaseTokens, take_in_and_claim
+from subscribers.streams import take_in_and_claim
 from tests.factories import append, jobs, operator, wedged_reaction
 from tests.subscribers import GatedReaction, applied
 from tests.support import bookmark, decisions, raw_connection, wait_for, wait_until_visible
@@ -155,7 +156,7 @@ def test_a_paused_stream_ordered_reaction_claims_nothing(ops) -> None:
     wait_until_visible(jobs("s1", 2))
     Bookmark.objects.create(subscriber_name=entry.name, kind="reaction")
     pause(entry.name, "holding the stream jobs", ops)
-    intake, claims = take_in_and_claim(entry, LeaseTokens("w"), 4)
+    intake, claims = take_in_and_claim(entry, LeaseKeeper("w"), 4)
     assert claims == []
     assert intake.moved_to is None
 

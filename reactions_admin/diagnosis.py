@@ -185,7 +185,6 @@ def diagnose(facts: SubscriberFacts) -> Diagnosis:
     is: paused, wedged, an orphaned lease, no live worker, retrying, parked streams,
     intake paused, the horizon; with none, catching up or caught up."""
     causes = [c for c in _causes(facts) if c is not None]
-    behind = facts.lag > 0 or facts.parked_streams > 0
     eta = facts.eta_seconds
     if eta is None and facts.rate and facts.lag > 0:
         eta = facts.lag / facts.rate
@@ -195,13 +194,19 @@ def diagnose(facts: SubscriberFacts) -> Diagnosis:
             headline.state, headline.text, tuple(causes), facts.rate, eta, facts.lag,
             facts.failing_event_id,
         )  # fmt: skip
-    if behind:
+    if facts.lag > 0:
         text = f"catching up: {_lag(facts)} behind"
         if facts.rate:
             text = f"catching up at {facts.rate:.1f} events/s: {_lag(facts)} behind"
             if eta is not None:
                 text += f", ETA {duration(eta)}"
         return Diagnosis(State.CATCHING_UP, text, tuple(causes), facts.rate, eta, facts.lag)
+    # Nothing left in the global order, but something to say (streams parked, no worker):
+    # a parked stream is the headline; "no live worker" only qualifies "caught up".
+    notable = [c for c in causes if c.state is not State.NO_WORKER]
+    if notable:
+        text = "; ".join(c.text for c in [*notable, *(c for c in causes if c not in notable)])
+        return Diagnosis(notable[0].state, text, tuple(causes), facts.rate, None, 0)
     text = "caught up"
     if causes:
         text += "; " + "; ".join(c.text for c in causes)

@@ -143,3 +143,14 @@ def test_times_have_seconds_and_a_timezone_and_ages_read_naturally() -> None:
     assert ago(NOW - timedelta(minutes=4, seconds=10), NOW) == "4 min ago"
     assert ago(NOW + timedelta(seconds=5), NOW) == "in 5 s"
     assert ago(NOW - timedelta(days=3), NOW) == "3 d ago"
+
+
+def test_a_parked_stream_is_the_headline_when_nothing_else_is_behind() -> None:
+    facts = replace(
+        BASE, stream_ordered=True, parked_streams=1, oldest_parked=NOW - timedelta(minutes=4)
+    )
+    diagnosis = diagnose(facts)
+    assert diagnosis.state is State.PARKED
+    assert diagnosis.summary.startswith("1 stream(s) parked, the oldest since ")
+    assert "catching up" not in diagnosis.summary
+    assert count([diagnosis]).wedged == 1

@@ -5,15 +5,18 @@ The MCP endpoint (``/mcp``) is served beside Django by ``config/asgi.py``.
 """
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
+from reactions_admin import console_views
 from reactions_admin.agent_errors import AGENT_PREFIX
 from reactions_admin.api import api
 from reactions_admin.metrics import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # The operator console's pages come first: "admin/" would take every path below it.
+    path("admin/console/", include(console_views)),
     path("admin/", admin.site.urls),
     path(AGENT_PREFIX.lstrip("/"), api.urls),
     # Prometheus gauges computed from the database (who may read them: metrics_view).

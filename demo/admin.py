@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from demo.models import AgentStats, Caution, Run
+from eventstore.admin import ReadOnlyAdmin
 
 
-class ReadModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadModelAdmin(ReadOnlyAdmin):
     """Rows a projection owns: shown, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Run)

@@ -99,3 +99,24 @@ def demo_history(now: datetime | None = None, runs: int = 12) -> list[list[Strea
             )
         history.append([StreamAppend(run_id, events, NO_STREAM)])
     return history
+
+
+def fresh_poison(number: int, now: datetime | None = None) -> StreamAppend:
+    """A new run (``run-poison-NNNN``) whose caution carries the oversized evidence again:
+    the CautionDrafter wedges on it, so the wedge-and-dismiss story can be shown again."""
+    run_id = f"run-poison-{number:04d}"
+    at = now or datetime.now(UTC)
+    meta = {"actor": "data-janitor", "correlation_id": run_id}
+    common = {"run_id": run_id, "agent": "data-janitor"}
+    return StreamAppend(
+        run_id,
+        [
+            NewEvent("RunStarted", {**common, "at": at.isoformat(),
+                     "task": "Deduplicate the customer table", "model": "fake-llm-1"}, meta),
+            NewEvent("CautionRaised", {**common, "at": (at + timedelta(seconds=30)).isoformat(),
+                     "severity": "critical",
+                     "message": "Agent attached its whole SQL session log as evidence",
+                     "excerpt": _poison_excerpt()}, meta),
+        ],
+        NO_STREAM,
+    )  # fmt: skip

@@ -90,6 +90,42 @@ MAX_STREAM_ID_LENGTH = 200
 MAX_EVENT_TYPE_LENGTH = 200
 
 
+#: The metadata key under which ``append_streams`` keeps the payload's own top-level key
+#: order, when it is not the order jsonb gives back (shorter keys first, then bytewise).
+KEY_ORDER = "data_key_order"
+
+
+def _key_order(data: Any) -> list[str] | None:
+    """The payload's top-level keys in their own order, or None when jsonb's order is the
+    same (most payloads: nothing is stored then) or the payload is not an object of
+    string keys. One pass, no sort: this runs for every appended event."""
+    if not isinstance(data, Mapping) or len(data) < 2:
+        return None
+    # jsonb orders keys by length in bytes, then bytewise; UTF-8 keeps code point order,
+    # so comparing the str themselves agrees with comparing their bytes.
+    last_length, last = -1, ""
+    in_jsonb_order = True
+    for key in data:
+        if type(key) is not str:
+            return None
+        length = len(key) if key.isascii() else len(key.encode())
+        if in_jsonb_order and (length < last_length or (length == last_length and key < last)):
+            in_jsonb_order = False
+        last_length, last = length, key
+    return None if in_jsonb_order else list(data)
+
+
+def in_key_order(data: Mapping[str, Any], metadata: Any) -> dict[str, Any]:
+    """``data`` with its top-level keys back in the order they were appended in (keys the
+    recorded order does not name, if any, after the others)."""
+    order = metadata.get(KEY_ORDER) if isinstance(metadata, Mapping) else None
+    if not isinstance(order, list):
+        return dict(data)
+    ordered = {key: data[key] for key in order if isinstance(key, str) and key in data}
+    ordered.update((key, value) for key, value in data.items() if key not in ordered)
+    return ordered
+
+
 def validate_appends(appends: Sequence[StreamAppend]) -> list[tuple[StreamAppend, list[str]]]:
     """Check an append request before anything is written.
 
@@ -137,7 +173,11 @@ def validate_appends(appends: Sequence[StreamAppend]) -> list[tuple[StreamAppend
             if event.event_id in ids:
                 raise InvalidAppend(f"event_id {event.event_id} appears twice in one append")
             ids.add(event.event_id)
-            for label, value in (("data", event.data), ("metadata", event.metadata)):
+            metadata = event.metadata
+            order = _key_order(event.data)
+            if order is not None and isinstance(metadata, Mapping):
+                metadata = {**metadata, KEY_ORDER: order}
+            for label, value in (("data", event.data), ("metadata", metadata)):
                 if not isinstance(value, Mapping):
                     raise InvalidAppend(f"{label} of a {kind} event must be a JSON object")
                 try:

@@ -1,26 +1,25 @@
-"""Admin pages of the operator slice: decisions (read-only audit), API tokens, and the
-"Dismiss event…" action on the bookmarks changelist.
-
-The bookmark ModelAdmin belongs to ``subscribers/admin.py``. We attach our action
-to that one registered instance (not ``admin.site.add_action``, which would add it
-to every changelist). Importing ``subscribers.admin`` first makes this independent
-of the order of INSTALLED_APPS; if no bookmark admin is registered, a minimal one is.
-"""
+"""Admin pages of the operator surface: decisions (read-only audit), API tokens, and
+the Bookmarks pages (``admin_bookmarks``: the changelist, its horizon banner and the
+operator's actions)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-from reactions_admin import admin_parked  # noqa: F401  (registers the parked-streams page)
-from reactions_admin.admin_dismiss import dismiss_event
+from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
+from reactions_admin import (
+    admin_bookmarks,  # noqa: F401  (registers the Bookmarks pages)
+    admin_parked,  # noqa: F401  (registers the parked-streams page)
+)
 from reactions_admin.models import ApiToken, Decision
 from reactions_admin.tokens import revoke
-from subscribers.models import Bookmark
 
 
 class _DataKeyFilter(admin.SimpleListFilter):
@@ -53,14 +52,59 @@ class ChoiceFilter(_DataKeyFilter):
     title, parameter_name, key = "choice", "choice", "choice"
 
 
+class ActorFilter(_DataKeyFilter):
+    title, parameter_name, key = "actor", "actor", "actor__username"
+
+
+class SubscriberFilter(admin.SimpleListFilter):
+    """Decisions about one subscriber (a dismissal names its ``reaction``; the console's
+    actions name their ``subscriber``)."""
+
+    title, parameter_name = "subscriber", "subscriber"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
+        names: set[str] = set()
+        for key in ("reaction", "subscriber"):
+            values = (
+                model_admin.get_queryset(request)
+                .order_by()
+                .values_list(f"data__inputs__{key}", flat=True)
+                .distinct()
+            )
+            names.update(str(value) for value in values if value)
+        return [(name, name) for name in sorted(names)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(Q(data__inputs__reaction=value) | Q(data__inputs__subscriber=value))
+
+
+#: The position of the event a decision acted on (its ``inputs.event_id``), for the link:
+#: one correlated lookup per row on the unique event_id index, in the page's own query.
+ACTED_ON_POSITION = """
+CASE WHEN events.data -> 'inputs' ->> 'event_id' ~ '^[0-9a-fA-F-]{36}$'
+     THEN (SELECT acted.position FROM events AS acted
+           WHERE acted.event_id = (events.data -> 'inputs' ->> 'event_id')::uuid)
+END
+"""
+
+
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DecisionAdmin(ReadOnlyAdmin):
     """The audit trail: who decided what (a dismissal, an API token created or revoked),
     when and why."""
 
     list_display = ("recorded_at", "actor", "context", "choice", "subject", "short_reason",
                     "via")  # fmt: skip
-    list_filter = (ContextFilter, ChoiceFilter)
+    list_filter = (
+        ContextFilter, ChoiceFilter, SubscriberFilter, ActorFilter,
+        ("recorded_at", admin.DateFieldListFilter),
+    )  # fmt: skip
+    date_hierarchy = "recorded_at"
     search_fields = ("data__reason", "data__inputs__reaction", "data__actor__username",
                      "data__inputs__event_id", "data__inputs__token_prefix")  # fmt: skip
     fields = ("recorded_at", "actor", "context", "choice", "reaction", "dismissed_event",
@@ -68,6 +112,8 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
               "stream_version")  # fmt: skip
     readonly_fields = fields
     show_full_result_count = False
+    # Every operator reads the audit trail: viewers, dismissers and operators alike.
+    also_viewable_with = OPERATOR_PERMISSIONS
 
     @admin.display(description="who")
     def actor(self, decision: Decision) -> str:
@@ -81,13 +127,26 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def choice(self, decision: Decision) -> str:
         return decision.choice
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Decision]:
+        decisions: QuerySet[Decision] = super().get_queryset(request)
+        return decisions.annotate(acted_on=RawSQL(ACTED_ON_POSITION, ()))
+
     @admin.display(description="about")
     def subject(self, decision: Decision) -> str:
-        """What the decision was about: the reaction and event, or the API token."""
+        """What the decision was about: the subscriber and the event it acted on (a link
+        to that event), or the API token."""
         if self.token(decision):
             return f"token {self.token(decision)}… of {self.token_owner(decision)}"
-        reaction, event = self.reaction(decision), self.dismissed_event(decision)
-        return f"{reaction}: {event}" if reaction or event else ""
+        subscriber = self.reaction(decision)
+        event = self.dismissed_event(decision)
+        if not event:
+            return subscriber
+        position = getattr(decision, "acted_on", None)
+        label = f"{subscriber}: {event}" if subscriber else event
+        if position is None:
+            return label
+        url = reverse("admin:eventstore_event_change", args=[position])
+        return format_html('<a href="{}" title="the event it acted on">{}</a>', url, label)
 
     @admin.display(description="API token")
     def token(self, decision: Decision) -> str:
@@ -97,11 +156,11 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         owner = decision.inputs.get("token_owner")
         return str(owner.get("username", "")) if isinstance(owner, dict) else ""
 
-    @admin.display(description="reaction")
+    @admin.display(description="subscriber")
     def reaction(self, decision: Decision) -> str:
-        return str(decision.inputs.get("reaction", ""))
+        return str(decision.inputs.get("reaction") or decision.inputs.get("subscriber") or "")
 
-    @admin.display(description="dismissed event")
+    @admin.display(description="event acted on")
     def dismissed_event(self, decision: Decision) -> str:
         return str(decision.inputs.get("event_id", ""))
 
@@ -131,15 +190,6 @@ class DecisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="via")
     def via(self, decision: Decision) -> str:
         return str(decision.metadata.get("via", ""))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.action(description="Revoke selected tokens (for good)", permissions=["change"])
@@ -171,33 +221,3 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """A minimal bookmark changelist, used only when ``subscribers/admin.py`` registers none."""
-
-    list_display = ("subscriber_name", "kind", "status", "last_transaction_id", "last_position",
-                    "attempts", "failing_event_id")  # fmt: skip
-    list_filter = ("kind", "status")
-
-
-def _bookmark_admin() -> admin.ModelAdmin[Bookmark]:
-    try:
-        importlib.import_module("subscribers.admin")  # registers the bookmark changelist
-    except ModuleNotFoundError as exc:
-        if exc.name != "subscribers.admin":
-            raise
-    if not admin.site.is_registered(Bookmark):
-        admin.site.register(Bookmark, BookmarkAdmin)
-    return admin.site.get_model_admin(Bookmark)
-
-
-def _attach_dismiss_action() -> None:
-    bookmark_admin = _bookmark_admin()
-    actions = list(bookmark_admin.actions or ())
-    if dismiss_event not in actions:
-        # An instance attribute: only this ModelAdmin gains the action.
-        bookmark_admin.actions = [*actions, dismiss_event]
-
-
-_attach_dismiss_action()

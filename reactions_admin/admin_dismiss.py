@@ -7,7 +7,6 @@ with the outcome as an admin message.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -18,14 +17,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from eventstore.payload import payload_html
 from reactions_admin.errors import ReactionsError
 from reactions_admin.handler import dismiss_event_in_reaction, is_storable
 from reactions_admin.reactions import DismissalPreview, preview_dismissal
 from subscribers.models import Bookmark
 
 TEMPLATE = "admin/reactions_admin/dismiss_event.html"
-#: The form shows at most this much of the event's payload (the demo's poison is 160 kB).
-PAYLOAD_PREVIEW_CHARS = 5000
 
 
 class DismissEventForm(forms.Form):
@@ -38,7 +36,7 @@ class DismissEventForm(forms.Form):
     )
 
 
-@admin.action(description="Dismiss event…")
+@admin.action(description="Dismiss event…", permissions=["dismiss"])
 def dismiss_event(
     modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
 ) -> TemplateResponse | None:
@@ -117,9 +115,7 @@ def _render(
 
 
 def _payload_preview(preview: DismissalPreview | None) -> dict[str, Any]:
-    payload = json.dumps(preview.event.data, indent=2, sort_keys=True) if preview else ""
-    return {
-        "payload": payload[:PAYLOAD_PREVIEW_CHARS],
-        "payload_length": len(payload),
-        "payload_cut": len(payload) > PAYLOAD_PREVIEW_CHARS,
-    }
+    # The payload's own key order, short fields first, long ones folded (one click).
+    if preview is None:
+        return {"payload": ""}
+    return {"payload": payload_html(preview.event.data, preview.event.metadata)}

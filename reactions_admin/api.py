@@ -22,6 +22,7 @@ from pydantic import Field
 
 from reactions_admin import errors
 from reactions_admin.decider import MAX_REASON_LENGTH, visible_character_class
+from reactions_admin.doors import actor_for_token
 from reactions_admin.handler import dismiss_event_in_reaction
 from reactions_admin.parked import (
     dismiss_parked_stream,
@@ -30,7 +31,6 @@ from reactions_admin.parked import (
     retry_parked_stream,
 )
 from reactions_admin.reactions import get_reaction, list_reactions
-from reactions_admin.tokens import user_for_token
 
 logger = logging.getLogger("eventdesk.api")
 
@@ -40,10 +40,7 @@ class BearerToken(HttpBearer):
     valid is refused outright rather than falling back to the session."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
-        user = user_for_token(token.strip())
-        if user is None:
-            raise errors.NotAuthenticated("The API token is unknown or revoked.")
-        return user
+        return actor_for_token(token)
 
 
 class CsrfSession(APIKeyCookie):
@@ -99,7 +96,7 @@ class ValidationErrorOut(ErrorOut):
 #: decider._escape), and lone surrogates, which no such validator can name, are left to the
 #: handler (400 unstorable_text). The handler enforces the rule (400 reason_required /
 #: reason_too_long / unstorable_text), not the schema parser, so each refusal keeps its code.
-REASON_PATTERN = (
+REASON_PATTERN: str = (
     rf"^(?!\s*\S[\s\S]{{{MAX_REASON_LENGTH - 1}}}[\s\S]*\S)"
     rf"[^\x00]*{visible_character_class()}[^\x00]*$"
 )
@@ -337,3 +334,9 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     # Tracebacks go to the log, never to the client.
     logger.exception("unexpected error in %s %s", request.method, request.path)
     return _error(request, 500, "internal_error", "An unexpected error occurred.")
+
+
+# The console's operations (subscribers, workers, actions) live in their own module.
+from reactions_admin.api_console import router as console_router  # noqa: E402
+
+api.add_router("", console_router)

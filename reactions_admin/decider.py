@@ -13,6 +13,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from eventstore.types import Cursor
 
@@ -44,6 +45,11 @@ class PriorDismissal:
     recorded_at: datetime
 
 
+#: The audit event of a dismissal: its ``context`` and ``choice``.
+DISMISSAL_CONTEXT = "ReactionDismissal"
+DISMISSAL_CHOICE = "EventDismissed"
+
+
 @dataclass(frozen=True)
 class DismissalAccepted:
     """Move the bookmark from ``cursor_before`` to ``cursor_after`` (the dismissed event)."""
@@ -51,6 +57,31 @@ class DismissalAccepted:
     cursor_before: Cursor
     cursor_after: Cursor
     reason: str
+
+    def inputs(
+        self,
+        *,
+        reaction: str,
+        event_id: uuid.UUID,
+        event_type: str,
+        passed_over: int,
+        handled_passed_over: int,
+    ) -> dict[str, Any]:
+        """The audit event's inputs: what was dismissed where, the cursors, and what the
+        move passes over (counted by the handler under the horizon)."""
+        return {
+            "reaction": reaction,
+            "event_id": str(event_id),
+            "event_type": event_type,
+            "cursor_before": _cursor(self.cursor_before),
+            "cursor_after": _cursor(self.cursor_after),
+            "events_passed_over": passed_over,
+            "handled_events_passed_over": handled_passed_over,
+        }
+
+
+def _cursor(cursor: Cursor) -> dict[str, int]:
+    return {"transaction_id": cursor.transaction_id, "position": cursor.position}
 
 
 @dataclass(frozen=True)

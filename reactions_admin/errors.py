@@ -216,3 +216,74 @@ def from_rejection(rejected: DismissalRejected | StreamRejected) -> ReactionsErr
     if isinstance(rejected, StreamRejected):
         return _STREAM_REFUSALS[rejected.refusal](rejected.detail)
     return _REJECTIONS[rejected.rejection](rejected.detail)
+
+
+# --- the operator console (issue 11) ---------------------------------------------------
+
+
+class SubscriberNotFound(ReactionsError):
+    """No subscriber (projection or reaction) by that name."""
+
+    status, code = 404, "subscriber_not_found"
+
+
+class NothingToRetry(ReactionsError):
+    """Retry now on a subscriber that has no failing event waiting for a retry."""
+
+    status, code = 409, "nothing_to_retry"
+
+
+class SubscriberPaused(ReactionsError):
+    """Retry now on a paused subscriber: resume it first."""
+
+    status, code = 409, "subscriber_paused"
+
+
+class AlreadyPaused(ReactionsError):
+    """Pause on a subscriber that is already paused."""
+
+    status, code = 409, "already_paused"
+
+
+class NotPaused(ReactionsError):
+    """Resume on a subscriber that is not paused."""
+
+    status, code = 409, "not_paused"
+
+
+class FailureGroupNotFound(ReactionsError):
+    """No failing item has this fingerprint (any more)."""
+
+    status, code = 404, "failure_group_not_found"
+
+
+class FailureGroupChanged(ReactionsError):
+    """The group no longer holds the items previewed: look again before acting."""
+
+    status, code = 409, "group_changed"
+
+
+class FailureGroupBusy(ReactionsError):
+    """Another operator is acting on the same failure group right now."""
+
+    status, code = 409, "group_busy"
+
+
+class NotDismissable(ReactionsError):
+    """A failure group holds a projection's failure: projections cannot skip an event."""
+
+    status, code = 409, "not_dismissable"
+
+
+_BY_CODE: dict[str, type[ReactionsError]] = {
+    cls.code: cls
+    for cls in (
+        ReasonRequired, ReasonTooLong, NothingToRetry, SubscriberPaused, AlreadyPaused,
+        NotPaused, FailureGroupChanged, NotDismissable,
+    )
+}  # fmt: skip
+
+
+def for_refusal(code: str, detail: str) -> ReactionsError:
+    """The error for a console decider's refusal, by its code."""
+    return _BY_CODE[code](detail)

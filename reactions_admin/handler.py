@@ -10,8 +10,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser, AnonymousUser
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
@@ -19,14 +18,17 @@ from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from eventstore.store import get_event_store
 from eventstore.types import Cursor
-from reactions_admin import errors
+from reactions_admin import doors, errors
 from reactions_admin.decider import (
+    DISMISSAL_CHOICE,
+    DISMISSAL_CONTEXT,
     DismissalRejected,
     PriorDismissal,
     Rejection,
     decide_dismissal,
 )
 from reactions_admin.decisions import register_decision
+from reactions_admin.doors import Actor as Actor  # re-exported: every door names it here
 from reactions_admin.models import DECISION_EVENT_TYPE
 from reactions_admin.stream_decider import (
     EventsDismissed,
@@ -45,9 +47,6 @@ DISMISS_PERMISSION = "reactions_admin.dismiss_event"
 DECISION_STREAM = "decisions-reaction-dismissal"
 #: How long a dismissal waits for a worker to release the bookmark row.
 LOCK_TIMEOUT = "5s"
-
-#: Whoever acts: a user (anonymous ones are refused with 401).
-Actor = AbstractUser | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -95,11 +94,9 @@ def cursor_payload(cursor: Cursor) -> dict[str, int]:
 
 
 def authorize(actor: Actor, permission: str = DISMISS_PERMISSION) -> None:
-    """401 for an anonymous actor, 403 for one without ``permission``."""
-    if not actor.is_authenticated or not actor.is_active:
-        raise errors.NotAuthenticated("Authentication is required.")
-    if not actor.has_perm(permission):
-        raise errors.PermissionDenied(f"You lack the permission {permission!r}.")
+    """401 for an anonymous actor, 403 for one without ``permission`` (the dismissal's,
+    unless named)."""
+    doors.authorize(actor, permission)
 
 
 def parse_event_id(event_id: uuid.UUID | str) -> uuid.UUID:
@@ -133,12 +130,7 @@ def require_storable_reason(reason: str) -> None:
         )
 
 
-def require_durable_store() -> None:
-    """503 with the in-memory event store: it has no bookmark table."""
-    if not get_event_store().durable:
-        raise errors.EventStoreNotDurable(
-            "The in-memory event store has no bookmarks; dismissal needs PostgreSQL."
-        )
+require_durable_store = doors.require_durable_store
 
 
 def dismiss_event_in_reaction(
@@ -166,12 +158,8 @@ def dismiss_event_in_reaction(
     require_storable_reason(reason)
     if not is_storable(subscriber_name):
         raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-    try:
+    with doors.database_errors():
         return _dismiss(subscriber_name, target, reason, actor, via, correlation_id or uuid.uuid4())
-    except (OperationalError, InterfaceError) as exc:
-        raise errors.DatabaseUnavailable(
-            "The database is unavailable or the bookmark is busy; try again."
-        ) from exc
 
 
 def _dismiss(
@@ -236,19 +224,17 @@ def _dismiss(
         _move_past(bookmark, decision.cursor_after)
         recorded = register_decision(
             DECISION_STREAM,
-            context="ReactionDismissal",
-            choice="EventDismissed",
+            context=DISMISSAL_CONTEXT,
+            choice=DISMISSAL_CHOICE,
             reason=decision.reason,
             actor=actor,
-            inputs={
-                "reaction": subscriber_name,
-                "event_id": str(event.event_id),
-                "event_type": event.event_type,
-                "cursor_before": cursor_payload(decision.cursor_before),
-                "cursor_after": cursor_payload(decision.cursor_after),
-                "events_passed_over": passed_over,
-                "handled_events_passed_over": handled_passed_over,
-            },
+            inputs=decision.inputs(
+                reaction=subscriber_name,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                passed_over=passed_over,
+                handled_passed_over=handled_passed_over,
+            ),
             via=via,
             correlation_id=correlation_id,
             causation_id=event.event_id,
@@ -387,3 +373,16 @@ def _move_past(bookmark: Bookmark, cursor: Cursor) -> None:
     bookmark.lease_expires_at = None
     bookmark.updated_at = timezone.now()
     bookmark.save()
+
+
+def dismiss_locked(
+    subscriber_name: str,
+    target: uuid.UUID,
+    reason: str,
+    actor: Actor,
+    via: str,
+    correlation_id: uuid.UUID,
+) -> DismissalResult:
+    """One dismissal inside the caller's transaction, for a caller that has authorized it
+    already (dismissing a failure group: all of them land, or none)."""
+    return _dismiss(subscriber_name, target, reason, actor, via, correlation_id)

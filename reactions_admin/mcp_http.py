@@ -18,8 +18,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from reactions_admin import errors
+from reactions_admin.doors import actor_for_token
 from reactions_admin.mcp_server import _in_django, build_mcp_server
-from reactions_admin.tokens import bearer_secret, user_for_token
+from reactions_admin.tokens import bearer_secret
 
 MCP_PATH = "/mcp"
 
@@ -54,7 +56,14 @@ class McpGate:
 
 
 def _token_is_live(secret: str) -> bool:
-    return _in_django(lambda: user_for_token(secret)) is not None
+    def live() -> bool:
+        try:
+            actor_for_token(secret)
+        except errors.NotAuthenticated:
+            return False
+        return True
+
+    return _in_django(live)
 
 
 def _allowed_hosts() -> list[str]:

@@ -20,12 +20,21 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from reactions_admin import errors
-from reactions_admin.handler import Actor, dismiss_event_in_reaction
+from reactions_admin.doors import actor_for_token
+from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.mcp_console import (
+    EventId,
+    OptionalReason,
+    Reason,
+    StreamId,
+    SubscriberName,
+    register_console_tools,
+)
 from reactions_admin.parked import dismiss_parked_stream as dismiss_stream
 from reactions_admin.parked import list_parked_streams as parked_streams_of
 from reactions_admin.parked import retry_parked_stream as retry_stream
 from reactions_admin.reactions import list_reactions as reaction_statuses
-from reactions_admin.tokens import bearer_secret, user_for_token
+from reactions_admin.tokens import bearer_secret
 
 T = TypeVar("T")
 
@@ -39,13 +48,8 @@ INSTRUCTIONS = (
 )
 
 
-def _actor_for(secret: str | None) -> Actor:
-    if not secret:
-        raise errors.NotAuthenticated("An API token is required (Authorization: Bearer <token>).")
-    user = user_for_token(secret)
-    if user is None:
-        raise errors.NotAuthenticated("The API token is unknown or revoked.")
-    return user
+#: Who calls a tool: the token's user (401 not_authenticated otherwise), as at every door.
+_actor_for = actor_for_token
 
 
 def _in_django(work: Callable[[], T]) -> T:
@@ -94,7 +98,7 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
     )
     async def dismiss_event_in_reaction_tool(
-        subscriber_name: str, event_id: str, reason: str, ctx: Context
+        subscriber_name: SubscriberName, event_id: EventId, reason: Reason, ctx: Context
     ) -> CallToolResult:
         """Dismiss a poison event in a wedged reaction: move its bookmark to the event
         (which must lie after it) and audit the decision with your reason."""
@@ -118,7 +122,7 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         return await run(work)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
-    async def list_parked_streams(subscriber_name: str, ctx: Context) -> CallToolResult:
+    async def list_parked_streams(subscriber_name: SubscriberName, ctx: Context) -> CallToolResult:
         """The parked streams of a stream-ordered reaction: each stream, its head event
         (the one that failed every attempt), error, attempts, since when, and how many
         events wait behind it."""
@@ -135,7 +139,7 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
     )
     async def dismiss_parked_stream_tool(
-        subscriber_name: str, stream_id: str, reason: str, ctx: Context
+        subscriber_name: SubscriberName, stream_id: StreamId, reason: Reason, ctx: Context
     ) -> CallToolResult:
         """Dismiss a whole parked stream of a stream-ordered reaction: its head and every
         event waiting behind it, one audited decision per event, all or nothing."""
@@ -152,7 +156,10 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=False),
     )
     async def retry_parked_stream_tool(
-        subscriber_name: str, stream_id: str, ctx: Context, reason: str = ""
+        subscriber_name: SubscriberName,
+        stream_id: StreamId,
+        ctx: Context,
+        reason: OptionalReason = "",
     ) -> CallToolResult:
         """Retry a parked stream now: its head runs once more (attempts are not reset, so
         another failure parks it again) and the events behind it follow in order."""
@@ -165,4 +172,5 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
 
         return await run(work)
 
+    register_console_tools(server, secret_of, run)
     return server

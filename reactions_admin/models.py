@@ -40,6 +40,9 @@ class Decision(Event):
         permissions = [
             ("dismiss_event", "Can dismiss an event in a reaction"),
             ("operate_subscriber", "Can operate a subscriber (retry a parked stream now)"),
+            # Read-only operators: the console's home page, workers, failures, and every
+            # reading door (GET /agent/subscribers, diagnose_subscriber, manage.py subscribers).
+            ("view_console", "Can view the operator console"),
         ]
 
     @property
@@ -139,7 +142,3 @@ class ApiToken(models.Model):
         """``Model.save``; raises ``RevocationFinal`` if it would bring a revoked token back."""
         with _revocation_is_final():
             super().save(*args, **kwargs)
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None

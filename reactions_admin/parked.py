@@ -18,16 +18,16 @@ transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from reactions_admin import errors
 from reactions_admin.decisions import register_decision
+from reactions_admin.doors import database_errors
 from reactions_admin.handler import (
     DISMISS_PERMISSION,
     LOCK_TIMEOUT,
@@ -121,14 +121,7 @@ def parked_payload(parked: ParkedStream) -> dict[str, Any]:
 # -- the shell's pieces -------------------------------------------------------------------------
 
 
-@contextmanager
-def _database_errors() -> Iterator[None]:
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
-        raise errors.DatabaseUnavailable(
-            "The database is unavailable or the reaction is busy; try again."
-        ) from exc
+_database_errors = database_errors
 
 
 def _locked_bookmark(cursor: CursorWrapper, name: str) -> Bookmark:

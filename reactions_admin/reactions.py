@@ -6,11 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
-
 from eventstore.store import get_event_store
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
+from reactions_admin.doors import database_errors
 from reactions_admin.handler import (
     Actor,
     authorize,
@@ -76,11 +75,9 @@ def list_reactions(actor: Actor) -> list[dict[str, Any]]:
     """Every reaction's status, by name."""
     _authorize_view(actor)
     require_durable_store()
-    try:
+    with database_errors():
         bookmarks = Bookmark.objects.filter(kind=Bookmark.Kind.REACTION).order_by("subscriber_name")
         return [reaction_status(bookmark) for bookmark in bookmarks]
-    except (OperationalError, InterfaceError) as exc:
-        raise errors.DatabaseUnavailable("The database is unavailable; try again.") from exc
 
 
 def get_reaction(subscriber_name: str, actor: Actor) -> dict[str, Any]:
@@ -89,15 +86,14 @@ def get_reaction(subscriber_name: str, actor: Actor) -> dict[str, Any]:
     require_durable_store()
     if not is_storable(subscriber_name):  # no reaction can have this name
         raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-    try:
+    with database_errors():
         bookmark = Bookmark.objects.filter(
             subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION
         ).first()
-        if bookmark is None:
-            raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
+    if bookmark is None:
+        raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
+    with database_errors():
         return reaction_status(bookmark)
-    except (OperationalError, InterfaceError) as exc:
-        raise errors.DatabaseUnavailable("The database is unavailable; try again.") from exc
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,12 @@ class Bookmark(models.Model):
     #: A stream-ordered reaction whose unfinished rows reached ``intake_limit``: since when
     #: it has stopped taking in new events (None while intake runs).
     intake_paused_at = models.DateTimeField(null=True, blank=True)
+    #: An operator's pause (``status`` paused): when, by whom, why, and the status it
+    #: returns to on resume. No worker runs a paused subscriber.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True, db_default="")
+    pause_reason = models.TextField(blank=True, db_default="")
+    paused_from = models.CharField(max_length=20, blank=True, db_default="")
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(db_default=Now())
 
@@ -147,3 +153,34 @@ class SubscriberSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_name} at {self.bucket:%Y-%m-%d %H:%M:%S}: {self.lag_events}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per ``run_subscribers`` process (``worker_heartbeats``), refreshed every
+    ``interval_seconds`` by the worker itself.
+
+    A row whose ``last_seen_at`` is older than ``GONE_AFTER_INTERVALS`` of its own
+    interval belongs to a worker that is gone (killed, frozen, cut off); a clean
+    shutdown sets ``stopped_at``. ``worker_id`` is the lease owner the worker writes on
+    bookmarks and (before ``#``) in its work rows' lease tokens.
+    """
+
+    worker_id = models.CharField(max_length=200, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    interval_seconds = models.FloatField()
+    #: The names of the subscribers this worker runs.
+    subscribers = models.JSONField(default=list)
+    #: What it is doing now: ``[{"subscriber", "event_id", "since", "attempt"}]``.
+    doing = models.JSONField(default=list)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "worker_heartbeats"
+        ordering = ("-last_seen_at",)
+        verbose_name = "worker"
+
+    def __str__(self) -> str:
+        return self.worker_id

@@ -158,9 +158,12 @@ RETURNING next_retry_at
 
 # The failure is recorded against the cursor it happened at (and, for a reaction, only
 # while the lease is this claim's token): a bookmark an operator has moved is left alone.
+# A pause set meanwhile is kept; the retrying/wedged status is what resume brings back.
 RECORD_FAILURE = """
 UPDATE projection_bookmarks
-SET status = %(status)s, attempts = %(attempts)s, failing_event_id = %(event_id)s,
+SET status = CASE WHEN status = 'paused' THEN status ELSE %(status)s END,
+    paused_from = CASE WHEN status = 'paused' THEN %(status)s ELSE paused_from END,
+    attempts = %(attempts)s, failing_event_id = %(event_id)s,
     last_error = %(error)s, last_traceback = %(traceback)s, failed_at = now(),
     next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
                          ELSE now() + make_interval(secs => %(delay)s::float8) END,
@@ -529,6 +532,62 @@ WHERE subscriber_name = %(name)s AND bucket >= %(since)s
 ORDER BY bucket
 """
 
+
+# --- worker heartbeats (the console's Workers page, the diagnosis, the metrics) ----------
+
+# Each worker refreshes its own row every interval; the first beat inserts it. A worker id
+# is unique per process, so rows never contend.
+BEAT = """
+INSERT INTO worker_heartbeats (worker_id, host, pid, started_at, last_seen_at,
+    interval_seconds, subscribers, doing, stopped_at)
+VALUES (%(worker_id)s, %(host)s, %(pid)s, %(started_at)s, now(), %(interval)s,
+    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL)
+ON CONFLICT (worker_id) DO UPDATE
+SET last_seen_at = now(), interval_seconds = EXCLUDED.interval_seconds,
+    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL
+"""
+
+# A clean shutdown says so, rather than leaving the row to go stale.
+STOP_BEATING = """
+UPDATE worker_heartbeats SET stopped_at = now(), last_seen_at = now(), doing = '[]'::jsonb
+WHERE worker_id = %(worker_id)s
+"""
+
+# Rows of workers stopped or gone long ago: the table keeps only the recent past.
+PRUNE_HEARTBEATS = """
+DELETE FROM worker_heartbeats
+WHERE last_seen_at < now() - make_interval(secs => %(keep)s)
+"""
+
+# The global-order reactions this worker holds a live lease on: the event it is handling
+# is the failing one (a retry) or the first wanted event past the bookmark.
+LEASED_BOOKMARKS = """
+SELECT b.subscriber_name, b.attempts, b.updated_at,
+       coalesce(b.failing_event_id, (
+           SELECT e.event_id FROM events e
+           WHERE (e.transaction_id, e.position) > (b.last_transaction_id::text::xid8,
+                                                   b.last_position)
+             AND (NOT %(types)s::jsonb ? b.subscriber_name
+                  OR e.event_type = ANY(ARRAY(SELECT jsonb_array_elements_text(
+                         %(types)s::jsonb -> b.subscriber_name))))
+           ORDER BY e.transaction_id, e.position LIMIT 1)) AS event_id
+FROM projection_bookmarks b
+WHERE split_part(b.lease_owner, '#', 1) = %(worker_id)s AND b.lease_expires_at > now()
+"""
+
+# Every worker seen recently, with whether it is live: its last beat is within
+# %(intervals)s of its own interval (and it has not stopped).
+WORKERS = """
+SELECT worker_id, host, pid, started_at, last_seen_at, interval_seconds, subscribers, doing,
+       stopped_at,
+       stopped_at IS NULL
+         AND last_seen_at >= now() - make_interval(secs => interval_seconds * %(intervals)s)
+         AS live,
+       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds
+FROM worker_heartbeats
+ORDER BY (stopped_at IS NULL) DESC, last_seen_at DESC
+"""
+
 # --- operators acting on parked streams (reactions_admin/parked.py) ----------------------
 
 # Every unfinished row of one stream, head first, locked for the operator's transaction
@@ -583,3 +642,82 @@ SELECT count(*) FROM reaction_work b
 WHERE b.subscriber_name = reaction_work.subscriber_name
   AND b.stream_id = reaction_work.stream_id AND b.id <> reaction_work.id
 """
+
+# The figures the diagnosis reads from every stream-ordered reaction's work at once:
+# parked streams (and the oldest), rows waiting for a retry, and who holds live leases
+# (a claim's token is its worker's id, '#', a counter).
+WORK_FACTS = """
+SELECT subscriber_name,
+       count(*) FILTER (WHERE parked_at IS NOT NULL),
+       min(parked_at),
+       count(*) FILTER (WHERE parked_at IS NULL AND next_retry_at IS NOT NULL),
+       min(next_retry_at) FILTER (WHERE parked_at IS NULL),
+       coalesce(array_agg(DISTINCT split_part(lease_token, '#', 1))
+                FILTER (WHERE lease_expires_at > now()), '{}')
+FROM reaction_work GROUP BY subscriber_name
+"""
+
+# Committed events no reader sees yet (an older transaction is still open), capped.
+HIDDEN_EVENTS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+    LIMIT 1000
+) AS hidden
+"""
+
+# --- the operator's actions on a subscriber (reactions_admin.operate) --------------------
+
+# An action holds the bookmark row for its short transaction; a projection batch holding
+# it longer than this makes the action answer "busy, try again" instead of hanging.
+ACTION_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '5s'"
+
+# The row an action decides on, locked, with the stream-ordered rows waiting for a retry.
+LOCK_FOR_ACTION = """
+SELECT b.subscriber_name, b.kind, b.status, b.attempts, b.failing_event_id, b.paused_from,
+       (SELECT count(*) FROM reaction_work w
+        WHERE w.subscriber_name = b.subscriber_name AND w.parked_at IS NULL
+          AND w.next_retry_at IS NOT NULL) AS retrying_rows
+FROM projection_bookmarks b WHERE b.subscriber_name = %(name)s FOR UPDATE OF b
+"""
+
+# Retry now: the next attempt is due at once (attempts kept: the retry rule counts on).
+RETRY_NOW = """
+UPDATE projection_bookmarks SET status = 'retrying', next_retry_at = now(), updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
+# Retry now, stream-ordered: the rows waiting for a retry (not parked) are due at once.
+RETRY_ROWS_NOW = """
+UPDATE reaction_work SET next_retry_at = now()
+WHERE subscriber_name = %(name)s AND parked_at IS NULL AND next_retry_at IS NOT NULL
+"""
+
+# A pause: no worker's lock or claim selects a paused bookmark (they all filter on status);
+# the status it had comes back on resume.
+PAUSE = """
+UPDATE projection_bookmarks
+SET status = 'paused', paused_from = %(paused_from)s, paused_at = now(),
+    paused_by = %(paused_by)s, pause_reason = %(reason)s, updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
+RESUME = """
+UPDATE projection_bookmarks
+SET status = %(status)s, paused_from = '', paused_at = NULL, paused_by = '', pause_reason = '',
+    updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
+# Wake every worker's loops: a retry is due, or a subscriber was resumed.
+WAKE_WORKERS = "SELECT pg_notify('eventdesk_events', '')"
+
+# Every failing item a fingerprint can group: a bookmark retrying or wedged on an event.
+FAILING_BOOKMARKS = """
+SELECT subscriber_name, kind, failing_event_id, last_error FROM projection_bookmarks
+WHERE status IN ('retrying', 'wedged') AND failing_event_id IS NOT NULL
+ORDER BY subscriber_name
+"""
+
+# Acting on a failure group takes this lock for its transaction: a second operator acting
+# on the same group at once is refused (409) instead of queueing behind the first.
+TRY_LOCK_GROUP = "SELECT pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0))"

@@ -21,12 +21,13 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection, connections
 from django.utils import timezone
 
 from subscribers import sql
+from subscribers.heartbeat import Doing
 from subscribers.leases import LeaseKeeper
 from subscribers.outcome import Outcome, log_failure
 from subscribers.reactions import HandleTimeout
@@ -103,6 +104,19 @@ class StreamScheduler:
             in_flight=self.in_flight,
             lost=lost,
         )
+
+    def doing(self) -> list[Doing]:
+        """The ``handle`` calls running now, as the worker's heartbeat shows them."""
+        now, wall = time.monotonic(), timezone.now()
+        return [
+            Doing(
+                self.entry.name,
+                running.claim.event.event_id,
+                wall - timedelta(seconds=now - running.started),
+                running.claim.attempts + 1,
+            )
+            for running in list(self._running.values())
+        ]
 
     def next_wake(self, poll: float) -> float:
         """Seconds until this reaction needs a pass without a wake-up: a retry falling

@@ -14,9 +14,13 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from django.utils import timezone
 
 from eventstore.types import RecordedEvent
 from subscribers.bookmarks import BookmarkState
+from subscribers.heartbeat import Doing
 from subscribers.registry import Registered
 
 
@@ -64,6 +68,17 @@ class BatchWatch:
     def end(self) -> None:
         with self._lock:
             self._busy = None
+
+    def current(self) -> Doing | None:
+        """The batch in flight as the heartbeat shows it (the event being applied)."""
+        with self._lock:
+            busy = self._busy
+        if busy is None:
+            return None
+        event = self._event or busy.event
+        attempt = busy.state.attempts + 1 if event.event_id == busy.state.failing_event_id else 1
+        since = timezone.now() - timedelta(seconds=time.monotonic() - busy.since)
+        return Doing(busy.entry.name, event.event_id, since, attempt)
 
     def overdue(self, timeout: float) -> Busy | None:
         """The batch in flight if it has run longer than ``timeout`` (handed out once)."""

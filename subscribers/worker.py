@@ -20,6 +20,7 @@ from django.utils import timezone
 from config.options import options
 from subscribers import history, sql
 from subscribers.bookmarks import ensure_bookmarks
+from subscribers.heartbeat import Doing, Heartbeat, leased_reactions
 from subscribers.leases import LeaseKeeper
 from subscribers.listener import Backoff, listen
 from subscribers.metrics import WorkerMetrics
@@ -177,6 +178,7 @@ class Worker:
             self._spawn("eventdesk-lease-renewer", lambda: self.leases.renew_until(self.stop_event))
         if self.sample_history and groups:
             self._spawn("eventdesk-history", self._sample_history)
+        self._spawn("eventdesk-heartbeat", self._heartbeat().run)
         logger.info(
             "worker %s started: %d projection(s), %d reaction(s)",
             self.owner,
@@ -305,6 +307,32 @@ class Worker:
                 # The claims not settled expire; their events run again elsewhere.
                 logger.warning("could not settle the last results of %s: %s", entry.name, exc)
         return done
+
+    # --- heartbeat (the console's Workers page) ---------------------------------------
+
+    def _heartbeat(self) -> Heartbeat:
+        names = [entry.name for entry in self.registry]
+        interval = options().poll_interval_seconds
+        return Heartbeat(self.owner, names, self.doing, self.stop_event, interval)
+
+    def doing(self) -> list[Doing]:
+        """What this worker is working on now: the projection batches in flight, the
+        stream-ordered reactions' ``handle`` calls, the global-order reactions it leases."""
+        found: list[Doing] = []
+        for loop in list(self._loops):
+            current = loop.watch.current()
+            if current is not None:
+                found.append(current)
+        for scheduler in list(self._schedulers.values()):
+            found.extend(scheduler.doing())
+        types = {
+            entry.name: list(entry.event_types)
+            for entry in self.registry.reactions
+            if entry.event_types is not None and not entry.stream_ordered
+        }
+        if any(not entry.stream_ordered for entry in self.registry.reactions):
+            found.extend(leased_reactions(self.owner, types))
+        return found
 
     def _watch_batches(self) -> None:
         """Give up on a projection batch that runs past ``batch_timeout_seconds``."""

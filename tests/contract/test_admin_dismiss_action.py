@@ -148,9 +148,12 @@ def test_exactly_one_reaction_must_be_selected(events) -> None:
 
 def test_without_the_permission_nothing_is_dismissed(events) -> None:
     client = logged_in(permitted=False)
+    # Like delete_selected: the action is not offered to a user without its permission,
+    # and a crafted POST of it is no action at all: the changelist again.
+    assert b'value="dismiss_event"' not in client.get(CHANGELIST).content
     response = open_form(client, "mailer")
-    assert response.status_code == 302
-    assert any("permission_denied" in message for message in messages_of(response))
+    assert response.status_code == 200
+    assert b'value="dismiss_event"' not in response.content
     response = client.post(
         CHANGELIST,
         {
@@ -161,7 +164,7 @@ def test_without_the_permission_nothing_is_dismissed(events) -> None:
             "apply": "Dismiss the event",
         },
     )
-    assert any("permission_denied" in message for message in messages_of(response))
+    assert b'value="dismiss_event"' not in response.content
     assert Bookmark.objects.get(pk="mailer").cursor == events[0].cursor
     assert decisions() == []
 

@@ -33,6 +33,16 @@ DOCUMENTED = {
     "/agent/reactions/{name}/parked-streams/dismiss-head": {"post"},
     "/agent/reactions/{name}/parked-streams/dismiss": {"post"},
     "/agent/reactions/{name}/parked-streams/retry": {"post"},
+    "/agent/subscribers": {"get"},
+    "/agent/subscribers/{name}": {"get"},
+    "/agent/subscribers/{name}/retry-now": {"post"},
+    "/agent/subscribers/{name}/pause": {"post"},
+    "/agent/subscribers/{name}/resume": {"post"},
+    "/agent/workers": {"get"},
+    "/agent/failures": {"get"},
+    "/agent/failures/{fingerprint}": {"get"},
+    "/agent/failures/{fingerprint}/dismiss": {"post"},
+    "/agent/failures/{fingerprint}/retry": {"post"},
 }
 
 

@@ -1,5 +1,6 @@
-"""Bookmarks in the admin: one row per subscriber, its cursor, lag and health. Read-only:
-a bookmark moves by the worker, or by an audited dismissal — never by hand here.
+"""The Bookmarks pages: one row per subscriber, its cursor, lag and health, the horizon
+banner, and the operator's actions (dismiss, retry now, pause, resume). Read-only by
+hand: a bookmark moves by the worker, or by an audited action, never by editing it.
 
 A stream-ordered reaction's cursor is its intake point; its lag adds the events taken in
 and not finished, except those of parked streams, which its status shows apart: it is
@@ -8,13 +9,11 @@ the ``handle`` calls in flight, and whether intake is paused at its limit."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import BigIntegerField, F, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -24,9 +23,15 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
 from config.options import options
+from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
+from reactions_admin.admin_actions import pause_action, resume_action, retry_now_action
+from reactions_admin.admin_dismiss import dismiss_event
 from reactions_admin.charts import lag_chart, rate_text, sparkline
+from reactions_admin.handler import DISMISS_PERMISSION
+from reactions_admin.operate import OPERATE_PERMISSION
+from reactions_admin.overview import bookmarks_with_lag
 from subscribers import history, sql
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
@@ -39,16 +44,12 @@ HORIZON_WARNING_SECONDS = 10.0
 SPARKLINE_SECONDS = 3600.0
 
 
-def _handled_types() -> str:
-    """Each configured subscriber with event_types -> those types, as JSON (for ``sql.LAG``)."""
-    registry = configured_registry()
-    if registry is None:
-        return "{}"
-    return json.dumps({e.name: list(e.event_types) for e in registry if e.event_types is not None})
-
-
 @admin.register(Bookmark)
-class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class BookmarkAdmin(ReadOnlyAdmin):
+    """The subscribers' bookmarks. Actions: "Dismiss event…" (``reactions_admin.dismiss_event``),
+    "Retry now…", "Pause…", "Resume…" (``reactions_admin.operate_subscriber``), each on
+    a confirmation page asking for a reason, the way ``delete_selected`` asks."""
+
     list_display = (
         "subscriber_name", "kind", "batch_size", "cursor_display", "lag", "trend", "health",
         "attempts", "failing_event", "short_error", "next_retry_at",
@@ -61,24 +62,18 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "lease_owner", "lease_expires_at", "created_at", "updated_at",
     )  # fmt: skip
     fields = readonly_fields
+    actions = [dismiss_event, retry_now_action, pause_action, resume_action]
+    also_viewable_with = OPERATOR_PERMISSIONS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Bookmark]:
         # One correlated, capped count per row, in the same query as the page.
-        bookmarks: QuerySet[Bookmark] = super().get_queryset(request)
-        types = _handled_types()
-        return bookmarks.annotate(
-            behind=RawSQL(sql.LAG, (types, types), output_field=BigIntegerField()),
-            open_work=RawSQL(sql.OPEN_WORK_OF_BOOKMARK, (), output_field=BigIntegerField()),
-        ).annotate(lag_total=F("behind") + F("open_work"))
+        return bookmarks_with_lag(super().get_queryset(request))  # type: ignore[no-any-return]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def has_dismiss_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(DISMISS_PERMISSION)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(OPERATE_PERMISSION)
 
     @admin.display(description="batch")
     def batch_size(self, bookmark: Bookmark) -> str:
@@ -162,7 +157,10 @@ class BookmarkAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ) -> Any:
         # A transaction left open anywhere on the server stalls every subscriber:
         # name it where the operator is already looking.
-        context = {"horizon_holders": horizon_holders(min_age_seconds=HORIZON_WARNING_SECONDS)}
+        context = {
+            "horizon_holders": horizon_holders(min_age_seconds=HORIZON_WARNING_SECONDS),
+            "title": "Subscribers: bookmarks, lag and health",
+        }
         return super().changelist_view(request, {**context, **(extra_context or {})})
 
 

@@ -1,0 +1,49 @@
+"""Template helpers of the operator console: times with seconds and timezone, ages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.utils import timezone
+
+from reactions_admin.diagnosis import ago, timestamp
+
+register = template.Library()
+
+
+@register.filter
+def stamp(moment: datetime | None) -> str:
+    """ "2026-11-28 03:12:09 UTC" (in the server's timezone), or "—"."""
+    if moment is None:
+        return "—"
+    return timestamp(timezone.localtime(moment))
+
+
+@register.filter
+def age(moment: datetime | None) -> str:
+    """ "4 min ago" / "in 12 s", or ""."""
+    if moment is None:
+        return ""
+    return ago(moment, timezone.now())
+
+
+@register.inclusion_tag("admin/reactions_admin/console/live.html", takes_context=True)
+def console_live(context: template.Context) -> dict[str, Any]:
+    """The home page's live block (counts and rows, refreshed in place), for a user who
+    may read the console; nothing for one who may not."""
+    from reactions_admin.console_views import REFRESH_MS, console_overview
+    from reactions_admin.handler import DISMISS_PERMISSION
+    from reactions_admin.operate import OPERATE_PERMISSION
+
+    request = context["request"]
+    seen = console_overview(request)
+    return {
+        "overview": seen,
+        "refresh_ms": REFRESH_MS,
+        "request": request,
+        "csrf_token": context.get("csrf_token"),
+        "can_operate": request.user.has_perm(OPERATE_PERMISSION),
+        "can_dismiss": request.user.has_perm(DISMISS_PERMISSION),
+    }

@@ -1,0 +1,69 @@
+"""Worker heartbeats: each worker says it is alive, what it runs and what it is doing; a
+clean stop says so; a worker that stops beating is shown as gone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from subscribers.heartbeat import live_workers, workers
+from subscribers.models import WorkerHeartbeat
+from subscribers.registry import build_registry
+from tests.factories import append
+from tests.subscribers import GatedReaction
+from tests.support import wait_for
+from tests.workers import running_worker
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
+
+FAST = {"poll_interval_seconds": 0.2, "retry_base_seconds": 0.01}
+
+
+def registry(*names: str) -> Any:
+    return build_registry(["tests.subscribers." + name for name in names])
+
+
+@override_settings(EVENTDESK=FAST)
+def test_a_running_worker_beats_and_shows_the_event_it_is_handling() -> None:
+    GatedReaction.reset()
+    [ping] = append("p", "Ping")
+    subs = registry("RecordingProjection", "GatedReaction")
+    with running_worker(subs) as worker:
+        assert GatedReaction.entered.wait(60), "the reaction never started handling"
+
+        def busy() -> Any:
+            found = [w for w in live_workers() if w.worker_id == worker.owner]
+            return found and found[0].doing and found[0]
+
+        info = wait_for(busy, what="a heartbeat naming the event in hand")
+        assert info.state == "live"
+        assert info.subscribers == ("test.recorder", "test.gated")
+        [doing] = [d for d in info.doing if d["subscriber"] == "test.gated"]
+        assert doing["event_id"] == str(ping.event_id)
+        assert doing["attempt"] == 1
+        assert doing["since"]
+        GatedReaction.gate.set()
+    # A clean stop is recorded as such, not left to go stale.
+    [row] = [w for w in workers() if w.worker_id == worker.owner]
+    assert row.state == "stopped"
+    assert row.doing == ()
+    assert worker.owner not in [w.worker_id for w in live_workers()]
+
+
+def test_a_worker_that_stopped_beating_is_gone() -> None:
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(
+        worker_id="host:1:dead", host="host", pid=1, started_at=now - timedelta(hours=1),
+        last_seen_at=now - timedelta(seconds=31), interval_seconds=10, subscribers=["a"],
+    )  # fmt: skip
+    WorkerHeartbeat.objects.create(
+        worker_id="host:2:alive", host="host", pid=2, started_at=now - timedelta(hours=1),
+        last_seen_at=now - timedelta(seconds=29), interval_seconds=10, subscribers=["a"],
+    )  # fmt: skip
+    states = {w.worker_id: w.state for w in workers()}
+    assert states == {"host:1:dead": "gone", "host:2:alive": "live"}
+    assert [w.worker_id for w in live_workers()] == ["host:2:alive"]

@@ -11,6 +11,7 @@ tests/contract/test_metrics_contract.py): change them only with both.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from config.options import options
 from eventstore.horizon import horizon_holders
 from reactions_admin.tokens import bearer_secret, user_for_token
 from subscribers import sql
+from subscribers.heartbeat import live_workers
 from subscribers.history import handled_types_json
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
@@ -129,12 +131,29 @@ class ConsoleCollector(Collector):
             in_flight.add_metric([name], int(flying))
         yield from (info, position, lag_events, lag_capped, lag_seconds, status, attempts)
         yield from (parked, oldest_parked, intake_paused, in_flight)
+        yield _live_workers([row[0] for row in rows])
         yield from _horizon()
         yield GaugeMetricFamily(
             "eventdesk_metrics_scrape_duration_seconds",
             "How long the database reads of this scrape took.",
             value=time.perf_counter() - started,
         )
+
+
+def _live_workers(names: list[str]) -> Metric:
+    """How many live workers (heartbeat within a few of their poll intervals) run each
+    subscriber: 0 is a subscriber nothing runs, however the workers are scraped."""
+    running: Counter[str] = Counter()
+    for worker in live_workers():
+        running.update(set(worker.subscribers))
+    gauge = GaugeMetricFamily(
+        "eventdesk_subscriber_live_workers",
+        "Live run_subscribers processes (by their heartbeats) that run the subscriber.",
+        labels=["subscriber"],
+    )
+    for name in names:
+        gauge.add_metric([name], running[name])
+    return gauge
 
 
 def _horizon() -> Iterator[Metric]:

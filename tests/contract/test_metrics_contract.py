@@ -5,6 +5,7 @@ exposition; who may read ``/metrics``; what the values say about the database.""
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reactions_admin.tokens import issue_token
 from subscribers import sql
+from subscribers.heartbeat import Heartbeat
 from subscribers.metrics import WorkerMetrics
 from subscribers.models import Bookmark
 from subscribers.registry import build_registry
@@ -34,6 +36,7 @@ CONSOLE = {
     "eventdesk_subscriber_oldest_parked_seconds": ("gauge", {"subscriber"}),
     "eventdesk_subscriber_intake_paused": ("gauge", {"subscriber"}),
     "eventdesk_subscriber_claims_in_flight": ("gauge", {"subscriber"}),
+    "eventdesk_subscriber_live_workers": ("gauge", {"subscriber"}),
     "eventdesk_horizon_held_seconds": ("gauge", set()),
     "eventdesk_horizon_holder_info": ("gauge", {"pid", "user", "database", "application"}),
     "eventdesk_metrics_scrape_duration_seconds": ("gauge", set()),
@@ -120,6 +123,26 @@ def test_lag_counts_only_handled_types_and_status_shows_the_wedge() -> None:
     assert _value(
         families, "eventdesk_subscriber_info", subscriber="test.echo", kind="reaction"
     ) == 1  # fmt: skip
+
+
+@pytest.mark.django_db
+@override_settings(EVENTDESK={"subscribers": SUBSCRIBERS})
+def test_live_workers_count_the_heartbeats_of_workers_that_run_each_subscriber() -> None:
+    Bookmark.objects.create(subscriber_name="test.typed", kind="projection")
+    Bookmark.objects.create(subscriber_name="test.echo", kind="reaction")
+    headers = _bearer(issue_token(operator("robot")).secret)
+    stop = threading.Event()
+    both = Heartbeat("w-both", ["test.typed", "test.echo"], list, stop, interval=5)
+    typed = Heartbeat("w-typed", ["test.typed"], list, stop, interval=5)
+    both.beat()
+    typed.beat()
+    families = _families(_scrape(Client(), headers))
+    assert _value(families, "eventdesk_subscriber_live_workers", subscriber="test.typed") == 2
+    assert _value(families, "eventdesk_subscriber_live_workers", subscriber="test.echo") == 1
+    both.say_stopped()
+    families = _families(_scrape(Client(), headers))
+    assert _value(families, "eventdesk_subscriber_live_workers", subscriber="test.typed") == 1
+    assert _value(families, "eventdesk_subscriber_live_workers", subscriber="test.echo") == 0
 
 
 @pytest.mark.django_db

@@ -26,9 +26,10 @@ from config.options import options
 from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
+from reactions_admin import charts
 from reactions_admin.admin_actions import pause_action, resume_action, retry_now_action
 from reactions_admin.admin_dismiss import dismiss_event
-from reactions_admin.charts import lag_chart, rate_text, sparkline
+from reactions_admin.charts import lag_chart, rate_text
 from reactions_admin.handler import DISMISS_PERMISSION
 from reactions_admin.operate import OPERATE_PERMISSION
 from reactions_admin.overview import bookmarks_with_lag
@@ -39,9 +40,6 @@ from subscribers.stream_work import WorkSummary, work_summary
 
 #: A transaction holding an xid longer than this is shown on the bookmarks page.
 HORIZON_WARNING_SECONDS = 10.0
-#: The sparkline in the list covers this much history; the chart on a bookmark's page
-#: covers everything kept (history_retention_seconds).
-SPARKLINE_SECONDS = 3600.0
 
 
 @admin.register(Bookmark)
@@ -99,12 +97,7 @@ class BookmarkAdmin(ReadOnlyAdmin):
 
     @admin.display(description="lag trend (1 h)")
     def trend(self, bookmark: Bookmark) -> SafeString:
-        since = timezone.now() - timedelta(seconds=SPARKLINE_SECONDS)
-        taken = history.samples(bookmark.subscriber_name, since)
-        estimate = history.estimate(bookmark.subscriber_name, _last_minute(taken))
-        return format_html(
-            '{}<br><small class="lag-rate">{}</small>', sparkline(taken), rate_text(estimate)
-        )
+        return charts.trend(bookmark.subscriber_name)
 
     @admin.display(description="rate")
     def rate(self, bookmark: Bookmark) -> str:
@@ -162,12 +155,6 @@ class BookmarkAdmin(ReadOnlyAdmin):
             "title": "Subscribers: bookmarks, lag and health",
         }
         return super().changelist_view(request, {**context, **(extra_context or {})})
-
-
-def _last_minute(taken: list[history.Sample]) -> list[history.Sample]:
-    """The samples of the rate window, out of the hour the sparkline already read."""
-    since = timezone.now() - timedelta(seconds=history.RATE_WINDOW_SECONDS)
-    return [s for s in taken if s.at >= since]
 
 
 def _stream_work(bookmark: Bookmark) -> WorkSummary | None:

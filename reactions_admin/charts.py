@@ -7,10 +7,13 @@ span for a subscriber's own page. Both take the samples of ``subscribers.history
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from subscribers import history
 from subscribers.history import RateAndEta, Sample
 
 LINE = "#417690"  # the admin's own blue
@@ -124,3 +127,20 @@ def _duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+#: The sparkline in the lists covers this much history; the chart on a bookmark's page
+#: covers everything kept (history_retention_seconds).
+SPARKLINE_SECONDS = 3600.0
+
+
+def trend(name: str) -> SafeString:
+    """Subscriber ``name``'s lag over the last hour as a sparkline, with its rate and ETA
+    underneath (the Bookmarks list and the console's home page)."""
+    now = timezone.now()
+    taken = history.samples(name, now - timedelta(seconds=SPARKLINE_SECONDS))
+    recent = now - timedelta(seconds=history.RATE_WINDOW_SECONDS)
+    estimate = history.estimate(name, [s for s in taken if s.at >= recent])
+    return format_html(
+        '{}<br><small class="lag-rate">{}</small>', sparkline(taken), rate_text(estimate)
+    )

@@ -7,7 +7,9 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
+from reactions_admin import charts
 from reactions_admin.diagnosis import ago, timestamp
 
 register = template.Library()
@@ -27,6 +29,12 @@ def age(moment: datetime | None) -> str:
     if moment is None:
         return ""
     return ago(moment, timezone.now())
+
+
+@register.filter
+def trend(name: str) -> SafeString:
+    """The subscriber's lag sparkline (last hour) with its rate and ETA."""
+    return charts.trend(name)
 
 
 @register.inclusion_tag("admin/reactions_admin/console/live.html", takes_context=True)

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from reactions_admin.fingerprint import fingerprint
-from subscribers.models import Bookmark, WorkerHeartbeat
+from subscribers.models import Bookmark, SubscriberSample, WorkerHeartbeat
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, wait_until_visible
 
@@ -143,3 +143,22 @@ def test_a_viewer_cannot_act_from_the_console(events) -> None:
     done = client.post("/admin/console/subscribers/board/pause/", {"reason": "nope"}, follow=True)
     assert "permission_denied" in text(done)
     assert Bookmark.objects.get(pk="board").status == "active"
+
+
+def test_the_home_page_draws_each_subscribers_lag_trend(events) -> None:
+    now = timezone.now()
+    for minutes, lag in ((3, 30), (2, 20), (1, 10)):
+        SubscriberSample.objects.create(
+            subscriber_name="board",
+            bucket=now - timedelta(minutes=minutes),
+            transaction_id=0,
+            position=0,
+            head_position=lag,
+            lag_events=lag,
+        )
+    fragment = ops().get("/admin/console/fragment/").content.decode()
+    board = fragment[fragment.index('data-subscriber="board"') :]
+    board = board[: board.index("</tr>")]
+    assert '<svg class="lag-sparkline"' in board
+    mailer = fragment[fragment.index('data-subscriber="mailer"') :]
+    assert "no samples yet" in mailer[: mailer.index("</tr>")]

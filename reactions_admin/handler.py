@@ -362,7 +362,11 @@ def _held_back_by() -> str:
 def _move_past(bookmark: Bookmark, cursor: Cursor) -> None:
     bookmark.last_transaction_id = cursor.transaction_id
     bookmark.last_position = cursor.position
-    bookmark.status = Bookmark.Status.ACTIVE
+    if bookmark.status == Bookmark.Status.PAUSED:
+        # An operator's pause outlives the dismissal: it resumes as active (no failure left).
+        bookmark.paused_from = ""
+    else:
+        bookmark.status = Bookmark.Status.ACTIVE
     bookmark.attempts = 0
     bookmark.failing_event_id = None
     bookmark.last_error = ""

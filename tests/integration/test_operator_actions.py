@@ -21,6 +21,7 @@ from reactions_admin.failures import (
     failure_groups,
     retry_failure_group,
 )
+from reactions_admin.handler import dismiss_event_in_reaction
 from reactions_admin.operate import OPERATION_STREAM, pause, resume, retry_now
 from subscribers.bookmarks import BookmarkState, Failure, record_failure
 from subscribers.leases import LeaseKeeper
@@ -148,6 +149,18 @@ def test_a_failure_recorded_while_paused_keeps_the_pause() -> None:
         record_failure(cursor, "test.echo", state.cursor, state, Failure(ping, "E: x", ""))
     mark = bookmark("test.echo")
     assert (mark.status, mark.paused_from, mark.attempts) == ("paused", "retrying", 1)
+
+
+def test_a_dismissal_on_a_paused_reaction_keeps_the_pause(ops) -> None:
+    events = wait_until_visible(append("orders", "Ping", "Ping"))
+    wedged_reaction("test.echo", events[0], events[1])
+    pause("test.echo", "looking into the poison", ops)
+    dismiss_event_in_reaction("test.echo", events[1].event_id, "poison, OPS-9", ops)
+    mark = bookmark("test.echo")
+    assert mark.status == "paused"
+    assert (mark.attempts, mark.failing_event_id, mark.cursor) == (0, None, events[1].cursor)
+    resume("test.echo", "done looking", ops)
+    assert bookmark("test.echo").status == "active"
 
 
 @override_settings(EVENTDESK=FAST)

@@ -181,7 +181,7 @@ class MetricsProbe:
             self.event_types = event_types
 
     def apply(self, event: RecordedEvent) -> None:
-        raise NotImplementedError("a probe is only reported on")
+        raise RuntimeError("a metrics probe is never run: it is only reported on")
 
 
 METRICS_PROBES = 20

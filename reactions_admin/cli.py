@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reactions_admin import errors
 from reactions_admin.doors import Actor
+
+if TYPE_CHECKING:
+    from reactions_admin.operate import ActionResult
 
 
 def add_actor_argument(parser: CommandParser, *, required: bool = True) -> None:
@@ -37,3 +41,28 @@ def refuse(exc: errors.ReactionsError) -> NoReturn:
     """Exit with the refusal's code and detail: status 3 (the caller's fault) or 4
     (unavailable; try again). 2 stays argparse's usage error."""
     raise CommandError(f"{exc.code}: {exc.detail}", returncode=4 if exc.status >= 500 else 3)
+
+
+class SubscriberActionCommand(BaseCommand):
+    """``SUBSCRIBER --reason ... --as USERNAME``, one handler of ``reactions_admin.operate``,
+    one line out: the shape of ``pause_subscriber``, ``resume_subscriber`` and
+    ``retry_now``."""
+
+    #: The handler: (subscriber, reason, actor, via=...) -> ActionResult.
+    action: Callable[..., ActionResult]
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("subscriber")
+        parser.add_argument("--reason", required=True)
+        add_actor_argument(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            actor = actor_named(options["username"])
+            result = type(self).action(options["subscriber"], options["reason"], actor, via="cli")
+        except errors.ReactionsError as exc:
+            refuse(exc)
+        self.stdout.write(
+            f"{result.choice} {result.subscriber_name}: {result.status_before} → "
+            f"{result.status_after}; decision {result.decision_event_id}."
+        )

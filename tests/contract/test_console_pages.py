@@ -162,3 +162,12 @@ def test_the_home_page_draws_each_subscribers_lag_trend(events) -> None:
     assert '<svg class="lag-sparkline"' in board
     mailer = fragment[fragment.index('data-subscriber="mailer"') :]
     assert "no samples yet" in mailer[: mailer.index("</tr>")]
+
+
+def test_a_reaction_with_a_parked_stream_reads_degraded_and_links_to_its_streams(parked) -> None:
+    fragment = ops().get("/admin/console/fragment/").content.decode()
+    row = fragment[fragment.index(f'data-subscriber="{parked.name}"') :]
+    row = row[: row.index("</tr>")]
+    assert ">Degraded<" in row
+    assert f"parkedstream/?subscriber_name__exact={parked.name}" in row
+    assert "1 parked stream(s)" in row

@@ -21,6 +21,14 @@ from reactions_admin import (
 from reactions_admin.models import ApiToken, Decision
 from reactions_admin.tokens import revoke
 
+# The console's tables (subscribers, bookmarks, parked streams) are wide: the admin's
+# navigation sidebar would take a quarter of the screen from them. The home page links
+# everything the sidebar did.
+admin.site.enable_nav_sidebar = False
+admin.site.site_header = "Eventdesk"
+admin.site.site_title = "Eventdesk"
+admin.site.index_title = "Operator console"
+
 
 class _DataKeyFilter(admin.SimpleListFilter):
     """Filter decisions on a top-level key of their data (``context``, ``choice``): the

@@ -171,3 +171,9 @@ def test_a_reaction_with_a_parked_stream_reads_degraded_and_links_to_its_streams
     assert ">Degraded<" in row
     assert f"parkedstream/?subscriber_name__exact={parked.name}" in row
     assert "1 parked stream(s)" in row
+
+
+def test_the_console_is_branded_and_leaves_the_width_to_its_tables(events) -> None:
+    html = ops().get("/admin/subscribers/bookmark/").content.decode()
+    assert "<title>" in html and "| Eventdesk</title>" in html
+    assert 'id="nav-sidebar"' not in html

@@ -26,7 +26,9 @@ from prometheus_client.registry import Collector
 
 from config.options import options
 from eventstore.horizon import horizon_holders
-from reactions_admin.tokens import bearer_secret, user_for_token
+from reactions_admin import errors
+from reactions_admin.doors import actor_for_token, authorize
+from reactions_admin.tokens import bearer_secret
 from subscribers import sql
 from subscribers.heartbeat import live_workers
 from subscribers.history import handled_types_json
@@ -207,23 +209,17 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 def _refusal(request: HttpRequest) -> HttpResponse | None:
+    """None when the caller may read; else the door's refusal, as text (Prometheus reads
+    the status; a person reads the line). The token and the permission are checked by the
+    doors' own functions, as for every other door."""
     header = request.headers.get("Authorization")
-    user: Any = None
-    if header:
-        secret = bearer_secret(header)
-        user = user_for_token(secret) if secret else None
-        if user is None:
-            return _unauthorized("The API token is unknown or revoked.")
-    elif request.user.is_authenticated:
-        user = request.user
-    else:
-        return _unauthorized("Send Authorization: Bearer <API token>.")
-    if not user.has_perm(READ_PERMISSION):
-        return HttpResponse(
-            f"reading /metrics needs the {READ_PERMISSION} permission\n",
-            status=403,
-            content_type="text/plain",
-        )
+    try:
+        actor = actor_for_token(bearer_secret(header)) if header else request.user
+        authorize(actor, READ_PERMISSION)
+    except errors.ReactionsError as exc:
+        if exc.status == 401:
+            return _unauthorized(exc.detail)
+        return HttpResponse(exc.detail + "\n", status=exc.status, content_type="text/plain")
     return None
 
 

@@ -190,6 +190,9 @@ class FailingItemOut(Schema):
     subscriber: str
     kind: str
     event_id: uuid.UUID
+    stream_id: str | None = Field(
+        None, description="For the head of a parked stream: its stream (else null)."
+    )
     error: str
 
 

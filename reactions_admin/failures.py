@@ -1,7 +1,11 @@
 """Failures in bulk: group failing items by error fingerprint, preview a group, then
 dismiss or retry all of it.
 
-A failing item is a subscriber retrying or wedged on an event. Acting on a group is
+A failing item is a subscriber retrying or wedged on an event, or the head event of a
+stream parked for a stream-ordered reaction (which parks the stream instead of wedging).
+A parked head is dismissed the way its own dismissal is (its work row deleted, one
+``EventDismissed`` with ordering "stream") and retried the way "retry the stream now" is
+(un-parked, attempts kept, one ``StreamRetried``). Acting on a group is
 all-or-nothing (one transaction); each dismissed event gets its own decision, and the
 group its own (context ``FailureGroup``). The number of items previewed must still
 match (409 ``group_changed``), and a second operator acting on the same group at the
@@ -11,11 +15,12 @@ same moment is refused (409 ``group_busy``) rather than queued behind the first.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from reactions_admin import errors
 from reactions_admin.decisions import register_decision
@@ -37,7 +42,11 @@ from reactions_admin.operate_decider import (
     decide_retry_now,
 )
 from reactions_admin.overview import authorize_view
+from reactions_admin.parked import retry_stream_locked
+from reactions_admin.stream_rows import locked_stream
 from subscribers import sql
+from subscribers.models import Bookmark
+from subscribers.stream_work import parked_streams
 
 #: A preview lists at most this many of a group's items.
 PREVIEW_LIMIT = 100
@@ -78,6 +87,7 @@ class FailureGroup:
                     "subscriber": item.subscriber,
                     "kind": item.kind,
                     "event_id": str(item.event_id),
+                    "stream_id": item.stream_id,
                     "error": item.error.strip().splitlines()[0] if item.error.strip() else "",
                 }
                 for item in self.items[:limit]
@@ -106,12 +116,55 @@ class GroupResult:
         }
 
 
+def _failing_bookmarks(cursor: CursorWrapper) -> list[FailingItem]:
+    cursor.execute(sql.FAILING_BOOKMARKS)
+    return [FailingItem(r[0], r[1], r[2], r[3]) for r in cursor.fetchall()]
+
+
+def _parked_heads(names: Iterable[str]) -> list[FailingItem]:
+    return [
+        FailingItem(name, "reaction", parked.event_id, parked.last_error, parked.stream_id)
+        for name in names
+        for parked in parked_streams(name)
+    ]
+
+
+def _reaction_names() -> list[str]:
+    return list(
+        Bookmark.objects.filter(kind=Bookmark.Kind.REACTION)
+        .order_by("subscriber_name")
+        .values_list("subscriber_name", flat=True)
+    )
+
+
 def _items(*, lock: bool = False) -> list[FailingItem]:
+    """Every failing item: retrying or wedged bookmarks, then parked stream heads.
+
+    With ``lock``, in the order workers and the single acts take them (the bookmark row
+    ``FOR UPDATE`` first, then the stream's work rows), so a group act cannot deadlock
+    with them: every bookmark row concerned, by name, then each parked stream's rows. An
+    item that appears after its bookmark was locked is left out (the count then tells).
+    """
     with connection.cursor() as cursor:
-        if lock:
-            cursor.execute(sql.ACTION_LOCK_TIMEOUT)
-        cursor.execute(sql.FAILING_BOOKMARKS + (" FOR UPDATE" if lock else ""))
-        return [FailingItem(r[0], r[1], r[2], r[3]) for r in cursor.fetchall()]
+        if not lock:
+            return _failing_bookmarks(cursor) + _parked_heads(_reaction_names())
+        cursor.execute(sql.ACTION_LOCK_TIMEOUT)
+        seen = _failing_bookmarks(cursor) + _parked_heads(_reaction_names())
+        locked = set(
+            Bookmark.objects.select_for_update()
+            .filter(subscriber_name__in=sorted({item.subscriber for item in seen}))
+            .order_by("subscriber_name")
+            .values_list("subscriber_name", flat=True)
+        )
+        items = [i for i in _failing_bookmarks(cursor) if i.subscriber in locked]
+        parked = {i.subscriber for i in seen if i.stream_id is not None} & locked
+        heads = sorted(_parked_heads(parked), key=lambda i: (i.subscriber, str(i.stream_id)))
+        for head in heads:
+            stream = locked_stream(cursor, head.subscriber, str(head.stream_id))
+            # Still parked on the same head, now that its rows are locked.
+            if stream and stream[0].parked and stream[0].event_id == head.event_id:
+                items.append(head)
+        return items
 
 
 def group(items: Sequence[FailingItem]) -> list[FailureGroup]:
@@ -193,7 +246,7 @@ def _act_on_group(
         item_decisions = (
             _dismiss_each(decision, actor, via, correlation_id)
             if dismiss
-            else _retry_each(decision, via)
+            else _retry_each(decision, actor, via, correlation_id)
         )
         recorded = register_decision(
             OPERATION_STREAM,
@@ -222,11 +275,29 @@ def _dismiss_each(
     return tuple(ids)
 
 
-def _retry_each(decision: GroupAccepted, via: str) -> tuple[uuid.UUID, ...]:
+def _retry_each(
+    decision: GroupAccepted, actor: Actor, via: str, correlation_id: uuid.UUID
+) -> tuple[uuid.UUID, ...]:
+    """Retry every item now; returns the ``StreamRetried`` decisions of the parked heads
+    (a bookmark's retry is recorded by the group's decision alone)."""
+    ids = []
     for item in decision.items:
+        if item.stream_id is not None:
+            with connection.cursor() as cursor:
+                result = retry_stream_locked(
+                    cursor,
+                    item.subscriber,
+                    item.stream_id,
+                    decision.audit.reason,
+                    actor,
+                    via,
+                    correlation_id,
+                )
+            ids.append(result.decision_event_id)
+            continue
         subject = lock_subject(item.subscriber)
         accepted = decide_retry_now(subject, decision.audit.reason)
         if isinstance(accepted, Refused):
             raise refusal_error(accepted)
         carry_out(subject, accepted)
-    return ()
+    return tuple(ids)

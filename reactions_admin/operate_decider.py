@@ -176,12 +176,14 @@ def decide_resume(subject: Subject, reason: str) -> Accepted | Refused:
 
 @dataclass(frozen=True)
 class FailingItem:
-    """One failing event of a group: which subscriber, which event, of what kind."""
+    """One failing event of a group: which subscriber, which event, of what kind; for the
+    head of a parked stream (a stream-ordered reaction), which stream."""
 
     subscriber: str
     kind: str
     event_id: uuid.UUID
     error: str
+    stream_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,13 @@ class GroupAccepted:
     audit: Audit
     choice_per_item: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _item_inputs(item: FailingItem) -> dict[str, str]:
+    inputs = {"subscriber": item.subscriber, "event_id": str(item.event_id)}
+    if item.stream_id is not None:
+        inputs["stream_id"] = item.stream_id
+    return inputs
 
 
 def decide_group(
@@ -233,7 +242,7 @@ def decide_group(
             {
                 "fingerprint": fingerprint,
                 "count": len(items),
-                "items": [{"subscriber": i.subscriber, "event_id": str(i.event_id)} for i in items],
+                "items": [_item_inputs(i) for i in items],
             },
         ),
     )

@@ -207,42 +207,60 @@ def retry_parked_stream(
     once. Audited (``ParkedStreamRetry`` / ``StreamRetried``); the reason is optional.
     Needs ``reactions_admin.operate_subscriber``."""
     correlation = correlation_id or uuid.uuid4()
-    # A stream id PostgreSQL cannot store names no stream: refused as not parked, in order.
-    wanted = stream_id if is_storable(stream_id) else ""
 
     def work() -> StreamRetryResult:
         with transaction.atomic(), connection.cursor() as cursor:
-            _locked_bookmark(cursor, subscriber_name)
-            trimmed = accepted(decide_reason(reason, required=False))
-            stream = locked_stream(cursor, subscriber_name, wanted)
-            decision: StreamRetried = accepted(
-                decide_stream_retry(subscriber_name, stream_id, stream, trimmed)
+            return retry_stream_locked(
+                cursor, subscriber_name, stream_id, reason, actor, via, correlation
             )
-            cursor.execute(
-                sql.UNPARK_STREAM_HEAD,
-                {"name": subscriber_name, "event_id": decision.head.event_id},
-            )
-            recorded = register_decision(
-                RETRY_STREAM,
-                context="ParkedStreamRetry",
-                choice="StreamRetried",
-                reason=decision.reason,
-                actor=actor,
-                inputs=decision.inputs(),
-                via=via,
-                correlation_id=correlation,
-                causation_id=decision.head.event_id,
-            )
-        return StreamRetryResult(
-            recorded.event_id,
-            subscriber_name,
-            stream_id,
-            decision.head.event_id,
-            decision.head.attempts,
-            decision.waiting,
-        )
 
     return _act(subscriber_name, actor, OPERATE_PERMISSION, reason, work)
+
+
+def retry_stream_locked(
+    cursor: CursorWrapper,
+    subscriber_name: str,
+    stream_id: str,
+    reason: str,
+    actor: Actor,
+    via: str,
+    correlation_id: uuid.UUID,
+) -> StreamRetryResult:
+    """Retry one parked stream inside the caller's transaction, for a caller that has
+    authorized it already (retrying a failure group: all of them land, or none): lock the
+    bookmark row (404, 409 ``not_stream_ordered``), then the stream's rows, ask the
+    decider (409 ``stream_not_parked``), un-park the head (attempts kept) and audit."""
+    # A stream id PostgreSQL cannot store names no stream: refused as not parked, in order.
+    wanted = stream_id if is_storable(stream_id) else ""
+    _locked_bookmark(cursor, subscriber_name)
+    trimmed = accepted(decide_reason(reason, required=False))
+    stream = locked_stream(cursor, subscriber_name, wanted)
+    decision: StreamRetried = accepted(
+        decide_stream_retry(subscriber_name, stream_id, stream, trimmed)
+    )
+    cursor.execute(
+        sql.UNPARK_STREAM_HEAD,
+        {"name": subscriber_name, "event_id": decision.head.event_id},
+    )
+    recorded = register_decision(
+        RETRY_STREAM,
+        context="ParkedStreamRetry",
+        choice="StreamRetried",
+        reason=decision.reason,
+        actor=actor,
+        inputs=decision.inputs(),
+        via=via,
+        correlation_id=correlation_id,
+        causation_id=decision.head.event_id,
+    )
+    return StreamRetryResult(
+        recorded.event_id,
+        subscriber_name,
+        stream_id,
+        decision.head.event_id,
+        decision.head.attempts,
+        decision.waiting,
+    )
 
 
 def dismiss_stream_head(

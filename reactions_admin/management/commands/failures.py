@@ -76,4 +76,7 @@ class Command(BaseCommand):
             )
             if options["show"]:
                 for item in found.items:
-                    self.stdout.write(f"    {item.subscriber}  {item.event_id}  {item.error}")
+                    stream = f"  stream {item.stream_id}" if item.stream_id is not None else ""
+                    self.stdout.write(
+                        f"    {item.subscriber}  {item.event_id}{stream}  {item.error}"
+                    )

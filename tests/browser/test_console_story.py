@@ -16,10 +16,12 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.test import override_settings
 
+from demo.history import DEBRIEF_POISON_RUN
 from eventstore.models import Event
 from reactions_admin.fingerprint import fingerprint
 from subscribers.models import Bookmark
 from subscribers.registry import load_registry
+from subscribers.stream_work import parked_streams
 from tests.browser.support import SHOTS, log_in
 from tests.factories import operator
 from tests.support import decisions
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 DRAFTER = "demo.caution_drafter"
 BOARD = "demo.run_board"
+DEBRIEFER = "demo.run_debriefer"
 DEMO = {
     **django_settings.EVENTDESK,
     "demo_llm_latency_seconds": 0.001,
@@ -121,20 +124,23 @@ def test_the_3am_story(page, console_server, wedged_demo) -> None:
     assert int(page.get_attribute("#console-live", "data-refreshes") or 0) >= 1
     page.screenshot(path=str(SHOTS / "console-4-retried-attempts-up.png"), full_page=True)
 
-    # 5. Dismiss in bulk by fingerprint, after the preview says how many match.
+    # 5. Dismiss in bulk by fingerprint, after the preview says how many match: the
+    # drafter and the head of the debriefer's parked stream run-0004 (the same error).
     group = fingerprint(drafter().last_error).id
     page.goto(f"{base}/admin/console/failures/")
     page.locator(f'tr[data-fingerprint="{group}"]').get_by_role("link", name="Preview…").click()
     assert page.inner_text("#group-count").startswith(
-        "1 failing item(s) match ContextWindowExceeded"
+        "2 failing item(s) match ContextWindowExceeded"
     )
     assert str(poison.event_id) in page.inner_text("#group-items")
+    assert DEBRIEF_POISON_RUN in page.inner_text("#group-items")
     page.fill("#id_reason", "Evidence too large for any model; notes drafted by hand")
     page.screenshot(path=str(SHOTS / "console-5-bulk-preview.png"), full_page=True)
     page.click("input[name=dismiss]")
     page.wait_for_url(f"{base}/admin/console/failures/")
-    assert f"Dismissed 1 item(s) of {group}" in page.inner_text(".messagelist")
+    assert f"Dismissed 2 item(s) of {group}" in page.inner_text(".messagelist")
     assert drafter().status == "active"
+    assert parked_streams(DEBRIEFER) == []
 
     # 6. See the decisions: each links to the event it acted on.
     page.goto(f"{base}/admin/reactions_admin/decision/")
@@ -144,5 +150,6 @@ def test_the_3am_story(page, console_server, wedged_demo) -> None:
     link = page.locator("#result_list a", has_text=str(poison.event_id)).first
     assert link.get_attribute("href") == f"/admin/eventstore/event/{poison.position}/change/"
     page.screenshot(path=str(SHOTS / "console-6-decisions.png"), full_page=True)
-    [dismissal] = decisions()
-    assert dismissal.metadata["via"] == "admin"
+    dismissals = decisions()
+    assert len(dismissals) == 2
+    assert {d.metadata["via"] for d in dismissals} == {"admin"}

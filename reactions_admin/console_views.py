@@ -26,7 +26,13 @@ from reactions_admin.failures import dismiss_failure_group, failure_group, retry
 from reactions_admin.failures import failure_groups as read_failure_groups
 from reactions_admin.handler import DISMISS_PERMISSION
 from reactions_admin.operate import OPERATE_PERMISSION
-from reactions_admin.overview import Overview, authorize_view, overview, subscriber_report
+from reactions_admin.overview import (
+    Overview,
+    authorize_view,
+    list_workers,
+    overview,
+    subscriber_report,
+)
 
 #: The home page refreshes its rows this often (milliseconds), without a full reload.
 REFRESH_MS = 5000
@@ -66,17 +72,24 @@ def console_overview(request: HttpRequest) -> Overview | None:
         return None
 
 
-@staff_member_required
-def home(request: HttpRequest) -> HttpResponse:
-    """The home page: counts, then one row per subscriber with its diagnosis."""
+def _read_page(
+    request: HttpRequest, template: str, title: str, read: Callable[[], dict[str, Any]]
+) -> HttpResponse:
+    """A reading page: ``read`` (which authorizes) fills the template, or the refusal shows."""
     try:
-        seen = overview(request.user)
+        shown = read()
     except errors.ReactionsError as exc:
         return _refused(request, exc)
     return TemplateResponse(
-        request,
-        "admin/reactions_admin/console/home.html",
-        _context(request, "Operator console", overview=seen),
+        request, f"admin/reactions_admin/console/{template}", _context(request, title, **shown)
+    )
+
+
+@staff_member_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The home page: counts, then one row per subscriber with its diagnosis."""
+    return _read_page(
+        request, "home.html", "Operator console", lambda: {"overview": overview(request.user)}
     )
 
 
@@ -97,28 +110,19 @@ def fragment(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def workers_page(request: HttpRequest) -> HttpResponse:
     """Every worker from its heartbeat: live, stopped or gone; what it runs and does."""
-    try:
-        seen = overview(request.user)
-    except errors.ReactionsError as exc:
-        return _refused(request, exc)
-    return TemplateResponse(
-        request,
-        "admin/reactions_admin/console/workers.html",
-        _context(request, "Workers", workers=seen.workers),
+    return _read_page(
+        request, "workers.html", "Workers", lambda: {"workers": list_workers(request.user)}
     )
 
 
 @staff_member_required
 def failures_page(request: HttpRequest) -> HttpResponse:
     """Failing items grouped by error fingerprint."""
-    try:
-        groups = read_failure_groups(request.user)
-    except errors.ReactionsError as exc:
-        return _refused(request, exc)
-    return TemplateResponse(
+    return _read_page(
         request,
-        "admin/reactions_admin/console/failures.html",
-        _context(request, "Failures by fingerprint", groups=groups),
+        "failures.html",
+        "Failures by fingerprint",
+        lambda: {"groups": read_failure_groups(request.user)},
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from subscribers.models import WorkerHeartbeat
 from tests.factories import append_mixed
 from tests.reliability.invariants import (
     applied_counts,
@@ -93,6 +94,14 @@ def test_thirty_kills_over_twenty_thousand_events_lose_and_double_nothing(
         what="the last worker to finish",
     )
     wait_for(lambda: at_head(*NAMES) and read_models_match(), timeout=60, what="read models")
+    # The killed workers may have finished everything before the survivor even started:
+    # SIGTERM only once it is up (its heartbeat is written after its signal handling is in
+    # place), or the signal lands before the handler and kills it.
+    wait_for(
+        lambda: WorkerHeartbeat.objects.filter(pid=survivor.pid).exists(),
+        timeout=60,
+        what="the last worker's heartbeat",
+    )
     survivor.send_signal(signal.SIGTERM)
     assert survivor.wait(60) == 0
 

@@ -336,7 +336,7 @@ def operator_token() -> str:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 
-    from reactions_admin.tokens import issue_token
+    from reactions_admin.acts.tokens.handler import issue_token
 
     user, _ = get_user_model().objects.get_or_create(username="bench-operator")
     user.user_permissions.add(

@@ -81,7 +81,7 @@ def _free_port() -> int:
 def _grant_view(secret: str) -> None:
     from django.contrib.auth.models import Permission
 
-    from reactions_admin.tokens import user_for_token
+    from reactions_admin.acts.tokens.handler import user_for_token
 
     user = user_for_token(secret)
     assert user is not None

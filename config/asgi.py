@@ -20,7 +20,7 @@ warnings.filterwarnings(
 )
 django_application = get_asgi_application()
 
-from reactions_admin.mcp_http import MCP_PATH, build_mcp_http_app  # noqa: E402  (needs Django set up)
+from reactions_admin.doors.mcp.http import MCP_PATH, build_mcp_http_app  # noqa: E402  (needs Django set up)
 
 
 def build_application() -> ASGIApp:

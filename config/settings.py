@@ -55,7 +55,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so it sees the URL resolver's 404 and the view's answer: every error under
     # /agent/ is JSON {"code", "detail"}, never an HTML page.
-    "reactions_admin.agent_errors.agent_json_errors",
+    "reactions_admin.doors.rest.errors.agent_json_errors",
 ]
 
 ROOT_URLCONF = "config.urls"

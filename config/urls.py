@@ -8,10 +8,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from reactions_admin import console_views
-from reactions_admin.agent_errors import AGENT_PREFIX
-from reactions_admin.api import api
-from reactions_admin.metrics import metrics_view
+from reactions_admin.doors.admin import console as console_views
+from reactions_admin.doors.rest.api import api
+from reactions_admin.doors.rest.errors import AGENT_PREFIX
+from reactions_admin.reads.metrics import metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

@@ -14,12 +14,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
-from reactions_admin import (
-    admin_bookmarks,  # noqa: F401  (registers the Bookmarks pages)
-    admin_parked,  # noqa: F401  (registers the parked-streams page)
+from reactions_admin.acts.tokens.handler import revoke
+from reactions_admin.doors.admin import (
+    bookmarks,  # noqa: F401  (registers the Bookmarks pages)
+    parked_streams,  # noqa: F401  (registers the parked-streams page)
 )
 from reactions_admin.models import ApiToken, Decision
-from reactions_admin.tokens import revoke
 
 # The console's tables (subscribers, bookmarks, parked streams) are wide: the admin's
 # navigation sidebar would take a quarter of the screen from them. The home page links

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from reactions_admin.decider import DismissalRejected, Rejection
-from reactions_admin.stream_decider import StreamRefusal, StreamRejected
+from reactions_admin.acts.dismissal.decider import DismissalRejected, Rejection
+from reactions_admin.acts.parked_streams.decider import StreamRefusal, StreamRejected
 
 
 class ReactionsError(Exception):

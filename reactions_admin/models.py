@@ -9,12 +9,10 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import IntegrityError, models
 
+from eventstore.decisions import DECISION_EVENT_TYPE
 from eventstore.models import Event
 from reactions_admin.errors import RevocationFinal
 from subscribers.models import ReactionWork
-
-#: The event type of every audited decision (a dismissal is one kind).
-DECISION_EVENT_TYPE = "DecisionRegistered"
 
 
 class DecisionManager(models.Manager["Decision"]):
@@ -117,7 +115,7 @@ class ApiToken(models.Model):
     Revocation is final: once ``revoked_at`` is set, the database refuses to clear or
     change it (a trigger), whatever the path (this model, a queryset, raw SQL); through
     the ORM the refusal is ``RevocationFinal``. Create and revoke tokens with
-    ``reactions_admin.tokens``, which audits each act."""
+    ``reactions_admin.acts.tokens.handler``, which audits each act."""
 
     objects: ClassVar[models.Manager[ApiToken]] = models.Manager.from_queryset(ApiTokenQuerySet)()
 

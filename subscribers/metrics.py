@@ -2,7 +2,7 @@
 
 Counters and histograms labelled by subscriber, recorded from the ``Outcome`` of each
 step and from timers around ``handle``/``apply``: the loops themselves are unchanged
-but for one call per step. The console's ``/metrics`` (reactions_admin/metrics.py)
+but for one call per step. The console's ``/metrics`` (reactions_admin/reads/metrics.py)
 carries the gauges computed from the database; these are what only the process knows.
 """
 

@@ -588,7 +588,7 @@ FROM worker_heartbeats
 ORDER BY (stopped_at IS NULL) DESC, last_seen_at DESC
 """
 
-# --- operators acting on parked streams (reactions_admin/parked.py) ----------------------
+# --- operators acting on parked streams (reactions_admin/acts/parked_streams/) ---------------
 
 # Every unfinished row of one stream, head first, locked for the operator's transaction
 # (the bookmark row is already held): a settle or a failure on them waits for the act.
@@ -665,7 +665,7 @@ SELECT count(*) FROM (
 ) AS hidden
 """
 
-# --- the operator's actions on a subscriber (reactions_admin.operate) --------------------
+# --- the operator's actions on a subscriber (reactions_admin/acts/operations/) -----------------
 
 # An action holds the bookmark row for its short transaction; a projection batch holding
 # it longer than this makes the action answer "busy, try again" instead of hanging.

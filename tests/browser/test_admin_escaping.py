@@ -11,7 +11,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from tests.browser.support import IMG, SCRIPT, assert_inert, log_in, watch_for_script
 from tests.factories import append_events, operator, wedged_reaction

@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from demo.history import DEBRIEF_POISON_RUN
 from eventstore.models import Event
-from reactions_admin.fingerprint import fingerprint
+from reactions_admin.acts.failure_groups.fingerprint import fingerprint
 from subscribers.models import Bookmark
 from subscribers.registry import load_registry
 from subscribers.stream_work import parked_streams

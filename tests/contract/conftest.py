@@ -11,7 +11,7 @@ from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
 from eventstore.types import RecordedEvent
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams
 from tests.factories import jobs, operator

@@ -46,8 +46,8 @@ from django.urls import reverse
 
 from eventstore.models import Event
 from eventstore.types import RecordedEvent
+from reactions_admin.acts.tokens.handler import issue_token, revoke_tokens
 from reactions_admin.models import ApiToken
-from reactions_admin.tokens import issue_token, revoke_tokens
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, served_asgi, wait_until_visible

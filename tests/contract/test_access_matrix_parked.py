@@ -35,8 +35,8 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 
+from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.models import ParkedStream
-from reactions_admin.tokens import issue_token
 from tests.contract.conftest import ParkedWorld
 from tests.factories import operator
 from tests.stream_invariants import rows

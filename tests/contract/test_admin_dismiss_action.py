@@ -211,7 +211,7 @@ def test_the_decisions_page_shows_who_when_which_and_why(events) -> None:
 
 
 def test_the_token_page_never_shows_a_secret(events) -> None:
-    from reactions_admin.tokens import issue_token
+    from reactions_admin.acts.tokens.handler import issue_token
 
     issued = issue_token(operator("robot"))
     client = superuser_client()

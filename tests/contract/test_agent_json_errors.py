@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from eventstore.models import Event
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, served_asgi

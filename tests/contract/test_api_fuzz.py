@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from eventstore.models import Event
-from reactions_admin.tokens import issue_token, revoke_tokens
+from reactions_admin.acts.tokens.handler import issue_token, revoke_tokens
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import wait_until_visible

@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import RecordedEvent
+from reactions_admin.acts.tokens.handler import TOKEN_DECISION_STREAM, issue_token, revoke_tokens
 from reactions_admin.errors import RevocationFinal
 from reactions_admin.models import ApiToken
-from reactions_admin.tokens import TOKEN_DECISION_STREAM, issue_token, revoke_tokens
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import wait_until_visible
 

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from reactions_admin import admin_bookmarks as bookmark_admin
+from reactions_admin.doors.admin import bookmarks as bookmark_admin
 from tests.support import raw_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -22,9 +22,9 @@ from django.test import Client
 from mcp import Client as McpClient
 
 from eventstore.models import Event
-from reactions_admin.fingerprint import fingerprint
-from reactions_admin.mcp_server import build_mcp_server
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.failure_groups.fingerprint import fingerprint
+from reactions_admin.acts.tokens.handler import issue_token
+from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import wait_until_visible

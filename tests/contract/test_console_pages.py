@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
-from reactions_admin.fingerprint import fingerprint
+from reactions_admin.acts.failure_groups.fingerprint import fingerprint
 from subscribers.models import Bookmark, SubscriberSample, WorkerHeartbeat
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, wait_until_visible

@@ -15,9 +15,9 @@ from django.test import Client
 from mcp import Client as McpClient
 
 from eventstore.types import RecordedEvent
-from reactions_admin.handler import dismiss_event_in_reaction
-from reactions_admin.mcp_server import build_mcp_server
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
+from reactions_admin.acts.tokens.handler import issue_token
+from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import wait_until_visible

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client, override_settings
 
-from reactions_admin.tokens import issue_token, revoke_tokens
+from reactions_admin.acts.tokens.handler import issue_token, revoke_tokens
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, wait_until_visible

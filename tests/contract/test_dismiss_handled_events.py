@@ -15,8 +15,8 @@ from django.urls import reverse
 
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
-from reactions_admin.handler import dismiss_event_in_reaction
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
+from reactions_admin.acts.tokens.handler import issue_token
 from tests.factories import operator, wedged_reaction
 from tests.support import decisions, wait_until_visible
 

@@ -14,8 +14,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from reactions_admin.mcp_server import build_mcp_server
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
+from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, served_asgi, wait_until_visible

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
 from subscribers import sql
 from subscribers.heartbeat import Heartbeat
 from subscribers.metrics import WorkerMetrics

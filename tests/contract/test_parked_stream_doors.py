@@ -21,10 +21,10 @@ from django.urls import reverse
 from mcp import Client as McpClient
 
 from eventstore.postgres import PostgresEventStore
-from reactions_admin.mcp_server import build_mcp_server
+from reactions_admin.acts.parked_streams.handler import RETRY_STREAM
+from reactions_admin.acts.tokens.handler import issue_token
+from reactions_admin.doors.mcp.server import build_mcp_server
 from reactions_admin.models import ParkedStream
-from reactions_admin.parked import RETRY_STREAM
-from reactions_admin.tokens import issue_token
 from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows

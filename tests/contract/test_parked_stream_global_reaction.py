@@ -8,7 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from reactions_admin import errors
-from reactions_admin.parked import dismiss_parked_stream, dismiss_stream_head, retry_parked_stream
+from reactions_admin.acts.parked_streams.handler import (
+    dismiss_parked_stream,
+    dismiss_stream_head,
+    retry_parked_stream,
+)
 from subscribers.models import Bookmark
 from tests.factories import append, operator, wedged_reaction
 from tests.support import bookmark, decisions

@@ -15,8 +15,8 @@ from django.db import DatabaseError, connection
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from reactions_admin import errors
-from reactions_admin.handler import dismiss_event_in_reaction
-from reactions_admin.parked import (
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
+from reactions_admin.acts.parked_streams.handler import (
     RETRY_STREAM,
     dismiss_parked_stream,
     dismiss_stream_head,
@@ -186,7 +186,7 @@ def test_the_checks_run_in_the_documented_order(
     name = "nobody" if "unknown reaction" in case else NAME
     event_id = uuid.UUID(int=1) if "unknown event" in case else parked.behind[0].event_id
     if "memory" in case:
-        monkeypatch.setattr("reactions_admin.doors.get_event_store", InMemoryEventStore)
+        monkeypatch.setattr("reactions_admin.doors.access.get_event_store", InMemoryEventStore)
     reason = "   " if "blank" in case else "poison"
     before = state()
     with pytest.raises(errors.ReactionsError) as refused:

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 
+from reactions_admin.acts.tokens.handler import LAST_USED_RESOLUTION, issue_token, user_for_token
 from reactions_admin.models import ApiToken
-from reactions_admin.tokens import LAST_USED_RESOLUTION, issue_token, user_for_token
 
 
 @pytest.mark.django_db

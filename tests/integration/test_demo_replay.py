@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from eventstore.models import Event
-from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from subscribers.registry import load_registry
 from tests.factories import operator

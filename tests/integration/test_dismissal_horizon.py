@@ -16,7 +16,7 @@ import pytest
 
 from eventstore.types import Cursor
 from reactions_admin import errors
-from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, raw_connection, wait_until_visible

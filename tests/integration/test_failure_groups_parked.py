@@ -14,15 +14,15 @@ from django.contrib.auth.models import User
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
-from reactions_admin.failures import (
+from reactions_admin.acts.failure_groups.handler import (
     FailureGroup,
     dismiss_failure_group,
     failure_group,
     failure_groups,
     retry_failure_group,
 )
-from reactions_admin.operate import OPERATION_STREAM
-from reactions_admin.parked import RETRY_STREAM, dismiss_stream_head
+from reactions_admin.acts.operations.handler import OPERATION_STREAM
+from reactions_admin.acts.parked_streams.handler import RETRY_STREAM, dismiss_stream_head
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows
 from tests.contract.conftest import STREAM_JOBS

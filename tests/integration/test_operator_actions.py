@@ -15,14 +15,14 @@ from django.utils import timezone
 from eventstore.models import Event
 from eventstore.postgres import PostgresEventStore
 from reactions_admin import errors
-from reactions_admin.failures import (
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
+from reactions_admin.acts.failure_groups.handler import (
     dismiss_failure_group,
     failure_group,
     failure_groups,
     retry_failure_group,
 )
-from reactions_admin.handler import dismiss_event_in_reaction
-from reactions_admin.operate import OPERATION_STREAM, pause, resume, retry_now
+from reactions_admin.acts.operations.handler import OPERATION_STREAM, pause, resume, retry_now
 from subscribers.bookmarks import BookmarkState, Failure, record_failure
 from subscribers.leases import LeaseKeeper
 from subscribers.models import Bookmark

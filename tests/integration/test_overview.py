@@ -10,8 +10,8 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from reactions_admin import errors
-from reactions_admin import overview as overview_module
-from reactions_admin.overview import overview, subscriber_report
+from reactions_admin.reads import overview as overview_module
+from reactions_admin.reads.overview import overview, subscriber_report
 from subscribers.models import Bookmark, WorkerHeartbeat
 from tests.factories import append_events, wedged_reaction
 from tests.support import raw_connection, wait_until_visible

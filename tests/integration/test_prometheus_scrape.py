@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
 from tests.conftest import ServedConsole
 from tests.factories import append, operator
 from tests.support import ROOT, free_port, wait_for

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.models import Event
-from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers import sql
 from subscribers.bookmarks import ensure_bookmarks
 from subscribers.leases import LeaseKeeper

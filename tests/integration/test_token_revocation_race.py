@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from eventstore.postgres import PostgresEventStore
-from reactions_admin.tokens import TOKEN_DECISION_STREAM, issue_token, revoke_tokens
+from reactions_admin.acts.tokens.handler import TOKEN_DECISION_STREAM, issue_token, revoke_tokens
 from tests.factories import operator
 from tests.support import raw_connection, wait_for
 

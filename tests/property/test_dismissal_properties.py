@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventstore.types import Cursor
-from reactions_admin.decider import (
+from reactions_admin.acts.dismissal.decider import (
     MAX_REASON_LENGTH,
     DismissalAccepted,
     DismissalRejected,

@@ -14,9 +14,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eventstore.types import Cursor
-from reactions_admin.api import REASON_PATTERN
-from reactions_admin.decider import MAX_REASON_LENGTH, DismissalAccepted, decide_dismissal
-from reactions_admin.handler import is_storable
+from reactions_admin.acts.dismissal.decider import (
+    MAX_REASON_LENGTH,
+    DismissalAccepted,
+    decide_dismissal,
+)
+from reactions_admin.acts.dismissal.handler import is_storable
+from reactions_admin.doors.rest.schemas import REASON_PATTERN
 
 PATTERN = re.compile(REASON_PATTERN)
 VALIDATOR = jsonschema_rs.validator_for({"type": "string", "pattern": REASON_PATTERN})

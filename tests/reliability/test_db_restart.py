@@ -45,7 +45,7 @@ APP = "eventdesk-restart-worker"
 
 MAKE_OPERATOR = """
 from django.contrib.auth.models import Permission, User
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
 user = User.objects.create_user("operator", password="pw-for-tests", is_staff=True)
 user.user_permissions.add(Permission.objects.get(codename="dismiss_event"))
 print(issue_token(user).secret)

@@ -25,8 +25,8 @@ from django.db import DatabaseError, connection
 
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor, RecordedEvent
-from reactions_admin.handler import DECISION_STREAM, dismiss_event_in_reaction
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.dismissal.handler import DECISION_STREAM, dismiss_event_in_reaction
+from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.models import Bookmark
 from tests.factories import append_events, append_mixed, operator, wedged_reaction
 from tests.reliability.invariants import (

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from reactions_admin.diagnosis import (
+from reactions_admin.reads.diagnosis import (
     HorizonFact,
     LeaseFact,
     State,

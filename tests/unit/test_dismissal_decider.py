@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eventstore.types import START, Cursor
-from reactions_admin.decider import (
+from reactions_admin.acts.dismissal.decider import (
     MAX_REASON_LENGTH,
     DismissalAccepted,
     DismissalRejected,
@@ -92,7 +92,7 @@ def test_the_decider_imports_nothing_from_django() -> None:
     import ast
     from pathlib import Path
 
-    import reactions_admin.decider as module
+    import reactions_admin.acts.dismissal.decider as module
 
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {

@@ -11,7 +11,7 @@ import pytest
 
 from eventstore.types import START, Cursor
 from reactions_admin import errors
-from reactions_admin.decider import (
+from reactions_admin.acts.dismissal.decider import (
     MAX_REASON_LENGTH,
     DismissalAccepted,
     DismissalRejected,

@@ -14,7 +14,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.test import override_settings
 
 from reactions_admin import errors
-from reactions_admin.handler import dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.management.acting import acting_user
-from reactions_admin.tokens import issue_token
 
 
 class Command(BaseCommand):

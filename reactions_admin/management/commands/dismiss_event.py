@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.errors import NotAuthenticated, ReactionsError
-from reactions_admin.handler import dismiss_event_in_reaction
 
 
 class Command(BaseCommand):

@@ -8,14 +8,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reactions_admin import errors
-from reactions_admin.cli import actor_named, add_actor_argument, refuse
-from reactions_admin.failures import (
+from reactions_admin.acts.failure_groups.handler import (
     dismiss_failure_group,
     failure_group,
     failure_groups,
     read_groups_as_shell,
     retry_failure_group,
 )
+from reactions_admin.doors.cli import actor_named, add_actor_argument, refuse
 
 
 class Command(BaseCommand):

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from config.options import options as eventdesk_options
-from reactions_admin.mcp_server import build_mcp_server
-from reactions_admin.tokens import user_for_token
+from reactions_admin.acts.tokens.handler import user_for_token
+from reactions_admin.doors.mcp.server import build_mcp_server
 
 
 class Command(BaseCommand):

@@ -11,14 +11,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reactions_admin.errors import NotAuthenticated, ReactionsError
-from reactions_admin.handler import Actor
-from reactions_admin.parked import (
+from reactions_admin.acts.dismissal.handler import Actor
+from reactions_admin.acts.parked_streams.handler import (
     dismiss_parked_stream,
     dismiss_stream_head,
     list_parked_streams,
     retry_parked_stream,
 )
+from reactions_admin.errors import NotAuthenticated, ReactionsError
 
 
 class Command(BaseCommand):

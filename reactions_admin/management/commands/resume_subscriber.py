@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reactions_admin.cli import SubscriberActionCommand
-from reactions_admin.operate import resume
+from reactions_admin.acts.operations.handler import resume
+from reactions_admin.doors.cli import SubscriberActionCommand
 
 
 class Command(SubscriberActionCommand):

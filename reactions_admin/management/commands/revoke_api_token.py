@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from reactions_admin.acts.tokens.handler import PREFIX_LENGTH, revoke_tokens
 from reactions_admin.management.acting import acting_user
-from reactions_admin.tokens import PREFIX_LENGTH, revoke_tokens
 
 
 class Command(BaseCommand):

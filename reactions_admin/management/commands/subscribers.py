@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from reactions_admin import errors
-from reactions_admin.cli import actor_named, add_actor_argument, refuse
-from reactions_admin.overview import SubscriberReport, overview, read_as_shell
+from reactions_admin.doors.cli import actor_named, add_actor_argument, refuse
+from reactions_admin.reads.overview import SubscriberReport, overview, read_as_shell
 
 
 class Command(BaseCommand):

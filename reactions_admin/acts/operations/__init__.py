@@ -1,0 +1,1 @@
+"""Operate a subscriber: retry now, pause, resume (with a reason, audited)."""

@@ -1,0 +1,156 @@
+"""The operator's actions on one subscriber: retry now, pause, resume.
+
+Each is the dismissal's shape: authorize (``reactions_admin.operate_subscriber``), lock
+the bookmark in ``atomic()``, ask the pure decider (``operate_decider``), carry out its
+changes and append its ``DecisionRegistered`` in the same transaction; then wake the
+workers. Every door (admin, REST, MCP, CLI) calls these and maps the same errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+
+from eventstore.decisions import register_decision
+from reactions_admin import errors
+from reactions_admin.acts.dismissal.handler import is_storable
+from reactions_admin.acts.operations.decider import (
+    Accepted,
+    Refused,
+    Subject,
+    decide_pause,
+    decide_resume,
+    decide_retry_now,
+)
+from reactions_admin.doors.access import Actor, authorize, database_errors, require_durable_store
+from subscribers import sql
+
+#: The permission retry now, pause and resume need.
+OPERATE_PERMISSION = "reactions_admin.operate_subscriber"
+#: Every operation on a subscriber is appended to this stream (one audit trail, in order).
+OPERATION_STREAM = "decisions-subscriber-operations"
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an accepted action did."""
+
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    choice: str
+    status_before: str
+    status_after: str
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON form every door returns."""
+        return {
+            "decision_event_id": str(self.decision_event_id),
+            "subscriber_name": self.subscriber_name,
+            "choice": self.choice,
+            "status_before": self.status_before,
+            "status_after": self.status_after,
+        }
+
+
+def refusal_error(refused: Refused) -> errors.ReactionsError:
+    """The error for a decider's refusal (its code is the refusal's value)."""
+    return errors.for_refusal(refused.refusal.value, refused.detail)
+
+
+def lock_subject(name: str) -> Subject:
+    """The bookmark ``name``, locked for this transaction (404 when unknown)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.ACTION_LOCK_TIMEOUT)
+        cursor.execute(sql.LOCK_FOR_ACTION, {"name": name})
+        row = cursor.fetchone()
+    if row is None:
+        raise errors.SubscriberNotFound(f"No subscriber named {name!r}.")
+    return Subject(row[0], row[1], row[2], int(row[3]), row[4], row[5], int(row[6]))
+
+
+def carry_out(subject: Subject, accepted: Accepted) -> str:
+    """Apply an accepted decision's changes to the locked bookmark; return the status after."""
+    changes = accepted.changes
+    with connection.cursor() as cursor:
+        if changes.get("status") == "retrying":
+            cursor.execute(sql.RETRY_NOW, {"name": subject.name})
+        elif changes.get("status") == "paused":
+            cursor.execute(
+                sql.PAUSE,
+                {
+                    "name": subject.name,
+                    "paused_from": changes["paused_from"],
+                    "paused_by": changes["paused_by"],
+                    "reason": changes["pause_reason"],
+                },
+            )
+        elif "status" in changes:
+            cursor.execute(sql.RESUME, {"name": subject.name, "status": changes["status"]})
+        if accepted.hurry_rows:
+            cursor.execute(sql.RETRY_ROWS_NOW, {"name": subject.name})
+        # Sent at commit: the worker's loops look again now rather than at their next poll.
+        cursor.execute(sql.WAKE_WORKERS)
+    return str(changes.get("status", subject.status))
+
+
+def _act(
+    action: str,
+    subscriber_name: str,
+    reason: str,
+    actor: Actor,
+    via: str,
+) -> ActionResult:
+    authorize(actor, OPERATE_PERMISSION)
+    require_durable_store()
+    if not is_storable(reason):
+        raise errors.UnstorableText(
+            "The reason contains a NUL character or an invalid surrogate; it cannot be stored."
+        )
+    if not is_storable(subscriber_name):
+        raise errors.SubscriberNotFound(f"No subscriber named {subscriber_name!r}.")
+    with database_errors(), transaction.atomic():
+        subject = lock_subject(subscriber_name)
+        if action == "retry":
+            decision = decide_retry_now(subject, reason)
+        elif action == "pause":
+            decision = decide_pause(subject, reason, actor.get_username())
+        else:
+            decision = decide_resume(subject, reason)
+        if isinstance(decision, Refused):
+            raise refusal_error(decision)
+        after = carry_out(subject, decision)
+        recorded = register_decision(
+            OPERATION_STREAM,
+            context=decision.audit.context,
+            choice=decision.audit.choice,
+            reason=decision.audit.reason,
+            actor=actor,
+            inputs=decision.audit.inputs,
+            via=via,
+            causation_id=subject.failing_event_id,
+        )
+    return ActionResult(
+        recorded.event_id, subscriber_name, decision.audit.choice, subject.status, after
+    )
+
+
+def retry_now(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
+    """Make a retrying or wedged subscriber attempt its failing event now, keeping its
+    attempt count (a wedged one that fails again stays wedged, with one more attempt).
+    409 ``nothing_to_retry`` / ``subscriber_paused``."""
+    return _act("retry", subscriber_name, reason, actor, via)
+
+
+def pause(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
+    """Pause a subscriber: from the commit on, no worker starts work for it; work in
+    flight finishes (its result lands; a failure keeps the pause). 409 ``already_paused``."""
+    return _act("pause", subscriber_name, reason, actor, via)
+
+
+def resume(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
+    """Resume a paused subscriber with the status it had (active, retrying or wedged).
+    409 ``not_paused``."""
+    return _act("resume", subscriber_name, reason, actor, via)

@@ -1,0 +1,217 @@
+"""The operator console's pages, under /admin/console/: the home page (one row per
+subscriber with its diagnosis, the counts at the top, refreshed every few seconds by a
+small fetch of its fragment), the Workers page, the failure groups with their preview,
+and a reason form for each action on one subscriber.
+
+Each page reads through ``overview`` / ``failures`` and acts through the one handler of
+each action, like every other door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.views.decorators.http import require_http_methods
+
+from reactions_admin import errors
+from reactions_admin.acts.dismissal.handler import DISMISS_PERMISSION
+from reactions_admin.acts.failure_groups.handler import (
+    dismiss_failure_group,
+    failure_group,
+    retry_failure_group,
+)
+from reactions_admin.acts.failure_groups.handler import failure_groups as read_failure_groups
+from reactions_admin.acts.operations import handler as operate
+from reactions_admin.acts.operations.handler import OPERATE_PERMISSION
+from reactions_admin.reads.overview import (
+    Overview,
+    authorize_view,
+    list_workers,
+    overview,
+    subscriber_report,
+)
+
+#: The home page refreshes its rows this often (milliseconds), without a full reload.
+REFRESH_MS = 5000
+
+
+class ReasonForm(forms.Form):
+    """Why the operator acts (recorded in the audit trail)."""
+
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 70}))
+
+
+def _context(request: HttpRequest, title: str, **more: Any) -> dict[str, Any]:
+    return {
+        **admin.site.each_context(request),
+        "title": title,
+        "refresh_ms": REFRESH_MS,
+        "can_operate": request.user.has_perm(OPERATE_PERMISSION),
+        "can_dismiss": request.user.has_perm(DISMISS_PERMISSION),
+        **more,
+    }
+
+
+def _refused(request: HttpRequest, exc: errors.ReactionsError) -> HttpResponse:
+    return TemplateResponse(
+        request,
+        "admin/reactions_admin/console/refused.html",
+        _context(request, "Refused", error=exc),
+        status=exc.status,
+    )
+
+
+def console_overview(request: HttpRequest) -> Overview | None:
+    """The overview for the logged-in user, or None when they may not read it."""
+    try:
+        return overview(request.user)
+    except errors.ReactionsError:
+        return None
+
+
+def _read_page(
+    request: HttpRequest, template: str, title: str, read: Callable[[], dict[str, Any]]
+) -> HttpResponse:
+    """A reading page: ``read`` (which authorizes) fills the template, or the refusal shows."""
+    try:
+        shown = read()
+    except errors.ReactionsError as exc:
+        return _refused(request, exc)
+    return TemplateResponse(
+        request, f"admin/reactions_admin/console/{template}", _context(request, title, **shown)
+    )
+
+
+@staff_member_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The home page: counts, then one row per subscriber with its diagnosis."""
+    return _read_page(
+        request, "home.html", "Operator console", lambda: {"overview": overview(request.user)}
+    )
+
+
+@staff_member_required
+def fragment(request: HttpRequest) -> HttpResponse:
+    """The rows and counts alone, for the home page's refresh."""
+    try:
+        seen = overview(request.user)
+    except errors.ReactionsError as exc:
+        return HttpResponse(exc.detail, status=exc.status, content_type="text/plain")
+    return TemplateResponse(
+        request,
+        "admin/reactions_admin/console/fragment.html",
+        _context(request, "", overview=seen),
+    )
+
+
+@staff_member_required
+def workers_page(request: HttpRequest) -> HttpResponse:
+    """Every worker from its heartbeat: live, stopped or gone; what it runs and does."""
+    return _read_page(
+        request, "workers.html", "Workers", lambda: {"workers": list_workers(request.user)}
+    )
+
+
+@staff_member_required
+def failures_page(request: HttpRequest) -> HttpResponse:
+    """Failing items grouped by error fingerprint."""
+    return _read_page(
+        request,
+        "failures.html",
+        "Failures by fingerprint",
+        lambda: {"groups": read_failure_groups(request.user)},
+    )
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def failure_group_page(request: HttpRequest, fingerprint: str) -> HttpResponse:
+    """One group: how many items match, each item; then dismiss or retry all of them."""
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        act = dismiss_failure_group if "dismiss" in request.POST else retry_failure_group
+        try:
+            expected = int(request.POST.get("expected_count", "-1"))
+            result = act(
+                fingerprint, expected, form.cleaned_data["reason"], request.user, via="admin"
+            )
+        except ValueError:
+            messages.error(request, "The previewed count is missing.")
+        except errors.ReactionsError as exc:
+            messages.error(request, f"{exc.detail} ({exc.code})")
+        else:
+            verb = "Dismissed" if result.choice == "GroupDismissed" else "Retried"
+            messages.success(
+                request,
+                f"{verb} {result.count} item(s) of {fingerprint}. "
+                f"Decision {result.decision_event_id}.",
+            )
+            return redirect("console-failures")
+    try:
+        found = failure_group(fingerprint, request.user)
+    except errors.ReactionsError as exc:
+        if request.method == "POST":
+            return redirect("console-failures")
+        return _refused(request, exc)
+    return TemplateResponse(
+        request,
+        "admin/reactions_admin/console/failure_group.html",
+        _context(request, f"Failure group {fingerprint}", group=found, form=form),
+    )
+
+
+ACTIONS: dict[str, tuple[str, Callable[..., operate.ActionResult]]] = {
+    "retry-now": ("Retry now", operate.retry_now),
+    "pause": ("Pause", operate.pause),
+    "resume": ("Resume", operate.resume),
+}
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def subscriber_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    """A reason form for one action on one subscriber; the act goes through its handler."""
+    if action not in ACTIONS:
+        return _refused(request, errors.InvalidRequest(f"No action {action!r}."))
+    verb, handler = ACTIONS[action]
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = handler(name, form.cleaned_data["reason"], request.user, via="admin")
+        except errors.ReactionsError as exc:
+            messages.error(request, f"{name}: {exc.detail} ({exc.code})")
+        else:
+            messages.success(
+                request,
+                f"{verb}: {name} {result.status_before} → {result.status_after}. "
+                f"Decision {result.decision_event_id}.",
+            )
+            return redirect("console-home")
+    try:
+        authorize_view(request.user)
+        report = subscriber_report(name, request.user)
+    except errors.ReactionsError as exc:
+        return _refused(request, exc)
+    return TemplateResponse(
+        request,
+        "admin/reactions_admin/console/action.html",
+        _context(request, f"{verb} {name}", report=report, form=form, verb=verb),
+    )
+
+
+urlpatterns = [
+    path("", home, name="console-home"),
+    path("fragment/", fragment, name="console-fragment"),
+    path("workers/", workers_page, name="console-workers"),
+    path("failures/", failures_page, name="console-failures"),
+    path("failures/<str:fingerprint>/", failure_group_page, name="console-failure-group"),
+    path("subscribers/<str:name>/<str:action>/", subscriber_action, name="console-action"),
+]

@@ -1,0 +1,204 @@
+"""The REST door of the reaction acts under ``/agent/reactions/``: list and read reactions,
+dismiss an event, and act on a stream-ordered reaction's parked streams.
+
+Each operation parses, calls one handler, and returns its JSON; refusals are mapped once,
+by ``reactions_admin.doors.rest.api``'s exception handlers, to ``{"code", "detail"}``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+from pydantic import Field
+
+from reactions_admin.acts.dismissal.decider import MAX_REASON_LENGTH
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
+from reactions_admin.acts.parked_streams.handler import (
+    dismiss_parked_stream,
+    dismiss_stream_head,
+    list_parked_streams,
+    retry_parked_stream,
+)
+from reactions_admin.doors.rest.schemas import ALWAYS, REASON_PATTERN, CursorOut, refusals
+from reactions_admin.reads.reactions import get_reaction, list_reactions
+
+router = Router()
+
+
+class DismissIn(Schema):
+    event_id: uuid.UUID
+    reason: str = Field(
+        description=(
+            "Why the event is dismissed (recorded in the audit trail). Trimmed; it must not "
+            f"be blank (400 reason_required) nor longer than {MAX_REASON_LENGTH} characters "
+            "(400 reason_too_long), nor hold a NUL character (400 unstorable_text)."
+        ),
+        json_schema_extra={"pattern": REASON_PATTERN},
+    )
+
+
+class DismissOut(Schema):
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    event_id: uuid.UUID
+    cursor_before: CursorOut
+    cursor_after: CursorOut
+    events_passed_over: int
+    handled_events_passed_over: int
+    #: "global": the bookmark moved to the event; "stream": a parked head's row was deleted.
+    ordering: str
+    stream_id: str | None
+
+
+class StreamIn(Schema):
+    stream_id: str = Field(description="The parked stream.")
+    reason: str = Field(
+        description="Why (recorded in the audit trail); required to dismiss, optional to retry."
+    )
+
+
+class RetryIn(Schema):
+    stream_id: str = Field(description="The parked stream.")
+    reason: str = Field(default="", description="Why (recorded in the audit trail); optional.")
+
+
+class ParkedStreamOut(Schema):
+    stream_id: str
+    event_id: uuid.UUID
+    event_type: str
+    cursor: CursorOut
+    attempts: int
+    last_error: str
+    parked_at: str
+    #: Events of the stream waiting behind the head.
+    waiting: int
+
+
+class StreamDismissOut(Schema):
+    subscriber_name: str
+    stream_id: str
+    events_dismissed: int
+    dismissed: list[DismissOut]
+
+
+class StreamRetryOut(Schema):
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    stream_id: str
+    event_id: uuid.UUID
+    attempts: int
+    waiting: int
+
+
+class ReactionOut(Schema):
+    name: str
+    status: str
+    cursor: CursorOut
+    lag: int
+    attempts: int
+    failing_event_id: uuid.UUID | None
+    last_error: str
+    failed_at: str | None
+    next_retry_at: str | None
+    lease_owner: str
+    #: "global" or "stream"; for "stream", the cursor is the intake point.
+    ordering: str
+    #: A stream-ordered reaction with parked streams (its other streams go on).
+    degraded: bool
+    parked_streams: int
+    in_flight: int
+    #: Intake stopped: the unfinished rows of streams that are not parked reached intake_limit.
+    intake_paused: bool
+
+
+@router.get(
+    "/reactions", response={200: list[ReactionOut], **refusals(*ALWAYS)}, tags=["reactions"]
+)
+def reactions(request: HttpRequest) -> Any:
+    """Every reaction: status, cursor, lag, failing event, last error."""
+    return list_reactions(request.auth)  # type: ignore[attr-defined]
+
+
+@router.get(
+    "/reactions/{name}", response={200: ReactionOut, **refusals(*ALWAYS, 404)}, tags=["reactions"]
+)
+def reaction(request: HttpRequest, name: str) -> Any:
+    """One reaction's health."""
+    return get_reaction(name, request.auth)  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/reactions/{name}/dismiss-event",
+    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
+    tags=["reactions"],
+)
+def dismiss_event(request: HttpRequest, name: str, body: DismissIn) -> Any:
+    """Dismiss a poison event: move the reaction's bookmark to it and audit the decision.
+
+    Needs the permission ``reactions_admin.dismiss_event``. 400 blank or too long
+    reason, 404 unknown reaction or event, 409 the event is not after the bookmark,
+    413 a body over the server's upload limit, 503 the event store is not durable or
+    the database is unavailable.
+    """
+    result = dismiss_event_in_reaction(
+        name,
+        body.event_id,
+        body.reason,
+        request.auth,  # type: ignore[attr-defined]
+        via="rest",
+    )
+    return result.as_payload()
+
+
+@router.get(
+    "/reactions/{name}/parked-streams",
+    response={200: list[ParkedStreamOut], **refusals(*ALWAYS, 404)},
+    tags=["parked streams"],
+)
+def parked_streams(request: HttpRequest, name: str) -> Any:
+    """A stream-ordered reaction's parked streams: the head event, its error and attempts,
+    since when, and how many events wait behind it (the longest parked first)."""
+    return list_parked_streams(name, request.auth)  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/reactions/{name}/parked-streams/dismiss-head",
+    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
+    tags=["parked streams"],
+)
+def dismiss_head(request: HttpRequest, name: str, body: StreamIn) -> Any:
+    """Dismiss the head event of a parked stream (the next event becomes the head and
+    runs), audited. The same act as ``dismiss-event`` with the head's id. Needs
+    ``reactions_admin.dismiss_event``. 409 ``stream_not_parked``, ``not_stream_head``..."""
+    auth = request.auth  # type: ignore[attr-defined]
+    return dismiss_stream_head(name, body.stream_id, body.reason, auth, via="rest").as_payload()
+
+
+@router.post(
+    "/reactions/{name}/parked-streams/dismiss",
+    response={200: StreamDismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
+    tags=["parked streams"],
+)
+def dismiss_stream(request: HttpRequest, name: str, body: StreamIn) -> Any:
+    """Dismiss a whole parked stream: the head and every event waiting behind it, one
+    decision per event, all or nothing. Needs ``reactions_admin.dismiss_event``.
+    409 ``stream_not_parked``."""
+    auth = request.auth  # type: ignore[attr-defined]
+    return dismiss_parked_stream(name, body.stream_id, body.reason, auth, via="rest").as_payload()
+
+
+@router.post(
+    "/reactions/{name}/parked-streams/retry",
+    response={200: StreamRetryOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
+    tags=["parked streams"],
+)
+def retry_stream(request: HttpRequest, name: str, body: RetryIn) -> Any:
+    """Retry a parked stream now: its head runs again at once (its attempt count kept, so
+    one more failure parks it again), and the events behind it follow in order. Audited.
+    Needs ``reactions_admin.operate_subscriber``. 409 ``stream_not_parked``."""
+    auth = request.auth  # type: ignore[attr-defined]
+    result = retry_parked_stream(name, body.stream_id, auth, reason=body.reason, via="rest")
+    return result.as_payload()

@@ -50,13 +50,11 @@ def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> 
 def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
     with transaction.atomic(), connection.cursor() as cursor:
         ms = str(int(options().batch_timeout_seconds * 1000))
-        cursor.execute(sql.BATCH_TIMEOUTS, {"ms": ms})
-        backend_pid = int(cursor.fetchone()[0])
-        cursor.execute(sql.LOCK_PROJECTION_BOOKMARK, {"name": entry.name})
+        cursor.execute(sql.LOCK_PROJECTION_BOOKMARK, {"name": entry.name, "ms": ms})
         row = cursor.fetchone()
         if row is None:
             return Outcome(entry.name)  # worked elsewhere, wedged, paused or waiting to retry
-        state = BookmarkState.from_row(row)
+        state, backend_pid = BookmarkState.from_row(row), int(row[4])
         batch = read_batch(cursor, entry, state.cursor)
         events = _before_known_failure(batch.events, state)
         if events:

@@ -30,8 +30,12 @@ SELECT 1 FROM projection_bookmarks WHERE subscriber_name = %(name)s FOR UPDATE
 
 # A projection batch owns its bookmark row for the whole transaction; SKIP LOCKED lets
 # another worker pass over a subscriber that is already being worked instead of queueing.
+# The same round trip sets the batch's timeouts (BATCH_TIMEOUTS; the lock never waits)
+# and names the session the watchdog would end: one round trip per batch, not two.
 LOCK_PROJECTION_BOOKMARK = """
-SELECT last_transaction_id, last_position, attempts, failing_event_id
+SELECT last_transaction_id, last_position, attempts, failing_event_id, pg_backend_pid(),
+       set_config('statement_timeout', %(ms)s, true),
+       set_config('idle_in_transaction_session_timeout', %(ms)s, true)
 FROM projection_bookmarks
 WHERE subscriber_name = %(name)s AND status IN ('active', 'retrying')
   AND (next_retry_at IS NULL OR next_retry_at <= now())

@@ -18,7 +18,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (a minute or two)")
     parser.add_argument(
-        "--events", type=int, help="catch-up events per measurement (default 30,000; quick 4,000)"
+        "--events", type=int, help="catch-up events per measurement (default 30,000; quick 3,000)"
     )
     parser.add_argument(
         "--peer-events", type=int, help="eventsourcing peer events (default: --events; 0 skips it)"
@@ -54,8 +54,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     quick = args.quick
-    events = args.events or (4_000 if quick else 30_000)
-    peer_events = events if args.peer_events is None else args.peer_events
+    events = args.events or (3_000 if quick else 30_000)
+    peer_events = (
+        (min(events, 2_000) if quick else events) if args.peer_events is None else args.peer_events
+    )
     large = args.growth_large or (100_000 if quick else 1_000_000)
     # Long enough for a p99 of hundreds of samples (quick: 1,000 at 200/s; the 99th
     # percentile is then the 10th worst, not one outlier).
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         growth.run(db, results, small=10_000, large=large, rate=args.rate)
     if "metrics" in sections:
         metrics.run(db, results, events=large,
-                    catchup_events=args.events or (20_000 if quick else 100_000))  # fmt: skip
+                    catchup_events=args.events or (20_000 if quick else 100_000),
+                    rounds=args.rounds)  # fmt: skip
     options = {
         "quick": quick, "events": events, "peer_events": peer_events, "growth_large": large,
         "duration": duration, "rate": args.rate, "reaction_events": reaction_events,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.results import RESULTS_DIR, Results, machine_info
+from benchmarks.results import RESULTS_DIR, Results, load_average, machine_info
 
 SECTIONS = (
     "append", "catchup", "latency", "reaction", "reactions", "dismissal", "growth", "metrics",
@@ -82,28 +83,45 @@ def main(argv: list[str] | None = None) -> int:
 
     results = Results()
     print(f"Eventdesk benchmarks ({'quick' if quick else 'full'}) on database {db.name!r}")
+    results.note(f"load average at the start: {load_average()} ({os.cpu_count()} cores)")
     started = time.perf_counter()
+    section_started = started
+
+    def section_done(name: str) -> None:
+        nonlocal section_started
+        now = time.perf_counter()
+        results.note(f"{name}: {now - section_started:.0f}s (load average {load_average()})")
+        section_started = now
+
     if "append" in sections:
         append.run(db, results, quick=quick, rounds=args.rounds)
+        section_done("append")
     if "catchup" in sections:
         catchup.run(db, results, events=events, quick=quick, peer_events=peer_events,
                     rounds=args.rounds)  # fmt: skip
+        section_done("catchup")
     if "latency" in sections:
         live.run_latency(db, results, rate=args.rate, duration=duration, rounds=args.rounds)
+        section_done("latency")
     if "reaction" in sections:
         live.run_reaction(db, results, rate=args.rate, events=reaction_events,
                           sleep=args.reaction_sleep, duration=duration,
                           rounds=args.rounds)  # fmt: skip
+        section_done("reaction")
     if "reactions" in sections:
         reactions.run(db, results, quick=quick)
+        section_done("reactions")
     if "dismissal" in sections:
         live.run_dismissal(db, results, rate=args.rate, duration=duration)
+        section_done("dismissal")
     if "growth" in sections:
         growth.run(db, results, small=10_000, large=large, rate=args.rate)
+        section_done("growth")
     if "metrics" in sections:
         metrics.run(db, results, events=large,
                     catchup_events=args.events or (20_000 if quick else 100_000),
                     rounds=args.rounds)  # fmt: skip
+        section_done("metrics")
     options = {
         "quick": quick, "events": events, "peer_events": peer_events, "growth_large": large,
         "duration": duration, "rate": args.rate, "reaction_events": reaction_events,

@@ -56,8 +56,8 @@ def _raw(db: BenchDatabase, transactions: int, per_transaction: int) -> float:
 def run(db: BenchDatabase, results: Results, *, quick: bool, rounds: int) -> None:
     """Events/s of single-event transactions and of batches of 100 and 1,000: the raw
     INSERT and ``append_streams`` interleaved, ``rounds`` times each."""
-    single = 500 if quick else 3_000
-    batched = 10_000 if quick else 100_000
+    single = 300 if quick else 2_000
+    batched = 6_000 if quick else 50_000
     cases = [("single", single, 1, 0.8), ("batch 100", batched // 100, 100, 0.5),
              ("batch 1000", batched // 1_000, 1_000, 0.5)]  # fmt: skip
     for label, transactions, size, target in cases:

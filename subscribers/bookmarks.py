@@ -93,7 +93,30 @@ def read_batch(cursor: CursorWrapper, entry: Registered, after: Cursor) -> Batch
     if entry.event_types is not None:
         query, params["types"] = sql.READ_BATCH_OF_TYPES, list(entry.event_types)
     cursor.execute(query, params)
+    return _batch_of(cursor.fetchall())
+
+
+def lock_and_read_batch(
+    cursor: CursorWrapper, entry: Registered, timeout_ms: str
+) -> tuple[BookmarkState, int, Batch] | None:
+    """Lock projection ``entry``'s bookmark (``SKIP LOCKED``), set the batch's timeouts and
+    read its next batch, in one round trip; return the bookmark, the session's backend
+    pid and the batch, or None when the bookmark is not to be worked now."""
+    params: dict[str, Any] = {"name": entry.name, "ms": timeout_ms, "limit": entry.batch_size}
+    query = sql.LOCK_AND_READ_BATCH
+    if entry.event_types is not None:
+        query, params["types"] = sql.LOCK_AND_READ_BATCH_OF_TYPES, list(entry.event_types)
+    cursor.execute(query, params)
     rows = cursor.fetchall()
+    if not rows:
+        return None
+    skip = sql.LOCKED_BOOKMARK_COLUMNS
+    state, backend_pid = BookmarkState.from_row(rows[0]), int(rows[0][4])
+    return state, backend_pid, _batch_of([row[skip:] for row in rows])
+
+
+def _batch_of(rows: list[Any]) -> Batch:
+    """Rows of (head_tx, head_pos, event columns...) as a ``Batch``."""
     head = START
     events: list[RecordedEvent] = []
     for row in rows:

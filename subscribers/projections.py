@@ -15,7 +15,7 @@ from subscribers.bookmarks import (
     BookmarkState,
     Failure,
     advance,
-    read_batch,
+    lock_and_read_batch,
     record_failure,
 )
 from subscribers.outcome import Outcome, is_connection_error, log_failure
@@ -50,12 +50,10 @@ def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> 
 def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
     with transaction.atomic(), connection.cursor() as cursor:
         ms = str(int(options().batch_timeout_seconds * 1000))
-        cursor.execute(sql.LOCK_PROJECTION_BOOKMARK, {"name": entry.name, "ms": ms})
-        row = cursor.fetchone()
-        if row is None:
+        locked = lock_and_read_batch(cursor, entry, ms)
+        if locked is None:
             return Outcome(entry.name)  # worked elsewhere, wedged, paused or waiting to retry
-        state, backend_pid = BookmarkState.from_row(row), int(row[4])
-        batch = read_batch(cursor, entry, state.cursor)
+        state, backend_pid, batch = locked
         events = _before_known_failure(batch.events, state)
         if events:
             watch.begin(entry, state, backend_pid, events[0])

@@ -33,9 +33,10 @@ SELECT 1 FROM projection_bookmarks WHERE subscriber_name = %(name)s FOR UPDATE
 # The same round trip sets the batch's timeouts (BATCH_TIMEOUTS; the lock never waits)
 # and names the session the watchdog would end: one round trip per batch, not two.
 LOCK_PROJECTION_BOOKMARK = """
-SELECT last_transaction_id, last_position, attempts, failing_event_id, pg_backend_pid(),
-       set_config('statement_timeout', %(ms)s, true),
-       set_config('idle_in_transaction_session_timeout', %(ms)s, true)
+SELECT last_transaction_id, last_position, attempts, failing_event_id,
+       pg_backend_pid() AS backend_pid,
+       set_config('statement_timeout', %(ms)s, true) AS batch_statement_timeout,
+       set_config('idle_in_transaction_session_timeout', %(ms)s, true) AS batch_idle_timeout
 FROM projection_bookmarks
 WHERE subscriber_name = %(name)s AND status IN ('active', 'retrying')
   AND (next_retry_at IS NULL OR next_retry_at <= now())
@@ -207,6 +208,34 @@ READ_BATCH = _READ_BATCH.format(head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZ
 READ_BATCH_OF_TYPES = _READ_BATCH.format(
     head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON, types=" AND event_type = ANY(%(types)s)"
 )
+
+# A projection batch's first round trip: LOCK_PROJECTION_BOOKMARK and READ_BATCH in one
+# statement. The events and the head are read under this statement's snapshot, after
+# the bookmark as locked: FOR UPDATE returns the row's latest version (a batch that
+# committed meanwhile is seen), so the read starts where the last batch left off.
+_LOCK_AND_READ_BATCH = """
+WITH bookmark AS ({lock}), head AS ({head})
+SELECT bookmark.*, head.head_tx, head.head_pos, wanted.*
+FROM bookmark
+LEFT JOIN head ON true
+LEFT JOIN LATERAL (
+    SELECT {columns} FROM events
+    WHERE (transaction_id, position)
+          > (bookmark.last_transaction_id::text::xid8, bookmark.last_position)
+      AND {horizon}{types}
+    ORDER BY events.transaction_id, events.position
+    LIMIT %(limit)s
+) AS wanted ON true
+"""
+LOCK_AND_READ_BATCH = _LOCK_AND_READ_BATCH.format(
+    lock=LOCK_PROJECTION_BOOKMARK, head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON, types=""
+)
+LOCK_AND_READ_BATCH_OF_TYPES = _LOCK_AND_READ_BATCH.format(
+    lock=LOCK_PROJECTION_BOOKMARK, head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON,
+    types=" AND event_type = ANY(%(types)s)",
+)  # fmt: skip
+#: The bookmark's columns before the head's in a LOCK_AND_READ_BATCH row.
+LOCKED_BOOKMARK_COLUMNS = 7
 
 # Lag for the admin: events behind the head, counted along the global-order index and
 # capped, so a subscriber far behind costs a bounded count (shown as "10000+"). Only the

@@ -10,13 +10,8 @@ from django.db import connection, transaction
 from config.options import options
 from eventstore.types import RecordedEvent
 from subscribers import sql
-from subscribers.bookmarks import (
-    BookmarkState,
-    Failure,
-    advance,
-    read_batch,
-    record_failure,
-)
+from subscribers.bookmarks import BookmarkState, advance, read_batch
+from subscribers.failures import Failure, FailureSite, record_failure
 from subscribers.outcome import Outcome, is_connection_error, log_failure
 from subscribers.registry import Registered
 from subscribers.retry import RetryDecision
@@ -67,7 +62,7 @@ def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
             advance(cursor, entry.name, moved, keep_failure=held_back)
         decision = None
         if failure is not None:
-            decision = record_failure(cursor, entry.name, to, state, failure)
+            decision = record_failure(cursor, FailureSite.bookmark(entry.name, to, state), failure)
             log_failure(logger, entry.name, failure, decision)
         return Outcome(
             entry.name,
@@ -109,7 +104,8 @@ def give_up_batch(busy: Busy, timeout: float) -> RetryDecision | None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.WAIT_FOR_ROW)
         cursor.execute(sql.LOCK_BOOKMARK_AFTER_TIMEOUT, {"name": name})
-        decision = record_failure(cursor, name, busy.state.cursor, busy.state, failure)
+        site = FailureSite.bookmark(name, busy.state.cursor, busy.state)
+        decision = record_failure(cursor, site, failure)
     log_failure(logger, name, failure, decision)
     return decision
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ from subscribers.failures import Failure, FailureSite, record_failure
 from subscribers.outcome import Outcome, is_connection_error, log_failure
 from subscribers.registry import Registered
 from subscribers.retry import RetryDecision
+from subscribers.rows import Rows
 from subscribers.watchdog import BatchWatch, Busy
 
 logger = logging.getLogger("eventdesk.projections")
@@ -127,7 +129,7 @@ def apply_events(
     projection is deterministic), so their writes commit with the bookmark.
     """
     count, failure = len(events), None
-    apply_batch = entry.apply_batch
+    apply_batch = _batch_writer(entry)
     while count > 0:
         done = 0
         try:
@@ -150,6 +152,27 @@ def apply_events(
             failure = Failure.of(events[done], exc)
             count = done
     return 0, failure
+
+
+def _batch_writer(entry: Registered) -> Callable[[list[RecordedEvent]], None] | None:
+    """How ``entry`` writes a whole batch: its unit of work (``apply_rows``), its own
+    ``apply_batch``, or None (one ``apply`` per event)."""
+    apply_rows = entry.apply_rows
+    if apply_rows is not None:
+        return functools.partial(apply_through_rows, apply_rows)
+    batch: Callable[[list[RecordedEvent]], None] | None = entry.apply_batch
+    return batch
+
+
+def apply_through_rows(
+    apply_rows: Callable[[list[RecordedEvent], Rows], None], events: list[RecordedEvent]
+) -> None:
+    """Run ``apply_rows(events, rows)`` with a fresh unit of work and flush it once, in the
+    caller's transaction (an ORM query on a model it holds is refused meanwhile)."""
+    rows = Rows()
+    with rows.guard():
+        apply_rows(events, rows)
+    rows.flush()
 
 
 def _apply_singly(

@@ -95,3 +95,14 @@ class Guarded(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class PinnedBoard(Board):
+    """Multi-table inheritance: refused by the unit of work."""
+
+    pin = models.CharField(max_length=20, default="")
+
+    objects: ClassVar[models.Manager[PinnedBoard]] = models.Manager()
+
+    class Meta:
+        db_table = "test_uow_pinned_boards"

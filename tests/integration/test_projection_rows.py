@@ -198,3 +198,31 @@ def test_a_new_row_on_a_held_key_fails_as_create_would() -> None:
     rows.new(Board, code="b1")
     with pytest.raises(IntegrityError, match=r"test_readmodels\.Board: a row with code"):
         rows.new(Board, code="b1")
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_length() -> None:
+    """Load once, write once: ten times the events, not one statement more."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from subscribers.projections import apply_through_rows
+
+    def statements(count: int) -> int:
+        reset()
+        for event in story():  # rows that exist before the batch: loaded and changed
+            apply_plainly(event)  # type: ignore[arg-type]
+        events = [
+            NewEvent(kind, data)
+            for n in range(count)
+            for kind, data in (
+                ("Counted", {"group": "g", "name": f"n{n % 7}", "amount": n}),
+                ("CardAdded", {"board": f"b{n % 3}", "card": f"c{n % 11}", "label": "l"}),
+                ("BoardOpened", {"board": "b1", "title": str(n)}),
+            )
+        ]
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            apply_through_rows(BoardsThroughRows().apply_rows, events)  # type: ignore[arg-type]
+        return len(queries)
+
+    # Per model at most: its load, its ids, its inserts, its upsert; and the savepoint.
+    assert statements(10) == statements(100) <= 3 * 4 + 2

@@ -348,31 +348,54 @@ class Rows:
                 self._guarding = False
 
     def flush(self) -> None:
-        """Write every held change once: deletes of loaded rows, inserts (ids taken from
-        the sequence in creation order), one upsert per model of the changed rows."""
+        """Write every held change once: deletes of loaded rows, then per model (parents
+        first) one statement for its new and changed rows (ids of new rows taken from the
+        sequence in creation order)."""
         with self._unguarded():
             for held in self._held.values():
                 gone = [o.pk for o in held.deleted.values() if id(o) in held.loaded]
                 if gone:
                     held.model._base_manager.filter(pk__in=gone).delete()
-            for held in self._held.values():
-                self._take_ids(held)
             for held in _parents_first(list(self._held.values())):
-                fresh = [o for o in held.created if id(o) not in held.deleted]
-                if fresh:
-                    held.model._base_manager.bulk_create(fresh)
-            for held in self._held.values():
-                self._update(held)
+                self._write(held)
 
-    def _take_ids(self, held: _ModelRows) -> None:
+    def _write(self, held: _ModelRows) -> None:
+        """One upsert of the changed loaded rows and of the new rows whose key is known to
+        be free (an id from the sequence, or a primary key a load found missing); a plain
+        insert of any other new row (it fails, as ``create`` would, if the key is taken)."""
+        manager = held.model._base_manager
+        reserved = self._take_ids(held)
+        pk_key = held.keys[0]
+        missing = held.asked.get(pk_key, set())
+        free: list[models.Model] = []
+        unsure: list[models.Model] = []
+        for obj in held.created:
+            if id(obj) not in held.deleted:
+                known = id(obj) in reserved or (obj.pk,) in missing
+                (free if known else unsure).append(obj)
+        if unsure:
+            manager.bulk_create(unsure)
+        changed, fields = self._changed(held)
+        if changed:
+            manager.bulk_create(
+                [*free, *changed],
+                update_conflicts=True,
+                unique_fields=[held.model._meta.pk.name],
+                update_fields=fields,
+            )
+        elif free:
+            manager.bulk_create(free)
+
+    def _take_ids(self, held: _ModelRows) -> set[int]:
         """Ids from the sequence, one per created row in creation order (those created and
-        deleted in this batch too: the ORM would have used theirs up)."""
+        deleted in this batch too: the ORM would have used theirs up); returns the rows
+        (by ``id()``) that got one."""
         pk = held.model._meta.pk
         if pk is None or not isinstance(pk, models.AutoField | models.BigAutoField):
-            return
+            return set()
         waiting = [o for o in held.created if o.pk is None]
         if not waiting:
-            return
+            return set()
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s) n"
@@ -381,8 +404,10 @@ class Rows:
             )
             for obj, (value,) in zip(waiting, cursor.fetchall(), strict=True):
                 obj.pk = value
+        return {id(obj) for obj in waiting}
 
-    def _update(self, held: _ModelRows) -> None:
+    def _changed(self, held: _ModelRows) -> tuple[list[models.Model], list[str]]:
+        """The loaded rows that changed, and the fields an upsert must set for them."""
         meta = held.model._meta
         changed: list[models.Model] = []
         names: set[str] = set()
@@ -407,21 +432,14 @@ class Rows:
             if diff:
                 changed.append(obj)
                 names |= diff
-        if not changed:
-            return
         fields = [
-            f
+            f.name
             for f in meta.concrete_fields
             if not f.primary_key
             and not getattr(f, "auto_now_add", False)
             and (f.attname in names or getattr(f, "auto_now", False))
         ]
-        held.model._base_manager.bulk_create(
-            changed,
-            update_conflicts=True,
-            unique_fields=[meta.pk.name],
-            update_fields=[f.name for f in fields],
-        )
+        return changed, fields
 
     # --- internals -----------------------------------------------------------------------
 

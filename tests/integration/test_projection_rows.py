@@ -226,3 +226,24 @@ def test_a_batch_costs_the_same_statements_whatever_its_length() -> None:
 
     # Per model at most: its load, its ids, its inserts, its upsert; and the savepoint.
     assert statements(10) == statements(100) <= 3 * 4 + 2
+
+
+class ReadsBehindItsOwnBack:
+    """Loads boards, then queries them through the manager: refused, on the bookmark."""
+
+    name = "test.reads_behind"
+    batch_size = 10
+
+    def apply_rows(self, events: list[RecordedEvent], rows: Rows) -> None:
+        rows.load(Board, code=["b1"])
+        Board.objects.filter(code="b1").exists()
+
+
+@override_settings(EVENTDESK=RETRY_FAST)
+def test_the_refusal_reaches_the_bookmark_as_the_events_failure() -> None:
+    events = append_to("s", [NewEvent("BoardOpened", {"board": "b1", "title": "t"})])
+    subs = build_registry([ReadsBehindItsOwnBack])
+    drain(subs, lambda: bookmark("test.reads_behind").failing_event_id is not None)
+    mark = bookmark("test.reads_behind")
+    assert mark.failing_event_id == events[0].event_id
+    assert "HeldModelQueried: test_readmodels.Board was queried through the ORM" in mark.last_error

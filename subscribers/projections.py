@@ -22,8 +22,8 @@ from subscribers.watchdog import BatchWatch, Busy
 logger = logging.getLogger("eventdesk.projections")
 
 #: A batch size for replaying history through ``apply_events`` (a rebuild): the unit of
-#: work ran 2.5x faster at 1,000 than at 100 on the one-row-per-run workload (and plain
-#: ``apply`` no slower), see docs/projections.md.
+#: work ran about 3x faster at 1,000 than at 100 (both workloads of
+#: ``benchmarks.upsert_choice``; plain ``apply`` about the same), see docs/projections.md.
 REPLAY_BATCH_SIZE = 1000
 
 

@@ -97,6 +97,27 @@ class RbNote(models.Model):
         return str(self.pk)
 
 
+#: Every rebuild schema and role of this database, and the test tables.
+DROP_REBUILD_LEFTOVERS = """
+DO $$
+DECLARE name text;
+BEGIN
+    FOR name IN SELECT nspname FROM pg_namespace
+                WHERE nspname LIKE 'eventdesk\\_rebuild\\_%' OR nspname LIKE 'eventdesk\\_kept\\_%'
+    LOOP
+        EXECUTE format('DROP SCHEMA %I CASCADE', name);
+    END LOOP;
+    FOR name IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'eventdesk\\_rebuild\\_' ||
+                (SELECT oid FROM pg_database WHERE datname = current_database()) || '\\_%'
+    LOOP
+        EXECUTE format('DROP OWNED BY %I', name);
+        EXECUTE format('DROP ROLE %I', name);
+    END LOOP;
+END $$;
+DROP TABLE IF EXISTS rb_entries, rb_totals, rb_notes, rb_outside CASCADE;
+"""
+
+
 #: The tables the fixture creates, in order (an entry points at its total).
 TABLE_MODELS = (RbTotal, RbEntry, RbNote)
 

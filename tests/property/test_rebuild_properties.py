@@ -6,10 +6,8 @@ is lost or doubled."""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
-from collections import defaultdict
 from typing import Any
 
 import psycopg
@@ -23,7 +21,15 @@ from subscribers.models import Bookmark, Rebuild
 from subscribers.rebuilds import start_rebuild, swap_rebuild, with_lock_retries
 from subscribers.registry import build_registry
 from subscribers.worker import Worker
-from tests.rebuilds import DROP_REBUILD_LEFTOVERS, TABLE_MODELS, RbEntry, RbTotal, Totals, rows
+from tests.rebuilds import (
+    DROP_REBUILD_LEFTOVERS,
+    TABLE_MODELS,
+    RbEntry,
+    RbTotal,
+    Totals,
+    replayed,
+    rows,
+)
 from tests.support import raw_connection, wait_for
 from tests.workers import drain, running_worker
 
@@ -100,24 +106,6 @@ def reset() -> None:
     with connection.schema_editor() as editor:
         for model in TABLE_MODELS:
             editor.create_model(model)
-
-
-def replayed(factor: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The totals and entries a from-scratch replay of every committed event gives."""
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    entries = []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT event_id, data FROM events WHERE event_type = 'Added'"
-            " ORDER BY transaction_id, position"
-        )
-        for event_id, raw in cursor.fetchall():
-            data = json.loads(raw) if isinstance(raw, str) else raw
-            key, amount = str(data["key"]), int(data["amount"]) * factor
-            totals[key][0] += 1
-            totals[key][1] += amount
-            entries.append((event_id, key, amount))
-    return sorted((k, n, t) for k, (n, t) in totals.items()), sorted(entries)
 
 
 def caught_up() -> bool:

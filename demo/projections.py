@@ -26,6 +26,7 @@ class RunBoard:
     """
 
     name = "demo.run_board"
+    models = (Run,)
     event_types = (*RUN_EVENTS, "DebriefWritten")
     batch_size = 200
 
@@ -78,6 +79,7 @@ class AgentStatsProjection:
     """Totals per agent, one counter update per event (the plain ``apply`` style)."""
 
     name = "demo.agent_stats"
+    models = (AgentStats,)
     event_types = RUN_EVENTS
 
     _counter = {
@@ -99,6 +101,7 @@ class CautionLog:
     """Every caution raised, and the operator note drafted for it."""
 
     name = "demo.caution_log"
+    models = (Caution,)
     event_types = ("CautionRaised", "CautionNoteDrafted")
 
     def apply(self, event: RecordedEvent) -> None:

@@ -54,7 +54,7 @@ def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
         events = _before_known_failure(batch.events, state)
         if events:
             watch.begin(entry, state, backend_pid, events[0])
-        applied, failure = _apply(entry, events, watch.applying)
+        applied, failure = apply_events(entry, events, watch.applying)
         if failure is None and len(events) == len(batch.events):
             to = batch.end(state.cursor, entry.batch_size)
         else:
@@ -114,12 +114,17 @@ def give_up_batch(busy: Busy, timeout: float) -> RetryDecision | None:
     return decision
 
 
-def _apply(
+def apply_events(
     entry: Registered,
     events: list[RecordedEvent],
     applying: Callable[[RecordedEvent], None] = lambda event: None,
 ) -> tuple[int, Failure | None]:
-    """Apply as many events as succeed in order; return how many, and the failure after them.
+    """Apply ``events`` through projection ``entry``'s own code, inside the caller's
+    open transaction; return how many applied, and the failure after them (or None).
+
+    The caller owns the transaction and the bookmark: this only writes the read
+    model (a rebuild replays history through it, with larger batches). ``applying``
+    is told each event before it is applied (the worker's watchdog).
 
     The happy path costs one savepoint per batch. When event k fails, the savepoint
     is rolled back and events before k are applied again in a fresh one (a

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from reactions_admin.decisions import register_decision
+from eventstore.decisions import register_decision
 
 #: Every rebuild decision goes to this stream, with this context.
 REBUILD_STREAM = "decisions-projection-rebuild"

@@ -210,3 +210,43 @@ def promtool() -> str:
 def prometheus_binary() -> str:
     """The path of Debian's ``prometheus`` server."""
     return _debian_binary("prometheus")
+
+
+# --- rebuilds: the test projections' own tables (tests/rebuilds.py) ---
+
+DROP_REBUILD_LEFTOVERS = """
+DO $$
+DECLARE name text;
+BEGIN
+    FOR name IN SELECT nspname FROM pg_namespace
+                WHERE nspname LIKE 'eventdesk\\_rebuild\\_%' OR nspname LIKE 'eventdesk\\_kept\\_%'
+    LOOP
+        EXECUTE format('DROP SCHEMA %I CASCADE', name);
+    END LOOP;
+    FOR name IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'eventdesk\\_rebuild\\_' ||
+                (SELECT oid FROM pg_database WHERE datname = current_database()) || '\\_%'
+    LOOP
+        EXECUTE format('DROP OWNED BY %I', name);
+        EXECUTE format('DROP ROLE %I', name);
+    END LOOP;
+END $$;
+DROP TABLE IF EXISTS rb_entries, rb_totals, rb_outside, rb_undeclared CASCADE;
+"""
+
+
+@pytest.fixture
+def rebuild_tables(transactional_db: None) -> Iterator[None]:
+    """Empty tables for the rebuild tests' projections; after the test they go, with every
+    rebuild schema and role this database has."""
+    from tests.rebuilds import TABLE_MODELS, Totals
+
+    with connection.cursor() as cursor:
+        cursor.execute(DROP_REBUILD_LEFTOVERS)
+    with connection.schema_editor() as editor:
+        for model in TABLE_MODELS:
+            editor.create_model(model)
+    Totals.factor, Totals.gate = 1, None
+    yield
+    Totals.factor, Totals.gate = 1, None
+    with connection.cursor() as cursor:
+        cursor.execute(DROP_REBUILD_LEFTOVERS)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.db import transaction
 from django.db.backends.utils import CursorWrapper
 
 Definition = dict[str, Any]
@@ -94,7 +95,8 @@ WHERE n.nspname = %(schema)s AND c.relname = %(table)s AND c.relkind IN ('r', 'p
 
 def describe(cursor: CursorWrapper, schema: str, table: str, live_schema: str) -> Definition:
     """The definition of ``schema.table`` (empty when there is no such table)."""
-    with local_setting(cursor, "search_path", _path(schema, live_schema)):
+    # A savepoint at least: a setting local to no transaction would not hold.
+    with transaction.atomic(), local_setting(cursor, "search_path", _path(schema, live_schema)):
         cursor.execute(_TABLE, {"schema": schema, "table": table})
         row = cursor.fetchone()
         if row is None:
@@ -118,8 +120,16 @@ def describe(cursor: CursorWrapper, schema: str, table: str, live_schema: str) -
         cursor.execute(_CONSTRAINTS, names)
         constraints = {r[0]: [r[1], r[2]] for r in cursor.fetchall()}
         cursor.execute(_INDEXES, names)
+        # pg_get_indexdef names the table with its schema, whatever the search_path.
+        qualified = re.compile(r" ON (ONLY )?(?:" + re.escape(qi(schema)) + "|"
+                               + re.escape(schema) + r")\.")  # fmt: skip
         indexes = {
-            r[0]: {"definition": r[1], "constraint": r[2], "unique": r[3], "valid": r[4]}
+            r[0]: {
+                "definition": qualified.sub(lambda m: f" ON {m.group(1) or ''}", r[1], count=1),
+                "constraint": r[2],
+                "unique": r[3],
+                "valid": r[4],
+            }
             for r in cursor.fetchall()
         }
         cursor.execute(_TRIGGERS, names)
@@ -138,6 +148,14 @@ def describe(cursor: CursorWrapper, schema: str, table: str, live_schema: str) -
         "logged": row[5] == "p",
         "grants": list(row[6]),
     }
+
+
+_KINDS = {
+    "constraints": "constraint",
+    "indexes": "index",
+    "triggers": "trigger",
+    "policies": "policy",
+}
 
 
 def differences(table: str, before: Definition, after: Definition) -> list[str]:
@@ -159,18 +177,18 @@ def differences(table: str, before: Definition, after: Definition) -> list[str]:
                 found.append(
                     f"column {table}.{name}: {key} was {old!r}, is {new_cols[name].get(key)!r}"
                 )
-    for kind in ("constraints", "indexes", "triggers", "policies"):
+    for kind, what in _KINDS.items():
         old_items, new_items = before[kind], after[kind]
         for name in sorted(new_items.keys() - old_items.keys()):
-            found.append(f"{kind[:-1]} {name} on {table} was added")
+            found.append(f"{what} {name} on {table} was added")
         for name in sorted(old_items.keys() - new_items.keys()):
-            found.append(f"{kind[:-1]} {name} on {table} was removed")
+            found.append(f"{what} {name} on {table} was removed")
         for name in sorted(old_items.keys() & new_items.keys()):
             old, new = old_items[name], new_items[name]
             if kind == "indexes":
                 old, new = old["definition"], new["definition"]
             if old != new:
-                found.append(f"{kind[:-1]} {name} on {table} changed: {old} -> {new}")
+                found.append(f"{what} {name} on {table} changed: {old} -> {new}")
     for key in ("owner", "options", "grants"):
         if before[key] != after[key]:
             found.append(f"{table}: {key} was {before[key]!r}, is {after[key]!r}")

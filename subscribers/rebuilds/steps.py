@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from config.options import options
 from eventstore.types import Cursor
+from subscribers.bookmarks import ensure_bookmarks
 from subscribers.models import Rebuild
 from subscribers.rebuilds import errors, sql
 from subscribers.rebuilds.declared import declared_tables, rebuildable
@@ -203,6 +204,7 @@ def start_rebuild(
             f"its tables lie in several schemas ({', '.join(sorted(set(schemas.values())))})",
         )
     _refuse_open(name)
+    ensure_bookmarks([entry])  # the live position the rebuild follows, even before a worker ran
     try:
         with transaction.atomic():
             rebuild = Rebuild.objects.create(

@@ -49,6 +49,7 @@ VIEW_PERMISSIONS = (
     "subscribers.view_bookmark",
     "reactions_admin.dismiss_event",
     "reactions_admin.operate_subscriber",
+    "reactions_admin.rebuild_projection",
 )
 
 

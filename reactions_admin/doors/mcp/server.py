@@ -34,6 +34,7 @@ from reactions_admin.doors.mcp.console import (
     SubscriberName,
     register_console_tools,
 )
+from reactions_admin.doors.mcp.rebuilds import register_rebuild_tools
 from reactions_admin.reads.reactions import list_reactions as reaction_statuses
 
 T = TypeVar("T")
@@ -173,4 +174,5 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         return await run(work)
 
     register_console_tools(server, secret_of, run)
+    register_rebuild_tools(server, secret_of, run)
     return server

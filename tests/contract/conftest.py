@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from eventstore import NewEvent
 from eventstore.memory import InMemoryEventStore
@@ -130,6 +130,23 @@ class RebuildWorld:
         self.started()
         return self.built()
 
+    def failed(self) -> Any:
+        """A rebuild whose new code fails on an event (max_attempts 1): *failed*."""
+        rebuild = self.started()
+        with pytest.MonkeyPatch.context() as patched:
+            patched.setattr(type(self.registry[self.name].subscriber), "apply", _choke)
+            run_rebuilds_once(self.registry)
+        rebuild.refresh_from_db()
+        assert rebuild.phase == "failed", rebuild.phase
+        return rebuild
+
+    def migrated(self) -> Any:
+        """A rebuild ready to swap, and a migration of the live table since it began."""
+        rebuild = self.ready()
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE rb_totals ADD COLUMN note text")
+        return rebuild
+
     def swapped(self) -> Any:
         """A rebuild swapped in (its old tables kept for a roll back)."""
         rebuild = self.ready()
@@ -137,6 +154,10 @@ class RebuildWorld:
             swap_rebuild(self.name)
         rebuild.refresh_from_db()
         return rebuild
+
+
+def _choke(self: Any, event: RecordedEvent) -> None:
+    raise ValueError("the new code chokes on this event")
 
 
 @pytest.fixture

@@ -212,8 +212,9 @@ EXPECTED: dict[tuple[str, str], tuple[int, str]] = {
 def test_only_an_operator_rebuilds_through_any_door(
     act, door, caller, rebuilds, tokens, base_url
 ) -> None:
-    if BEFORE[act] is not None:
-        getattr(rebuilds, BEFORE[act])()
+    setup = BEFORE[act]
+    if setup is not None:
+        getattr(rebuilds, setup)()
     before = state()
     observed_status, observed_text = DOORS[door](act, caller, tokens, base_url)
     status, text = EXPECTED[(door, caller)]

@@ -70,7 +70,7 @@ class BookmarkAdmin(ReadOnlyAdmin):
     def has_dismiss_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DISMISS_PERMISSION)
 
-    def has_operate_permission(self, request: HttpRequest) -> bool:
+    def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(OPERATE_PERMISSION)
 
     @admin.display(description="batch")

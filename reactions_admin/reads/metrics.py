@@ -28,7 +28,8 @@ from config.options import options
 from eventstore.horizon import horizon_holders
 from reactions_admin import errors
 from reactions_admin.acts.tokens.handler import bearer_secret
-from reactions_admin.doors.access import actor_for_token, authorize
+from reactions_admin.doors.access import actor_for_token
+from reactions_admin.guards import authorize
 from subscribers import sql
 from subscribers.heartbeat import live_workers
 from subscribers.history import handled_types_json

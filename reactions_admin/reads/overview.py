@@ -22,12 +22,7 @@ from config.options import options
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from reactions_admin import errors
-from reactions_admin.doors.access import (
-    Actor,
-    authenticated,
-    database_errors,
-    require_durable_store,
-)
+from reactions_admin.guards import Actor, authenticated, database_errors, require_durable_store
 from reactions_admin.reads.diagnosis import (
     HORIZON_SECONDS,
     Counts,

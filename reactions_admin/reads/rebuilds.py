@@ -17,7 +17,7 @@ from typing import Any
 from django.apps import apps
 
 from reactions_admin import errors
-from reactions_admin.doors.access import Actor, database_errors, require_durable_store
+from reactions_admin.guards import Actor, database_errors, require_durable_store
 from reactions_admin.reads.overview import authorize_view
 from subscribers import rebuilds as engine
 from subscribers.models import Bookmark, Rebuild

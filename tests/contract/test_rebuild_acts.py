@@ -15,7 +15,9 @@ from django.db import connection
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
+from reactions_admin.acts.act import OnSubscriber
 from reactions_admin.acts.rebuilds import handler
+from reactions_admin.acts.rebuilds.handler import StartRebuild
 from reactions_admin.reads.rebuilds import rebuild_state
 from subscribers.models import Bookmark, Rebuild
 from tests.support import raw_connection
@@ -31,6 +33,14 @@ def rebuilder(username: str = "rebuilder") -> User:
         )
     )
     return User.objects.get(pk=user.pk)
+
+
+def do(act: Any, name: str, reason: str, user: Any, *, via: str = "api", **more: Any) -> Any:
+    """``act`` on projection ``name``, as its doors call it."""
+    given = (
+        StartRebuild(name, reason, **more) if act is handler.START else OnSubscriber(name, reason)
+    )
+    return act.run(given, user, via=via)
 
 
 def rebuild_decisions() -> list[RecordedEvent]:
@@ -56,12 +66,12 @@ def state() -> tuple[Any, ...]:
 def test_start_swap_roll_back_and_cancel_are_each_audited(rebuilds) -> None:
     user = rebuilder()
     before = live_totals()
-    started = handler.start_rebuild(rebuilds.name, "  fix the doubling  ", user, via="cli")
+    started = do(handler.START, rebuilds.name, "  fix the doubling  ", user, via="cli")
     assert (started.choice, started.phase) == ("RebuildStarted", "copying_schema")
     rebuilds.built()
     assert live_totals() == before  # the live tables stay as they were while it builds
 
-    swapped = handler.swap_rebuild(rebuilds.name, "diff read: totals double", user, via="rest")
+    swapped = do(handler.SWAP, rebuilds.name, "diff read: totals double", user, via="rest")
     assert (swapped.choice, swapped.phase) == ("RebuildSwapped", "swapped")
     assert [total for _, _, total in live_totals()] == [2 * t for _, _, t in before]
     summary = swapped.inputs["verification"]
@@ -69,12 +79,12 @@ def test_start_swap_roll_back_and_cancel_are_each_audited(rebuilds) -> None:
     assert summary["tables"]["rb_totals"]["differing"] == 4
     assert "samples" not in summary["tables"]["rb_totals"]
 
-    rolled = handler.roll_back_rebuild(rebuilds.name, "wrong fix", user, via="mcp")
+    rolled = do(handler.ROLL_BACK, rebuilds.name, "wrong fix", user, via="mcp")
     assert (rolled.choice, rolled.phase) == ("RebuildRolledBack", "rolled_back")
     assert live_totals() == before
 
-    handler.start_rebuild(rebuilds.name, "again", user, swap_when_verified=True, via="admin")
-    cancelled = handler.cancel_rebuild(rebuilds.name, "not today", user, via="admin")
+    do(handler.START, rebuilds.name, "again", user, swap_when_verified=True, via="admin")
+    cancelled = do(handler.CANCEL, rebuilds.name, "not today", user, via="admin")
     assert (cancelled.choice, cancelled.phase) == ("RebuildCancelled", "cancelled")
 
     found = rebuild_decisions()
@@ -106,7 +116,7 @@ def test_the_state_shows_progress_the_diff_side_by_side_and_the_acts(rebuilds) -
     assert fresh.estimate.extra_bytes > 0
     assert fresh.estimate.tables == ["rb_totals", "rb_entries"]
 
-    handler.start_rebuild(rebuilds.name, "fix", user)
+    do(handler.START, rebuilds.name, "fix", user)
     rebuilds.built()
     ready = rebuild_state(rebuilds.name, user)
     assert ready.acts == ["swap", "cancel"]
@@ -128,7 +138,7 @@ def test_the_state_shows_progress_the_diff_side_by_side_and_the_acts(rebuilds) -
     assert payload["diff"]["tables"][0]["samples"]["differing"][0]["changed"] == ["total"]
     assert "verification" not in payload["rebuild"]  # the samples are shown once
 
-    handler.swap_rebuild(rebuilds.name, "go", user)
+    do(handler.SWAP, rebuilds.name, "go", user)
     swapped = rebuild_state(rebuilds.name, user)
     assert swapped.acts == ["start", "roll_back"]
     assert swapped.diff is not None  # the diff the swap went on stays readable
@@ -142,9 +152,7 @@ SETUPS: dict[str, Callable[[Any], Any]] = {
     "migrated": lambda rebuilds: rebuilds.migrated(),
 }
 
-START, SWAP, CANCEL, ROLL_BACK = (
-    handler.start_rebuild, handler.swap_rebuild, handler.cancel_rebuild, handler.roll_back_rebuild,
-)  # fmt: skip
+START, SWAP, CANCEL, ROLL_BACK = handler.START, handler.SWAP, handler.CANCEL, handler.ROLL_BACK
 
 
 @pytest.mark.parametrize(
@@ -174,7 +182,7 @@ def test_each_refusal_has_its_code_and_changes_nothing(
     user = rebuilder()
     before = state()
     with pytest.raises(errors.ReactionsError) as refused:
-        act(name, reason, user, via="api")
+        do(act, name, reason, user)
     assert (refused.value.status, refused.value.code) == (status, code), refused.value.detail
     assert refused.value.detail
     assert state() == before
@@ -190,7 +198,7 @@ def test_a_swap_behind_a_long_reader_gives_up_with_503_and_changes_nothing(
         reader.execute("SELECT count(*) FROM rb_totals")  # holds its lock until it ends
         before = state()
         with pytest.raises(errors.ReactionsError) as refused:
-            handler.swap_rebuild(rebuilds.name, "go", user)
+            do(handler.SWAP, rebuilds.name, "go", user)
         assert (refused.value.status, refused.value.code) == (503, "rebuild_locks_busy")
         reader.rollback()
     assert state()[1:] == before[1:]
@@ -204,6 +212,6 @@ def test_only_the_rebuild_permission_acts_and_a_viewer_reads(rebuilds) -> None:
     )
     viewer = User.objects.get(pk=viewer.pk)
     with pytest.raises(errors.PermissionDenied):
-        handler.start_rebuild(rebuilds.name, "x", viewer)
+        do(handler.START, rebuilds.name, "x", viewer)
     assert rebuild_state(rebuilds.name, viewer).acts == ["start"]
     assert Rebuild.objects.count() == 0

@@ -21,7 +21,7 @@ from reactions_admin.acts.operations.decider import Audit, Refused, check_reason
 CONTEXT = "ProjectionRebuild"
 
 
-class Act(enum.Enum):
+class Choice(enum.Enum):
     """The four acts an operator takes on a rebuild; the value is the decision's choice."""
 
     START = "RebuildStarted"
@@ -33,10 +33,10 @@ class Act(enum.Enum):
     def verb(self) -> str:
         """How a refusal of a blank reason names the act ("A reason is required to …")."""
         return {
-            Act.START: "start a rebuild",
-            Act.SWAP: "swap a rebuild in",
-            Act.CANCEL: "cancel a rebuild",
-            Act.ROLL_BACK: "roll back a swap",
+            Choice.START: "start a rebuild",
+            Choice.SWAP: "swap a rebuild in",
+            Choice.CANCEL: "cancel a rebuild",
+            Choice.ROLL_BACK: "roll back a swap",
         }[self]
 
 
@@ -45,7 +45,7 @@ class Request:
     """What the operator asked: the act, on which projection, why, and (start only)
     whether the worker swaps as soon as the projection's ``verify()`` passes."""
 
-    act: Act
+    act: Choice
     projection: str
     reason: str
     swap_when_verified: bool = False
@@ -72,6 +72,6 @@ def audit(go: Go, done: Mapping[str, Any]) -> Audit:
     """The ``DecisionRegistered`` for an act the engine carried out: ``done`` is what the
     engine's step reports (``as_inputs()`` of its result, or the new rebuild's facts)."""
     inputs: dict[str, Any] = {"subscriber": go.request.projection, **done}
-    if go.request.act is Act.START:
+    if go.request.act is Choice.START:
         inputs["swap_when_verified"] = go.request.swap_when_verified
     return Audit(CONTEXT, go.request.act.value, go.reason, inputs)

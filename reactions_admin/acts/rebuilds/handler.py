@@ -25,10 +25,11 @@ from django.db import transaction
 
 from eventstore.decisions import register_decision
 from reactions_admin import errors
+from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.operations.decider import Refused
-from reactions_admin.acts.rebuilds.decider import Act, Go, Request, audit, decide
-from reactions_admin.doors.access import Actor, authorize, database_errors, require_durable_store
+from reactions_admin.acts.rebuilds.decider import Choice, Go, Request, audit, decide
+from reactions_admin.guards import Actor, authorize, database_errors, require_durable_store
 from subscribers import rebuilds as engine
 
 #: The permission every rebuild act needs.
@@ -37,6 +38,14 @@ REBUILD_PERMISSION = "reactions_admin.rebuild_projection"
 REBUILD_STREAM = "decisions-projection-rebuild"
 #: How many times a swap or a roll back tries for its locks before it answers 503.
 LOCK_TRIES = 10
+
+
+@dataclass(frozen=True)
+class StartRebuild(OnSubscriber):
+    """The input of a start: which projection, why, and whether the worker swaps as soon
+    as the projection's ``verify()`` finds no problem (``--swap-when-verified``)."""
+
+    swap_when_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,13 @@ class RebuildActResult:
             "phase": self.phase,
             "inputs": dict(self.inputs),
         }
+
+    def text(self) -> str:
+        """ "demo.scorecards: RebuildSwapped, now swapped. Decision …" """
+        return (
+            f"{self.subscriber_name}: {self.choice}, now {self.phase.replace('_', ' ')}. "
+            f"Decision {self.decision_event_id}."
+        )
 
 
 @contextmanager
@@ -133,80 +149,122 @@ def _user(actor: Actor) -> Any:
     return actor if actor.is_authenticated else None
 
 
-def start_rebuild(
-    projection: str,
-    reason: str,
-    actor: Actor,
-    *,
-    swap_when_verified: bool = False,
-    via: str = "api",
-) -> RebuildActResult:
-    """Start a rebuild of ``projection``: a worker configured with it builds its tables
-    again beside the live ones, catches up, and verifies; the swap is another act (or,
-    with ``swap_when_verified``, the worker's as soon as ``verify()`` passes). 409
-    ``reaction_cannot_be_rebuilt``, ``projection_not_rebuildable``,
-    ``rebuild_in_progress``; 404 ``subscriber_not_found``."""
-    request = Request(Act.START, projection, reason, swap_when_verified)
+def start_rebuild(given: StartRebuild, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Start a rebuild of a projection: a worker configured with it builds its tables again
+    from the events beside the live ones (which stay in service), catches up with the live
+    projection and compares the two at one position; the swap is another act (or, with
+    swap_when_verified, the worker's as soon as the projection's verify() finds no problem)."""
+    name = given.subscriber_name
+    request = Request(Choice.START, name, given.reason, given.swap_when_verified)
 
     def step() -> tuple[str, Mapping[str, Any]]:
         rebuild = engine.start_rebuild(
-            projection,
-            reason=reason.strip(),
+            name,
+            reason=given.reason.strip(),
             started_by=_user(actor),
-            swap_when_verified=swap_when_verified,
+            swap_when_verified=given.swap_when_verified,
         )
         return rebuild.phase, {"rebuild_id": rebuild.pk, "tables": list(rebuild.tables)}
 
     return _run(request, actor, via, step)
 
 
-def swap_rebuild(
-    projection: str, reason: str, actor: Actor, *, via: str = "api"
-) -> RebuildActResult:
-    """Swap the verified rebuild of ``projection`` in (one short transaction; the previous
-    tables are kept for a roll back). The decision carries the verification summary. 409
-    ``no_rebuild``, ``rebuild_not_ready``, ``rebuild_failed``, ``table_definition_changed``;
-    503 ``rebuild_locks_busy``."""
+def swap_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Swap a verified rebuild in: in one short transaction the new tables take the live
+    ones' names, at the live position; the previous tables are kept for a roll back. The
+    decision carries the verification summary. A long reader holding a table makes it try
+    again a few times, then give up with nothing changed."""
+    name = given.subscriber_name
 
     def step() -> tuple[str, Mapping[str, Any]]:
-        swapped = engine.swap_rebuild(projection)
+        swapped = engine.swap_rebuild(name)
         return swapped.rebuild.phase, swapped.as_inputs()
 
-    return _run(Request(Act.SWAP, projection, reason), actor, via, step, retry_locks=True)
+    return _run(Request(Choice.SWAP, name, given.reason), actor, via, step, retry_locks=True)
 
 
-def cancel_rebuild(
-    projection: str, reason: str, actor: Actor, *, via: str = "api"
-) -> RebuildActResult:
-    """Cancel the rebuild in progress of ``projection`` and drop its tables; the live
-    tables are untouched. 409 ``no_rebuild``."""
+def cancel_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Cancel a rebuild in progress and drop its new tables; the live tables are untouched."""
+    name = given.subscriber_name
 
     def step() -> tuple[str, Mapping[str, Any]]:
-        cancelled = engine.cancel_rebuild(projection)
+        cancelled = engine.cancel_rebuild(name)
         return cancelled.rebuild.phase, cancelled.as_inputs()
 
-    return _run(Request(Act.CANCEL, projection, reason), actor, via, step)
+    return _run(Request(Choice.CANCEL, name, given.reason), actor, via, step)
 
 
-def roll_back_rebuild(
-    projection: str, reason: str, actor: Actor, *, via: str = "api"
-) -> RebuildActResult:
-    """Swap the tables the last swap of ``projection`` kept back in; the projection's
-    bookmark goes back to their position and the live projection catches up from there
-    with the code it runs now (the old *data* comes back, not the old code). 409
-    ``nothing_to_roll_back``, ``rebuild_in_progress``, ``table_definition_changed``; 503
-    ``rebuild_locks_busy``."""
+def roll_back_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Roll back the last swap: the tables it kept take the live names again, and the
+    projection's bookmark goes back to their position; the live projection catches up from
+    there with the code it runs now (the old data returns, not the old code)."""
+    name = given.subscriber_name
 
     def step() -> tuple[str, Mapping[str, Any]]:
-        rolled = engine.roll_back_rebuild(projection)
+        rolled = engine.roll_back_rebuild(name)
         return rolled.rebuild.phase, rolled.as_inputs()
 
-    return _run(Request(Act.ROLL_BACK, projection, reason), actor, via, step, retry_locks=True)
+    return _run(Request(Choice.ROLL_BACK, name, given.reason), actor, via, step, retry_locks=True)
 
 
-#: The acts by name, for the doors that pick one by an option (the CLI's ``--swap``).
-ACTS: dict[str, Callable[..., RebuildActResult]] = {
-    "swap": swap_rebuild,
-    "cancel": cancel_rebuild,
-    "roll_back": roll_back_rebuild,
-}
+#: What every rebuild act may refuse: the reason, an unknown subscriber.
+_REFUSALS = (
+    errors.ReasonRequired,
+    errors.ReasonTooLong,
+    errors.UnstorableText,
+    errors.SubscriberNotFound,
+)
+
+START = Act(
+    name="start_rebuild",
+    verb="Rebuild",
+    permission=REBUILD_PERMISSION,
+    input=StartRebuild,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.ReactionCannotBeRebuilt, errors.ProjectionNotRebuildable,
+        errors.RebuildInProgress,
+    ),
+    run=start_rebuild,
+)  # fmt: skip
+
+SWAP = Act(
+    name="swap_rebuild",
+    verb="Swap the rebuild in",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.NoRebuild, errors.RebuildNotReady, errors.RebuildFailed,
+        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
+    ),
+    run=swap_rebuild,
+)  # fmt: skip
+
+CANCEL = Act(
+    name="cancel_rebuild",
+    verb="Cancel the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild),
+    run=cancel_rebuild,
+    destructive=True,
+)
+
+ROLL_BACK = Act(
+    name="roll_back_rebuild",
+    verb="Roll back the last swap",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.NothingToRollBack, errors.RebuildInProgress,
+        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
+    ),
+    run=roll_back_rebuild,
+    destructive=True,
+)  # fmt: skip
+
+#: The acts other than a start, by the option that picks one (the CLI's ``--swap``).
+BY_FLAG = {"swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}

@@ -74,10 +74,10 @@ class BookmarkAdmin(ReadOnlyAdmin):
     def has_dismiss_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DISMISS_PERMISSION)
 
-    def has_operate_permission(self, request: HttpRequest) -> bool:
+    def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(OPERATE_PERMISSION)
 
-    def has_rebuild_permission(self, request: HttpRequest) -> bool:
+    def has_rebuild_projection_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(REBUILD_PERMISSION)
 
     def get_urls(self) -> list[URLPattern]:

@@ -11,7 +11,6 @@ selected projection and returns to the changelist with the outcome as a message.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +25,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from reactions_admin import errors
+from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.rebuilds import handler
-from reactions_admin.acts.rebuilds.handler import RebuildActResult
+from reactions_admin.acts.rebuilds.handler import RebuildActResult, StartRebuild
+from reactions_admin.doors.admin.actions import AdminAction, permission_name
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
     KINDS,
@@ -64,36 +65,35 @@ class RebuildForm(forms.Form):
 
 
 @dataclass(frozen=True)
-class RebuildAct:
-    """One act as the admin offers it."""
+class RebuildAction:
+    """One rebuild act as the changelist offers it: the act, the action's name."""
 
+    act: Act[Any, RebuildActResult]
     action: str
-    verb: str
-    run: Callable[[str, str, Any, bool], RebuildActResult]
-    starts: bool = False
+
+    @property
+    def verb(self) -> str:
+        return self.act.verb
+
+    @property
+    def starts(self) -> bool:
+        return self.act is handler.START
+
+    def run(self, name: str, form: RebuildForm, user: Any) -> RebuildActResult:
+        """The act on ``name`` with the form's reason (and, for a start, its option)."""
+        reason = form.cleaned_data["reason"]
+        given: OnSubscriber = (
+            StartRebuild(name, reason, form.cleaned_data["swap_when_verified"])
+            if self.starts
+            else OnSubscriber(name, reason)
+        )
+        return self.act.run(given, user, via="admin")
 
 
-def _start(name: str, reason: str, user: Any, swap_when_verified: bool) -> RebuildActResult:
-    return handler.start_rebuild(
-        name, reason, user, swap_when_verified=swap_when_verified, via="admin"
-    )
-
-
-def _other(
-    act: Callable[..., RebuildActResult],
-) -> Callable[[str, str, Any, bool], RebuildActResult]:
-    def run(name: str, reason: str, user: Any, swap_when_verified: bool) -> RebuildActResult:
-        return act(name, reason, user, via="admin")
-
-    return run
-
-
-START = RebuildAct("rebuild_action", "Rebuild", _start, starts=True)
-SWAP = RebuildAct("swap_rebuild_action", "Swap the rebuild in", _other(handler.swap_rebuild))
-CANCEL = RebuildAct("cancel_rebuild_action", "Cancel the rebuild", _other(handler.cancel_rebuild))
-ROLL_BACK = RebuildAct(
-    "roll_back_rebuild_action", "Roll back the last swap", _other(handler.roll_back_rebuild)
-)
+START = RebuildAction(handler.START, "rebuild_action")
+SWAP = RebuildAction(handler.SWAP, "swap_rebuild_action")
+CANCEL = RebuildAction(handler.CANCEL, "cancel_rebuild_action")
+ROLL_BACK = RebuildAction(handler.ROLL_BACK, "roll_back_rebuild_action")
 
 
 def _states(names: list[str]) -> list[RebuildState | errors.ReactionsError]:
@@ -107,7 +107,7 @@ def _states(names: list[str]) -> list[RebuildState | errors.ReactionsError]:
 
 
 def _run(
-    act: RebuildAct,
+    act: RebuildAction,
     modeladmin: admin.ModelAdmin[Bookmark],
     request: HttpRequest,
     queryset: QuerySet[Bookmark],
@@ -120,23 +120,13 @@ def _run(
     if "apply" in request.POST and form.is_valid():
         for name in names:
             try:
-                result = act.run(
-                    name,
-                    form.cleaned_data["reason"],
-                    request.user,
-                    act.starts and form.cleaned_data["swap_when_verified"],
-                )
+                result = act.run(name, form, request.user)
             except errors.ReactionsError as exc:
                 modeladmin.message_user(
                     request, f"{name}: {exc.detail} ({exc.code})", messages.ERROR
                 )
                 continue
-            modeladmin.message_user(
-                request,
-                f"{act.verb} {result.subscriber_name}: {result.choice}, now "
-                f"{result.phase.replace('_', ' ')}. Decision {result.decision_event_id}.",
-                messages.SUCCESS,
-            )
+            modeladmin.message_user(request, f"{act.verb}: {result.text()}", messages.SUCCESS)
         return None
     context: dict[str, Any] = {
         **modeladmin.admin_site.each_context(request),
@@ -150,36 +140,25 @@ def _run(
     return TemplateResponse(request, ACTION_TEMPLATE, context)
 
 
-@admin.action(description="Rebuild…", permissions=["rebuild"])
-def rebuild_action(
-    modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
-) -> TemplateResponse | None:
-    """Start a rebuild of each selected projection, after showing what it will cost."""
-    return _run(START, modeladmin, request, queryset)
+def rebuild_action_for(act: RebuildAction) -> AdminAction:
+    """The changelist action for ``act``: a confirmation page (for a start: what it will
+    cost), then the act for each selected projection, its outcome as a message."""
+
+    def action(
+        modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
+    ) -> TemplateResponse | None:
+        return _run(act, modeladmin, request, queryset)
+
+    action.__name__ = action.__qualname__ = act.action
+    action.__doc__ = act.act.doc
+    decorate = admin.action(description=f"{act.verb}…", permissions=[permission_name(act.act)])
+    return decorate(action)
 
 
-@admin.action(description="Swap the rebuild in…", permissions=["rebuild"])
-def swap_rebuild_action(
-    modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
-) -> TemplateResponse | None:
-    """Swap each selected projection's verified rebuild in."""
-    return _run(SWAP, modeladmin, request, queryset)
-
-
-@admin.action(description="Cancel the rebuild…", permissions=["rebuild"])
-def cancel_rebuild_action(
-    modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
-) -> TemplateResponse | None:
-    """Cancel each selected projection's rebuild and drop its new tables."""
-    return _run(CANCEL, modeladmin, request, queryset)
-
-
-@admin.action(description="Roll back the last swap…", permissions=["rebuild"])
-def roll_back_rebuild_action(
-    modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
-) -> TemplateResponse | None:
-    """Swap the tables each selected projection's last swap kept back in."""
-    return _run(ROLL_BACK, modeladmin, request, queryset)
+rebuild_action = rebuild_action_for(START)
+swap_rebuild_action = rebuild_action_for(SWAP)
+cancel_rebuild_action = rebuild_action_for(CANCEL)
+roll_back_rebuild_action = rebuild_action_for(ROLL_BACK)
 
 
 #: The acts by the names ``RebuildState.acts`` gives them.

@@ -1,7 +1,8 @@
 """The rebuild acts under ``/agent/subscribers/{name}/rebuild``: ``GET`` its state (progress,
 estimate, the verification's diff as JSON), ``POST`` to start one, and ``/swap``,
 ``/cancel``, ``/roll-back``. Each parses, calls one handler and returns its JSON; refusals
-are mapped once, by ``reactions_admin.doors.rest.api``'s exception handlers."""
+are mapped once, by ``reactions_admin.doors.rest.api``'s exception handlers; each act's
+description, permission and refusals come from its declaration (``acts.rebuilds.handler``)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field
 
-from reactions_admin.acts.rebuilds.handler import (
-    cancel_rebuild,
-    roll_back_rebuild,
-    start_rebuild,
-    swap_rebuild,
-)
+from reactions_admin.acts.act import OnSubscriber
+from reactions_admin.acts.rebuilds.handler import CANCEL, ROLL_BACK, START, SWAP, StartRebuild
+from reactions_admin.doors.rest.acts import operation, run
 from reactions_admin.doors.rest.console import ReasonIn
 from reactions_admin.doors.rest.schemas import ALWAYS, refusals
 from reactions_admin.reads.rebuilds import rebuild_state
@@ -128,10 +126,6 @@ class RebuildActOut(Schema):
     )
 
 
-#: Every act: bad reason, unknown subscriber, refused by the rebuild's state, locks busy.
-ACT_REFUSALS = (*ALWAYS, 400, 404, 409, 413, 422)
-
-
 @router.get(
     "/subscribers/{name}/rebuild", response={200: RebuildStateOut, **refusals(*ALWAYS, 404)}
 )
@@ -143,46 +137,21 @@ def rebuild(request: HttpRequest, name: str) -> Any:
     return rebuild_state(name, request.auth).as_json()  # type: ignore[attr-defined]
 
 
-@router.post(
-    "/subscribers/{name}/rebuild", response={200: RebuildActOut, **refusals(*ACT_REFUSALS)}
-)
+@router.post("/subscribers/{name}/rebuild", **operation(START, RebuildActOut))
 def start(request: HttpRequest, name: str, body: RebuildStartIn) -> Any:
-    """Start a rebuild of a projection: a worker builds its tables again beside the live
-    ones, catches up and verifies. Needs ``reactions_admin.rebuild_projection``. 409
-    ``reaction_cannot_be_rebuilt``, ``projection_not_rebuildable``, ``rebuild_in_progress``."""
-    auth = request.auth  # type: ignore[attr-defined]
-    return start_rebuild(
-        name, body.reason, auth, swap_when_verified=body.swap_when_verified, via="rest"
-    ).as_payload()
+    return run(request, START, StartRebuild(name, body.reason, body.swap_when_verified))
 
 
-@router.post(
-    "/subscribers/{name}/rebuild/swap", response={200: RebuildActOut, **refusals(*ACT_REFUSALS)}
-)
+@router.post("/subscribers/{name}/rebuild/swap", **operation(SWAP, RebuildActOut))
 def swap(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    """Swap the verified rebuild in, in one short transaction; the old tables are kept for a
-    roll back. Needs ``reactions_admin.rebuild_projection``. 409 ``no_rebuild``,
-    ``rebuild_not_ready``, ``rebuild_failed``, ``table_definition_changed``; 503
-    ``rebuild_locks_busy`` (a long reader holds a table: nothing changed, try again)."""
-    return swap_rebuild(name, body.reason, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
+    return run(request, SWAP, OnSubscriber(name, body.reason))
 
 
-@router.post(
-    "/subscribers/{name}/rebuild/cancel", response={200: RebuildActOut, **refusals(*ACT_REFUSALS)}
-)
+@router.post("/subscribers/{name}/rebuild/cancel", **operation(CANCEL, RebuildActOut))
 def cancel(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    """Cancel the rebuild in progress and drop its tables (the live ones are untouched).
-    Needs ``reactions_admin.rebuild_projection``. 409 ``no_rebuild``."""
-    return cancel_rebuild(name, body.reason, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
+    return run(request, CANCEL, OnSubscriber(name, body.reason))
 
 
-@router.post(
-    "/subscribers/{name}/rebuild/roll-back",
-    response={200: RebuildActOut, **refusals(*ACT_REFUSALS)},
-)
+@router.post("/subscribers/{name}/rebuild/roll-back", **operation(ROLL_BACK, RebuildActOut))
 def roll_back(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    """Swap the tables the last swap kept back in: the old data returns (not the old
-    code), and the live projection catches up from their position. Needs
-    ``reactions_admin.rebuild_projection``. 409 ``nothing_to_roll_back``,
-    ``rebuild_in_progress``, ``table_definition_changed``; 503 ``rebuild_locks_busy``."""
-    return roll_back_rebuild(name, body.reason, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
+    return run(request, ROLL_BACK, OnSubscriber(name, body.reason))

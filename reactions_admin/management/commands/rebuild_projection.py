@@ -11,7 +11,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reactions_admin import errors
-from reactions_admin.acts.rebuilds import handler
+from reactions_admin.acts.act import Act, OnSubscriber
+from reactions_admin.acts.rebuilds.handler import BY_FLAG, START, RebuildActResult, StartRebuild
 from reactions_admin.doors.cli import actor_named, refuse
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
@@ -35,14 +36,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("projection")
-        acts = parser.add_mutually_exclusive_group()
-        acts.add_argument("--start", action="store_true", help="Start a rebuild (the default "
-                          "act when --reason is given without another act).")  # fmt: skip
-        acts.add_argument("--swap", action="store_true", help="Swap the verified rebuild in.")
-        acts.add_argument("--cancel", action="store_true", help="Cancel the rebuild.")
-        acts.add_argument(
-            "--roll-back", action="store_true", help="Swap the last swap's kept tables back in."
+        chosen = parser.add_mutually_exclusive_group()
+        chosen.add_argument(
+            "--start",
+            action="store_true",
+            help=f"{START.doc} (The act when --reason comes without another act.)",
         )
+        for flag, act in BY_FLAG.items():
+            chosen.add_argument(f"--{flag.replace('_', '-')}", action="store_true", help=act.doc)
         parser.add_argument("--reason", help="Why you act (recorded in the audit trail).")
         parser.add_argument(
             "--swap-when-verified",
@@ -58,11 +59,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON (as the REST API).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        act = next(
-            (name for name in ("swap", "cancel", "roll_back") if options[name]),
-            "start" if options["start"] or options["reason"] is not None else None,
+        act: Act[Any, RebuildActResult] | None = next(
+            (a for flag, a in BY_FLAG.items() if options[flag]), None
         )
-        if options["swap_when_verified"] and act != "start":
+        if act is None and (options["start"] or options["reason"] is not None):
+            act = START
+        if options["swap_when_verified"] and act is not START:
             raise CommandError("--swap-when-verified goes with starting a rebuild.")
         try:
             if act is None:
@@ -73,27 +75,19 @@ class Command(BaseCommand):
             if options["username"] is None:
                 raise errors.NotAuthenticated("name the acting user with --as USERNAME.")
             actor = actor_named(options["username"])
-            if act == "start":
-                result = handler.start_rebuild(
-                    options["projection"],
-                    options["reason"],
-                    actor,
-                    swap_when_verified=options["swap_when_verified"],
-                    via="cli",
-                )
-            else:
-                result = handler.ACTS[act](
-                    options["projection"], options["reason"], actor, via="cli"
-                )
+            name, reason = options["projection"], options["reason"]
+            given = (
+                StartRebuild(name, reason, options["swap_when_verified"])
+                if act is START
+                else OnSubscriber(name, reason)
+            )
+            result = act.run(given, actor, via="cli")
         except errors.ReactionsError as exc:
             refuse(exc)
         if options["json"]:
             self.stdout.write(json.dumps(result.as_payload(), indent=2))
             return
-        self.stdout.write(
-            f"{result.choice} {result.subscriber_name}: now {result.phase}; "
-            f"decision {result.decision_event_id}."
-        )
+        self.stdout.write(f"{act.verb}: {result.text()}")
 
     def _show(self, options: dict[str, Any]) -> None:
         name = options["projection"]

@@ -230,7 +230,7 @@ BEGIN
         EXECUTE format('DROP ROLE %I', name);
     END LOOP;
 END $$;
-DROP TABLE IF EXISTS rb_entries, rb_totals, rb_outside, rb_undeclared CASCADE;
+DROP TABLE IF EXISTS rb_entries, rb_totals, rb_notes, rb_outside CASCADE;
 """
 
 
@@ -238,15 +238,15 @@ DROP TABLE IF EXISTS rb_entries, rb_totals, rb_outside, rb_undeclared CASCADE;
 def rebuild_tables(transactional_db: None) -> Iterator[None]:
     """Empty tables for the rebuild tests' projections; after the test they go, with every
     rebuild schema and role this database has."""
-    from tests.rebuilds import TABLE_MODELS, Totals
+    from tests.rebuilds import TABLE_MODELS, FailsOnThirteen, Totals
 
     with connection.cursor() as cursor:
         cursor.execute(DROP_REBUILD_LEFTOVERS)
     with connection.schema_editor() as editor:
         for model in TABLE_MODELS:
             editor.create_model(model)
-    Totals.factor, Totals.gate = 1, None
+    Totals.factor, Totals.gate, FailsOnThirteen.armed = 1, None, False
     yield
-    Totals.factor, Totals.gate = 1, None
+    Totals.factor, Totals.gate, FailsOnThirteen.armed = 1, None, False
     with connection.cursor() as cursor:
         cursor.execute(DROP_REBUILD_LEFTOVERS)

@@ -81,8 +81,24 @@ class RbPointer(models.Model):
         return str(self.pk)
 
 
+class RbNote(models.Model):
+    """A table no rebuildable projection declares (the guard's target)."""
+
+    key = models.CharField(max_length=50)
+    text = models.TextField()
+
+    objects: ClassVar[models.Manager[RbNote]] = models.Manager()
+
+    class Meta:
+        app_label = "subscribers"
+        db_table = "rb_notes"
+
+    def __str__(self) -> str:
+        return str(self.pk)
+
+
 #: The tables the fixture creates, in order (an entry points at its total).
-TABLE_MODELS = (RbTotal, RbEntry)
+TABLE_MODELS = (RbTotal, RbEntry, RbNote)
 
 
 class Totals:
@@ -152,11 +168,26 @@ class RawTotals:
                     )
 
 
-class OnlyTotals(Totals):
-    """Declares the totals only, and writes the entries too (an undeclared table)."""
+class WritesNotes(Totals):
+    """Writes a note per event through the ORM, to a table it does not declare."""
 
-    name = "test.rb_only_totals"
-    models = (RbTotal,)  # type: ignore[assignment]
+    name = "test.rb_writes_notes"
+
+    def apply(self, event: RecordedEvent) -> None:
+        super().apply(event)
+        RbNote.objects.create(key=str(event.data["key"]), text="seen")
+
+
+class FailsOnThirteen(Totals):
+    """Fails on the amount 13 once ``armed`` (after the live projection went past it)."""
+
+    name = "test.rb_fails"
+    armed: ClassVar[bool] = False
+
+    def apply(self, event: RecordedEvent) -> None:
+        if self.armed and event.data["amount"] == 13:
+            raise ValueError("thirteen")
+        super().apply(event)
 
 
 class QualifiedWriter(RawTotals):

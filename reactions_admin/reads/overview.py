@@ -33,9 +33,11 @@ from reactions_admin.reads.diagnosis import (
     count,
     diagnose,
 )
+from reactions_admin.reads.rebuild_progress import open_rebuilds, progress_payload, progress_text
 from subscribers import history, sql
 from subscribers.heartbeat import WorkerInfo, workers
 from subscribers.models import Bookmark
+from subscribers.rebuilds import RebuildProgress
 from subscribers.registry import configured_registry
 
 #: Reading the console needs one of these.
@@ -69,6 +71,12 @@ class SubscriberReport:
     bookmark: Bookmark
     facts: SubscriberFacts
     diagnosis: Diagnosis
+    #: A projection's rebuild in progress (phase, events done of total, rate, ETA).
+    rebuild: RebuildProgress | None = None
+
+    @property
+    def rebuild_text(self) -> str:
+        return progress_text(self.rebuild) if self.rebuild is not None else ""
 
     @property
     def name(self) -> str:
@@ -99,6 +107,7 @@ class SubscriberReport:
             "parked_streams": self.facts.parked_streams,
             "live_workers": list(self.facts.live_workers),
             "diagnosis": self.diagnosis.as_json(),
+            "rebuild": progress_payload(self.rebuild) if self.rebuild is not None else None,
         }
 
 
@@ -199,6 +208,7 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
     registry = configured_registry()
     rate_of = rate_source([row.subscriber_name for row in rows])
     max_attempts = options().max_attempts
+    rebuilding = open_rebuilds()
     reports = []
     for row in rows:
         entry = registry.get(row.subscriber_name) if registry else None
@@ -241,7 +251,8 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
             rate=rate_of.get(row.subscriber_name, (None, None))[0],
             eta_seconds=rate_of.get(row.subscriber_name, (None, None))[1],
         )
-        reports.append(SubscriberReport(row, facts, diagnose(facts)))
+        rebuild = rebuilding.get(row.subscriber_name)
+        reports.append(SubscriberReport(row, facts, diagnose(facts), rebuild))
     return reports, found
 
 

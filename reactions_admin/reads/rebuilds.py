@@ -19,8 +19,9 @@ from django.apps import apps
 from reactions_admin import errors
 from reactions_admin.guards import Actor, database_errors, require_durable_store
 from reactions_admin.reads.overview import authorize_view
+from reactions_admin.reads.rebuild_progress import OPEN_PHASES, progress_payload
 from subscribers import rebuilds as engine
-from subscribers.models import Bookmark, Rebuild
+from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
 
 #: The kinds of difference, in the order every door shows them.
@@ -216,52 +217,12 @@ class RebuildState:
             "kind": self.kind,
             "rebuildable": not self.problems,
             "problems": self.problems,
-            "rebuild": _without_samples(self.progress.as_payload()) if self.progress else None,
+            "rebuild": progress_payload(self.progress) if self.progress else None,
             "in_progress": self.open,
             "diff": self.diff.as_json() if self.diff else None,
             "estimate": self.estimate.as_payload() if self.estimate else None,
             "acts": self.acts,
         }
-
-
-#: The phases of a rebuild that has not ended.
-OPEN_PHASES = tuple(str(phase) for phase in Rebuild.OPEN_PHASES)
-
-
-def _without_samples(payload: dict[str, Any]) -> dict[str, Any]:
-    # The verification's samples are the diff's, shown once (under "diff").
-    payload.pop("verification", None)
-    return payload
-
-
-def progress_text(progress: engine.RebuildProgress) -> str:
-    """A rebuild's progress in one line: phase, events done of total, rate, ETA."""
-    text = f"rebuild {progress.phase_label}"
-    if progress.phase in OPEN_PHASES:
-        text += f": {progress.events_done} of {progress.events_total} events"
-        if progress.rate > 0:
-            text += f", {progress.rate:.0f} events/s"
-        if progress.eta_seconds is not None and progress.phase != "ready":
-            text += f", ETA {_duration(progress.eta_seconds)}"
-    if progress.note:
-        text += f" ({progress.note})"
-    return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def open_rebuild_progress(name: str) -> engine.RebuildProgress | None:
-    """The progress of ``name``'s rebuild if one is open (reading pages show it), else None."""
-    rebuild = engine.current_rebuild(name)
-    if rebuild is None or not rebuild.is_open:
-        return None
-    return engine.rebuild_progress(rebuild)
 
 
 def _acts(kind: str, problems: list[str], phase: str | None, kept: bool) -> list[str]:

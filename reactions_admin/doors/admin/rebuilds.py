@@ -30,12 +30,12 @@ from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.rebuilds import handler
 from reactions_admin.acts.rebuilds.handler import RebuildActResult, StartRebuild
 from reactions_admin.doors.admin.actions import AdminAction, permission_name
+from reactions_admin.reads.rebuild_progress import progress_text
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
     KINDS,
     RebuildState,
     TableDiff,
-    progress_text,
     read_rebuild_state,
     rebuild_state,
 )

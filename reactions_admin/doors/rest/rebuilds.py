@@ -17,32 +17,10 @@ from reactions_admin.acts.act import OnSubscriber
 from reactions_admin.acts.rebuilds.handler import CANCEL, ROLL_BACK, START, SWAP, StartRebuild
 from reactions_admin.doors.rest.acts import operation, run
 from reactions_admin.doors.rest.console import ReasonIn
-from reactions_admin.doors.rest.schemas import ALWAYS, refusals
+from reactions_admin.doors.rest.schemas import ALWAYS, RebuildProgressOut, refusals
 from reactions_admin.reads.rebuilds import rebuild_state
 
 router = Router(tags=["rebuilds"])
-
-
-class ProgressOut(Schema):
-    """The latest rebuild (open or ended), as its worker last recorded it."""
-
-    projection: str
-    phase: str = Field(
-        description="copying_schema, building, indexing, catching_up, verifying, ready, "
-        "paused, failed (open); swapped, cancelled, rolled_back (ended)"
-    )
-    phase_label: str
-    events_done: int
-    events_total: int
-    events_remaining: int
-    rate_events_per_second: float
-    eta_seconds: float | None
-    started_at: str
-    started_by: str
-    reason: str
-    note: str = Field(description="What it waits for, in words (empty when nothing).")
-    last_error: str
-    kept_until: str | None = Field(description="Until when the swap's old tables are kept.")
 
 
 class SampleOut(Schema):
@@ -97,7 +75,7 @@ class RebuildStateOut(Schema):
     kind: str
     rebuildable: bool
     problems: list[str] = Field(description="What stands in the way of a rebuild.")
-    rebuild: ProgressOut | None
+    rebuild: RebuildProgressOut | None
     in_progress: bool
     diff: DiffOut | None
     estimate: EstimateOut | None

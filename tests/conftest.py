@@ -214,31 +214,12 @@ def prometheus_binary() -> str:
 
 # --- rebuilds: the test projections' own tables (tests/rebuilds.py) ---
 
-DROP_REBUILD_LEFTOVERS = """
-DO $$
-DECLARE name text;
-BEGIN
-    FOR name IN SELECT nspname FROM pg_namespace
-                WHERE nspname LIKE 'eventdesk\\_rebuild\\_%' OR nspname LIKE 'eventdesk\\_kept\\_%'
-    LOOP
-        EXECUTE format('DROP SCHEMA %I CASCADE', name);
-    END LOOP;
-    FOR name IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'eventdesk\\_rebuild\\_' ||
-                (SELECT oid FROM pg_database WHERE datname = current_database()) || '\\_%'
-    LOOP
-        EXECUTE format('DROP OWNED BY %I', name);
-        EXECUTE format('DROP ROLE %I', name);
-    END LOOP;
-END $$;
-DROP TABLE IF EXISTS rb_entries, rb_totals, rb_notes, rb_outside CASCADE;
-"""
-
 
 @pytest.fixture
 def rebuild_tables(transactional_db: None) -> Iterator[None]:
     """Empty tables for the rebuild tests' projections; after the test they go, with every
     rebuild schema and role this database has."""
-    from tests.rebuilds import TABLE_MODELS, FailsOnThirteen, Totals
+    from tests.rebuilds import DROP_REBUILD_LEFTOVERS, TABLE_MODELS, FailsOnThirteen, Totals
 
     with connection.cursor() as cursor:
         cursor.execute(DROP_REBUILD_LEFTOVERS)

@@ -9,7 +9,12 @@ Django treats their tables as tables of this database) but have no migration; th
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
+from collections import defaultdict
+from pathlib import Path
 from typing import Any, ClassVar
 
 from django.db import connection, models
@@ -97,6 +102,27 @@ class RbNote(models.Model):
         return str(self.pk)
 
 
+#: Every rebuild schema and role of this database, and the test tables.
+DROP_REBUILD_LEFTOVERS = """
+DO $$
+DECLARE name text;
+BEGIN
+    FOR name IN SELECT nspname FROM pg_namespace
+                WHERE nspname LIKE 'eventdesk\\_rebuild\\_%' OR nspname LIKE 'eventdesk\\_kept\\_%'
+    LOOP
+        EXECUTE format('DROP SCHEMA %I CASCADE', name);
+    END LOOP;
+    FOR name IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'eventdesk\\_rebuild\\_' ||
+                (SELECT oid FROM pg_database WHERE datname = current_database()) || '\\_%'
+    LOOP
+        EXECUTE format('DROP OWNED BY %I', name);
+        EXECUTE format('DROP ROLE %I', name);
+    END LOOP;
+END $$;
+DROP TABLE IF EXISTS rb_entries, rb_totals, rb_notes, rb_outside CASCADE;
+"""
+
+
 #: The tables the fixture creates, in order (an entry points at its total).
 TABLE_MODELS = (RbTotal, RbEntry, RbNote)
 
@@ -127,6 +153,29 @@ class Totals:
         if entries != totals:
             problems.append(f"the entries add up to {entries}, the totals to {totals}")
         return problems
+
+
+class KillableTotals(Totals):
+    """``Totals`` for a worker process a test kills. ``EVENTDESK_RB_SLOW`` (seconds per event, in
+    the rebuild only) stretches the build; with ``EVENTDESK_RB_SWAP_MARKER`` set, the rebuild
+    stalls inside the swap (after writing that file) and refuses to follow the live
+    projection in a batch, so that the swap has events of its own to apply."""
+
+    name = "test.rb_killable"
+
+    def apply(self, event: RecordedEvent) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('search_path'), current_setting('lock_timeout')")
+            path, lock_timeout = cursor.fetchone()
+        if "eventdesk_rebuild" in path:
+            marker = os.environ.get("EVENTDESK_RB_SWAP_MARKER")
+            if marker and lock_timeout == "100ms":  # the swap's transaction
+                Path(marker).write_text("in the swap")
+                time.sleep(120)
+            elif marker:
+                raise RuntimeError("not following the live projection in this test")
+            time.sleep(float(os.environ.get("EVENTDESK_RB_SLOW", "0")))
+        super().apply(event)
 
 
 class BrokenInvariant(Totals):
@@ -239,3 +288,22 @@ def rows(model: type[models.Model], schema: str = "public") -> list[tuple[Any, .
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT {", ".join(columns)} FROM "{schema}"."{table}" ORDER BY 1, 2')
         return list(cursor.fetchall())
+
+
+def replayed(factor: int = 1) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows of ``rb_totals`` and ``rb_entries`` (as ``rows`` reads them) that a replay
+    from scratch of every committed ``Added`` event gives."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    entries = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_id, data FROM events WHERE event_type = 'Added'"
+            " ORDER BY transaction_id, position"
+        )
+        for event_id, raw in cursor.fetchall():
+            data = json.loads(raw) if isinstance(raw, str) else raw
+            key, amount = str(data["key"]), int(data["amount"]) * factor
+            totals[key][0] += 1
+            totals[key][1] += amount
+            entries.append((event_id, key, amount))
+    return sorted((k, n, t) for k, (n, t) in totals.items()), sorted(entries)

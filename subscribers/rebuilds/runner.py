@@ -47,6 +47,8 @@ LINE_UP_MAX_EVENTS = 2000
 LINE_UP_TRIES = 20
 #: How often a worker looks for kept tables past their window.
 CLEANUP_EVERY_SECONDS = 60.0
+#: The note on a rebuild whose automatic swap was refused (not tried again by itself).
+AUTO_SWAP_REFUSED = "the automatic swap was refused"
 #: Recount the events left every this many batches (progress).
 RECOUNT_EVERY = 25
 
@@ -106,12 +108,23 @@ class RebuildRunner:
                     self._copy_schema(rebuild, entry)
                     return True
                 if rebuild.phase in _BATCH_PHASES:
-                    return self._batch(rebuild, entry)
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        sql.TAKE_LEASE,
-                        {"id": rebuild.pk, "owner": self.owner, "secs": options().lease_seconds},
-                    )
+                    progressed = self._batch(rebuild, entry)
+                    if not self._swap_due(rebuild):
+                        return progressed
+                else:
+                    with connection.cursor() as cursor:
+                        cursor.execute(
+                            sql.TAKE_LEASE,
+                            {
+                                "id": rebuild.pk,
+                                "owner": self.owner,
+                                "secs": options().lease_seconds,
+                            },
+                        )
+            if rebuild.phase == Rebuild.Phase.READY:
+                # A swap of --swap-when-verified not done yet (refused for locks, or its
+                # worker died in it): again, outside the batch's transaction.
+                return self._swap_when_verified(rebuild)
             if rebuild.phase == Rebuild.Phase.INDEXING:
                 self._build_indexes(rebuild)
             else:
@@ -392,11 +405,23 @@ class RebuildRunner:
             verification=comparison,
             verified_at=timezone.now(),
         )
-        if verified is not None and verified.swap_when_verified and not comparison["problems"]:
+        if verified is not None and self._swap_due(verified):
             self._swap_when_verified(verified)
 
-    def _swap_when_verified(self, rebuild: Rebuild) -> None:
-        """``--swap-when-verified``: the swap, audited with the starter as the actor."""
+    @staticmethod
+    def _swap_due(rebuild: Rebuild) -> bool:
+        """A verified rebuild started with --swap-when-verified, whose swap is not refused."""
+        return (
+            rebuild.phase == Rebuild.Phase.READY
+            and rebuild.swap_when_verified
+            and rebuild.verification is not None
+            and not rebuild.verification.get("problems")
+            and not rebuild.note.startswith(AUTO_SWAP_REFUSED)
+        )
+
+    def _swap_when_verified(self, rebuild: Rebuild) -> bool:
+        """``--swap-when-verified``: the swap, audited with the starter as the actor; True
+        when it swapped."""
         name = rebuild.projection_name
 
         def act() -> None:
@@ -418,9 +443,12 @@ class RebuildRunner:
             with_lock_retries(act, name=name)
         except RebuildRefused as refused:
             Rebuild.objects.filter(pk=rebuild.pk).update(
-                note=f"the automatic swap was refused: {refused.detail}"[:2000]
+                note=f"{AUTO_SWAP_REFUSED}: {refused.detail}"[:2000]
             )
             logger.warning("rebuild of %s: automatic swap refused: %s", name, refused)
+            return False
+        logger.info("rebuild of %s: swapped in (--swap-when-verified)", name)
+        return True
 
     # --- cleanup -----------------------------------------------------------------------------
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from eventstore import NewEvent
 from subscribers.models import Bookmark, Rebuild
@@ -22,7 +23,8 @@ from subscribers.rebuilds.runner import RebuildRunner, run_rebuilds_once
 from subscribers.registry import SubscriberRegistry, build_registry
 from tests.factories import append_to
 from tests.rebuilds import RbTotal, Totals, rows
-from tests.workers import drain
+from tests.support import wait_for
+from tests.workers import drain, running_worker
 
 pytestmark = pytest.mark.usefixtures("rebuild_tables")
 
@@ -134,3 +136,50 @@ def test_cancel_drops_the_new_tables() -> None:
     with pytest.raises(RebuildRefused) as refused, transaction.atomic(durable=True):
         cancel_rebuild(Totals.name)
     assert refused.value.code == "no_rebuild"
+
+
+def test_verified_at_one_position_while_events_keep_arriving() -> None:
+    """A worker runs the live projection and the rebuild while appends keep coming: the
+    comparison still sees both at the same position (the same code: no difference)."""
+    registry = build_registry([Totals()])
+    added(200)
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        n = 200
+        try:
+            while not stop.is_set():
+                added(3, stream=f"busy-{n}", start=n)
+                n += 3
+                stop.wait(0.005)
+        finally:
+            connections.close_all()
+
+    appender = threading.Thread(target=keep_appending)
+    with running_worker(registry):
+        rebuild = start(Totals.name, registry=registry)
+        appender.start()
+        try:
+            wait_for(
+                lambda: Rebuild.objects.get(pk=rebuild.pk).phase in ("ready", "failed"),
+                timeout=120,
+                what="the rebuild verified",
+            )
+        finally:
+            stop.set()
+            appender.join(30)
+    rebuild.refresh_from_db()
+    assert rebuild.phase == "ready", rebuild.last_error
+    assert rebuild.verification is not None
+    for table, found in rebuild.verification["tables"].items():
+        assert found["only_live"] == found["only_new"] == found["differing"] == 0, table
+        assert found["live_rows"] == found["new_rows"] > 0
+    # The rows it compared stood at its position: as many entries as events up to there.
+    tx, pos = rebuild.verification["position"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM events WHERE event_type = 'Added'"
+            " AND (transaction_id, position) <= (%s::text::xid8, %s)",
+            [tx, pos],
+        )
+        assert rebuild.verification["tables"]["rb_entries"]["live_rows"] == cursor.fetchone()[0]

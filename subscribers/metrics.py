@@ -95,7 +95,7 @@ class WorkerMetrics:
         )
         self.apply_seconds = Histogram(
             "eventdesk_worker_apply_duration_seconds",
-            "Duration of a projection's apply (or apply_batch) call.",
+            "Duration of a projection's apply (or apply_batch, apply_rows) call.",
             labels,
             buckets=APPLY_BUCKETS,
             registry=r,
@@ -172,7 +172,7 @@ class _Timed:
             running.set(0)
         else:
             seconds, running = metrics.apply_seconds.labels(name), None
-        for method in ("handle", "apply", "apply_batch"):
+        for method in ("handle", "apply", "apply_batch", "apply_rows"):
             found = getattr(entry.subscriber, method, None)
             if callable(found):
                 setattr(self, method, _timer(found, seconds, failures, running))

@@ -58,6 +58,12 @@ class Projection(Subscriber, Protocol):
     to write a whole batch at once (one bulk upsert); the worker then uses it
     instead of ``apply``. It must have the same effect as applying the events one
     by one, in order.
+
+    Or it may define ``apply_rows(events: list[RecordedEvent], rows: Rows) -> None``:
+    the unit of work (``subscribers.rows.Rows``). It loads the batch's rows once
+    (``rows.load``), changes them in memory, and the worker writes each changed row
+    once, in the same transaction. The worker then uses it instead of the other two.
+    See docs/projections.md for the three ways and what each costs.
     """
 
     batch_size: int = PROJECTION_BATCH_SIZE

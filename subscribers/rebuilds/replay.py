@@ -9,7 +9,7 @@ from django.db import connection
 
 from eventstore.postgres import row_to_event
 from eventstore.types import Cursor, RecordedEvent
-from subscribers.bookmarks import Failure
+from subscribers.failures import Failure
 from subscribers.models import Rebuild
 from subscribers.projections import apply_events
 from subscribers.rebuilds import sql

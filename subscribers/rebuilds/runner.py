@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from config.options import options
 from eventstore.types import Cursor
-from subscribers.bookmarks import Failure
+from subscribers.failures import Failure
 from subscribers.models import Rebuild
 from subscribers.outcome import is_connection_error
 from subscribers.rebuilds import sql

@@ -1,6 +1,7 @@
 """A rebuild's progress where an operator already looks: the console's home page, the
 projection's page, ``GET /agent/subscribers``, MCP ``diagnose_subscriber`` and
-``manage.py subscribers`` (phase, events done of total, rate, ETA)."""
+``manage.py subscribers`` (phase, events done of total, rate, ETA); and its gauges on
+``/metrics``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import Client
 from mcp import Client as McpClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
+from tests.factories import operator
 
 NAME = "test.rb_totals"
 
@@ -73,3 +76,28 @@ def test_the_home_page_and_the_projection_page_show_the_progress(viewer) -> None
     diff = client.get(f"/admin/subscribers/bookmark/{NAME}/rebuild/")
     assert diff.status_code == 200
     assert "Swap the rebuild in…" not in diff.content.decode()  # a viewer reads, acts not
+
+
+def test_metrics_show_each_open_rebuild_apart_from_the_subscribers(rebuilds) -> None:
+    rebuilds.started()
+    secret = issue_token(operator("robot")).secret
+    text = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {secret}").content.decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    phases = {
+        s.labels["phase"]: s.value
+        for s in families["eventdesk_rebuild_phase"].samples
+        if s.labels["subscriber"] == NAME
+    }
+    assert phases["copying_schema"] == 1
+    assert sum(phases.values()) == 1
+    assert {"building", "ready", "failed"} <= set(phases)
+    [still] = families["eventdesk_rebuild_seconds_since_progress"].samples
+    assert still.labels == {"subscriber": NAME}
+    assert still.value >= 0
+    rebuilds.built()
+    text = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {secret}").content.decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    [remaining] = families["eventdesk_rebuild_events_remaining"].samples
+    assert (remaining.labels, remaining.value) == ({"subscriber": NAME}, 0)
+    ready = [s for s in families["eventdesk_rebuild_phase"].samples if s.value == 1]
+    assert [s.labels["phase"] for s in ready] == ["ready"]

@@ -62,6 +62,9 @@ class EventdeskOptions:
     rebuild_keep_hours: float = 24.0
     #: Events per rebuild batch at most (it shrinks to keep each transaction short).
     rebuild_batch_size: int = 1000
+    #: The demo's projections with their bugs fixed (the rebuild story: seed with the bug,
+    #: restart the worker with the fix, rebuild; EVENTDESK_DEMO_FIXED_PROJECTIONS=1).
+    demo_fixed_projections: bool = False
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -8,7 +8,8 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.core import checks
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.migrations.executor import MigrationExecutor
 
 from subscribers.rebuilds.declared import (
     declared_models,
@@ -75,7 +76,7 @@ def check_declared_tables(
                     id="subscribers.W101",
                 )
             )
-        if databases and DEFAULT_DB_ALIAS in databases and tables:
+        if databases and DEFAULT_DB_ALIAS in databases and tables and migrated():
             for table in missing_tables(tables):
                 found.append(
                     checks.Error(
@@ -87,3 +88,11 @@ def check_declared_tables(
                     )
                 )
     return found
+
+
+def migrated() -> bool:
+    """Whether every migration is applied. ``manage.py migrate`` runs the checks before it
+    migrates: a fresh database has none of the declared tables yet, and refusing then
+    would make the tables impossible to create."""
+    executor = MigrationExecutor(connection)
+    return not executor.migration_plan(executor.loader.graph.leaf_nodes())

@@ -3,9 +3,10 @@
 1. Which bulk write the unit of work's flush uses for the rows it changed: Django's
    ``bulk_create(update_conflicts=True)`` or django-pgbulk's ``upsert`` / ``update``
    (only when django-pgbulk is installed; it is not a dependency).
-2. The three ways to write a projection on the one-row-per-run workload (``demo_runs``,
-   four events per run): plain per-event ORM, the unit of work (``apply_rows``), and the
-   hand-written bulk upsert in ``apply_batch`` (``demo.run_board``), at batch 100 and 1000.
+2. The three ways to write a projection: plain per-event ORM, the unit of work
+   (``apply_rows``) and a hand-written bulk upsert (``apply_batch``), at batch 100 and
+   1000, on two workloads: one row per run (``demo_runs``, four events per run, the
+   demo's ``RunBoard``) and hot counters (``demo_agent_stats``, five agents).
 
 Interleaved (A B C, A B C, ...), three rounds, median; every round in a transaction rolled
 back. Runs against the database in force (``make setup``'s embedded one): figures from a
@@ -14,6 +15,8 @@ shared machine, for choosing; the benchmark harness gives the official ones.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import statistics
 import time
@@ -28,12 +31,12 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
-from django.db import transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.db.models import F  # noqa: E402
 
-from demo.models import Run  # noqa: E402
-from demo.projections import RunBoard, fold_run  # noqa: E402
+from demo.models import AgentStats, Run  # noqa: E402
+from demo.projections import AgentStatsProjection, RunBoard, fold_run  # noqa: E402
 from subscribers.projections import apply_through_rows  # noqa: E402
-from subscribers.rows import Rows  # noqa: E402
 
 ROUNDS = 3
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -110,11 +113,12 @@ def interleaved(variants: dict[str, Callable[[], None]]) -> dict[str, list[float
 
 def upsert_choice(batches: int = 60, size: int = 100) -> None:
     """Only the write is timed (the insert and load before it are not)."""
+    pgbulk: Any
     try:
-        import pgbulk
+        pgbulk = importlib.import_module("pgbulk")  # optional: not a dependency
     except ImportError:
         print("django-pgbulk is not installed: only Django's bulk_create measured")
-        pgbulk = None  # type: ignore[assignment]
+        pgbulk = None
     fields = ["status", "steps", "tokens", "outcome", "finished_at"]
 
     def loaded_and_changed() -> list[Run]:
@@ -160,41 +164,102 @@ def upsert_choice(batches: int = 60, size: int = 100) -> None:
         )
 
 
+Batches = list[list[Ev]]
+Way = Callable[[Batches], None]
+
+
 def three_ways(count: int = 2000) -> None:
-    board = RunBoard()
-    events = run_events(count)
-    print(f"\nThe one-row-per-run workload, {count} events, events/s (median of {ROUNDS}):")
+    _compare(
+        "One row per run (demo_runs, four events per run)",
+        run_events(count),
+        _ways(RunBoard(), plain_apply, by_hand),
+    )
+    _compare(
+        "Hot counters (demo_agent_stats, five agents)",
+        counter_events(count),
+        _ways(AgentStatsProjection(), counter_apply, counters_by_hand),
+    )
+
+
+def _ways(
+    projection: Any, apply: Callable[[Ev], None], bulk: Callable[[list[Ev]], None]
+) -> tuple[Way, Way, Way]:
+    def plain(batches: Batches) -> None:
+        for batch in batches:
+            with transaction.atomic():
+                for event in batch:
+                    apply(event)
+
+    def rows(batches: Batches) -> None:
+        for batch in batches:
+            with transaction.atomic():
+                apply_through_rows(projection.apply_rows, batch)  # type: ignore[arg-type]
+
+    def raw_batch(batches: Batches) -> None:
+        for batch in batches:
+            with transaction.atomic():
+                bulk(batch)
+
+    return plain, rows, raw_batch
+
+
+def _compare(title: str, events: list[Ev], ways: tuple[Way, Way, Way]) -> None:
+    print(f"\n{title}, {len(events)} events, events/s (median of {ROUNDS}):")
+    names = ("plain apply", "unit of work", "apply_batch by hand")
     for size in (100, 1000):
         batches = [events[i : i + size] for i in range(0, len(events), size)]
-
-        def plain(batches: list[list[Ev]] = batches) -> None:
-            for batch in batches:
-                with transaction.atomic():
-                    for event in batch:
-                        plain_apply(event)
-
-        def rows(batches: list[list[Ev]] = batches) -> None:
-            for batch in batches:
-                with transaction.atomic():
-                    apply_through_rows(board.apply_rows, batch)  # type: ignore[arg-type]
-
-        def raw_batch(batches: list[list[Ev]] = batches) -> None:
-            for batch in batches:
-                with transaction.atomic():
-                    by_hand(batch)
-
-        seconds = interleaved(
-            {"plain apply": plain, "unit of work": rows, "apply_batch by hand": raw_batch}
-        )
-        medians = {name: count / statistics.median(values) for name, values in seconds.items()}
-        line = ", ".join(f"{name} {rate:,.0f}" for name, rate in medians.items())
+        variants: dict[str, Callable[[], None]] = {
+            name: functools.partial(way, batches) for name, way in zip(names, ways, strict=True)
+        }
+        seconds = interleaved(variants)
+        rates = {name: len(events) / statistics.median(values) for name, values in seconds.items()}
+        line = ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
         print(f"  batch {size:5}: {line}")
+
+
+COUNTERS = {
+    "RunStarted": "runs_started",
+    "RunCompleted": "runs_completed",
+    "StepRecorded": "steps",
+}
+
+
+def counter_events(count: int) -> list[Ev]:
+    kinds = list(COUNTERS)
+    return [
+        Ev(kinds[n % len(kinds)], {"agent": f"agent-{n % 5}", "run_id": "r"}) for n in range(count)
+    ]
+
+
+def counter_apply(event: Ev) -> None:
+    """The natural way (what AgentStatsProjection.apply was): get_or_create, F() + 1."""
+    agent, field = event.data["agent"], COUNTERS[event.event_type]
+    AgentStats.objects.get_or_create(agent=agent)
+    AgentStats.objects.filter(agent=agent).update(**{field: F(field) + 1})
+
+
+def counters_by_hand(events: list[Ev]) -> None:
+    """Sum in memory, one INSERT ... ON CONFLICT DO UPDATE SET n = n + EXCLUDED.n."""
+    sums: dict[str, dict[str, int]] = {}
+    for event in events:
+        row = sums.setdefault(event.data["agent"], dict.fromkeys(COUNTERS.values(), 0))
+        row[COUNTERS[event.event_type]] += 1
+    columns = list(COUNTERS.values())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO demo_agent_stats (agent, runs_failed, cautions, {', '.join(columns)})"
+            f" SELECT a, 0, 0, {', '.join(f'c{i}' for i in range(len(columns)))}"
+            f" FROM unnest(%s::text[], {', '.join('%s::int[]' for _ in columns)})"
+            f" AS t(a, {', '.join(f'c{i}' for i in range(len(columns)))})"
+            " ON CONFLICT (agent) DO UPDATE SET "
+            + ", ".join(f"{c} = demo_agent_stats.{c} + EXCLUDED.{c}" for c in columns),
+            [list(sums), *[[row[c] for row in sums.values()] for c in columns]],
+        )
 
 
 def main() -> None:
     upsert_choice()
     three_ways()
-    _ = Rows  # the unit of work under test
 
 
 if __name__ == "__main__":

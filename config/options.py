@@ -58,6 +58,13 @@ class EventdeskOptions:
     history_retention_seconds: float = 86_400.0
     #: The API token ``manage.py mcp_server`` (stdio) acts with (EVENTDESK_API_TOKEN).
     api_token: str = dataclasses.field(default="", repr=False)
+    #: How long the tables a rebuild's swap moved aside are kept for a roll back (hours).
+    rebuild_keep_hours: float = 24.0
+    #: Events per rebuild batch at most (it shrinks to keep each transaction short).
+    rebuild_batch_size: int = 1000
+    #: The demo's projections with their bugs fixed (the rebuild story: seed with the bug,
+    #: restart the worker with the fix, rebuild; EVENTDESK_DEMO_FIXED_PROJECTIONS=1).
+    demo_fixed_projections: bool = False
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -154,6 +154,7 @@ EVENTDESK: dict[str, object] = {
         "demo.projections.RunBoard",
         "demo.projections.AgentStatsProjection",
         "demo.projections.CautionLog",
+        "demo.scorecards.AgentScorecards",
         "demo.reactions.RunDebriefer",
         "demo.reactions.CautionDrafter",
     ],

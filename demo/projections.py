@@ -29,6 +29,7 @@ class RunBoard:
     """
 
     name = "demo.run_board"
+    models = (Run,)
     event_types = (*RUN_EVENTS, "DebriefWritten")
     batch_size = 200
 
@@ -70,6 +71,7 @@ class AgentStatsProjection:
     """Totals per agent: counters from rows that may not exist yet (the unit of work)."""
 
     name = "demo.agent_stats"
+    models = (AgentStats,)
     event_types = RUN_EVENTS
 
     _counter = {
@@ -100,6 +102,7 @@ class CautionLog:
     """
 
     name = "demo.caution_log"
+    models = (Caution,)
     event_types = ("CautionRaised", "CautionNoteDrafted")
 
     def apply(self, event: RecordedEvent) -> None:

@@ -287,3 +287,88 @@ _BY_CODE: dict[str, type[ReactionsError]] = {
 def for_refusal(code: str, detail: str) -> ReactionsError:
     """The error for a console decider's refusal, by its code."""
     return _BY_CODE[code](detail)
+
+
+# --- projection rebuilds (issue 17) ------------------------------------------------------
+
+
+class RebuildRefusedError(ReactionsError):
+    """A rebuild act the engine refuses (``subscribers.rebuilds.RebuildRefused``): the code
+    says why. Nothing of the act landed."""
+
+    status, code = 409, "rebuild_refused"
+
+
+class ProjectionNotRebuildable(RebuildRefusedError):
+    """The projection declares no ``models``, or a foreign key from outside points into
+    them: the detail says what is missing or in the way."""
+
+    code = "projection_not_rebuildable"
+
+
+class ReactionCannotBeRebuilt(RebuildRefusedError):
+    """A reaction's effects already happened (mails, LLM calls): a rebuild would repeat them."""
+
+    code = "reaction_cannot_be_rebuilt"
+
+
+class RebuildInProgress(RebuildRefusedError):
+    """The projection already has a rebuild that has not ended: swap it or cancel it first."""
+
+    code = "rebuild_in_progress"
+
+
+class NoRebuild(RebuildRefusedError):
+    """The projection has no rebuild in progress to act on."""
+
+    code = "no_rebuild"
+
+
+class RebuildNotReady(RebuildRefusedError):
+    """A swap before the rebuild is verified, or while its ``verify()`` reports problems."""
+
+    code = "rebuild_not_ready"
+
+
+class RebuildFailed(RebuildRefusedError):
+    """The rebuild failed (the event and the error are on it): cancel it, or retry it."""
+
+    code = "rebuild_failed"
+
+
+class NothingToRollBack(RebuildRefusedError):
+    """No swap whose previous tables are still kept."""
+
+    code = "nothing_to_roll_back"
+
+
+class TableDefinitionChanged(RebuildRefusedError):
+    """A migration changed a live table during the rebuild (or since the swap): the detail
+    names the difference; the rebuild must be started again."""
+
+    code = "table_definition_changed"
+
+
+class RebuildLocksBusy(Unavailable):
+    """The swap (or roll back) could not take its locks within its short lock timeout, try
+    after try: a long reader holds a table. Nothing changed; try again."""
+
+    code = "rebuild_locks_busy"
+
+
+_REBUILD_REFUSALS: dict[str, type[ReactionsError]] = {
+    cls.code: cls
+    for cls in (
+        ProjectionNotRebuildable, ReactionCannotBeRebuilt, RebuildInProgress, NoRebuild,
+        RebuildNotReady, RebuildFailed, NothingToRollBack, TableDefinitionChanged,
+        RebuildLocksBusy, SubscriberNotFound,
+    )
+}  # fmt: skip
+
+
+def for_rebuild_refusal(code: str, detail: str) -> ReactionsError:
+    """The error for the rebuild engine's refusal ``code`` (an unknown code stays a 409)."""
+    error = _REBUILD_REFUSALS.get(code)
+    if error is None:
+        return RebuildRefusedError(f"{code}: {detail}")
+    return error(detail)

@@ -41,6 +41,8 @@ class Decision(Event):
             # Read-only operators: the console's home page, workers, failures, and every
             # reading door (GET /agent/subscribers, diagnose_subscriber, manage.py subscribers).
             ("view_console", "Can view the operator console"),
+            # Projection rebuilds (issue 17): start, swap, cancel, roll back.
+            ("rebuild_projection", "Can rebuild a projection (start, swap, cancel, roll back)"),
         ]
 
     @property

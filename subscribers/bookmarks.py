@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,12 +10,10 @@ from typing import Any
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
-from config.options import options
 from eventstore.postgres import PostgresEventStore, row_to_event
 from eventstore.types import START, Cursor, RecordedEvent
 from subscribers import sql
 from subscribers.registry import Registered
-from subscribers.retry import RetryDecision, decide_retry
 
 
 @dataclass(frozen=True)
@@ -50,21 +47,6 @@ class Batch:
         if len(self.events) >= batch_size:
             return last
         return max(last, self.head, after)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An event a subscriber failed on, with the error as the operator will see it."""
-
-    event: RecordedEvent
-    error: str
-    traceback: str
-
-    @classmethod
-    def of(cls, event: RecordedEvent, exc: BaseException) -> Failure:
-        text = f"{type(exc).__name__}: {exc}"
-        trace = "".join(traceback.format_exception(exc))
-        return cls(event, text[:10_000], trace[-50_000:])
 
 
 def ensure_bookmarks(entries: Iterable[Registered]) -> None:
@@ -135,41 +117,3 @@ def advance(cursor: CursorWrapper, name: str, to: Cursor, *, keep_failure: bool 
     """
     query = sql.ADVANCE_LOCKED_KEEPING_FAILURE if keep_failure else sql.ADVANCE_LOCKED
     cursor.execute(query, {"name": name, "tx": to[0], "pos": to[1]})
-
-
-def record_failure(
-    cursor: CursorWrapper,
-    name: str,
-    at: Cursor,
-    state: BookmarkState,
-    failure: Failure,
-    *,
-    owner: str = "",
-) -> RetryDecision | None:
-    """Record a failure on the bookmark standing at ``at``; None if it has moved meanwhile."""
-    opts = options()
-    same_place = state.cursor == at
-    decision = decide_retry(
-        failing_event_id=failure.event.event_id,
-        previous_failing_event_id=state.failing_event_id if same_place else None,
-        previous_attempts=state.attempts if same_place else 0,
-        max_attempts=opts.max_attempts,
-        base_seconds=opts.retry_base_seconds,
-        cap_seconds=opts.retry_cap_seconds,
-    )
-    cursor.execute(
-        sql.RECORD_FAILURE,
-        {
-            "name": name,
-            "tx": at[0],
-            "pos": at[1],
-            "owner": owner,
-            "status": decision.status,
-            "attempts": decision.attempts,
-            "event_id": failure.event.event_id,
-            "error": failure.error,
-            "traceback": failure.traceback,
-            "delay": decision.delay_seconds,
-        },
-    )
-    return decision if cursor.fetchone() is not None else None

@@ -11,13 +11,8 @@ from django.db import connection, transaction
 from config.options import options
 from eventstore.types import RecordedEvent
 from subscribers import sql
-from subscribers.bookmarks import (
-    BookmarkState,
-    Failure,
-    advance,
-    lock_and_read_batch,
-    record_failure,
-)
+from subscribers.bookmarks import BookmarkState, advance, lock_and_read_batch
+from subscribers.failures import Failure, FailureSite, record_failure
 from subscribers.outcome import Outcome, is_connection_error, log_failure
 from subscribers.registry import Registered
 from subscribers.retry import RetryDecision
@@ -25,11 +20,6 @@ from subscribers.rows import Rows
 from subscribers.watchdog import BatchWatch, Busy
 
 logger = logging.getLogger("eventdesk.projections")
-
-#: A batch size for replaying history through ``apply_events`` (a rebuild): the unit of
-#: work ran 2.5x faster at 1,000 than at 100 on the one-row-per-run workload (and plain
-#: ``apply`` no slower), see docs/projections.md.
-REPLAY_BATCH_SIZE = 1000
 
 
 def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> Outcome:
@@ -70,7 +60,7 @@ def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
             advance(cursor, entry.name, moved, keep_failure=held_back)
         decision = None
         if failure is not None:
-            decision = record_failure(cursor, entry.name, to, state, failure)
+            decision = record_failure(cursor, FailureSite.bookmark(entry.name, to, state), failure)
             log_failure(logger, entry.name, failure, decision)
         return Outcome(
             entry.name,
@@ -112,7 +102,8 @@ def give_up_batch(busy: Busy, timeout: float) -> RetryDecision | None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.WAIT_FOR_ROW)
         cursor.execute(sql.LOCK_BOOKMARK_AFTER_TIMEOUT, {"name": name})
-        decision = record_failure(cursor, name, busy.state.cursor, busy.state, failure)
+        site = FailureSite.bookmark(name, busy.state.cursor, busy.state)
+        decision = record_failure(cursor, site, failure)
     log_failure(logger, name, failure, decision)
     return decision
 

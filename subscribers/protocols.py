@@ -10,6 +10,13 @@ Optional on both:
   event). The bookmark still moves past the others, so they are never rescanned.
 * ``start_at_head``: a new bookmark starts at the current head instead of
   before the first event (for a subscriber that only cares about the future).
+
+Optional on a projection (rebuilds, ``subscribers.rebuilds``):
+
+* ``models``: the Django models whose tables it owns, ``models = (Run, ...)``; without
+  it, it cannot be rebuilt.
+* ``verify(self) -> list[str]``: invariants checked on a rebuild's new tables; any
+  problem it returns blocks the swap.
 """
 
 from __future__ import annotations

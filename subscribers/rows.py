@@ -27,155 +27,38 @@ go through ``QuerySet.delete()``, which sends the delete signals it always sends
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, connection, models
 from django.db.models.deletion import get_candidate_relations_to_delete
-from django.db.models.lookups import Lookup
+
+from subscribers.row_map import (
+    AnyOf,
+    HeldModelQueried,
+    KeysIn,
+    ModelRows,
+    NotLoaded,
+    NoUniqueKey,
+    RowsRefused,
+    Unsupported,
+    parents_first,
+    refers_to,
+    snapshot,
+    sync_foreign_keys,
+)
+
+__all__ = [
+    "HeldModelQueried",
+    "NoUniqueKey",
+    "NotLoaded",
+    "Rows",
+    "RowsRefused",
+    "Unsupported",
+]
 
 M = TypeVar("M", bound=models.Model)
-Key = tuple[str, ...]
-
-
-class RowsRefused(Exception):
-    """The unit of work cannot do this and stay equal to the plain ORM; the message says
-    which model and why."""
-
-
-class NoUniqueKey(RowsRefused):
-    """A lookup on fields that are not a unique key of the model."""
-
-
-class NotLoaded(RowsRefused):
-    """A key that no ``rows.load`` covered: reading it would cost a query per event."""
-
-
-class HeldModelQueried(RowsRefused):
-    """An ORM query, inside ``apply_rows``, on a model whose rows the unit of work holds."""
-
-
-class Unsupported(RowsRefused):
-    """A model or a change the unit of work cannot write the way the ORM would."""
-
-
-class _AnyOf(Lookup):  # type: ignore[type-arg]
-    """``column = ANY(%s)``: one statement shape for any number of keys."""
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        field = self.lhs.output_field
-        values = [field.get_db_prep_value(value, connection) for value in self.rhs]
-        return f"{lhs} = ANY(%s)", [*lhs_params, values]
-
-
-def _unique_keys(model: type[models.Model]) -> list[Key]:
-    """The model's unique keys, each as its fields' attnames, sorted."""
-    meta = model._meta
-    keys: list[Key] = [(meta.pk.attname,)] if meta.pk is not None else []
-    for field in meta.concrete_fields:
-        if field.unique and not field.primary_key:
-            keys.append((field.attname,))
-    for together in meta.unique_together:
-        keys.append(tuple(sorted(meta.get_field(name).attname for name in together)))  # type: ignore[union-attr]
-    for constraint in meta.constraints:
-        if (
-            isinstance(constraint, models.UniqueConstraint)
-            and constraint.fields
-            and constraint.condition is None
-            and not constraint.expressions
-        ):
-            keys.append(tuple(sorted(meta.get_field(n).attname for n in constraint.fields)))  # type: ignore[union-attr]
-    return keys
-
-
-class _ModelRows:
-    """What the unit of work holds of one model."""
-
-    def __init__(self, model: type[models.Model]) -> None:
-        meta = model._meta
-        if meta.parents:
-            raise Unsupported(
-                f"{meta.label}: a multi-table-inherited model cannot be written in bulk;"
-                " write it with apply()"
-            )
-        self.model = model
-        self.keys = _unique_keys(model)
-        self.fields = {f.attname: f for f in meta.concrete_fields}
-        for f in meta.concrete_fields:
-            self.fields.setdefault(f.name, f)
-        #: Unique key -> key values -> the live row (loaded or created).
-        self.index: dict[Key, dict[tuple[Any, ...], models.Model]] = {k: {} for k in self.keys}
-        #: Key values a load asked for, found or not, by the fields asked on.
-        self.asked: dict[Key, set[tuple[Any, ...]]] = {}
-        self.loaded: dict[int, models.Model] = {}
-        self.snapshots: dict[int, dict[str, Any]] = {}
-        self.created: list[models.Model] = []
-        self.deleted: dict[int, models.Model] = {}
-
-    @property
-    def label(self) -> str:
-        return self.model._meta.label
-
-    def key_of(self, lookup: Mapping[str, Any]) -> tuple[Key, tuple[Any, ...]]:
-        """The lookup as (attnames sorted, values converted the way the column holds them)."""
-        pairs = []
-        for name, value in lookup.items():
-            field = self.model._meta.pk if name == "pk" else self.fields.get(name)
-            if field is None:
-                raise RowsRefused(f"{self.label} has no field {name!r}")
-            if isinstance(value, models.Model):
-                value = value.pk
-            pairs.append((field.attname, _clean(field, value)))
-        pairs.sort(key=lambda pair: pair[0])
-        return tuple(n for n, _ in pairs), tuple(v for _, v in pairs)
-
-    def unique_key(self, key: Key) -> Key:
-        if key not in self.index:
-            known = "; ".join(", ".join(k) for k in self.keys)
-            raise NoUniqueKey(
-                f"{self.label} has no unique key on ({', '.join(key)}): a lookup needs the"
-                f" fields of its primary key, a unique field or a UniqueConstraint ({known})"
-            )
-        return key
-
-    def values_of(self, obj: models.Model, key: Key) -> tuple[Any, ...] | None:
-        values = tuple(getattr(obj, name) for name in key)
-        return None if any(v is None for v in values) else values
-
-    def hold(self, obj: models.Model) -> None:
-        for key in self.keys:
-            values = self.values_of(obj, key)
-            if values is not None:
-                self.index[key][values] = obj
-
-    def drop(self, obj: models.Model) -> None:
-        for key in self.keys:
-            values = self.values_of(obj, key)
-            if values is not None and self.index[key].get(values) is obj:
-                del self.index[key][values]
-
-    def live(self) -> Iterator[models.Model]:
-        for obj in [*self.loaded.values(), *self.created]:
-            if id(obj) not in self.deleted:
-                yield obj
-
-
-def _clean(field: models.Field[Any, Any], value: Any) -> Any:
-    return value if value is None else field.to_python(value)
-
-
-def _snapshot(obj: models.Model, fields: Iterable[models.Field[Any, Any]]) -> dict[str, Any]:
-    values = {}
-    for f in fields:
-        value = getattr(obj, f.attname)
-        values[f.attname] = copy.deepcopy(value) if isinstance(value, dict | list) else value
-    return values
 
 
 class Rows:
@@ -193,7 +76,7 @@ class Rows:
     """
 
     def __init__(self) -> None:
-        self._held: dict[type[models.Model], _ModelRows] = {}
+        self._held: dict[type[models.Model], ModelRows] = {}
         self._tables: dict[str, str] = {}
         self._guarding = False
         self._any_delete = False
@@ -236,19 +119,20 @@ class Rows:
             return
         key = key_pairs[0][0]
         asked = {values for _, values in key_pairs}
-        query = held.model._base_manager.all()
-        for position, name in enumerate(key):
-            column = held.fields[name].get_col(held.model._meta.db_table)
-            query = query.filter(_AnyOf(column, sorted({k[position] for k in asked}, key=str)))
+        table = held.model._meta.db_table
+        columns = [held.fields[name].get_col(table) for name in key]
+        ordered = sorted(asked, key=str)
+        if len(key) == 1:
+            condition: Any = AnyOf(columns[0], [k[0] for k in ordered])
+        else:
+            condition = KeysIn(columns, [[k[i] for k in ordered] for i in range(len(key))])
         with self._unguarded():
-            found = list(query)
+            found = list(held.model._base_manager.filter(condition))
         for obj in found:
-            if len(key) > 1 and held.values_of(obj, key) not in asked:
-                continue  # composite keys load the product of their columns' values
             if (obj.pk,) in held.index[held.keys[0]]:
                 continue  # held already: the in-memory row is the newer one
             held.loaded[id(obj)] = obj
-            held.snapshots[id(obj)] = _snapshot(obj, held.model._meta.concrete_fields)
+            held.snapshots[id(obj)] = snapshot(obj, held.model._meta.concrete_fields)
             held.hold(obj)
         held.asked.setdefault(key, set()).update(asked)
 
@@ -321,7 +205,7 @@ class Rows:
                 continue
             child_rows = self._held[relation.related_model]
             for child in list(child_rows.live()):
-                if not _refers_to(child, field, obj):
+                if not refers_to(child, field, obj):
                     continue
                 rule = field.remote_field.on_delete
                 if rule is models.CASCADE:
@@ -348,31 +232,54 @@ class Rows:
                 self._guarding = False
 
     def flush(self) -> None:
-        """Write every held change once: deletes of loaded rows, inserts (ids taken from
-        the sequence in creation order), one upsert per model of the changed rows."""
+        """Write every held change once: deletes of loaded rows, then per model (parents
+        first) one statement for its new and changed rows (ids of new rows taken from the
+        sequence in creation order)."""
         with self._unguarded():
             for held in self._held.values():
                 gone = [o.pk for o in held.deleted.values() if id(o) in held.loaded]
                 if gone:
                     held.model._base_manager.filter(pk__in=gone).delete()
-            for held in self._held.values():
-                self._take_ids(held)
-            for held in _parents_first(list(self._held.values())):
-                fresh = [o for o in held.created if id(o) not in held.deleted]
-                if fresh:
-                    held.model._base_manager.bulk_create(fresh)
-            for held in self._held.values():
-                self._update(held)
+            for held in parents_first(list(self._held.values())):
+                self._write(held)
 
-    def _take_ids(self, held: _ModelRows) -> None:
+    def _write(self, held: ModelRows) -> None:
+        """One upsert of the changed loaded rows and of the new rows whose key is known to
+        be free (an id from the sequence, or a primary key a load found missing); a plain
+        insert of any other new row (it fails, as ``create`` would, if the key is taken)."""
+        manager = held.model._base_manager
+        reserved = self._take_ids(held)
+        pk_key = held.keys[0]
+        missing = held.asked.get(pk_key, set())
+        free: list[models.Model] = []
+        unsure: list[models.Model] = []
+        for obj in held.created:
+            if id(obj) not in held.deleted:
+                known = id(obj) in reserved or (obj.pk,) in missing
+                (free if known else unsure).append(obj)
+        if unsure:
+            manager.bulk_create(unsure)
+        changed, fields = self._changed(held)
+        if changed:
+            manager.bulk_create(
+                [*free, *changed],
+                update_conflicts=True,
+                unique_fields=[held.model._meta.pk.name],
+                update_fields=fields,
+            )
+        elif free:
+            manager.bulk_create(free)
+
+    def _take_ids(self, held: ModelRows) -> set[int]:
         """Ids from the sequence, one per created row in creation order (those created and
-        deleted in this batch too: the ORM would have used theirs up)."""
+        deleted in this batch too: the ORM would have used theirs up); returns the rows
+        (by ``id()``) that got one."""
         pk = held.model._meta.pk
         if pk is None or not isinstance(pk, models.AutoField | models.BigAutoField):
-            return
+            return set()
         waiting = [o for o in held.created if o.pk is None]
         if not waiting:
-            return
+            return set()
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s) n"
@@ -381,8 +288,10 @@ class Rows:
             )
             for obj, (value,) in zip(waiting, cursor.fetchall(), strict=True):
                 obj.pk = value
+        return {id(obj) for obj in waiting}
 
-    def _update(self, held: _ModelRows) -> None:
+    def _changed(self, held: ModelRows) -> tuple[list[models.Model], list[str]]:
+        """The loaded rows that changed, and the fields an upsert must set for them."""
         meta = held.model._meta
         changed: list[models.Model] = []
         names: set[str] = set()
@@ -396,7 +305,7 @@ class Rows:
                     f" ({before[meta.pk.attname]!r} -> {obj.pk!r}); delete it and create"
                     " another instead"
                 )
-            _sync_foreign_keys(obj)
+            sync_foreign_keys(obj)
             diff = {n for n, v in before.items() if getattr(obj, n) != v}
             stamped = [n for n in diff if getattr(held.fields[n], "auto_now_add", False)]
             if stamped:
@@ -407,28 +316,21 @@ class Rows:
             if diff:
                 changed.append(obj)
                 names |= diff
-        if not changed:
-            return
         fields = [
-            f
+            f.name
             for f in meta.concrete_fields
             if not f.primary_key
             and not getattr(f, "auto_now_add", False)
             and (f.attname in names or getattr(f, "auto_now", False))
         ]
-        held.model._base_manager.bulk_create(
-            changed,
-            update_conflicts=True,
-            unique_fields=[meta.pk.name],
-            update_fields=[f.name for f in fields],
-        )
+        return changed, fields
 
     # --- internals -----------------------------------------------------------------------
 
-    def _rows(self, model: type[models.Model]) -> _ModelRows:
+    def _rows(self, model: type[models.Model]) -> ModelRows:
         held = self._held.get(model)
         if held is None:
-            held = self._held[model] = _ModelRows(model)
+            held = self._held[model] = ModelRows(model)
             self._tables[connection.ops.quote_name(model._meta.db_table)] = model._meta.label
         return held
 
@@ -452,41 +354,3 @@ class Rows:
             yield
         finally:
             self._guarding = guarding
-
-
-def _refers_to(child: models.Model, field: Any, parent: models.Model) -> bool:
-    cached = child._state.fields_cache.get(field.name)
-    if cached is not None:
-        return cached is parent
-    target = getattr(parent, field.target_field.attname)
-    return target is not None and getattr(child, field.attname) == target
-
-
-def _sync_foreign_keys(obj: models.Model) -> None:
-    """A foreign key set to a row created in this batch gets that row's id (taken at flush)."""
-    for field in obj._meta.concrete_fields:
-        if field.is_relation and field.name in obj._state.fields_cache:
-            related = obj._state.fields_cache[field.name]
-            if related is not None and getattr(obj, field.attname) is None:
-                setattr(obj, field.attname, getattr(related, field.target_field.attname))  # type: ignore[attr-defined]
-
-
-def _parents_first(held: list[_ModelRows]) -> list[_ModelRows]:
-    """Models ordered so that a model comes after those its foreign keys point to."""
-    order: list[_ModelRows] = []
-    by_model = {h.model: h for h in held}
-    seen: set[type[models.Model]] = set()
-
-    def visit(h: _ModelRows) -> None:
-        if h.model in seen:
-            return
-        seen.add(h.model)
-        for field in h.model._meta.concrete_fields:
-            target = field.related_model if field.is_relation else None
-            if target in by_model and target is not h.model:
-                visit(by_model[target])  # type: ignore[index]
-        order.append(h)
-
-    for h in held:
-        visit(h)
-    return order

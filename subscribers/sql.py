@@ -386,7 +386,7 @@ SET attempts = %(attempts)s, last_error = %(error)s, last_traceback = %(tracebac
     failed_at = now(),
     next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
                          ELSE now() + make_interval(secs => %(delay)s::float8) END,
-    parked_at = CASE WHEN %(parked)s THEN now() ELSE NULL END,
+    parked_at = CASE WHEN %(wedged)s THEN now() ELSE NULL END,
     lease_token = '', lease_expires_at = NULL
 WHERE id = %(id)s AND lease_token = %(token)s
 RETURNING 1

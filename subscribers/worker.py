@@ -28,6 +28,7 @@ from subscribers.outcome import Outcome
 from subscribers.progress import Progress
 from subscribers.projections import give_up_batch, run_projection_batch
 from subscribers.reactions import run_reaction_step
+from subscribers.rebuilds.runner import RebuildRunner
 from subscribers.registry import Registered, SubscriberRegistry
 from subscribers.stream_scheduler import StreamScheduler
 from subscribers.streams import check_orderings
@@ -180,6 +181,8 @@ class Worker:
             self._spawn("eventdesk-listener", lambda: listen(self.wake, self.stop_event))
         if self.registry.projections:
             self._spawn("eventdesk-watchdog", self._watch_batches)
+            rebuilds = RebuildRunner(self.registry.projections, self.owner, self.stop_event)
+            self._spawn("eventdesk-rebuilds", rebuilds.run)
         if self.registry.reactions:
             # Renews while a stopping worker's last handles finish, then ends.
             self._spawn("eventdesk-lease-renewer", lambda: self.leases.renew_until(self.stop_event))

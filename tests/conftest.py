@@ -210,3 +210,24 @@ def promtool() -> str:
 def prometheus_binary() -> str:
     """The path of Debian's ``prometheus`` server."""
     return _debian_binary("prometheus")
+
+
+# --- rebuilds: the test projections' own tables (tests/rebuilds.py) ---
+
+
+@pytest.fixture
+def rebuild_tables(transactional_db: None) -> Iterator[None]:
+    """Empty tables for the rebuild tests' projections; after the test they go, with every
+    rebuild schema and role this database has."""
+    from tests.rebuilds import DROP_REBUILD_LEFTOVERS, TABLE_MODELS, FailsOnThirteen, Totals
+
+    with connection.cursor() as cursor:
+        cursor.execute(DROP_REBUILD_LEFTOVERS)
+    with connection.schema_editor() as editor:
+        for model in TABLE_MODELS:
+            editor.create_model(model)
+    Totals.factor, Totals.gate, FailsOnThirteen.armed = 1, None, False
+    yield
+    Totals.factor, Totals.gate, FailsOnThirteen.armed = 1, None, False
+    with connection.cursor() as cursor:
+        cursor.execute(DROP_REBUILD_LEFTOVERS)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reactions_admin import errors
-from reactions_admin.doors.access import Actor
-
-if TYPE_CHECKING:
-    from reactions_admin.acts.operations.handler import ActionResult
+from reactions_admin.acts.act import Act, OnSubscriber
+from reactions_admin.guards import Actor
 
 
 def add_actor_argument(parser: CommandParser, *, required: bool = True) -> None:
@@ -43,26 +40,35 @@ def refuse(exc: errors.ReactionsError) -> NoReturn:
     raise CommandError(f"{exc.code}: {exc.detail}", returncode=4 if exc.status >= 500 else 3)
 
 
-class SubscriberActionCommand(BaseCommand):
-    """``SUBSCRIBER --reason ... --as USERNAME``, one handler of the operations act
-    (``reactions_admin.acts.operations.handler``), one line out: the shape of
-    ``pause_subscriber``, ``resume_subscriber`` and ``retry_now``."""
+class SubscriberActCommand(BaseCommand):
+    """How the command line adapts acts on one subscriber (``OnSubscriber``):
+    ``SUBSCRIBER --reason ... --as USERNAME`` runs ``act``; each of ``flags`` (a
+    ``--swap`` for ``{"swap": SWAP}``) runs its act instead. One line out, the result's."""
 
-    #: The handler: (subscriber, reason, actor, via=...) -> ActionResult.
-    action: Callable[..., ActionResult]
+    act: Act[OnSubscriber, Any]
+    #: Option name (without ``--``, ``_`` for ``-``) -> the act it runs instead of ``act``.
+    flags: dict[str, Act[OnSubscriber, Any]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = self.act.doc
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("subscriber")
         parser.add_argument("--reason", required=True)
         add_actor_argument(parser)
+        if self.flags:
+            chosen = parser.add_mutually_exclusive_group()
+            for flag, act in self.flags.items():
+                chosen.add_argument(
+                    f"--{flag.replace('_', '-')}", action="store_true", help=act.doc
+                )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        act = next((a for flag, a in self.flags.items() if options[flag]), self.act)
+        given = OnSubscriber(options["subscriber"], options["reason"])
         try:
-            actor = actor_named(options["username"])
-            result = type(self).action(options["subscriber"], options["reason"], actor, via="cli")
+            result = act.run(given, actor_named(options["username"]), via="cli")
         except errors.ReactionsError as exc:
             refuse(exc)
-        self.stdout.write(
-            f"{result.choice} {result.subscriber_name}: {result.status_before} → "
-            f"{result.status_after}; decision {result.decision_event_id}."
-        )
+        self.stdout.write(f"{act.verb}: {result.text()}")

@@ -22,12 +22,7 @@ from config.options import options
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from reactions_admin import errors
-from reactions_admin.doors.access import (
-    Actor,
-    authenticated,
-    database_errors,
-    require_durable_store,
-)
+from reactions_admin.guards import Actor, authenticated, database_errors, require_durable_store
 from reactions_admin.reads.diagnosis import (
     HORIZON_SECONDS,
     Counts,
@@ -38,9 +33,11 @@ from reactions_admin.reads.diagnosis import (
     count,
     diagnose,
 )
+from reactions_admin.reads.rebuild_progress import open_rebuilds, progress_payload, progress_text
 from subscribers import history, sql
 from subscribers.heartbeat import WorkerInfo, workers
 from subscribers.models import Bookmark
+from subscribers.rebuilds import RebuildProgress
 from subscribers.registry import configured_registry
 
 #: Reading the console needs one of these.
@@ -49,6 +46,7 @@ VIEW_PERMISSIONS = (
     "subscribers.view_bookmark",
     "reactions_admin.dismiss_event",
     "reactions_admin.operate_subscriber",
+    "reactions_admin.rebuild_projection",
 )
 
 
@@ -73,6 +71,12 @@ class SubscriberReport:
     bookmark: Bookmark
     facts: SubscriberFacts
     diagnosis: Diagnosis
+    #: A projection's rebuild in progress (phase, events done of total, rate, ETA).
+    rebuild: RebuildProgress | None = None
+
+    @property
+    def rebuild_text(self) -> str:
+        return progress_text(self.rebuild) if self.rebuild is not None else ""
 
     @property
     def name(self) -> str:
@@ -103,6 +107,7 @@ class SubscriberReport:
             "parked_streams": self.facts.parked_streams,
             "live_workers": list(self.facts.live_workers),
             "diagnosis": self.diagnosis.as_json(),
+            "rebuild": progress_payload(self.rebuild) if self.rebuild is not None else None,
         }
 
 
@@ -203,6 +208,7 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
     registry = configured_registry()
     rate_of = rate_source([row.subscriber_name for row in rows])
     max_attempts = options().max_attempts
+    rebuilding = open_rebuilds()
     reports = []
     for row in rows:
         entry = registry.get(row.subscriber_name) if registry else None
@@ -245,7 +251,8 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
             rate=rate_of.get(row.subscriber_name, (None, None))[0],
             eta_seconds=rate_of.get(row.subscriber_name, (None, None))[1],
         )
-        reports.append(SubscriberReport(row, facts, diagnose(facts)))
+        rebuild = rebuilding.get(row.subscriber_name)
+        reports.append(SubscriberReport(row, facts, diagnose(facts), rebuild))
     return reports, found
 
 

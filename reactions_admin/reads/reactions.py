@@ -14,7 +14,7 @@ from reactions_admin.acts.dismissal.handler import (
     require_durable_store,
 )
 from reactions_admin.acts.parked_streams.rows import is_stream_ordered
-from reactions_admin.doors.access import database_errors
+from reactions_admin.guards import database_errors
 from subscribers.models import Bookmark
 from subscribers.registry import handled_event_types
 from subscribers.stream_work import work_summary

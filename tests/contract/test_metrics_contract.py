@@ -40,6 +40,9 @@ CONSOLE = {
     "eventdesk_horizon_held_seconds": ("gauge", set()),
     "eventdesk_horizon_holder_info": ("gauge", {"pid", "user", "database", "application"}),
     "eventdesk_metrics_scrape_duration_seconds": ("gauge", set()),
+    "eventdesk_rebuild_events_remaining": ("gauge", {"subscriber"}),
+    "eventdesk_rebuild_phase": ("gauge", {"subscriber", "phase"}),
+    "eventdesk_rebuild_seconds_since_progress": ("gauge", {"subscriber"}),
 }
 #: A worker's metrics (family names: counters lose their ``_total`` in the parser).
 WORKER = {

@@ -198,3 +198,52 @@ def test_a_new_row_on_a_held_key_fails_as_create_would() -> None:
     rows.new(Board, code="b1")
     with pytest.raises(IntegrityError, match=r"test_readmodels\.Board: a row with code"):
         rows.new(Board, code="b1")
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_length() -> None:
+    """Load once, write once: ten times the events, not one statement more."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from subscribers.projections import apply_through_rows
+
+    def statements(count: int) -> int:
+        reset()
+        for event in story():  # rows that exist before the batch: loaded and changed
+            apply_plainly(event)  # type: ignore[arg-type]
+        events = [
+            NewEvent(kind, data)
+            for n in range(count)
+            for kind, data in (
+                ("Counted", {"group": "g", "name": f"n{n % 7}", "amount": n}),
+                ("CardAdded", {"board": f"b{n % 3}", "card": f"c{n % 11}", "label": "l"}),
+                ("BoardOpened", {"board": "b1", "title": str(n)}),
+            )
+        ]
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            apply_through_rows(BoardsThroughRows().apply_rows, events)  # type: ignore[arg-type]
+        return len(queries)
+
+    # Per model at most: its load, its ids, its inserts, its upsert; and the savepoint.
+    assert statements(10) == statements(100) <= 3 * 4 + 2
+
+
+class ReadsBehindItsOwnBack:
+    """Loads boards, then queries them through the manager: refused, on the bookmark."""
+
+    name = "test.reads_behind"
+    batch_size = 10
+
+    def apply_rows(self, events: list[RecordedEvent], rows: Rows) -> None:
+        rows.load(Board, code=["b1"])
+        Board.objects.filter(code="b1").exists()
+
+
+@override_settings(EVENTDESK=RETRY_FAST)
+def test_the_refusal_reaches_the_bookmark_as_the_events_failure() -> None:
+    events = append_to("s", [NewEvent("BoardOpened", {"board": "b1", "title": "t"})])
+    subs = build_registry([ReadsBehindItsOwnBack])
+    drain(subs, lambda: bookmark("test.reads_behind").failing_event_id is not None)
+    mark = bookmark("test.reads_behind")
+    assert mark.failing_event_id == events[0].event_id
+    assert "HeldModelQueried: test_readmodels.Board was queried through the ORM" in mark.last_error

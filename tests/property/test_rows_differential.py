@@ -69,25 +69,38 @@ def through_rows(history: list[Ev], batch: list[Ev], size: int) -> dict[str, Any
     return snapshot()
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    history=st.lists(events, max_size=12),
-    batch=st.lists(events, min_size=1, max_size=60),
-    size=st.sampled_from(BATCH_SIZES),
-)
-def test_rows_leave_the_tables_plain_orm_calls_leave(
-    history: list[Ev], batch: list[Ev], size: int
-) -> None:
+def check(history: list[Ev], batch: list[Ev], size: int) -> None:
     """``history`` makes rows that exist before the batch (loaded, changed, deleted)."""
     with transaction.atomic():  # an example that fails must not poison the next
         expected = through_plain_orm(history, batch)
         got = through_rows(history, batch, size)
         transaction.set_rollback(True)
     assert got == expected
+
+
+examples = given(
+    history=st.lists(events, max_size=12),
+    batch=st.lists(events, min_size=1, max_size=60),
+    size=st.sampled_from(BATCH_SIZES),
+)
+unhealthy = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=unhealthy)
+@examples
+def test_rows_leave_the_tables_plain_orm_calls_leave(
+    history: list[Ev], batch: list[Ev], size: int
+) -> None:
+    check(history, batch, size)
+
+
+@pytest.mark.slow
+@settings(max_examples=600, deadline=None, suppress_health_check=unhealthy)
+@examples
+def test_rows_leave_the_tables_plain_orm_calls_leave_many_examples(
+    history: list[Ev], batch: list[Ev], size: int
+) -> None:
+    check(history, batch, size)
 
 
 @pytest.mark.parametrize("size", [100, 1000])

@@ -19,7 +19,7 @@ from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from eventstore.store import get_event_store
 from eventstore.types import Cursor
-from reactions_admin import errors
+from reactions_admin import errors, guards
 from reactions_admin.acts.dismissal.decider import (
     DISMISSAL_CHOICE,
     DISMISSAL_CONTEXT,
@@ -35,8 +35,7 @@ from reactions_admin.acts.parked_streams.decider import (
     decide_reason,
 )
 from reactions_admin.acts.parked_streams.rows import accepted, is_stream_ordered, locked_stream
-from reactions_admin.doors import access as doors
-from reactions_admin.doors.access import Actor as Actor  # re-exported: every door names it here
+from reactions_admin.guards import Actor as Actor  # re-exported: every door names it here
 from subscribers import sql
 from subscribers.models import Bookmark
 from subscribers.registry import handled_event_types
@@ -96,7 +95,7 @@ def cursor_payload(cursor: Cursor) -> dict[str, int]:
 def authorize(actor: Actor, permission: str = DISMISS_PERMISSION) -> None:
     """401 for an anonymous actor, 403 for one without ``permission`` (the dismissal's,
     unless named)."""
-    doors.authorize(actor, permission)
+    guards.authorize(actor, permission)
 
 
 def parse_event_id(event_id: uuid.UUID | str) -> uuid.UUID:
@@ -130,7 +129,7 @@ def require_storable_reason(reason: str) -> None:
         )
 
 
-require_durable_store = doors.require_durable_store
+require_durable_store = guards.require_durable_store
 
 
 def dismiss_event_in_reaction(
@@ -158,7 +157,7 @@ def dismiss_event_in_reaction(
     require_storable_reason(reason)
     if not is_storable(subscriber_name):
         raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-    with doors.database_errors():
+    with guards.database_errors():
         return _dismiss(subscriber_name, target, reason, actor, via, correlation_id or uuid.uuid4())
 
 

@@ -42,7 +42,7 @@ from reactions_admin.acts.operations.handler import (
 )
 from reactions_admin.acts.parked_streams.handler import retry_stream_locked
 from reactions_admin.acts.parked_streams.rows import locked_stream
-from reactions_admin.doors.access import Actor, authorize, database_errors, require_durable_store
+from reactions_admin.guards import Actor, authorize, database_errors, require_durable_store
 from reactions_admin.reads.overview import authorize_view
 from subscribers import sql
 from subscribers.models import Bookmark

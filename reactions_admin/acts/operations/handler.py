@@ -16,6 +16,7 @@ from django.db import connection, transaction
 
 from eventstore.decisions import register_decision
 from reactions_admin import errors
+from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.operations.decider import (
     Accepted,
@@ -25,7 +26,7 @@ from reactions_admin.acts.operations.decider import (
     decide_resume,
     decide_retry_now,
 )
-from reactions_admin.doors.access import Actor, authorize, database_errors, require_durable_store
+from reactions_admin.guards import Actor, authorize, database_errors, require_durable_store
 from subscribers import sql
 
 #: The permission retry now, pause and resume need.
@@ -53,6 +54,13 @@ class ActionResult:
             "status_before": self.status_before,
             "status_after": self.status_after,
         }
+
+    def text(self) -> str:
+        """ "mailer wedged → paused. Decision …" (a door puts the act's verb before it)."""
+        return (
+            f"{self.subscriber_name} {self.status_before} → {self.status_after}. "
+            f"Decision {self.decision_event_id}."
+        )
 
 
 def refusal_error(refused: Refused) -> errors.ReactionsError:
@@ -137,20 +145,58 @@ def _act(
     )
 
 
-def retry_now(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
-    """Make a retrying or wedged subscriber attempt its failing event now, keeping its
-    attempt count (a wedged one that fails again stays wedged, with one more attempt).
-    409 ``nothing_to_retry`` / ``subscriber_paused``."""
-    return _act("retry", subscriber_name, reason, actor, via)
+def retry_now(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+    """Retry now: a retrying or wedged subscriber makes one attempt at its failing event at
+    once, keeping its attempt count (a wedged one that fails again stays wedged, with one
+    more attempt; one that succeeds moves on)."""
+    return _act("retry", given.subscriber_name, given.reason, actor, via)
 
 
-def pause(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
-    """Pause a subscriber: from the commit on, no worker starts work for it; work in
-    flight finishes (its result lands; a failure keeps the pause). 409 ``already_paused``."""
-    return _act("pause", subscriber_name, reason, actor, via)
+def pause(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+    """Pause a subscriber: from the commit on, no worker starts work for it until it is
+    resumed; work in flight finishes (its result lands; a failure keeps the pause)."""
+    return _act("pause", given.subscriber_name, given.reason, actor, via)
 
 
-def resume(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
-    """Resume a paused subscriber with the status it had (active, retrying or wedged).
-    409 ``not_paused``."""
-    return _act("resume", subscriber_name, reason, actor, via)
+def resume(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+    """Resume a paused subscriber with the status it had (active, retrying or wedged)."""
+    return _act("resume", given.subscriber_name, given.reason, actor, via)
+
+
+#: What every operation on a subscriber may refuse: the reason, an unknown subscriber.
+_REFUSALS = (
+    errors.ReasonRequired,
+    errors.ReasonTooLong,
+    errors.UnstorableText,
+    errors.SubscriberNotFound,
+)
+
+RETRY_NOW = Act(
+    name="retry_subscriber_now",
+    verb="Retry now",
+    permission=OPERATE_PERMISSION,
+    input=OnSubscriber,
+    result=ActionResult,
+    refusals=(*_REFUSALS, errors.NothingToRetry, errors.SubscriberPaused),
+    run=retry_now,
+)
+
+PAUSE = Act(
+    name="pause_subscriber",
+    verb="Pause",
+    permission=OPERATE_PERMISSION,
+    input=OnSubscriber,
+    result=ActionResult,
+    refusals=(*_REFUSALS, errors.AlreadyPaused),
+    run=pause,
+)
+
+RESUME = Act(
+    name="resume_subscriber",
+    verb="Resume",
+    permission=OPERATE_PERMISSION,
+    input=OnSubscriber,
+    result=ActionResult,
+    refusals=(*_REFUSALS, errors.NotPaused),
+    run=resume,
+)

@@ -46,7 +46,7 @@ from reactions_admin.acts.parked_streams.decider import (
     decide_stream_retry,
 )
 from reactions_admin.acts.parked_streams.rows import accepted, is_stream_ordered, locked_stream
-from reactions_admin.doors.access import database_errors
+from reactions_admin.guards import database_errors
 from reactions_admin.reads.reactions import VIEW_PERMISSIONS
 from subscribers import sql
 from subscribers.models import Bookmark

@@ -17,16 +17,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.dismissal.handler import is_storable
-from reactions_admin.acts.operations import handler as operate
-from reactions_admin.acts.operations.handler import ActionResult
+from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
 from reactions_admin.errors import ReactionsError
 from reactions_admin.reads.overview import SubscriberReport, read_as_shell
 from subscribers.models import Bookmark
 
 TEMPLATE = "admin/reactions_admin/subscriber_action.html"
-
-Handler = Callable[..., ActionResult]
 
 
 class ReasonForm(forms.Form):
@@ -38,10 +36,37 @@ class ReasonForm(forms.Form):
     )
 
 
-def _run(
+#: An action on the Bookmarks changelist, as Django's admin calls it.
+AdminAction = Callable[
+    ["admin.ModelAdmin[Bookmark]", HttpRequest, "QuerySet[Bookmark]"], TemplateResponse | None
+]
+
+
+def permission_name(act: Act[Any, Any]) -> str:
+    """The admin's name for the act's permission: a ModelAdmin offering the action has
+    ``has_<name>_permission`` ("reactions_admin.operate_subscriber" -> "operate_subscriber")."""
+    return act.permission.partition(".")[2]
+
+
+def subscriber_action(act: Act[OnSubscriber, Any], name: str) -> AdminAction:
+    """The changelist action ``name`` for ``act``: like ``delete_selected``, a confirmation
+    page (the selected subscribers with their diagnosis, a reason), then the act for each
+    selected subscriber, its outcome as a message."""
+
+    def action(
+        modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
+    ) -> TemplateResponse | None:
+        return _confirm_then(name, act, modeladmin, request, queryset)
+
+    action.__name__ = action.__qualname__ = name
+    action.__doc__ = act.doc
+    decorate = admin.action(description=f"{act.verb}…", permissions=[permission_name(act)])
+    return decorate(action)
+
+
+def _confirm_then(
     name: str,
-    verb: str,
-    handler: Handler,
+    act: Act[OnSubscriber, Any],
     modeladmin: admin.ModelAdmin[Bookmark],
     request: HttpRequest,
     queryset: QuerySet[Bookmark],
@@ -53,10 +78,9 @@ def _run(
     form = ReasonForm(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         for bookmark in selected:
+            given = OnSubscriber(bookmark.subscriber_name, form.cleaned_data["reason"])
             try:
-                result = handler(
-                    bookmark.subscriber_name, form.cleaned_data["reason"], request.user, via="admin"
-                )
+                result = act.run(given, request.user, via="admin")
             except ReactionsError as exc:
                 modeladmin.message_user(
                     request,
@@ -64,12 +88,7 @@ def _run(
                     messages.ERROR,
                 )
                 continue
-            modeladmin.message_user(
-                request,
-                f"{verb} {result.subscriber_name}: {result.status_before} → {result.status_after}. "
-                f"Decision {result.decision_event_id}.",
-                messages.SUCCESS,
-            )
+            modeladmin.message_user(request, f"{act.verb}: {result.text()}", messages.SUCCESS)
         return None
     names = {bookmark.subscriber_name for bookmark in selected}
     reports: list[SubscriberReport] = [
@@ -77,10 +96,10 @@ def _run(
     ]
     context: dict[str, Any] = {
         **modeladmin.admin_site.each_context(request),
-        "title": f"{verb} {len(selected)} subscriber(s)",
+        "title": f"{act.verb} {len(selected)} subscriber(s)",
         "opts": modeladmin.model._meta,
         "action": name,
-        "verb": verb,
+        "verb": act.verb,
         "reports": reports,
         "form": form,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -88,25 +107,6 @@ def _run(
     return TemplateResponse(request, TEMPLATE, context)
 
 
-@admin.action(description="Retry now…", permissions=["operate"])
-def retry_now_action(
-    modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
-) -> TemplateResponse | None:
-    """One immediate attempt at each selected subscriber's failing event (attempts kept)."""
-    return _run("retry_now_action", "Retry now", operate.retry_now, modeladmin, request, queryset)
-
-
-@admin.action(description="Pause…", permissions=["operate"])
-def pause_action(
-    modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
-) -> TemplateResponse | None:
-    """Pause the selected subscribers, with a reason."""
-    return _run("pause_action", "Pause", operate.pause, modeladmin, request, queryset)
-
-
-@admin.action(description="Resume…", permissions=["operate"])
-def resume_action(
-    modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
-) -> TemplateResponse | None:
-    """Resume the selected subscribers, with a reason."""
-    return _run("resume_action", "Resume", operate.resume, modeladmin, request, queryset)
+retry_now_action = subscriber_action(RETRY_NOW, "retry_now_action")
+pause_action = subscriber_action(PAUSE, "pause_action")
+resume_action = subscriber_action(RESUME, "resume_action")

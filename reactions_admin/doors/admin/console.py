@@ -22,6 +22,7 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from reactions_admin import errors
+from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.dismissal.handler import DISMISS_PERMISSION
 from reactions_admin.acts.failure_groups.handler import (
     dismiss_failure_group,
@@ -29,8 +30,7 @@ from reactions_admin.acts.failure_groups.handler import (
     retry_failure_group,
 )
 from reactions_admin.acts.failure_groups.handler import failure_groups as read_failure_groups
-from reactions_admin.acts.operations import handler as operate
-from reactions_admin.acts.operations.handler import OPERATE_PERMISSION
+from reactions_admin.acts.operations.handler import OPERATE_PERMISSION, PAUSE, RESUME, RETRY_NOW
 from reactions_admin.reads.overview import (
     Overview,
     authorize_view,
@@ -168,32 +168,26 @@ def failure_group_page(request: HttpRequest, fingerprint: str) -> HttpResponse:
     )
 
 
-ACTIONS: dict[str, tuple[str, Callable[..., operate.ActionResult]]] = {
-    "retry-now": ("Retry now", operate.retry_now),
-    "pause": ("Pause", operate.pause),
-    "resume": ("Resume", operate.resume),
-}
+#: The acts on one subscriber, by the last part of the page's URL.
+ACTS: dict[str, Act[OnSubscriber, Any]] = {"retry-now": RETRY_NOW, "pause": PAUSE, "resume": RESUME}
 
 
 @staff_member_required
 @require_http_methods(["GET", "POST"])
 def subscriber_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
     """A reason form for one action on one subscriber; the act goes through its handler."""
-    if action not in ACTIONS:
+    if action not in ACTS:
         return _refused(request, errors.InvalidRequest(f"No action {action!r}."))
-    verb, handler = ACTIONS[action]
+    act = ACTS[action]
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        given = OnSubscriber(name, form.cleaned_data["reason"])
         try:
-            result = handler(name, form.cleaned_data["reason"], request.user, via="admin")
+            result = act.run(given, request.user, via="admin")
         except errors.ReactionsError as exc:
             messages.error(request, f"{name}: {exc.detail} ({exc.code})")
         else:
-            messages.success(
-                request,
-                f"{verb}: {name} {result.status_before} → {result.status_after}. "
-                f"Decision {result.decision_event_id}.",
-            )
+            messages.success(request, f"{act.verb}: {result.text()}")
             return redirect("console-home")
     try:
         authorize_view(request.user)
@@ -203,7 +197,7 @@ def subscriber_action(request: HttpRequest, name: str, action: str) -> HttpRespo
     return TemplateResponse(
         request,
         "admin/reactions_admin/console/action.html",
-        _context(request, f"{verb} {name}", report=report, form=form, verb=verb),
+        _context(request, f"{act.verb} {name}", report=report, form=form, verb=act.verb),
     )
 
 

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reactions_admin import errors
 from reactions_admin.acts.tokens.handler import bearer_secret
 from reactions_admin.doors.access import actor_for_token
-from reactions_admin.doors.mcp.server import _in_django, build_mcp_server
+from reactions_admin.doors.mcp.door import in_django
+from reactions_admin.doors.mcp.server import build_mcp_server
 
 MCP_PATH = "/mcp"
 
@@ -63,7 +64,7 @@ def _token_is_live(secret: str) -> bool:
             return False
         return True
 
-    return _in_django(live)
+    return in_django(live)
 
 
 def _allowed_hosts() -> list[str]:

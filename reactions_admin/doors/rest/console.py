@@ -14,14 +14,22 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field, field_validator
 
+from reactions_admin.acts.act import OnSubscriber
 from reactions_admin.acts.failure_groups.handler import (
     dismiss_failure_group,
     failure_group,
     failure_groups,
     retry_failure_group,
 )
-from reactions_admin.acts.operations.handler import pause, resume, retry_now
-from reactions_admin.doors.rest.schemas import ALWAYS, REASON_PATTERN, CursorOut, refusals
+from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
+from reactions_admin.doors.rest.acts import operation, run
+from reactions_admin.doors.rest.schemas import (
+    ALWAYS,
+    REASON_PATTERN,
+    CursorOut,
+    RebuildProgressOut,
+    refusals,
+)
 from reactions_admin.reads.overview import list_workers, overview, subscriber_report
 
 router = Router(tags=["subscribers"])
@@ -72,6 +80,9 @@ class SubscriberOut(Schema):
     parked_streams: int
     live_workers: list[str]
     diagnosis: DiagnosisOut
+    rebuild: RebuildProgressOut | None = Field(
+        None, description="A projection's rebuild in progress: phase, events done, rate, ETA."
+    )
 
 
 class CountsOut(Schema):
@@ -150,33 +161,23 @@ class ActionOut(Schema):
     status_after: str
 
 
+@router.post("/subscribers/{name}/retry-now", **operation(RETRY_NOW, ActionOut))
+def retry_subscriber_now(request: HttpRequest, name: str, body: ReasonIn) -> Any:
+    return run(request, RETRY_NOW, OnSubscriber(name, body.reason))
+
+
+@router.post("/subscribers/{name}/pause", **operation(PAUSE, ActionOut))
+def pause_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
+    return run(request, PAUSE, OnSubscriber(name, body.reason))
+
+
+@router.post("/subscribers/{name}/resume", **operation(RESUME, ActionOut))
+def resume_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
+    return run(request, RESUME, OnSubscriber(name, body.reason))
+
+
 #: Every action on a subscriber: bad reason, unknown subscriber, refused by its state.
 ACTION_REFUSALS = (400, 404, 409, 413, 422)
-
-
-@router.post(
-    "/subscribers/{name}/retry-now", response={200: ActionOut, **_refusals(*ACTION_REFUSALS)}
-)
-def retry_subscriber_now(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    """Retry now: a retrying or wedged subscriber makes one attempt at its failing event at
-    once, keeping its attempt count (a wedged one that fails again stays wedged, with one
-    more attempt; one that succeeds moves on). Needs ``reactions_admin.operate_subscriber``.
-    409 ``nothing_to_retry`` (nothing failing) or ``subscriber_paused``."""
-    return retry_now(name, body.reason, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
-
-
-@router.post("/subscribers/{name}/pause", response={200: ActionOut, **_refusals(*ACTION_REFUSALS)})
-def pause_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    """Pause a subscriber: no worker starts work for it from now on; work in flight
-    finishes. Needs ``reactions_admin.operate_subscriber``. 409 ``already_paused``."""
-    return pause(name, body.reason, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
-
-
-@router.post("/subscribers/{name}/resume", response={200: ActionOut, **_refusals(*ACTION_REFUSALS)})
-def resume_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    """Resume a paused subscriber with the status it had. Needs
-    ``reactions_admin.operate_subscriber``. 409 ``not_paused``."""
-    return resume(name, body.reason, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
 
 
 class FailingItemOut(Schema):

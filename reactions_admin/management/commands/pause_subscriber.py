@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from reactions_admin.acts.operations.handler import pause
-from reactions_admin.doors.cli import SubscriberActionCommand
+from reactions_admin.acts.operations.handler import PAUSE
+from reactions_admin.doors.cli import SubscriberActCommand
 
 
-class Command(SubscriberActionCommand):
-    help = (
-        "Pause a subscriber: no worker starts work for it until it is resumed. "
-        "Audited, with a reason."
-    )
-    action = staticmethod(pause)
+class Command(SubscriberActCommand):
+    act = PAUSE

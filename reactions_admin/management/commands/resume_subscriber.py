@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from reactions_admin.acts.operations.handler import resume
-from reactions_admin.doors.cli import SubscriberActionCommand
+from reactions_admin.acts.operations.handler import RESUME
+from reactions_admin.doors.cli import SubscriberActCommand
 
 
-class Command(SubscriberActionCommand):
-    help = "Resume a paused subscriber with the status it had. Audited, with a reason."
-    action = staticmethod(resume)
+class Command(SubscriberActCommand):
+    act = RESUME

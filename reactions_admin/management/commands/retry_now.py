@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from reactions_admin.acts.operations.handler import retry_now
-from reactions_admin.doors.cli import SubscriberActionCommand
+from reactions_admin.acts.operations.handler import RETRY_NOW
+from reactions_admin.doors.cli import SubscriberActCommand
 
 
-class Command(SubscriberActionCommand):
-    help = (
-        "Retry now: a retrying or wedged subscriber attempts its failing event at once "
-        "(attempts kept). Audited."
-    )
-    action = staticmethod(retry_now)
+class Command(SubscriberActCommand):
+    act = RETRY_NOW

@@ -1,0 +1,128 @@
+"""An operator act, declared once: its name, permission, input, result and refusals.
+
+Every door adapts an ``Act`` the same way: it turns its own arguments (a path and a JSON
+body, a tool's arguments, a command line, a form) into the act's ``input``, calls
+``act.run(given, actor, via=door)``, and shows the result's ``as_payload()`` or the
+refusal. Which statuses a REST operation documents, what an MCP tool or a command says
+it does, which permission an admin action needs: all are read from the declaration.
+
+The inputs are a few shapes shared by many acts (``OnSubscriber``: retry now, pause,
+resume, and the rebuild acts); a door has one small adapter per shape.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from reactions_admin import errors
+from reactions_admin.guards import Actor
+
+In = TypeVar("In")
+In_contra = TypeVar("In_contra", contravariant=True)
+Out = TypeVar("Out", bound="Result")
+Out_co = TypeVar("Out_co", bound="Result", covariant=True)
+
+
+class Result(Protocol):
+    """What an accepted act did, as every door returns it."""
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON form (REST body, MCP structured content)."""
+        ...
+
+    def text(self) -> str:
+        """What it did in one line for a person (a command's output, an admin message)."""
+        ...
+
+
+class Handler(Protocol[In_contra, Out_co]):
+    """The act's handler: ``(input, actor, via=door) -> result``; it raises a
+    ``ReactionsError`` to refuse."""
+
+    def __call__(self, given: In_contra, actor: Actor, /, *, via: str = ...) -> Out_co: ...
+
+
+@dataclass(frozen=True)
+class OnSubscriber:
+    """The input of an act on one subscriber: which one, and why."""
+
+    subscriber_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OnEvent:
+    """The input of an act on one event of a reaction: which reaction, which event, why."""
+
+    subscriber_name: str
+    event_id: uuid.UUID | str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OnStream:
+    """The input of an act on one stream of a stream-ordered reaction."""
+
+    subscriber_name: str
+    stream_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OnFailureGroup:
+    """The input of an act on a failure group, as the operator previewed it."""
+
+    fingerprint: str
+    expected_count: int
+    reason: str
+
+
+#: Every act may be refused so, whatever it does: no or bad credentials (401), no
+#: permission (403), no durable store or no database (503).
+ALWAYS: tuple[type[errors.ReactionsError], ...] = (
+    errors.NotAuthenticated,
+    errors.PermissionDenied,
+    errors.Unavailable,
+)
+
+
+@dataclass(frozen=True)
+class Act(Generic[In, Out]):
+    """One operator act. ``run`` is its handler; its docstring says what the act does."""
+
+    #: Stable and unique: the MCP tool's name, and how the act is named in code.
+    name: str
+    #: How a person names it: a button, a page title, a message ("Pause").
+    verb: str
+    #: The Django permission the handler checks ("reactions_admin.operate_subscriber").
+    permission: str
+    input: type[In]
+    result: type[Out]
+    #: What the act itself may refuse (beyond ``ALWAYS``), most general first.
+    refusals: tuple[type[errors.ReactionsError], ...]
+    run: Handler[In, Out]
+    #: Whether it throws something away for good (an MCP client asks before calling it).
+    destructive: bool = False
+
+    @property
+    def doc(self) -> str:
+        """What the act does, for people: the handler's docstring."""
+        return inspect.getdoc(self.run) or self.verb
+
+    @property
+    def statuses(self) -> tuple[int, ...]:
+        """The HTTP statuses of the act's own refusals."""
+        return tuple(sorted({refusal.status for refusal in self.refusals}))
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The codes of the act's own refusals."""
+        return tuple(refusal.code for refusal in self.refusals)
+
+    def describe(self) -> str:
+        """The doc, the permission it needs and the codes it may refuse with: what a REST
+        operation, an MCP tool and a command say about the act."""
+        return f"{self.doc}\n\nNeeds {self.permission}. Refused: {', '.join(self.codes)}."

@@ -1,0 +1,270 @@
+"""The operator's acts on a projection rebuild: start, swap, cancel, roll back.
+
+Each is the dismissal's shape: authorize (``reactions_admin.rebuild_projection``), ask the
+pure decider (``decider``: the reason), then in one durable ``atomic()`` run the engine's
+inner step (``subscribers.rebuilds``: it locks what it needs, makes its change or raises
+``RebuildRefused``) and append the act's ``DecisionRegistered`` (context
+``ProjectionRebuild``) in the same transaction: both land or neither does. Every door
+(admin, REST, MCP, CLI) calls these and maps the same errors.
+
+The swap and the roll back take their locks under a lock timeout of 100 ms, so that
+readers never queue long behind them; when a long reader holds a table the act tries
+again a few times (``with_lock_retries``: the rebuild's progress says what it waits for)
+and then answers 503 ``rebuild_locks_busy``: nothing changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from eventstore.decisions import register_decision
+from reactions_admin import errors
+from reactions_admin.acts.act import Act, OnSubscriber
+from reactions_admin.acts.dismissal.handler import is_storable
+from reactions_admin.acts.operations.decider import Refused
+from reactions_admin.acts.rebuilds.decider import Choice, Go, Request, audit, decide
+from reactions_admin.guards import Actor, authorize, database_errors, require_durable_store
+from subscribers import rebuilds as engine
+
+#: The permission every rebuild act needs.
+REBUILD_PERMISSION = "reactions_admin.rebuild_projection"
+#: Every rebuild decision is appended to this stream (the worker's own ones too).
+REBUILD_STREAM = "decisions-projection-rebuild"
+#: How many times a swap or a roll back tries for its locks before it answers 503.
+LOCK_TRIES = 10
+
+
+@dataclass(frozen=True)
+class StartRebuild(OnSubscriber):
+    """The input of a start: which projection, why, and whether the worker swaps as soon
+    as the projection's ``verify()`` finds no problem (``--swap-when-verified``)."""
+
+    swap_when_verified: bool = False
+
+
+@dataclass(frozen=True)
+class RebuildActResult:
+    """What an accepted act did, and the decision that records it."""
+
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    choice: str
+    #: The rebuild's phase after the act (``copying_schema`` after a start, ``swapped``,
+    #: ``cancelled``, ``rolled_back``).
+    phase: str
+    #: The decision's inputs: what the engine did (positions, tables, the verification
+    #: summary of a swap).
+    inputs: Mapping[str, Any]
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON form every door returns."""
+        return {
+            "decision_event_id": str(self.decision_event_id),
+            "subscriber_name": self.subscriber_name,
+            "choice": self.choice,
+            "phase": self.phase,
+            "inputs": dict(self.inputs),
+        }
+
+    def text(self) -> str:
+        """ "demo.scorecards: RebuildSwapped, now swapped. Decision …" """
+        return (
+            f"{self.subscriber_name}: {self.choice}, now {self.phase.replace('_', ' ')}. "
+            f"Decision {self.decision_event_id}."
+        )
+
+
+@contextmanager
+def engine_refusals() -> Iterator[None]:
+    """The engine's ``RebuildRefused(code, detail)`` as the console's error of that code."""
+    try:
+        yield
+    except engine.RebuildRefused as refused:
+        raise errors.for_rebuild_refusal(refused.code, refused.detail) from refused
+
+
+def _check(request: Request, actor: Actor) -> Go:
+    authorize(actor, REBUILD_PERMISSION)
+    require_durable_store()
+    if not is_storable(request.reason):
+        raise errors.UnstorableText(
+            "The reason contains a NUL character or an invalid surrogate; it cannot be stored."
+        )
+    if not is_storable(request.projection):
+        raise errors.SubscriberNotFound(f"No subscriber named {request.projection!r}.")
+    decision = decide(request)
+    if isinstance(decision, Refused):
+        raise errors.for_refusal(decision.refusal.value, decision.detail)
+    return decision
+
+
+def _act(
+    go: Go,
+    actor: Actor,
+    via: str,
+    step: Callable[[], tuple[str, Mapping[str, Any]]],
+) -> RebuildActResult:
+    """One try: the engine's step and the decision, in one durable transaction."""
+    with transaction.atomic(durable=True):
+        phase, done = step()
+        recorded = audit(go, done)
+        event = register_decision(
+            REBUILD_STREAM,
+            context=recorded.context,
+            choice=recorded.choice,
+            reason=recorded.reason,
+            actor=actor,
+            inputs=recorded.inputs,
+            via=via,
+        )
+    return RebuildActResult(
+        event.event_id, go.request.projection, recorded.choice, phase, recorded.inputs
+    )
+
+
+def _run(
+    request: Request,
+    actor: Actor,
+    via: str,
+    step: Callable[[], tuple[str, Mapping[str, Any]]],
+    *,
+    retry_locks: bool = False,
+) -> RebuildActResult:
+    go = _check(request, actor)
+    with database_errors(), engine_refusals():
+        if retry_locks:
+            return engine.with_lock_retries(
+                lambda: _act(go, actor, via, step), name=request.projection, tries=LOCK_TRIES
+            )
+        return _act(go, actor, via, step)
+
+
+def _user(actor: Actor) -> Any:
+    return actor if actor.is_authenticated else None
+
+
+def start_rebuild(given: StartRebuild, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Start a rebuild of a projection: a worker configured with it builds its tables again
+    from the events beside the live ones (which stay in service), catches up with the live
+    projection and compares the two at one position; the swap is another act (or, with
+    swap_when_verified, the worker's as soon as the projection's verify() finds no problem)."""
+    name = given.subscriber_name
+    request = Request(Choice.START, name, given.reason, given.swap_when_verified)
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        rebuild = engine.start_rebuild(
+            name,
+            reason=given.reason.strip(),
+            started_by=_user(actor),
+            swap_when_verified=given.swap_when_verified,
+        )
+        return rebuild.phase, {"rebuild_id": rebuild.pk, "tables": list(rebuild.tables)}
+
+    return _run(request, actor, via, step)
+
+
+def swap_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Swap a verified rebuild in: in one short transaction the new tables take the live
+    ones' names, at the live position; the previous tables are kept for a roll back. The
+    decision carries the verification summary. A long reader holding a table makes it try
+    again a few times, then give up with nothing changed."""
+    name = given.subscriber_name
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        swapped = engine.swap_rebuild(name)
+        return swapped.rebuild.phase, swapped.as_inputs()
+
+    return _run(Request(Choice.SWAP, name, given.reason), actor, via, step, retry_locks=True)
+
+
+def cancel_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Cancel a rebuild in progress and drop its new tables; the live tables are untouched."""
+    name = given.subscriber_name
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        cancelled = engine.cancel_rebuild(name)
+        return cancelled.rebuild.phase, cancelled.as_inputs()
+
+    return _run(Request(Choice.CANCEL, name, given.reason), actor, via, step)
+
+
+def roll_back_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Roll back the last swap: the tables it kept take the live names again, and the
+    projection's bookmark goes back to their position; the live projection catches up from
+    there with the code it runs now (the old data returns, not the old code)."""
+    name = given.subscriber_name
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        rolled = engine.roll_back_rebuild(name)
+        return rolled.rebuild.phase, rolled.as_inputs()
+
+    return _run(Request(Choice.ROLL_BACK, name, given.reason), actor, via, step, retry_locks=True)
+
+
+#: What every rebuild act may refuse: the reason, an unknown subscriber.
+_REFUSALS = (
+    errors.ReasonRequired,
+    errors.ReasonTooLong,
+    errors.UnstorableText,
+    errors.SubscriberNotFound,
+)
+
+START = Act(
+    name="start_rebuild",
+    verb="Rebuild",
+    permission=REBUILD_PERMISSION,
+    input=StartRebuild,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.ReactionCannotBeRebuilt, errors.ProjectionNotRebuildable,
+        errors.RebuildInProgress,
+    ),
+    run=start_rebuild,
+)  # fmt: skip
+
+SWAP = Act(
+    name="swap_rebuild",
+    verb="Swap the rebuild in",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.NoRebuild, errors.RebuildNotReady, errors.RebuildFailed,
+        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
+    ),
+    run=swap_rebuild,
+)  # fmt: skip
+
+CANCEL = Act(
+    name="cancel_rebuild",
+    verb="Cancel the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild),
+    run=cancel_rebuild,
+    destructive=True,
+)
+
+ROLL_BACK = Act(
+    name="roll_back_rebuild",
+    verb="Roll back the last swap",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.NothingToRollBack, errors.RebuildInProgress,
+        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
+    ),
+    run=roll_back_rebuild,
+    destructive=True,
+)  # fmt: skip
+
+#: The acts other than a start, by the option that picks one (the CLI's ``--swap``).
+BY_FLAG = {"swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}

@@ -1,0 +1,90 @@
+"""How the MCP door lets a tool in, and how it adapts an act (``reactions_admin.acts.act``):
+one tool a short function, which only says how its arguments make the act's input::
+
+    @server.tool(**tool(PAUSE))
+    async def pause_subscriber(subscriber_name: SubscriberName, reason: Reason, ctx: Context):
+        return await door.act(ctx, PAUSE, OnSubscriber(subscriber_name, reason))
+
+The SDK reads the argument schema from the function's signature, so the signature stays
+the tool's; its name, description and hints come from the declaration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+
+from reactions_admin import errors
+from reactions_admin.acts.act import Act, In, Out
+from reactions_admin.acts.tokens.handler import bearer_secret
+from reactions_admin.doors.access import actor_for_token
+from reactions_admin.guards import Actor
+
+T = TypeVar("T")
+
+
+def in_django(work: Callable[[], T]) -> T:
+    """Run ``work`` the way Django runs a request: outside Django's request cycle nobody
+    recycles connections for us, so a broken or expired one is dropped before and after."""
+    close_old_connections()
+    try:
+        return work()
+    finally:
+        close_old_connections()
+
+
+def tool_result(payload: dict[str, Any], *, is_error: bool = False) -> CallToolResult:
+    """A tool result whose text and structured content are the same JSON object.
+
+    A refusal is a tool error (``is_error``) carrying ``{"code", "detail"}``, exactly
+    what the REST API answers, so an agent reads the same codes through either door.
+    """
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(payload))],
+        structured_content=payload,
+        is_error=is_error,
+    )
+
+
+def tool(act: Act[Any, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``server.tool`` for ``act``."""
+    hints = ToolAnnotations(destructive_hint=act.destructive, idempotent_hint=False)
+    return {"name": act.name, "description": act.describe(), "annotations": hints}
+
+
+#: A reading tool's annotations.
+READ_ONLY = ToolAnnotations(read_only_hint=True)
+
+
+@dataclass(frozen=True)
+class McpDoor:
+    """Who calls: over HTTP the request's bearer token, over stdio the server's ``token``."""
+
+    token: str | None = None
+
+    def secret(self, ctx: Context) -> str | None:
+        """The caller's token."""
+        headers = getattr(ctx.request_context.request, "headers", None)
+        if headers is not None:
+            return bearer_secret(headers.get("authorization"))
+        return self.token
+
+    async def read(self, ctx: Context, read: Callable[[Actor], dict[str, Any]]) -> CallToolResult:
+        """``read`` as the caller, in Django's thread; a refusal as a tool error."""
+        secret = self.secret(ctx)
+        try:
+            payload = await sync_to_async(in_django)(lambda: read(actor_for_token(secret)))
+        except errors.ReactionsError as exc:
+            return tool_result(exc.as_payload(), is_error=True)
+        return tool_result(payload)
+
+    async def act(self, ctx: Context, act: Act[In, Out], given: In) -> CallToolResult:
+        """``act`` as the caller: its result's payload, or its refusal as a tool error."""
+        return await self.read(ctx, lambda actor: act.run(given, actor, via="mcp").as_payload())

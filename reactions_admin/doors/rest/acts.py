@@ -1,0 +1,35 @@
+"""How the REST door adapts an act (``reactions_admin.acts.act.Act``): one route a short
+function, which only says how the path and the body make the act's input::
+
+    @router.post("/subscribers/{name}/pause", **operation(PAUSE, ActionOut))
+    def pause_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
+        return run(request, PAUSE, OnSubscriber(name, body.reason))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Schema
+
+from reactions_admin.acts.act import Act, In, Out
+from reactions_admin.doors.rest.schemas import ALWAYS, refusals
+
+#: Every act takes a JSON body: too large (413), or of the wrong shape (422).
+BODY_REFUSALS = (413, 422)
+
+
+def operation(act: Act[Any, Any], response: type[Schema]) -> dict[str, Any]:
+    """The keyword arguments of ``router.post`` for ``act``: its result's schema, the
+    refusals it documents (its own, the body's, ``ALWAYS``), and its description."""
+    statuses = sorted({*act.statuses, *BODY_REFUSALS})
+    return {
+        "response": {200: response, **refusals(*ALWAYS, *statuses)},
+        "description": act.describe(),
+    }
+
+
+def run(request: HttpRequest, act: Act[In, Out], given: In) -> dict[str, Any]:
+    """Call ``act`` as the request's caller; a refusal is mapped by the API's handlers."""
+    return act.run(given, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]

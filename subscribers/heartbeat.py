@@ -68,6 +68,16 @@ class WorkerInfo:
     live: bool
     #: Seconds since its last beat.
     silent_seconds: float
+    #: Whether its wake-ups (LISTEN/NOTIFY) arrive: None when not known yet (or it does
+    #: not listen); False when it only polls, every ``interval_seconds``.
+    wakeups_working: bool | None = None
+
+    @property
+    def wakeups_text(self) -> str:
+        """The words for the diagnosis when its wake-ups do not arrive, else ""."""
+        if self.wakeups_working is not False or not self.live:
+            return ""
+        return f"wake-ups are not arriving; polling every {self.interval_seconds:g} s"
 
     @property
     def state(self) -> str:
@@ -88,6 +98,7 @@ class WorkerInfo:
             "silent_seconds": round(self.silent_seconds, 3),
             "subscribers": list(self.subscribers),
             "doing": list(self.doing),
+            "wakeups_working": self.wakeups_working,
         }
 
 
@@ -109,6 +120,7 @@ def workers() -> list[WorkerInfo]:
             stopped_at=row[8],
             live=bool(row[9]),
             silent_seconds=float(row[10]),
+            wakeups_working=row[11],
         )
         for row in rows
     ]
@@ -135,7 +147,10 @@ class Heartbeat:
         doing: Callable[[], list[Doing]],
         stop: threading.Event,
         interval: float,
+        wakeups: Callable[[], bool | None] = lambda: None,
     ) -> None:
+        """``wakeups``: whether the worker's wake-ups arrive now (see WakeupCheck)."""
+        self.wakeups = wakeups
         self.worker_id = worker_id
         self.subscribers = subscribers
         self.doing = doing
@@ -169,6 +184,7 @@ class Heartbeat:
                     "interval": self.interval,
                     "subscribers": json.dumps(self.subscribers),
                     "doing": json.dumps(doing),
+                    "wakeups_working": self.wakeups(),
                 },
             )
             if self._beats % 100 == 0:

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,17 +159,34 @@ class Heartbeat:
         self.interval = interval
         self.started_at = timezone.now()
         self._beats = 0
+        self._poked = threading.Event()
+
+    def poke(self) -> None:
+        """Beat now rather than at the end of the interval (what it reports changed)."""
+        self._poked.set()
 
     def run(self) -> None:
         """The thread's body: beat, wait, beat... then say it stopped."""
         try:
             while True:
                 self._safely(self.beat)
-                if self.stop.wait(self.interval):
+                if self._wait():
                     break
             self._safely(self.say_stopped)
         finally:
             connections.close_all()
+
+    def _wait(self) -> bool:
+        """Until the next beat is due or it is poked; True when the worker stops."""
+        deadline = time.monotonic() + self.interval
+        while not self._poked.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self.stop.wait(min(0.25, remaining)):
+                return True
+        self._poked.clear()
+        return self.stop.is_set()
 
     def beat(self) -> None:
         """Write this worker's row now."""

@@ -95,8 +95,9 @@ class Worker:
         self.wakeups = WakeupCheck(
             options().wakeup_check_seconds,
             options().poll_interval_seconds,
-            on_change=metrics.wakeups_changed if metrics is not None else None,
+            on_change=self._wakeups_changed,
         )
+        self._beat: Heartbeat | None = None
 
     # --- one pass at a time (--once) -------------------------------------------------
 
@@ -190,7 +191,8 @@ class Worker:
             self._spawn("eventdesk-lease-renewer", lambda: self.leases.renew_until(self.stop_event))
         if self.sample_history and groups:
             self._spawn("eventdesk-history", self._sample_history)
-        self._spawn("eventdesk-heartbeat", self._heartbeat().run)
+        self._beat = self._heartbeat()
+        self._spawn("eventdesk-heartbeat", self._beat.run)
         logger.info(
             "worker %s started: %d projection(s), %d reaction(s)",
             self.owner,
@@ -330,6 +332,12 @@ class Worker:
         return Heartbeat(
             self.owner, names, self.doing, self.stop_event, interval, lambda: self.wakeups.working
         )
+
+    def _wakeups_changed(self, working: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.wakeups_changed(working)
+        if self._beat is not None:
+            self._beat.poke()  # the console shows it now, not an interval later
 
     def doing(self) -> list[Doing]:
         """What this worker is working on now: the projection batches in flight, the

@@ -12,9 +12,13 @@ LISTEN cannot go through such a pooler either: the worker LISTENs on
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from psycopg_pool import ConnectionPool
+
+logger = logging.getLogger("eventdesk.pooler")
 
 #: The values ``EVENTDESK_DB_POOLER`` takes: none (a direct connection, the default),
 #: session (a session-mode pool: everything works) or transaction.
@@ -51,12 +55,15 @@ def pooler_mode(raw: str | None) -> str:
     return mode
 
 
-def apply_pooler(options: dict[str, Any], mode: str) -> None:
-    """Set the connection ``options`` (a DATABASES entry's OPTIONS) for ``mode``.
+def apply_pooler(database: dict[str, Any], mode: str) -> None:
+    """Set a DATABASES entry (its OPTIONS included) for ``mode``.
 
     Server-side binding stays on: its statements are unnamed, which any pooler carries.
     A prepare_threshold given in DATABASE_URL is kept, unless it contradicts the mode.
+    Behind a transaction pooler, Django's server-side cursors (``.iterator()``, WITH HOLD
+    in autocommit) are off too, as Django's documentation says for such poolers.
     """
+    options: dict[str, Any] = database.setdefault("OPTIONS", {})
     options.setdefault("server_side_binding", True)
     if mode != "transaction":
         options.setdefault("prepare_threshold", PREPARE_THRESHOLD)
@@ -68,6 +75,7 @@ def apply_pooler(options: dict[str, Any], mode: str) -> None:
             "transaction-mode pooler cannot carry prepared statements (drop the parameter)"
         )
     options["prepare_threshold"] = None
+    database["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 
 def prepared_statement_failure(exc: BaseException) -> bool:
@@ -81,3 +89,25 @@ def prepared_statement_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def reconnect_again(pool: ConnectionPool[Any]) -> None:
+    """psycopg_pool's ``reconnect_failed``: an attempt cycle gave up (the database is still
+    down); start the next one now rather than when some request next finds the pool empty.
+
+    A request already waiting for a connection would otherwise wait out its whole pool
+    timeout with no attempt under way, although the database came back meanwhile. With
+    this, while the database is down the pool tries about once a second, so the next
+    try after it is back comes within a second.
+    """
+    pool.check()  # public API: drops dead idle connections, grows the pool if it can
+
+
+def explain_request_failure(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    """``got_request_exception``: when a console request failed on a prepared statement,
+    log what to set (the traceback alone names psycopg's ``_pg3_0``, not the cause)."""
+    import sys
+
+    exc = sys.exc_info()[1]
+    if exc is not None and prepared_statement_failure(exc):
+        logger.error("%s", PREPARED_STATEMENT_HINT)

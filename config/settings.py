@@ -88,9 +88,9 @@ else:
 # repeats the same statements, and a prepared one skips parsing and planning (the
 # append benchmark: about 2x). Behind a transaction-mode pooler, EVENTDESK_DB_POOLER=
 # transaction turns preparation off (config/pooler.py; docs/pooler.md).
-_options = _database.setdefault("OPTIONS", {})
 EVENTDESK_DB_POOLER = pooler.pooler_mode(os.environ.get("EVENTDESK_DB_POOLER"))
-pooler.apply_pooler(_options, EVENTDESK_DB_POOLER)
+pooler.apply_pooler(_database, EVENTDESK_DB_POOLER)
+_options = _database["OPTIONS"]
 # Connections come from Django's built-in psycopg pool (psycopg-pool): a process holds at
 # most EVENTDESK_DB_POOL_MAX_SIZE backends, however many threads use the ORM (a worker's
 # handle calls at a high concurrency wait for a free connection instead of each opening
@@ -111,10 +111,11 @@ if _pool_max_size > 0:
             "timeout": _pool_timeout,
             # psycopg_pool retries a failed connection 1 s, 2 s, 4 s... apart for up to
             # reconnect_timeout (300 s by default), so after a long outage the database
-            # could be back for a minute before the next attempt. A short cycle instead:
-            # while the database is down, each request that finds the pool empty starts
-            # a fresh attempt (at most ~1 s apart); once it is back, the next one succeeds.
+            # could be back for a minute before the next attempt. Short cycles instead,
+            # one after the other (tries about 1 s apart while the database is down): the
+            # first try after it is back succeeds (config/pooler.py).
             "reconnect_timeout": pooler.RECONNECT_TIMEOUT_SECONDS,
+            "reconnect_failed": pooler.reconnect_again,
         },
     )
 _database["TEST"] = {"NAME": os.environ.get("EVENTDESK_TEST_DATABASE", "test_eventdesk")}

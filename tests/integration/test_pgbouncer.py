@@ -25,9 +25,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 
+from config.pooler import prepared_statement_failure
 from reactions_admin.tokens import issue_token
 from subscribers.heartbeat import WorkerInfo, workers
 from subscribers.models import Bookmark
@@ -197,3 +199,39 @@ def test_a_stream_ordered_reaction_through_the_pooler(
     wait_for(lambda: handled_count() == len(appended), timeout=120, what="every job handled")
     check_streams(StreamJobs.name)
     assert worker.poll() is None
+
+
+def test_prepared_statements_break_behind_it_and_the_pooler_setting_turns_them_off(
+    pgbouncer: PgBouncer,
+) -> None:
+    """Named prepared statements live in a server session; PgBouncer 1.18 in transaction
+    mode hands the next transaction another one. psycopg prepares a statement after
+    ``prepare_threshold`` runs (Eventdesk's default 5; 0 here, to get there at once)."""
+
+    def run(prepare_threshold: int | None) -> BaseException | None:
+        dsn = pgbouncer.url(connection.settings_dict["NAME"])
+        with (
+            psycopg.connect(dsn, autocommit=True, prepare_threshold=prepare_threshold) as one,
+            psycopg.connect(dsn) as other,
+        ):
+            one.execute("SELECT %s::int", [1])  # prepared on the only server connection
+            other.execute("SELECT 1")  # holds that server connection in a transaction
+            try:
+                one.execute("SELECT %s::int", [2])  # runs on another server connection
+            except psycopg.Error as exc:
+                return exc
+            return None
+
+    failure = run(0)
+    assert failure is not None
+    assert prepared_statement_failure(failure), failure
+    assert run(None) is None  # what EVENTDESK_DB_POOLER=transaction sets
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c",
+         "from django.db import connection;"
+         " print(connection.get_connection_params()['prepare_threshold'])"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        env={**worker_env([]), "EVENTDESK_DB_POOLER": "transaction",
+             "DATABASE_URL": pgbouncer.url(connection.settings_dict["NAME"])},
+    )  # fmt: skip
+    assert shown.stdout.strip().splitlines()[-1] == "None"

@@ -39,7 +39,7 @@ from tests.pgbouncer import PgBouncer
 from tests.stream_invariants import check_streams, handled_count
 from tests.subscribers import StreamJobs
 from tests.support import ROOT, decisions, raw_connection, wait_for, wait_until_visible
-from tests.workers import database_url_for_tests, worker_env
+from tests.workers import start_pooled_worker, worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
 
@@ -53,27 +53,9 @@ SHORT_POLL_SECONDS = 2.0
 SAMPLES = 8
 
 
-def start_pooled_worker(
-    bouncer: PgBouncer,
-    subscribers: list[str],
-    log: Path,
-    *,
-    poll: float,
-    direct_listen: bool,
-    **options: str,
-) -> subprocess.Popen[bytes]:
-    """``run_subscribers`` with DATABASE_URL through PgBouncer (and, with
-    ``direct_listen``, EVENTDESK_LISTEN_DATABASE_URL straight to PostgreSQL)."""
-    env = worker_env(subscribers, poll_interval_seconds=str(poll), db_pooler="transaction")
-    env.update({f"EVENTDESK_{key.upper()}": value for key, value in options.items()})
-    env["DATABASE_URL"] = bouncer.url(connection.settings_dict["NAME"], "eventdesk-pooled")
-    if direct_listen:
-        env["EVENTDESK_LISTEN_DATABASE_URL"] = database_url_for_tests("eventdesk-listen")
-    with open(log, "wb") as output:
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "run_subscribers"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+def through(bouncer: PgBouncer) -> str:
+    """DATABASE_URL of the test database through ``bouncer``."""
+    return bouncer.url(connection.settings_dict["NAME"], "eventdesk-pooled")
 
 
 def checked(process: subprocess.Popen[bytes]) -> WorkerInfo | None:
@@ -109,8 +91,9 @@ def test_without_a_listen_url_wakeups_do_not_arrive_and_the_worker_says_so_and_p
 ) -> None:
     log = tmp_path / "worker.log"
     worker = start_pooled_worker(
-        pgbouncer, [F + "RecordingProjection"], log, poll=SHORT_POLL_SECONDS, direct_listen=False
-    )
+        through(pgbouncer), [F + "RecordingProjection"], log, poll=SHORT_POLL_SECONDS,
+        direct_listen=False,
+    )  # fmt: skip
     processes.append(worker)
     info = wait_for(lambda: checked(worker), timeout=120, what="the worker's wake-up check")
     assert info.wakeups_working is False
@@ -133,8 +116,9 @@ def test_with_a_direct_listen_url_wakeups_arrive_through_the_pooler(
 ) -> None:
     log = tmp_path / "worker.log"
     worker = start_pooled_worker(
-        pgbouncer, [F + "RecordingProjection"], log, poll=LONG_POLL_SECONDS, direct_listen=True
-    )
+        through(pgbouncer), [F + "RecordingProjection"], log, poll=LONG_POLL_SECONDS,
+        direct_listen=True,
+    )  # fmt: skip
     processes.append(worker)
     info = wait_for(lambda: checked(worker), timeout=120, what="the worker's wake-up check")
     assert info.wakeups_working is True, log.read_text()
@@ -193,8 +177,9 @@ def test_a_stream_ordered_reaction_through_the_pooler(
 ) -> None:
     appended = [event for n in range(6) for event in jobs(f"run-{n}", 5)]
     worker = start_pooled_worker(
-        pgbouncer, [F + "StreamJobs"], tmp_path / "worker.log", poll=1.0, direct_listen=True
-    )
+        through(pgbouncer), [F + "StreamJobs"], tmp_path / "worker.log", poll=1.0,
+        direct_listen=True,
+    )  # fmt: skip
     processes.append(worker)
     wait_for(lambda: handled_count() == len(appended), timeout=120, what="every job handled")
     check_streams(StreamJobs.name)

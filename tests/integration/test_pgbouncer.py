@@ -30,7 +30,7 @@ import pytest
 from django.db import connection
 
 from config.pooler import prepared_statement_failure
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.heartbeat import WorkerInfo, workers
 from subscribers.models import Bookmark
 from tests.conftest import ServedConsole

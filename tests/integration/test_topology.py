@@ -29,7 +29,7 @@ import pytest
 from django.db import connection
 
 from eventstore.models import Event
-from reactions_admin.tokens import issue_token
+from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.heartbeat import live_workers
 from subscribers.models import Bookmark
 from tests.conftest import ServedConsole, uvicorn_argv

@@ -100,6 +100,7 @@ class WorkerInfo:
             "subscribers": list(self.subscribers),
             "doing": list(self.doing),
             "wakeups_working": self.wakeups_working,
+            "wakeups": self.wakeups_text,
         }
 
 

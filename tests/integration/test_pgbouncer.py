@@ -92,7 +92,7 @@ def test_without_a_listen_url_wakeups_do_not_arrive_and_the_worker_says_so_and_p
     log = tmp_path / "worker.log"
     worker = start_pooled_worker(
         through(pgbouncer), [F + "RecordingProjection"], log, poll=SHORT_POLL_SECONDS,
-        direct_listen=False,
+        direct_listen=False, wakeup_check_seconds="2",  # several checks, one log line
     )  # fmt: skip
     processes.append(worker)
     info = wait_for(lambda: checked(worker), timeout=120, what="the worker's wake-up check")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from config import database_url
@@ -156,8 +157,10 @@ class WakeupCheck:
             f"{self.deadline:g} s."
         )
         if not options().listen_database_url:
+            declared = getattr(settings, "EVENTDESK_DB_POOLER", "none") == "transaction"
+            likely = "goes (EVENTDESK_DB_POOLER=transaction)" if declared else "most likely goes"
             return (
-                f"{head} Cause: DATABASE_URL most likely goes through a transaction-mode "
+                f"{head} Cause: DATABASE_URL {likely} through a transaction-mode "
                 "pooler (PgBouncer pool_mode = transaction), which cannot carry LISTEN. Set "
                 "EVENTDESK_LISTEN_DATABASE_URL to a direct connection to PostgreSQL (or to a "
                 "session-mode pool); see docs/pooler.md."

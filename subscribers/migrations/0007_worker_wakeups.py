@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("subscribers", "0005_bookmark_pause")]
+    dependencies = [("subscribers", "0006_rebuilds")]
 
     operations = [
         migrations.AddField(

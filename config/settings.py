@@ -11,7 +11,8 @@ from pathlib import Path
 
 from django.core.management.utils import get_random_secret_key
 
-from config import database_url, embedded_pg, secret_file
+from config import database_url, embedded_pg, public_url, secret_file
+from config.options import resolve as resolve_eventdesk_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -159,3 +160,17 @@ EVENTDESK: dict[str, object] = {
         "demo.reactions.CautionDrafter",
     ],
 }
+
+# Served over HTTPS behind a proxy (EVENTDESK_PUBLIC_URL=https://ops.example.com): the
+# host, CSRF, cookie, HSTS and redirect settings that follow (config/public_url.py,
+# docs/deployment.md). Unset, as for `make run`: none of them changes.
+_eventdesk = resolve_eventdesk_options(EVENTDESK)
+if _eventdesk.public_url:
+    globals().update(
+        public_url.https_settings(
+            public_url.parse(_eventdesk.public_url),
+            allowed_hosts=ALLOWED_HOSTS,
+            proxy_ssl_header=_eventdesk.proxy_ssl_header,
+            hsts_seconds=_eventdesk.hsts_seconds,
+        )
+    )

@@ -78,13 +78,14 @@ def parse(url: str) -> PublicUrl:
 
 
 def https_settings(
-    public: PublicUrl, *, allowed_hosts: list[str], proxy_ssl_header: str, hsts_seconds: int
+    url: str, *, allowed_hosts: list[str], proxy_ssl_header: str, hsts_seconds: int
 ) -> dict[str, Any]:
-    """The Django settings for a console served at ``public`` (settings.py applies them).
+    """The Django settings for a console served at ``url`` (settings.py applies them).
 
     ``allowed_hosts`` are the names it answers to inside the network (DJANGO_ALLOWED_HOSTS:
     a scraping Prometheus, a health check); the public host is added to them.
     """
+    public = parse(url)
     settings: dict[str, Any] = {
         "ALLOWED_HOSTS": [public.host, *(h for h in allowed_hosts if h != public.host)],
         "CSRF_TRUSTED_ORIGINS": [public.origin],

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from django.core.management.utils import get_random_secret_key
 
-from config import database_url, embedded_pg, public_url, secret_file
+from config import database_url, embedded_pg, secret_file
 from config.options import resolve as resolve_eventdesk_options
+from config.public_url import https_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -167,8 +168,8 @@ EVENTDESK: dict[str, object] = {
 _eventdesk = resolve_eventdesk_options(EVENTDESK)
 if _eventdesk.public_url:
     globals().update(
-        public_url.https_settings(
-            public_url.parse(_eventdesk.public_url),
+        https_settings(
+            _eventdesk.public_url,
             allowed_hosts=ALLOWED_HOSTS,
             proxy_ssl_header=_eventdesk.proxy_ssl_header,
             hsts_seconds=_eventdesk.hsts_seconds,

@@ -14,7 +14,7 @@ import pytest
 from django.conf import global_settings
 from django.test import Client, override_settings
 
-from config.public_url import https_settings, parse
+from config.public_url import https_settings
 from tests.support import ROOT
 
 PUBLIC = "https://ops.example.com"
@@ -30,7 +30,7 @@ HTTPS_VARIABLES = (
 
 def _settings_for(proxy_ssl_header: str = "") -> dict[str, object]:
     return https_settings(
-        parse(PUBLIC),
+        PUBLIC,
         allowed_hosts=["127.0.0.1", "localhost"],
         proxy_ssl_header=proxy_ssl_header,
         hsts_seconds=31_536_000,

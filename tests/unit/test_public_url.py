@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.options import resolve
-from config.public_url import PublicUrl, https_settings, parse
+from config.public_url import https_settings, parse
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_anything_else_is_refused_with_the_reason(url: str, why: str) -> None:
 
 def test_the_settings_that_follow() -> None:
     settings = https_settings(
-        PublicUrl("ops.example.com", None),
+        "https://ops.example.com",
         allowed_hosts=["127.0.0.1", "localhost"],
         proxy_ssl_header="",
         hsts_seconds=3600,
@@ -59,7 +59,7 @@ def test_the_settings_that_follow() -> None:
 
 
 def test_the_proxy_header_is_opt_in_and_must_be_a_header_name() -> None:
-    public = PublicUrl("ops.example.com", None)
+    public = "https://ops.example.com"
     settings = https_settings(
         public, allowed_hosts=[], proxy_ssl_header="X-Forwarded-Proto", hsts_seconds=1
     )

@@ -12,6 +12,8 @@ from pathlib import Path
 from django.core.management.utils import get_random_secret_key
 
 from config import database_url, embedded_pg, pooler, secret_file
+from config.options import resolve as resolve_eventdesk_options
+from config.public_url import https_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -170,3 +172,17 @@ EVENTDESK: dict[str, object] = {
         "demo.reactions.CautionDrafter",
     ],
 }
+
+# Served over HTTPS behind a proxy (EVENTDESK_PUBLIC_URL=https://ops.example.com): the
+# host, CSRF, cookie, HSTS and redirect settings that follow (config/public_url.py,
+# docs/deployment.md). Unset, as for `make run`: none of them changes.
+_eventdesk = resolve_eventdesk_options(EVENTDESK)
+if _eventdesk.public_url:
+    globals().update(
+        https_settings(
+            _eventdesk.public_url,
+            allowed_hosts=ALLOWED_HOSTS,
+            proxy_ssl_header=_eventdesk.proxy_ssl_header,
+            hsts_seconds=_eventdesk.hsts_seconds,
+        )
+    )

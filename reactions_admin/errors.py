@@ -95,6 +95,13 @@ class RevocationFinal(ReactionsError):
     status, code = 409, "revocation_final"
 
 
+class RevocationNotAudited(ReactionsError):
+    """A token is revoked only by ``reactions_admin.acts.tokens`` (audited): setting
+    ``revoked_at`` any other way, or deleting a live token, is refused by the database."""
+
+    status, code = 409, "revocation_not_audited"
+
+
 class RequestTooLarge(ReactionsError):
     """The request body is over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
 

@@ -87,6 +87,9 @@ class ReactionWork(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     #: Set when the attempts ran out: this row and every later row of its stream wait.
     parked_at = models.DateTimeField(null=True, blank=True)
+    #: When this row first parked. A "retry now" clears ``parked_at`` and one more failure
+    #: sets it again, to that moment; this stays, so the age says how long it is stuck.
+    first_parked_at = models.DateTimeField(null=True, blank=True)
     taken_in_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:

@@ -10,6 +10,7 @@ path in tests/subscribers.py and tests/reliability/subscribers.py.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -122,7 +123,14 @@ def start_console(argv: list[str], port: int, log: Path, **env: str) -> ServedCo
         if process.poll() is not None:
             raise AssertionError(f"{argv} exited with {process.returncode}:\n{served.output()}")
         try:
-            served.get("/admin/login/")
+            # Any answer will do, a redirect too (not followed: with EVENTDESK_PUBLIC_URL
+            # set, plain HTTP is sent to a host that is not this one).
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                probe.request("GET", "/admin/login/")
+                probe.getresponse().read()
+            finally:
+                probe.close()
             return served
         except OSError:  # not listening yet
             pass

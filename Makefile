@@ -49,6 +49,7 @@ SQL_TESTS := \
 	tests/integration/test_worker_projections.py \
 	tests/integration/test_worker_reactions.py \
 	tests/integration/test_worker_wakeup.py \
+	tests/integration/test_wakeup_check.py \
 	tests/integration/test_worker_connections.py \
 	tests/integration/test_reaction_leases.py \
 	tests/integration/test_stream_leases.py \

@@ -31,7 +31,10 @@ def other_database_url() -> str:
     """The test server, but its ``postgres`` database: LISTEN works, our NOTIFYs never come."""
     db = connection.settings_dict
     port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgresql://{quote(db['USER'], safe='')}@{quote(db['HOST'], safe='')}{port}/postgres"
+    auth = quote(db["USER"], safe="")
+    if db.get("PASSWORD"):  # a server with passwords (make test-pg15's cluster)
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgresql://{auth}@{quote(db['HOST'], safe='')}{port}/postgres"
 
 
 def wakeups_of(worker: Worker) -> Any:

@@ -14,6 +14,8 @@ from subscribers.rebuilds import (
     RebuildRefused,
     cancel_rebuild,
     current_rebuild,
+    estimate_rebuild,
+    rebuild_progress,
     roll_back_rebuild,
     start_rebuild,
     swap_rebuild,
@@ -53,9 +55,21 @@ def test_a_rebuild_replays_verifies_swaps_and_rolls_back() -> None:
     before = rows(RbTotal)
     Totals.factor = 2  # the deploy: the fix doubles every amount
     rebuild = start(Totals.name, registry=registry)
+    assert estimate_rebuild(Totals.name, registry).events == 60
     run_rebuilds_once(registry)
     rebuild.refresh_from_db()
     assert rebuild.phase == "ready", (rebuild.phase, rebuild.last_error)
+    progress = rebuild_progress(rebuild)
+    assert (progress.phase_label, progress.events_done, progress.events_total) == (
+        "ready to swap",
+        60,
+        60,
+    )
+    assert progress.rate > 0
+    estimate = estimate_rebuild(Totals.name, registry)
+    assert estimate.rate == rebuild.rate  # the rate measured so far
+    assert estimate.seconds is not None
+    assert estimate.extra_bytes > 0
     diff = rebuild.verification
     assert diff is not None
     assert diff["problems"] == []
@@ -75,6 +89,12 @@ def test_a_rebuild_replays_verifies_swaps_and_rolls_back() -> None:
     with transaction.atomic(durable=True):
         result = swap_rebuild(Totals.name, registry=registry)
     assert result.events_applied == 5
+    # Django's migration state stays true: the live tables' definitions, names included,
+    # are what they were before the swap.
+    with connection.cursor() as cursor:
+        for table in ("rb_totals", "rb_entries"):
+            now = describe(cursor, "public", table, "public")
+            assert differences(table, rebuild.definitions[table], now) == []
     live = Bookmark.objects.get(subscriber_name=Totals.name)
     assert live.cursor == result.position
     assert sum(r[2] for r in rows(RbTotal)) == 2 * sum(range(65))

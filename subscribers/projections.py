@@ -21,11 +21,6 @@ from subscribers.watchdog import BatchWatch, Busy
 
 logger = logging.getLogger("eventdesk.projections")
 
-#: A batch size for replaying history through ``apply_events`` (a rebuild): the unit of
-#: work ran about 3x faster at 1,000 than at 100 (both workloads of
-#: ``benchmarks.upsert_choice``; plain ``apply`` about the same), see docs/projections.md.
-REPLAY_BATCH_SIZE = 1000
-
 
 def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> Outcome:
     """Apply the next batch of ``entry``; skip it if another worker holds its bookmark.

@@ -5,10 +5,11 @@ loaded (to see what changed), the new and the deleted ones; and the refusals."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import models
+from django.db.models.expressions import Expression
 from django.db.models.lookups import Lookup
 
 Key = tuple[str, ...]
@@ -46,6 +47,39 @@ class AnyOf(Lookup):  # type: ignore[type-arg]
         field = self.lhs.output_field
         values = [field.get_db_prep_value(value, connection) for value in self.rhs]
         return f"{lhs} = ANY(%s)", [*lhs_params, values]
+
+
+class KeysIn(Expression):
+    """``(a, b) IN (SELECT * FROM unnest(%s::ta[], %s::tb[]))``: a composite key matched
+    exactly, in one statement shape for any number of keys."""
+
+    conditional = True
+    output_field = models.BooleanField()
+
+    def __init__(self, columns: list[Any], values: list[list[Any]]) -> None:
+        super().__init__()
+        self.columns, self.values = columns, values
+
+    def get_source_expressions(self) -> list[Any]:
+        return list(self.columns)
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        self.columns = list(exprs)
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        names: list[str] = []
+        params: list[Any] = []
+        casts: list[str] = []
+        arrays: list[Any] = []
+        for column, values in zip(self.columns, self.values, strict=True):
+            sql, column_params = compiler.compile(column)
+            names.append(sql)
+            params.extend(column_params)
+            field = column.output_field
+            casts.append(f"%s::{field.db_type(connection)}[]")
+            arrays.append([field.get_db_prep_value(v, connection) for v in values])
+        joined = ", ".join(names)
+        return f"({joined}) IN (SELECT * FROM unnest({', '.join(casts)}))", [*params, *arrays]
 
 
 def unique_keys(model: type[models.Model]) -> list[Key]:

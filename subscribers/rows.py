@@ -37,6 +37,7 @@ from django.db.models.deletion import get_candidate_relations_to_delete
 from subscribers.row_map import (
     AnyOf,
     HeldModelQueried,
+    KeysIn,
     ModelRows,
     NotLoaded,
     NoUniqueKey,
@@ -118,15 +119,16 @@ class Rows:
             return
         key = key_pairs[0][0]
         asked = {values for _, values in key_pairs}
-        query = held.model._base_manager.all()
-        for position, name in enumerate(key):
-            column = held.fields[name].get_col(held.model._meta.db_table)
-            query = query.filter(AnyOf(column, sorted({k[position] for k in asked}, key=str)))
+        table = held.model._meta.db_table
+        columns = [held.fields[name].get_col(table) for name in key]
+        ordered = sorted(asked, key=str)
+        if len(key) == 1:
+            condition: Any = AnyOf(columns[0], [k[0] for k in ordered])
+        else:
+            condition = KeysIn(columns, [[k[i] for k in ordered] for i in range(len(key))])
         with self._unguarded():
-            found = list(query)
+            found = list(held.model._base_manager.filter(condition))
         for obj in found:
-            if len(key) > 1 and held.values_of(obj, key) not in asked:
-                continue  # composite keys load the product of their columns' values
             if (obj.pk,) in held.index[held.keys[0]]:
                 continue  # held already: the in-memory row is the newer one
             held.loaded[id(obj)] = obj

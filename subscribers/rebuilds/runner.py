@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from config.options import options
 from eventstore.types import Cursor
+from subscribers import sql as subscribers_sql
 from subscribers.failures import Failure
 from subscribers.models import Rebuild
 from subscribers.outcome import is_connection_error
@@ -100,6 +101,14 @@ class RebuildRunner:
         claimed: int | None = None
         try:
             with transaction.atomic():
+                with connection.cursor() as cursor:
+                    # Bounded like a live batch: a hung statement or a batch idling in
+                    # Python ends, and with it the transaction that holds the horizon.
+                    ms = str(int(options().batch_timeout_seconds * 1000))
+                    cursor.execute(subscribers_sql.BATCH_TIMEOUTS, {"ms": ms})
+                    # No flush to disk per batch: a crash loses at most the last batches,
+                    # tables and bookmark together (one transaction), and they are redone.
+                    cursor.execute(sql.NO_FSYNC_WAIT)
                 rebuild = self._claim()
                 if rebuild is None:
                     return False

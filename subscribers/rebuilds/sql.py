@@ -26,6 +26,10 @@ WHERE (transaction_id, position) > (%(tx)s::text::xid8, %(pos)s)
 COUNT_UPTO = _COUNT_UPTO.format(types="")
 COUNT_UPTO_OF_TYPES = _COUNT_UPTO.format(types=" AND event_type = ANY(%(types)s)")
 
+# A rebuild's batch does not wait for its commit to reach the disk: after a crash, the
+# last batches are lost together with the bookmark that counted them, and replayed.
+NO_FSYNC_WAIT = "SELECT set_config('synchronous_commit', 'off', true)"
+
 # Where the live projection stands (no lock: the rebuild only must not pass it).
 LIVE_CURSOR = """
 SELECT last_transaction_id, last_position FROM projection_bookmarks WHERE subscriber_name = %(name)s

@@ -34,6 +34,14 @@ class EventdeskOptions:
     retry_cap_seconds: float = 300.0
     #: Polling interval: the safety net under LISTEN/NOTIFY.
     poll_interval_seconds: float = 5.0
+    #: The connection the worker LISTENs on (EVENTDESK_LISTEN_DATABASE_URL), a
+    #: postgresql:// URL; empty: Django's default database. Point it at PostgreSQL
+    #: directly (or at a session-mode pool) when DATABASE_URL goes through a
+    #: transaction-mode pooler, which cannot carry LISTEN.
+    listen_database_url: str = dataclasses.field(default="", repr=False)
+    #: How often the worker proves its wake-ups arrive (a NOTIFY of its own through the
+    #: ordinary connection), besides at start and after each reconnection.
+    wakeup_check_seconds: float = 180.0
     #: How long a reaction's lease lasts before another worker may take it over.
     lease_seconds: float = 120.0
     #: How long a reaction's ``handle`` may run before the attempt counts as failed (its

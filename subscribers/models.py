@@ -176,6 +176,9 @@ class WorkerHeartbeat(models.Model):
     #: What it is doing now: ``[{"subscriber", "event_id", "since", "attempt"}]``.
     doing = models.JSONField(default=list)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    #: Whether the worker's own check NOTIFY reached its listener (None: not known yet, or
+    #: it does not listen). False: it only polls (see subscribers/listener.py).
+    wakeups_working = models.BooleanField(null=True, blank=True)
 
     class Meta:
         db_table = "worker_heartbeats"

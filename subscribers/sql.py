@@ -539,12 +539,13 @@ ORDER BY bucket
 # is unique per process, so rows never contend.
 BEAT = """
 INSERT INTO worker_heartbeats (worker_id, host, pid, started_at, last_seen_at,
-    interval_seconds, subscribers, doing, stopped_at)
+    interval_seconds, subscribers, doing, stopped_at, wakeups_working)
 VALUES (%(worker_id)s, %(host)s, %(pid)s, %(started_at)s, now(), %(interval)s,
-    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL)
+    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL, %(wakeups_working)s)
 ON CONFLICT (worker_id) DO UPDATE
 SET last_seen_at = now(), interval_seconds = EXCLUDED.interval_seconds,
-    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL
+    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL,
+    wakeups_working = EXCLUDED.wakeups_working
 """
 
 # A clean shutdown says so, rather than leaving the row to go stale.
@@ -583,7 +584,8 @@ SELECT worker_id, host, pid, started_at, last_seen_at, interval_seconds, subscri
        stopped_at IS NULL
          AND last_seen_at >= now() - make_interval(secs => interval_seconds * %(intervals)s)
          AS live,
-       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds
+       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds,
+       wakeups_working
 FROM worker_heartbeats
 ORDER BY (stopped_at IS NULL) DESC, last_seen_at DESC
 """
@@ -710,6 +712,10 @@ WHERE subscriber_name = %(name)s
 
 # Wake every worker's loops: a retry is due, or a subscriber was resumed.
 WAKE_WORKERS = "SELECT pg_notify('eventdesk_events', '')"
+
+# A worker's proof that its wake-ups arrive: a NOTIFY of its own, sent through the ordinary
+# connection, that its listener must receive (subscribers/listener.py).
+WAKE_CHECK = "SELECT pg_notify('eventdesk_events', %(payload)s)"
 
 # Every failing item a fingerprint can group: a bookmark retrying or wedged on an event.
 FAILING_BOOKMARKS = """

@@ -57,6 +57,8 @@ WORKER = {
     "eventdesk_worker_batch_duration_seconds": ("histogram", {"subscriber"}),
     "eventdesk_worker_reactions_in_flight": ("gauge", {"subscriber"}),
     "eventdesk_worker_subscriber_running": ("gauge", {"subscriber"}),
+    # No sample until the listener's first check concluded (run_once never listens).
+    "eventdesk_worker_wakeups_working": ("gauge", {"listen_connection"}),
 }
 SUBSCRIBERS = ["tests.subscribers.TypedProjection", "tests.subscribers.EchoReaction"]
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()

@@ -105,6 +105,12 @@ class WorkerOut(Schema):
     silent_seconds: float
     subscribers: list[str]
     doing: list[dict[str, Any]]
+    wakeups_working: bool | None = Field(
+        None,
+        description="Whether its own check NOTIFY reached its listener: false when it only "
+        "polls (LISTEN through a transaction pooler); null when not known yet",
+    )
+    wakeups: str = Field("", description='"wake-ups are not arriving; polling every N s", or ""')
 
 
 class OverviewOut(Schema):

@@ -207,6 +207,42 @@ def roll_back_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") ->
     return _run(Request(Choice.ROLL_BACK, name, given.reason), actor, via, step, retry_locks=True)
 
 
+def _phase_step(
+    name: str, inner: Callable[[str], Any]
+) -> Callable[[], tuple[str, Mapping[str, Any]]]:
+    def step() -> tuple[str, Mapping[str, Any]]:
+        before = engine.current_rebuild(name)
+        rebuild = inner(name)
+        return rebuild.phase, {
+            "rebuild_id": rebuild.pk,
+            "phase_before": before.phase if before is not None else None,
+            "phase_after": rebuild.phase,
+            "events_done": rebuild.events_done,
+        }
+
+    return step
+
+
+def pause_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Pause a rebuild in progress: no worker works on it until it is resumed (its batch in
+    flight ends first); the live projection goes on."""
+    step = _phase_step(given.subscriber_name, engine.pause_rebuild)
+    return _run(Request(Choice.PAUSE, given.subscriber_name, given.reason), actor, via, step)
+
+
+def resume_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Resume a paused rebuild where it stood."""
+    step = _phase_step(given.subscriber_name, engine.resume_rebuild)
+    return _run(Request(Choice.RESUME, given.subscriber_name, given.reason), actor, via, step)
+
+
+def retry_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+    """Retry a failed rebuild from where it stood (its attempts start over): after fixing
+    the code that failed, or the cause outside it."""
+    step = _phase_step(given.subscriber_name, engine.retry_rebuild)
+    return _run(Request(Choice.RETRY, given.subscriber_name, given.reason), actor, via, step)
+
+
 #: What every rebuild act may refuse: the reason, an unknown subscriber.
 _REFUSALS = (
     errors.ReasonRequired,
@@ -266,5 +302,38 @@ ROLL_BACK = Act(
     destructive=True,
 )  # fmt: skip
 
+PAUSE = Act(
+    name="pause_rebuild",
+    verb="Pause the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
+    run=pause_rebuild,
+)
+
+RESUME = Act(
+    name="resume_rebuild",
+    verb="Resume the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
+    run=resume_rebuild,
+)
+
+RETRY = Act(
+    name="retry_rebuild",
+    verb="Retry the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild),
+    run=retry_rebuild,
+)
+
 #: The acts other than a start, by the option that picks one (the CLI's ``--swap``).
-BY_FLAG = {"swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}
+BY_FLAG = {
+    "swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK,
+    "pause": PAUSE, "resume": RESUME, "retry": RETRY,
+}  # fmt: skip

@@ -94,6 +94,9 @@ START = RebuildAction(handler.START, "rebuild_action")
 SWAP = RebuildAction(handler.SWAP, "swap_rebuild_action")
 CANCEL = RebuildAction(handler.CANCEL, "cancel_rebuild_action")
 ROLL_BACK = RebuildAction(handler.ROLL_BACK, "roll_back_rebuild_action")
+PAUSE = RebuildAction(handler.PAUSE, "pause_rebuild_action")
+RESUME = RebuildAction(handler.RESUME, "resume_rebuild_action")
+RETRY = RebuildAction(handler.RETRY, "retry_rebuild_action")
 
 
 def _states(names: list[str]) -> list[RebuildState | errors.ReactionsError]:
@@ -159,13 +162,25 @@ rebuild_action = rebuild_action_for(START)
 swap_rebuild_action = rebuild_action_for(SWAP)
 cancel_rebuild_action = rebuild_action_for(CANCEL)
 roll_back_rebuild_action = rebuild_action_for(ROLL_BACK)
+pause_rebuild_action = rebuild_action_for(PAUSE)
+resume_rebuild_action = rebuild_action_for(RESUME)
+retry_rebuild_action = rebuild_action_for(RETRY)
 
 
 #: The acts by the names ``RebuildState.acts`` gives them.
-BY_KEY = {"start": START, "swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}
+BY_KEY = {
+    "start": START, "swap": SWAP, "pause": PAUSE, "resume": RESUME, "retry": RETRY,
+    "cancel": CANCEL, "roll_back": ROLL_BACK,
+}  # fmt: skip
 #: The acts by the names ``RebuildState.acts`` gives them.
-BY_KEY = {"start": START, "swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}
-ACTIONS = [rebuild_action, swap_rebuild_action, cancel_rebuild_action, roll_back_rebuild_action]
+BY_KEY = {
+    "start": START, "swap": SWAP, "pause": PAUSE, "resume": RESUME, "retry": RETRY,
+    "cancel": CANCEL, "roll_back": ROLL_BACK,
+}  # fmt: skip
+ACTIONS = [
+    rebuild_action, swap_rebuild_action, cancel_rebuild_action, roll_back_rebuild_action,
+    pause_rebuild_action, resume_rebuild_action, retry_rebuild_action,
+]  # fmt: skip
 
 
 # --- the rebuild page: progress and the diff side by side -----------------------------------

@@ -167,6 +167,9 @@ def line_up_and_compare(
             )
             both = read.fetchone()
             holder.rollback()  # the live projection goes on; the snapshot stays
+            # A worker that passed over the held bookmark waits for a wake-up: give one.
+            holder.execute(sql.WAKE_WORKERS)
+            holder.commit()
         assert both is not None
         if list(both[0]) != list(both[1]):
             return None

@@ -333,7 +333,7 @@ class RebuildRunner:
         """Each secondary index, concurrently, on a connection of its own: no transaction
         stays open (and no transaction id is held) while an index is built. An index left
         invalid by a killed build is dropped and built again."""
-        with own_connection(autocommit=True) as conn:
+        with own_connection(autocommit=True, purpose="index") as conn:
             for t in rebuild.tables:
                 table = str(t["table"])
                 for name, definition in secondary_indexes(rebuild.definitions[table]).items():

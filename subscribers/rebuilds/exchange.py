@@ -100,6 +100,8 @@ def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
                 cursor.execute(f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY")
         drop_rebuild_objects(rebuild)
         cursor.execute(MOVE_LIVE, {"name": name, "tx": live[0], "pos": live[1]})
+        # Heard at commit: a live batch that passed over the locked bookmark goes again.
+        cursor.execute(sql.WAKE_WORKERS)
         swapped = {
             t["table"]: describe(cursor, t["schema"], t["table"], t["schema"])
             for t in rebuild.tables
@@ -173,6 +175,7 @@ def roll_back_locked(rebuild: Rebuild) -> RollBackResult:
             )
         cursor.execute(f"DROP SCHEMA {qi(rebuild.kept_schema)}")
         cursor.execute(MOVE_LIVE, {"name": name, "tx": after[0], "pos": after[1]})
+        cursor.execute(sql.WAKE_WORKERS)
     now = timezone.now()
     rebuild.phase = Rebuild.Phase.ROLLED_BACK
     rebuild.kept_dropped_at = rebuild.phase_changed_at = rebuild.updated_at = now

@@ -20,9 +20,9 @@ from reactions_admin.acts.parked_streams.handler import (
     RETRY_STREAM,
     dismiss_parked_stream,
     dismiss_stream_head,
-    list_parked_streams,
     retry_parked_stream,
 )
+from reactions_admin.reads.reactions import list_parked_streams
 from subscribers.bookmarks import ensure_bookmarks
 from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry
@@ -186,7 +186,7 @@ def test_the_checks_run_in_the_documented_order(
     name = "nobody" if "unknown reaction" in case else NAME
     event_id = uuid.UUID(int=1) if "unknown event" in case else parked.behind[0].event_id
     if "memory" in case:
-        monkeypatch.setattr("reactions_admin.doors.access.get_event_store", InMemoryEventStore)
+        monkeypatch.setattr("reactions_admin.guards.get_event_store", InMemoryEventStore)
     reason = "   " if "blank" in case else "poison"
     before = state()
     with pytest.raises(errors.ReactionsError) as refused:

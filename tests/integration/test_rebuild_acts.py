@@ -41,7 +41,7 @@ def do(act: Any, name: str, reason: str, user: Any, *, via: str = "api", **more:
     given = (
         StartRebuild(name, reason, **more) if act is handler.START else OnSubscriber(name, reason)
     )
-    return act.run(given, user, via=via)
+    return act(given, user, via=via)
 
 
 def rebuild_decisions() -> list[RecordedEvent]:

@@ -26,10 +26,9 @@ from django.utils.safestring import SafeString
 
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
-from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.rebuilds import handler
 from reactions_admin.acts.rebuilds.handler import RebuildActResult, StartRebuild
-from reactions_admin.doors.admin.actions import AdminAction, permission_name
+from reactions_admin.doors.admin.actions import AdminAction, admin_action, selection_is_storable
 from reactions_admin.reads.rebuild_progress import progress_text
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
@@ -87,7 +86,7 @@ class RebuildAction:
             if self.starts
             else OnSubscriber(name, reason)
         )
-        return self.act.run(given, user, via="admin")
+        return self.act(given, user, via="admin")
 
 
 START = RebuildAction(handler.START, "rebuild_action")
@@ -115,7 +114,7 @@ def _run(
     request: HttpRequest,
     queryset: QuerySet[Bookmark],
 ) -> TemplateResponse | None:
-    if not all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
+    if not selection_is_storable(request):
         modeladmin.message_user(request, "Select at least one projection.", messages.ERROR)
         return None
     names = [bookmark.subscriber_name for bookmark in queryset.order_by("subscriber_name")]
@@ -143,7 +142,7 @@ def _run(
     return TemplateResponse(request, ACTION_TEMPLATE, context)
 
 
-def rebuild_action_for(act: RebuildAction) -> AdminAction:
+def rebuild_action_for(act: RebuildAction) -> AdminAction[Bookmark]:
     """The changelist action for ``act``: a confirmation page (for a start: what it will
     cost), then the act for each selected projection, its outcome as a message."""
 
@@ -152,10 +151,7 @@ def rebuild_action_for(act: RebuildAction) -> AdminAction:
     ) -> TemplateResponse | None:
         return _run(act, modeladmin, request, queryset)
 
-    action.__name__ = action.__qualname__ = act.action
-    action.__doc__ = act.act.doc
-    decorate = admin.action(description=f"{act.verb}…", permissions=[permission_name(act.act)])
-    return decorate(action)
+    return admin_action(act.act, act.action, action)
 
 
 rebuild_action = rebuild_action_for(START)

@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -239,6 +240,16 @@ def rebuild_tables(transactional_db: None) -> Iterator[None]:
     Totals.factor, Totals.gate, FailsOnThirteen.armed = 1, None, False
     with connection.cursor() as cursor:
         cursor.execute(DROP_REBUILD_LEFTOVERS)
+
+
+@pytest.fixture
+def rebuilds(settings: Any, rebuild_tables: None) -> Any:
+    """The rebuild acts' world (tests/rebuild_world.py): ``test.rb_totals`` projected with
+    its first code, the fix deployed; a ``RebuildWorld`` to take a rebuild where a test
+    needs it."""
+    from tests.rebuild_world import rebuild_world
+
+    return rebuild_world(settings)
 
 
 # --- A real PgBouncer in transaction mode (tests/pgbouncer.py) ------------------------

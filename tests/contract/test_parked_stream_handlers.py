@@ -20,9 +20,9 @@ from reactions_admin.acts.parked_streams.handler import (
     RETRY_STREAM,
     dismiss_parked_stream,
     dismiss_stream_head,
-    list_parked_streams,
     retry_parked_stream,
 )
+from reactions_admin.reads.reactions import list_parked_streams
 from subscribers.bookmarks import ensure_bookmarks
 from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry

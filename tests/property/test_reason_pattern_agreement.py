@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from eventstore.types import Cursor
 from reactions_admin.acts.dismissal.decider import (
-    MAX_REASON_LENGTH,
     DismissalAccepted,
     decide_dismissal,
 )
-from reactions_admin.acts.dismissal.handler import is_storable
+from reactions_admin.acts.reasons import MAX_REASON_LENGTH
 from reactions_admin.doors.rest.schemas import REASON_PATTERN
+from reactions_admin.guards import is_storable
 
 PATTERN = re.compile(REASON_PATTERN)
 VALIDATOR = jsonschema_rs.validator_for({"type": "string", "pattern": REASON_PATTERN})

@@ -6,12 +6,12 @@ import pytest
 
 from eventstore.types import START, Cursor
 from reactions_admin.acts.dismissal.decider import (
-    MAX_REASON_LENGTH,
     DismissalAccepted,
     DismissalRejected,
     Rejection,
     decide_dismissal,
 )
+from reactions_admin.acts.reasons import MAX_REASON_LENGTH
 
 BOOKMARK = Cursor(100, 7)
 

@@ -16,6 +16,11 @@ from reactions_admin import errors
 #: Whoever acts: a user (anonymous ones are refused with 401).
 Actor = AbstractUser | AnonymousUser
 
+#: Dismissing an event (or a parked stream, or a failure group) needs this.
+DISMISS_PERMISSION = "reactions_admin.dismiss_event"
+#: Operating a subscriber (retry now, pause, resume; retrying a parked stream) needs this.
+OPERATE_PERMISSION = "reactions_admin.operate_subscriber"
+
 
 def authenticated(actor: Actor) -> None:
     """401 unless ``actor`` is an authenticated, active user."""
@@ -28,6 +33,14 @@ def authorize(actor: Actor, permission: str) -> None:
     authenticated(actor)
     if not actor.has_perm(permission):
         raise errors.PermissionDenied(f"You lack the permission {permission!r}.")
+
+
+def authorize_any(actor: Actor, permissions: tuple[str, ...], refused: str) -> None:
+    """401 for an anonymous actor, 403 (``refused``) for one with none of ``permissions``:
+    the reading doors accept any permission that implies reading."""
+    authenticated(actor)
+    if not any(actor.has_perm(permission) for permission in permissions):
+        raise errors.PermissionDenied(refused)
 
 
 def require_durable_store() -> None:
@@ -48,3 +61,16 @@ def database_errors() -> Iterator[None]:
         raise errors.DatabaseUnavailable(
             "The database is unavailable or the row is busy; try again."
         ) from exc
+
+
+def is_storable(text: str) -> bool:
+    """Whether PostgreSQL can hold ``text`` in a text or jsonb column: no NUL character and
+    no lone surrogate (JSON bodies and MCP arguments can carry both; the database refuses
+    them with an error that must not surface as a 500, so a name holding one names nothing)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -87,6 +87,9 @@ class ReactionWork(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     #: Set when the attempts ran out: this row and every later row of its stream wait.
     parked_at = models.DateTimeField(null=True, blank=True)
+    #: When this row first parked. A "retry now" clears ``parked_at`` and one more failure
+    #: sets it again, to that moment; this stays, so the age says how long it is stuck.
+    first_parked_at = models.DateTimeField(null=True, blank=True)
     taken_in_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
@@ -176,6 +179,9 @@ class WorkerHeartbeat(models.Model):
     #: What it is doing now: ``[{"subscriber", "event_id", "since", "attempt"}]``.
     doing = models.JSONField(default=list)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    #: Whether the worker's own check NOTIFY reached its listener (None: not known yet, or
+    #: it does not listen). False: it only polls (see subscribers/listener.py).
+    wakeups_working = models.BooleanField(null=True, blank=True)
 
     class Meta:
         db_table = "worker_heartbeats"

@@ -387,6 +387,8 @@ SET attempts = %(attempts)s, last_error = %(error)s, last_traceback = %(tracebac
     next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
                          ELSE now() + make_interval(secs => %(delay)s::float8) END,
     parked_at = CASE WHEN %(wedged)s THEN now() ELSE NULL END,
+    first_parked_at = CASE WHEN %(wedged)s THEN coalesce(first_parked_at, now())
+                           ELSE first_parked_at END,
     lease_token = '', lease_expires_at = NULL
 WHERE id = %(id)s AND lease_token = %(token)s
 RETURNING 1
@@ -420,16 +422,18 @@ WHERE subscriber_name = %(name)s AND status IN ('retrying', 'wedged')
 
 # --- reading the work table (operators, the console, the diagnosis) ----------------------
 
-# The parked streams of a reaction: head row, and how many rows wait behind it.
+# The parked streams of a reaction: head row, and how many rows wait behind it. The
+# oldest figures below count from when a head first parked (a failed retry re-parks it).
 PARKED_STREAMS = """
 SELECT p.stream_id, p.event_id, p.event_type, p.transaction_id, p.position, p.attempts,
        p.last_error, p.parked_at,
        (SELECT count(*) FROM reaction_work b
         WHERE b.subscriber_name = p.subscriber_name AND b.stream_id = p.stream_id
-          AND b.id <> p.id) AS waiting
+          AND b.id <> p.id) AS waiting,
+       coalesce(p.first_parked_at, p.parked_at)
 FROM reaction_work p
 WHERE p.subscriber_name = %(name)s AND p.parked_at IS NOT NULL
-ORDER BY p.parked_at, p.stream_id
+ORDER BY coalesce(p.first_parked_at, p.parked_at), p.stream_id
 """
 
 # Every unfinished row of one stream, in stream order (the head first).
@@ -447,7 +451,8 @@ WORK_SUMMARY = """
 SELECT count(*) AS unfinished,
        count(*) FILTER (WHERE lease_expires_at > now()) AS in_flight,
        count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked_streams,
-       min(parked_at) AS oldest_parked,
+       min(coalesce(first_parked_at, parked_at)) FILTER (WHERE parked_at IS NOT NULL)
+           AS oldest_parked,
        count(*) FILTER (WHERE parked_at IS NULL AND NOT EXISTS (
            SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
              AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows,
@@ -521,7 +526,8 @@ LEFT JOIN LATERAL (
                SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
                  AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows,
            count(*) FILTER (WHERE w.parked_at IS NOT NULL) AS parked_streams,
-           min(w.parked_at) AS oldest_parked,
+           min(coalesce(w.first_parked_at, w.parked_at)) FILTER (WHERE w.parked_at IS NOT NULL)
+               AS oldest_parked,
            count(*) FILTER (WHERE w.lease_expires_at > now()) AS in_flight
     FROM reaction_work w WHERE w.subscriber_name = b.subscriber_name
 ) AS work ON true
@@ -572,12 +578,13 @@ ORDER BY bucket
 # is unique per process, so rows never contend.
 BEAT = """
 INSERT INTO worker_heartbeats (worker_id, host, pid, started_at, last_seen_at,
-    interval_seconds, subscribers, doing, stopped_at)
+    interval_seconds, subscribers, doing, stopped_at, wakeups_working)
 VALUES (%(worker_id)s, %(host)s, %(pid)s, %(started_at)s, now(), %(interval)s,
-    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL)
+    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL, %(wakeups_working)s)
 ON CONFLICT (worker_id) DO UPDATE
 SET last_seen_at = now(), interval_seconds = EXCLUDED.interval_seconds,
-    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL
+    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL,
+    wakeups_working = EXCLUDED.wakeups_working
 """
 
 # A clean shutdown says so, rather than leaving the row to go stale.
@@ -616,7 +623,8 @@ SELECT worker_id, host, pid, started_at, last_seen_at, interval_seconds, subscri
        stopped_at IS NULL
          AND last_seen_at >= now() - make_interval(secs => interval_seconds * %(intervals)s)
          AS live,
-       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds
+       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds,
+       wakeups_working
 FROM worker_heartbeats
 ORDER BY (stopped_at IS NULL) DESC, last_seen_at DESC
 """
@@ -682,7 +690,7 @@ WHERE b.subscriber_name = reaction_work.subscriber_name
 WORK_FACTS = """
 SELECT subscriber_name,
        count(*) FILTER (WHERE parked_at IS NOT NULL),
-       min(parked_at),
+       min(coalesce(first_parked_at, parked_at)) FILTER (WHERE parked_at IS NOT NULL),
        count(*) FILTER (WHERE parked_at IS NULL AND next_retry_at IS NOT NULL),
        min(next_retry_at) FILTER (WHERE parked_at IS NULL),
        coalesce(array_agg(DISTINCT split_part(lease_token, '#', 1))
@@ -743,6 +751,10 @@ WHERE subscriber_name = %(name)s
 
 # Wake every worker's loops: a retry is due, or a subscriber was resumed.
 WAKE_WORKERS = "SELECT pg_notify('eventdesk_events', '')"
+
+# A worker's proof that its wake-ups arrive: a NOTIFY of its own, sent through the ordinary
+# connection, that its listener must receive (subscribers/listener.py).
+WAKE_CHECK = "SELECT pg_notify('eventdesk_events', %(payload)s)"
 
 # Every failing item a fingerprint can group: a bookmark retrying or wedged on an event.
 FAILING_BOOKMARKS = """

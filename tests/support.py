@@ -15,7 +15,7 @@ from django.core.exceptions import ObjectDoesNotExist
 
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import RecordedEvent
-from reactions_admin.acts.dismissal.handler import DECISION_STREAM
+from reactions_admin.acts.dismissal.decider import DECISION_STREAM
 from subscribers.listener import listener_connection_params
 from subscribers.models import Bookmark
 

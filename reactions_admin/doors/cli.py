@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from dataclasses import fields
+from typing import Any, ClassVar, NoReturn
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, OnSubscriber
+from reactions_admin.acts.act import Act
 from reactions_admin.guards import Actor
 
 
@@ -40,22 +41,27 @@ def refuse(exc: errors.ReactionsError) -> NoReturn:
     raise CommandError(f"{exc.code}: {exc.detail}", returncode=4 if exc.status >= 500 else 3)
 
 
-class SubscriberActCommand(BaseCommand):
-    """How the command line adapts acts on one subscriber (``OnSubscriber``):
-    ``SUBSCRIBER --reason ... --as USERNAME`` runs ``act``; each of ``flags`` (a
-    ``--swap`` for ``{"swap": SWAP}``) runs its act instead. One line out, the result's."""
+class ActCommand(BaseCommand):
+    """How the command line adapts an act: the input's fields are the positional
+    arguments (the reason is ``--reason``), then ``--as USERNAME``; ``act`` runs, or the
+    act of the one flag given among ``flags`` (``{"swap": SWAP}`` adds ``--swap``, for
+    acts that take the same input). One line out, the result's ``text()``; a refusal is
+    exit status 3 or 4 with its code."""
 
-    act: Act[OnSubscriber, Any]
-    #: Option name (without ``--``, ``_`` for ``-``) -> the act it runs instead of ``act``.
-    flags: dict[str, Act[OnSubscriber, Any]] = {}
+    act: Act[Any, Any]
+    #: Option name (``_`` for ``-``) -> the act it runs instead of ``act``.
+    flags: ClassVar[dict[str, Act[Any, Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = self.act.doc
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("subscriber")
-        parser.add_argument("--reason", required=True)
+        for field in fields(self.act.input):
+            if field.name != "reason":
+                parser.add_argument(field.name, metavar=field.name.upper())
+        required = errors.ReasonRequired in self.act.refusals
+        parser.add_argument("--reason", required=required, default="", help="Why (audited).")
         add_actor_argument(parser)
         if self.flags:
             chosen = parser.add_mutually_exclusive_group()
@@ -66,9 +72,9 @@ class SubscriberActCommand(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         act = next((a for flag, a in self.flags.items() if options[flag]), self.act)
-        given = OnSubscriber(options["subscriber"], options["reason"])
+        given = act.input(**{field.name: options[field.name] for field in fields(act.input)})
         try:
-            result = act.run(given, actor_named(options["username"]), via="cli")
+            result = act(given, actor_named(options["username"]), via="cli")
         except errors.ReactionsError as exc:
             refuse(exc)
-        self.stdout.write(f"{act.verb}: {result.text()}")
+        self.stdout.write(result.text())

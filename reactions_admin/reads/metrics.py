@@ -104,7 +104,8 @@ class ConsoleCollector(Collector):
         )
         oldest_parked = GaugeMetricFamily(
             "eventdesk_subscriber_oldest_parked_seconds",
-            "How long the longest-parked stream has waited (0 when none).",
+            "How long the longest-parked stream has waited since it first parked (a failed"
+            " retry does not restart it; 0 when none).",
             labels=sub,
         )
         intake_paused = GaugeMetricFamily(

@@ -198,10 +198,13 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
     found = workers()
     by_id = {worker.worker_id: worker for worker in found}
     running: dict[str, list[str]] = {}
+    polling: dict[str, list[float]] = {}
     for worker in found:
         if worker.live:
             for name in worker.subscribers:
                 running.setdefault(name, []).append(worker.worker_id)
+                if worker.wakeups_working is False:
+                    polling.setdefault(name, []).append(worker.interval_seconds)
     work = _work_facts()
     horizon = _horizon()
     failing = _failing_types([row.failing_event_id for row in rows if row.failing_event_id])
@@ -246,6 +249,7 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
             retrying_rows=retrying,
             next_row_retry_at=next_retry,
             live_workers=tuple(running.get(row.subscriber_name, ())),
+            polling_only=tuple(polling.get(row.subscriber_name, ())),
             leases=tuple(_lease(owner, by_id) for owner in sorted(lease_owners)),
             horizon=horizon,
             rate=rate_of.get(row.subscriber_name, (None, None))[0],

@@ -203,7 +203,7 @@ class RebuildState:
     progress: engine.RebuildProgress | None
     diff: RebuildDiff | None
     estimate: engine.RebuildEstimate | None
-    #: Which acts apply now: start, swap, cancel, roll_back.
+    #: Which acts apply now: start, swap, pause, resume, retry, cancel, roll_back.
     acts: list[str] = field(default_factory=list)
 
     @property
@@ -229,7 +229,9 @@ def _acts(kind: str, problems: list[str], phase: str | None, kept: bool) -> list
     if kind != Bookmark.Kind.PROJECTION:
         return []
     if phase in OPEN_PHASES:
-        return ["swap", "cancel"] if phase == "ready" else ["cancel"]
+        found = ["swap"] if phase == "ready" else []
+        found.append({"failed": "retry", "paused": "resume"}.get(phase or "", "pause"))
+        return [*found, "cancel"]
     found = [] if problems else ["start"]
     if phase == "swapped" and kept:
         found.append("roll_back")

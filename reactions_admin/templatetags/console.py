@@ -9,6 +9,7 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads import charts
 from reactions_admin.reads.diagnosis import ago, timestamp
 
@@ -41,8 +42,6 @@ def trend(name: str) -> SafeString:
 def console_live(context: template.Context) -> dict[str, Any]:
     """The home page's live block (counts and rows, refreshed in place), for a user who
     may read the console; nothing for one who may not."""
-    from reactions_admin.acts.dismissal.handler import DISMISS_PERMISSION
-    from reactions_admin.acts.operations.handler import OPERATE_PERMISSION
     from reactions_admin.doors.admin.console import REFRESH_MS, console_overview
 
     request = context["request"]

@@ -133,7 +133,10 @@ def describe(cursor: CursorWrapper, schema: str, table: str, live_schema: str) -
             for r in cursor.fetchall()
         }
         cursor.execute(_TRIGGERS, names)
-        triggers = dict(cursor.fetchall())
+        triggers = {
+            name: qualified.sub(lambda m: f" ON {m.group(1) or ''}", text, count=1)
+            for name, text in cursor.fetchall()
+        }
         cursor.execute(_POLICIES, names)
         policies = {r[0]: list(r[1:]) for r in cursor.fetchall()}
     return {
@@ -222,6 +225,17 @@ def index_statement(definition: str, schema: str, table: str, *, concurrently: b
     )
 
 
+_TRIGGER_DEF = re.compile(r"^(CREATE (?:CONSTRAINT )?TRIGGER \S+ .*? ON )(\S+)( .*)$", re.S)
+
+
+def trigger_statement(definition: str, schema: str, table: str) -> str:
+    """A trigger's definition (read relative to its table's schema) on ``schema.table``."""
+    match = _TRIGGER_DEF.match(definition)
+    if match is None:
+        raise ValueError(f"unexpected trigger definition: {definition}")
+    return f"{match.group(1)}{qi(schema)}.{qi(table)}{match.group(3)}"
+
+
 def clone(
     cursor: CursorWrapper, live_schema: str, schema: str, tables: list[str], role: str
 ) -> dict[str, Definition]:
@@ -263,7 +277,7 @@ def clone(
                 if kind == "f":
                     cursor.execute(f"ALTER TABLE {target} ADD CONSTRAINT {qi(name)} {text}")
             for text in d["triggers"].values():
-                cursor.execute(text)  # names its table unqualified: the clone comes first
+                cursor.execute(trigger_statement(text, schema, table))
             for name, (permissive, cmd, roles, qual, check) in d["policies"].items():
                 commands = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
                 statement = (

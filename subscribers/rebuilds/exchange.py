@@ -9,6 +9,8 @@ a reader that waited resolves the table name again once it gets its lock.
 
 from __future__ import annotations
 
+import time
+
 from django.db import connection
 from django.utils import timezone
 
@@ -22,7 +24,7 @@ from subscribers.rebuilds.steps import (
     RollBackResult,
     SwapResult,
     definition_changes,
-    drop_rebuild_objects,
+    drop_rebuild_role,
     keep_until,
 )
 from subscribers.registry import Registered
@@ -79,11 +81,20 @@ def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
         )
     new_names = [f"{qi(rebuild.schema)}.{qi(t['table'])}" for t in rebuild.tables]
     with connection.cursor() as cursor:
+        # Everything that can happen before the tables are locked happens here, so that
+        # readers wait only for the exchange itself.
+        dropped = _drop_older_kept(rebuild)
+        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
+        swapped = {}
+        for t in rebuild.tables:
+            # What the live tables will be: the new ones, with row security as live had it.
+            swapped[t["table"]] = describe(cursor, rebuild.schema, t["table"], t["schema"])
+            swapped[t["table"]]["row_security"] = rebuild.definitions[t["table"]]["row_security"]
+        drop_rebuild_role(rebuild)
         # Readers queue behind this request for at most the lock timeout (100 ms).
         cursor.execute(f"LOCK TABLE {', '.join(_live_names(rebuild) + new_names)}"
                        " IN ACCESS EXCLUSIVE MODE")  # fmt: skip
-        dropped = _drop_older_kept(rebuild)
-        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
+        locked = time.perf_counter()
         for t in rebuild.tables:
             cursor.execute(
                 f"ALTER TABLE {qi(t['schema'])}.{qi(t['table'])}"
@@ -98,12 +109,11 @@ def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
                 cursor.execute(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY")
             if force:
                 cursor.execute(f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY")
-        drop_rebuild_objects(rebuild)
+        cursor.execute(f"DROP SCHEMA {qi(rebuild.schema)}")  # empty now
         cursor.execute(MOVE_LIVE, {"name": name, "tx": live[0], "pos": live[1]})
-        swapped = {
-            t["table"]: describe(cursor, t["schema"], t["table"], t["schema"])
-            for t in rebuild.tables
-        }
+        # Heard at commit: a live batch that passed over the locked bookmark goes again.
+        cursor.execute(sql.WAKE_WORKERS)
+        held_ms = (time.perf_counter() - locked) * 1000
     now = timezone.now()
     rebuild.phase = Rebuild.Phase.SWAPPED
     rebuild.swapped_transaction_id, rebuild.swapped_position = live
@@ -112,7 +122,7 @@ def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
     rebuild.kept_until = keep_until()
     rebuild.note, rebuild.lease_owner, rebuild.lease_expires_at = "", "", None
     rebuild.save()
-    return SwapResult(rebuild, live, applied, rebuild.verification, dropped)
+    return SwapResult(rebuild, live, applied, rebuild.verification, dropped, held_ms)
 
 
 def _clone_gaps(rebuild: Rebuild) -> list[str]:
@@ -173,6 +183,7 @@ def roll_back_locked(rebuild: Rebuild) -> RollBackResult:
             )
         cursor.execute(f"DROP SCHEMA {qi(rebuild.kept_schema)}")
         cursor.execute(MOVE_LIVE, {"name": name, "tx": after[0], "pos": after[1]})
+        cursor.execute(sql.WAKE_WORKERS)
     now = timezone.now()
     rebuild.phase = Rebuild.Phase.ROLLED_BACK
     rebuild.kept_dropped_at = rebuild.phase_changed_at = rebuild.updated_at = now

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from config.options import options
 from eventstore.types import Cursor
+from subscribers import sql as subscribers_sql
 from subscribers.failures import Failure
 from subscribers.models import Rebuild
 from subscribers.outcome import is_connection_error
@@ -41,8 +42,10 @@ logger = logging.getLogger("eventdesk.rebuilds")
 TARGET_BATCH_SECONDS = 0.2
 #: The smallest batch the adaptation goes down to.
 MIN_BATCH = 20
-#: The catch-up done while the live bookmark is held for the line-up stays this small.
-LINE_UP_MAX_EVENTS = 2000
+#: The catch-up done while the live bookmark is held for the line-up stays this small
+#: (the live projection passes over its bookmark meanwhile); a bigger gap is caught up
+#: first, with the live bookmark free.
+LINE_UP_MAX_EVENTS = 200
 #: Line-up attempts before going back to catching up.
 LINE_UP_TRIES = 20
 #: How often a worker looks for kept tables past their window.
@@ -100,6 +103,14 @@ class RebuildRunner:
         claimed: int | None = None
         try:
             with transaction.atomic():
+                with connection.cursor() as cursor:
+                    # Bounded like a live batch: a hung statement or a batch idling in
+                    # Python ends, and with it the transaction that holds the horizon.
+                    ms = str(int(options().batch_timeout_seconds * 1000))
+                    cursor.execute(subscribers_sql.BATCH_TIMEOUTS, {"ms": ms})
+                    # No flush to disk per batch: a crash loses at most the last batches,
+                    # tables and bookmark together (one transaction), and they are redone.
+                    cursor.execute(sql.NO_FSYNC_WAIT)
                 rebuild = self._claim()
                 if rebuild is None:
                     return False
@@ -322,7 +333,7 @@ class RebuildRunner:
         """Each secondary index, concurrently, on a connection of its own: no transaction
         stays open (and no transaction id is held) while an index is built. An index left
         invalid by a killed build is dropped and built again."""
-        with own_connection(autocommit=True) as conn:
+        with own_connection(autocommit=True, purpose="index") as conn:
             for t in rebuild.tables:
                 table = str(t["table"])
                 for name, definition in secondary_indexes(rebuild.definitions[table]).items():
@@ -390,6 +401,7 @@ class RebuildRunner:
 
         comparison = None
         for attempt in range(LINE_UP_TRIES):
+            catch_up(self._live(entry.name))  # most of the gap, the live bookmark free
             comparison = line_up_and_compare(rebuild, entry, catch_up)
             if comparison is not None or self.stop.is_set():
                 break

@@ -1,6 +1,6 @@
 """The SQL a rebuild's promises rest on, named and kept in one place."""
 
-from eventstore.sql import EVENT_COLUMNS, HORIZON
+from eventstore.sql import EVENT_COLUMNS, HORIZON, NOTIFY_CHANNEL
 
 # The rebuild's events: after its bookmark, never past the live projection's (every event
 # up to there was visible to the live projection, so none can still appear before it),
@@ -25,6 +25,10 @@ WHERE (transaction_id, position) > (%(tx)s::text::xid8, %(pos)s)
 """
 COUNT_UPTO = _COUNT_UPTO.format(types="")
 COUNT_UPTO_OF_TYPES = _COUNT_UPTO.format(types=" AND event_type = ANY(%(types)s)")
+
+# A rebuild's batch does not wait for its commit to reach the disk: after a crash, the
+# last batches are lost together with the bookmark that counted them, and replayed.
+NO_FSYNC_WAIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
 # Where the live projection stands (no lock: the rebuild only must not pass it).
 LIVE_CURSOR = """
@@ -77,3 +81,7 @@ ORDER BY kept_until
 LIMIT 1
 FOR UPDATE SKIP LOCKED
 """
+
+# After the live bookmark was held (the line-up, a swap, a roll back), the live projection
+# may have passed over it (SKIP LOCKED) and gone to sleep: wake the workers (at commit).
+WAKE_WORKERS = f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"

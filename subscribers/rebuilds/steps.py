@@ -45,6 +45,8 @@ class SwapResult:
     verification: dict[str, Any] | None
     #: Kept tables of an earlier swap, dropped to make room.
     dropped_kept_schema: str | None = None
+    #: How long this step held the tables locked (readers wait for it, and for the commit).
+    tables_locked_ms: float = 0.0
 
     def as_inputs(self) -> dict[str, Any]:
         """The decision's inputs."""
@@ -56,6 +58,7 @@ class SwapResult:
             "kept_schema": self.rebuild.kept_schema,
             "kept_until": self.rebuild.kept_until.isoformat() if self.rebuild.kept_until else None,
             "dropped_kept_schema": self.dropped_kept_schema,
+            "tables_locked_ms": round(self.tables_locked_ms, 1),
         }
 
 
@@ -353,6 +356,12 @@ def drop_rebuild_objects(rebuild: Rebuild) -> None:
     """Drop the rebuild's schema (its new tables) and its role, if they exist."""
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {qi(rebuild.schema)} CASCADE")
+    drop_rebuild_role(rebuild)
+
+
+def drop_rebuild_role(rebuild: Rebuild) -> None:
+    """Drop the rebuild's role and the rights it was given, if it exists."""
+    with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [rebuild.role_name])
         if cursor.fetchone():
             cursor.execute(f"DROP OWNED BY {qi(rebuild.role_name)}")

@@ -79,9 +79,12 @@ def connection_params() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def own_connection(*, autocommit: bool) -> Iterator[psycopg.Connection[Any]]:
-    """A psycopg connection apart from Django's (closed on exit)."""
-    conn = psycopg.connect(**connection_params(), autocommit=autocommit)
+def own_connection(*, autocommit: bool, purpose: str) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection apart from Django's (closed on exit), named
+    ``eventdesk-rebuild-<purpose>`` in ``pg_stat_activity``."""
+    params = connection_params()
+    params["application_name"] = f"eventdesk-rebuild-{purpose}"
+    conn = psycopg.connect(**params, autocommit=autocommit)
     try:
         yield conn
     finally:
@@ -141,7 +144,10 @@ def line_up_and_compare(
     ``catch_up(upto)`` applies the events up to ``upto`` in a transaction of its own and
     returns the rebuild's position after.
     """
-    with own_connection(autocommit=False) as holder, own_connection(autocommit=False) as reader:
+    with (
+        own_connection(autocommit=False, purpose="line-up") as holder,
+        own_connection(autocommit=False, purpose="verify") as reader,
+    ):
         with holder.cursor() as hold:
             hold.execute("SELECT set_config('lock_timeout', %s, true)", [LINE_UP_LOCK_TIMEOUT])
             try:
@@ -167,6 +173,9 @@ def line_up_and_compare(
             )
             both = read.fetchone()
             holder.rollback()  # the live projection goes on; the snapshot stays
+            # A worker that passed over the held bookmark waits for a wake-up: give one.
+            holder.execute(sql.WAKE_WORKERS)
+            holder.commit()
         assert both is not None
         if list(both[0]) != list(both[1]):
             return None

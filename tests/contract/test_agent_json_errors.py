@@ -47,6 +47,9 @@ DOCUMENTED = {
     "/agent/subscribers/{name}/rebuild/swap": {"post"},
     "/agent/subscribers/{name}/rebuild/cancel": {"post"},
     "/agent/subscribers/{name}/rebuild/roll-back": {"post"},
+    "/agent/subscribers/{name}/rebuild/pause": {"post"},
+    "/agent/subscribers/{name}/rebuild/resume": {"post"},
+    "/agent/subscribers/{name}/rebuild/retry": {"post"},
 }
 
 

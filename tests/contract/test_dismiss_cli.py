@@ -38,7 +38,7 @@ def test_dismiss_event_as_an_operator(events) -> None:
     output = run(
         "dismiss_event", "mailer", str(events[1].event_id), "--reason", "poison", "--as", "operator"
     )
-    assert f"Dismissed {events[1].event_id} in mailer" in output
+    assert f"Dismissed event {events[1].event_id} in mailer" in output
     assert Bookmark.objects.get(pk="mailer").cursor == events[1].cursor
     [decision] = decisions()
     assert decision.metadata["via"] == "cli"

@@ -232,7 +232,7 @@ def test_cli_dismisses_the_head_and_the_whole_stream(parked: ParkedWorld) -> Non
     with pytest.raises(CommandError, match="reason_required"):
         cli(NAME, "--dismiss-head", "bad", "--as", "operator")
     out = cli(NAME, "--dismiss-head", "bad", "--reason", "poison", "--as", "operator")
-    assert f"Dismissed {parked.poison.event_id}" in out
+    assert f"Dismissed event {parked.poison.event_id}" in out
     assert [d.metadata["via"] for d in decisions()] == ["cli"]
     with pytest.raises(CommandError, match="reaction_not_found"):
         cli("nobody", "--as", "operator")

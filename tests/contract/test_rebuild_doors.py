@@ -271,3 +271,19 @@ def test_the_cli_acts_only_as_a_named_user(rebuilds) -> None:
     )
     assert cli(NAME, "--swap") == (1, "--reason is required to act (why, for the audit trail).")
     assert Rebuild.objects.count() == 0
+
+
+def test_pause_resume_and_retry_through_every_door(rebuilds, ops, secret) -> None:
+    rebuilds.failed()
+    status, retried = rest(secret, "post", f"{NAME}/rebuild/retry", {"reason": "fixed"})
+    assert (status, retried["choice"]) == (200, "RebuildRetried")
+    failed, paused = mcp(secret, "pause_rebuild", projection_name=NAME, reason="busy")
+    assert (failed, paused["phase"]) == (False, "paused")
+    code, out = cli(NAME, "--resume", "--reason", "quiet", "--as", "ops")
+    assert code == 0
+    assert "RebuildResumed" in out
+    client = Client()
+    client.force_login(ops)
+    assert "RebuildPaused" in admin_act(client, "pause_rebuild_action")[1]
+    assert [via for _, via in choices()][-4:] == ["rest", "mcp", "cli", "admin"]
+    assert phase() == "paused"

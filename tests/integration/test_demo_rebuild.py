@@ -62,7 +62,7 @@ def test_the_bug_is_visible_the_diff_explains_the_fix_swap_and_roll_back(demo, s
         )
     )
     user = User.objects.get(pk=user.pk)
-    START.run(StartRebuild(NAME, "count failed runs as failures"), user, via="cli")
+    START(StartRebuild(NAME, "count failed runs as failures"), user, via="cli")
     run_rebuilds_once(load_registry())
 
     state = rebuild_state(NAME, user)
@@ -83,13 +83,13 @@ def test_the_bug_is_visible_the_diff_explains_the_fix_swap_and_roll_back(demo, s
     assert failures.counts == {"only_live": 0, "only_new": 2, "differing": 0}
     assert {s.key["run_id"] for s in failures.samples["only_new"]} == {"run-0005", "run-0010"}
 
-    SWAP.run(OnSubscriber(NAME, "the diff is what the fix means"), user, via="cli")
+    SWAP(OnSubscriber(NAME, "the diff is what the fix means"), user, via="cli")
     assert totals() == {"completed": 9, "failed": 2}
     assert scorecards()["triage-bot"][3] == 75
     assert FailedRun.objects.count() == 2
     assert Bookmark.objects.get(pk=NAME).status == "active"
 
-    ROLL_BACK.run(OnSubscriber(NAME, "show the roll back"), user, via="cli")
+    ROLL_BACK(OnSubscriber(NAME, "show the roll back"), user, via="cli")
     assert scorecards() == bugged  # the old data, not the old code
     assert not FailedRun.objects.exists()
 

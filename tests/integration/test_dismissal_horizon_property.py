@@ -38,7 +38,8 @@ from eventstore.models import Event
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor
 from reactions_admin import errors
-from reactions_admin.acts.dismissal.handler import DismissalResult, dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.decider import DismissalResult
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.leases import LeaseKeeper
 from subscribers.models import Bookmark
 from subscribers.reactions import run_reaction_step

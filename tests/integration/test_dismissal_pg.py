@@ -13,7 +13,8 @@ from django.db import DatabaseError, connection
 
 from eventstore.types import START, Cursor
 from reactions_admin import errors
-from reactions_admin.acts.dismissal.handler import DECISION_STREAM, dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.decider import DECISION_STREAM
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
 from tests.support import decisions, raw_connection, wait_until_visible

@@ -14,6 +14,8 @@ from subscribers.rebuilds import (
     RebuildRefused,
     cancel_rebuild,
     current_rebuild,
+    estimate_rebuild,
+    rebuild_progress,
     roll_back_rebuild,
     start_rebuild,
     swap_rebuild,
@@ -53,9 +55,21 @@ def test_a_rebuild_replays_verifies_swaps_and_rolls_back() -> None:
     before = rows(RbTotal)
     Totals.factor = 2  # the deploy: the fix doubles every amount
     rebuild = start(Totals.name, registry=registry)
+    assert estimate_rebuild(Totals.name, registry).events == 60
     run_rebuilds_once(registry)
     rebuild.refresh_from_db()
     assert rebuild.phase == "ready", (rebuild.phase, rebuild.last_error)
+    progress = rebuild_progress(rebuild)
+    assert (progress.phase_label, progress.events_done, progress.events_total) == (
+        "ready to swap",
+        60,
+        60,
+    )
+    assert progress.rate > 0
+    estimate = estimate_rebuild(Totals.name, registry)
+    assert estimate.rate == rebuild.rate  # the rate measured so far
+    assert estimate.seconds is not None
+    assert estimate.extra_bytes > 0
     diff = rebuild.verification
     assert diff is not None
     assert diff["problems"] == []
@@ -75,6 +89,13 @@ def test_a_rebuild_replays_verifies_swaps_and_rolls_back() -> None:
     with transaction.atomic(durable=True):
         result = swap_rebuild(Totals.name, registry=registry)
     assert result.events_applied == 5
+    assert result.tables_locked_ms > 0
+    # Django's migration state stays true: the live tables' definitions, names included,
+    # are what they were before the swap.
+    with connection.cursor() as cursor:
+        for table in ("rb_totals", "rb_entries"):
+            now = describe(cursor, "public", table, "public")
+            assert differences(table, rebuild.definitions[table], now) == []
     live = Bookmark.objects.get(subscriber_name=Totals.name)
     assert live.cursor == result.position
     assert sum(r[2] for r in rows(RbTotal)) == 2 * sum(range(65))
@@ -183,3 +204,71 @@ def test_verified_at_one_position_while_events_keep_arriving() -> None:
             [tx, pos],
         )
         assert rebuild.verification["tables"]["rb_entries"]["live_rows"] == cursor.fetchone()[0]
+
+
+CLONE_EXTRAS = """
+CREATE ROLE {reader} NOLOGIN;
+GRANT SELECT ON rb_totals TO {reader};
+ALTER TABLE rb_totals ADD COLUMN seq serial;
+ALTER TABLE rb_totals ADD COLUMN doubled bigint GENERATED ALWAYS AS (total * 2) STORED;
+ALTER TABLE rb_totals ADD CONSTRAINT rb_totals_total_sane CHECK (total > -1000000000);
+ALTER TABLE rb_totals SET (fillfactor = 90);
+CREATE UNIQUE INDEX rb_totals_seq_once ON rb_totals (seq) WHERE seq > 0;
+CREATE FUNCTION rb_totals_touch() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN NEW.n := NEW.n; RETURN NEW; END $$;
+CREATE TRIGGER rb_totals_touched BEFORE INSERT OR UPDATE ON rb_totals
+    FOR EACH ROW EXECUTE FUNCTION rb_totals_touch();
+CREATE POLICY rb_totals_visible ON rb_totals FOR SELECT TO {reader} USING (n >= 0);
+ALTER TABLE rb_totals ENABLE ROW LEVEL SECURITY;
+"""
+
+
+def test_the_clone_carries_grants_triggers_policies_sequences_and_options() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 'rb_reader_' || oid FROM pg_database WHERE datname = current_database()"
+        )
+        reader = cursor.fetchone()[0]
+        cursor.execute(f"DROP ROLE IF EXISTS {reader}")
+        cursor.execute(CLONE_EXTRAS.format(reader=reader))
+    try:
+        registry = build_registry([Totals()])
+        added(20)
+        live_caught_up(registry, Totals.name)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT last_value FROM rb_totals_seq_seq")
+            live_sequence = cursor.fetchone()[0]
+        rebuild = start(Totals.name, registry=registry)
+        run_rebuilds_once(registry)
+        rebuild.refresh_from_db()
+        assert rebuild.phase == "ready", rebuild.last_error
+        with connection.cursor() as cursor:
+            live = describe(cursor, "public", "rb_totals", "public")
+            new = describe(cursor, rebuild.schema, "rb_totals", "public")
+            assert differences("rb_totals", live, new) == []
+            assert f"{reader}:SELECT" in new["grants"]
+            assert set(new["triggers"]) == {"rb_totals_touched"}
+            assert set(new["policies"]) == {"rb_totals_visible"}
+            assert new["options"] == ["fillfactor=90"]
+            assert new["row_security"] == [False, False]  # switched on at the swap
+            # The serial column has a sequence of its own, under the live one's name.
+            assert [c["sequence"] for c in new["columns"] if c["name"] == "seq"] == [
+                "rb_totals_seq_seq"
+            ]
+            cursor.execute("SELECT last_value FROM rb_totals_seq_seq")
+            assert cursor.fetchone()[0] == live_sequence
+        with transaction.atomic(durable=True):
+            swap_rebuild(Totals.name, registry=registry)
+        with connection.cursor() as cursor:
+            now = describe(cursor, "public", "rb_totals", "public")
+            assert differences("rb_totals", live, now) == []
+            assert now["row_security"] == [True, False]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS rb_entries, rb_totals CASCADE")
+            cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'eventdesk\\_%%'")
+            for (schema,) in cursor.fetchall():
+                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            cursor.execute("DROP FUNCTION IF EXISTS rb_totals_touch()")
+            cursor.execute(f"DROP OWNED BY {reader}")
+            cursor.execute(f"DROP ROLE {reader}")

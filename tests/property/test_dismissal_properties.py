@@ -7,13 +7,12 @@ from hypothesis import strategies as st
 
 from eventstore.types import Cursor
 from reactions_admin.acts.dismissal.decider import (
-    MAX_REASON_LENGTH,
     DismissalAccepted,
     DismissalRejected,
     Rejection,
     decide_dismissal,
-    has_visible_character,
 )
+from reactions_admin.acts.reasons import MAX_REASON_LENGTH, has_visible_character
 from reactions_admin.errors import from_rejection
 
 cursors = st.builds(

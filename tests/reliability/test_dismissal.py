@@ -25,7 +25,8 @@ from django.db import DatabaseError, connection
 
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor, RecordedEvent
-from reactions_admin.acts.dismissal.handler import DECISION_STREAM, dismiss_event_in_reaction
+from reactions_admin.acts.dismissal.decider import DECISION_STREAM
+from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.models import Bookmark
 from tests.factories import append_events, append_mixed, operator, wedged_reaction

@@ -12,14 +12,13 @@ import pytest
 from eventstore.types import START, Cursor
 from reactions_admin import errors
 from reactions_admin.acts.dismissal.decider import (
-    MAX_REASON_LENGTH,
     DismissalAccepted,
     DismissalRejected,
     PriorDismissal,
     Rejection,
     decide_dismissal,
-    has_visible_character,
 )
+from reactions_admin.acts.reasons import MAX_REASON_LENGTH, has_visible_character
 
 BOOKMARK = Cursor(100, 7)
 AFTER = Cursor(101, 3)

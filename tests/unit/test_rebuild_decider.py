@@ -43,7 +43,8 @@ def test_a_start_records_whether_the_worker_swaps_on_its_own() -> None:
     )
 
 
-def test_the_choices_are_the_issues() -> None:
+def test_the_choices_are_the_issues_and_pause_resume_retry() -> None:
     assert [c.value for c in Choice] == [
         "RebuildStarted", "RebuildSwapped", "RebuildCancelled", "RebuildRolledBack",
+        "RebuildPaused", "RebuildResumed", "RebuildRetried",
     ]  # fmt: skip

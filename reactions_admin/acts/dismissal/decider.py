@@ -9,21 +9,13 @@ error — and never raises.
 from __future__ import annotations
 
 import enum
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from eventstore.types import Cursor
-
-#: The longest reason an operator may give (after trimming).
-MAX_REASON_LENGTH = 2000
-
-#: Unicode general categories whose characters show: letters, numbers, punctuation, symbols.
-#: Separators (Z*), controls, format characters such as the zero-width space (C*) and
-#: combining marks on nothing (M*) do not: a reason made only of them says nothing.
-VISIBLE_CATEGORIES = frozenset("LNPS")
+from reactions_admin.acts.reasons import ReasonRefused, check_reason
 
 
 class Rejection(enum.Enum):
@@ -45,9 +37,11 @@ class PriorDismissal:
     recorded_at: datetime
 
 
-#: The audit event of a dismissal: its ``context`` and ``choice``.
+#: The audit event of a dismissal: its ``context`` and ``choice``, and the stream every
+#: dismissal is appended to (one audit trail, in order).
 DISMISSAL_CONTEXT = "ReactionDismissal"
 DISMISSAL_CHOICE = "EventDismissed"
+DECISION_STREAM = "decisions-reaction-dismissal"
 
 
 @dataclass(frozen=True)
@@ -73,15 +67,11 @@ class DismissalAccepted:
             "reaction": reaction,
             "event_id": str(event_id),
             "event_type": event_type,
-            "cursor_before": _cursor(self.cursor_before),
-            "cursor_after": _cursor(self.cursor_after),
+            "cursor_before": self.cursor_before._asdict(),
+            "cursor_after": self.cursor_after._asdict(),
             "events_passed_over": passed_over,
             "handled_events_passed_over": handled_passed_over,
         }
-
-
-def _cursor(cursor: Cursor) -> dict[str, int]:
-    return {"transaction_id": cursor.transaction_id, "position": cursor.position}
 
 
 @dataclass(frozen=True)
@@ -91,41 +81,67 @@ class DismissalRejected:
     rejection: Rejection
     detail: str
 
+    @property
+    def code(self) -> str:
+        """The stable error code."""
+        return self.rejection.value
+
 
 Decision = DismissalAccepted | DismissalRejected
 
 
-def is_visible_character(char: str) -> bool:
-    """Whether ``char`` shows when printed (its Unicode category is in ``VISIBLE_CATEGORIES``)."""
-    return unicodedata.category(char)[0] in VISIBLE_CATEGORIES
+@dataclass(frozen=True)
+class DismissalResult:
+    """What a dismissal did (the handler's answer to every door)."""
 
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    event_id: uuid.UUID
+    cursor_before: Cursor
+    cursor_after: Cursor
+    #: Every event in ``(cursor_before, cursor_after]``, whatever its type.
+    events_passed_over: int
+    #: Those of them the reaction would have handled (its ``event_types``; all when it has none).
+    handled_events_passed_over: int
+    #: "global" (the bookmark moved) or "stream" (a parked head's row was deleted).
+    ordering: str = "global"
+    #: In a stream-ordered reaction: the stream the dismissed event was the head of.
+    stream_id: str | None = None
 
-def has_visible_character(text: str) -> bool:
-    """Whether ``text`` holds at least one character that shows."""
-    return any(is_visible_character(char) for char in text)
+    def passed_over_text(self) -> str:
+        """The counts in words: "8 event(s), 2 of them of types the reaction handles"."""
+        text = f"{self.events_passed_over} event(s)"
+        if self.handled_events_passed_over != self.events_passed_over:
+            text += f", {self.handled_events_passed_over} of them of types the reaction handles"
+        return text
 
+    def text(self) -> str:
+        """What it did, for a person."""
+        if self.stream_id is not None:
+            return (
+                f"Dismissed event {self.event_id}, the head of stream {self.stream_id!r} in "
+                f"{self.subscriber_name}; the next event of the stream runs. "
+                f"Decision {self.decision_event_id}."
+            )
+        return (
+            f"Dismissed event {self.event_id} in {self.subscriber_name}: the bookmark moved "
+            f"from {self.cursor_before} to {self.cursor_after}, {self.passed_over_text()} "
+            f"passed over. Decision {self.decision_event_id}."
+        )
 
-def visible_character_class() -> str:
-    """A regular-expression character class matching exactly the characters for which
-    ``is_visible_character`` holds, in this Python's Unicode version (for the API schema)."""
-    parts: list[str] = []
-    start: int | None = None
-    for code in range(0x110001):
-        visible = code <= 0x10FFFF and is_visible_character(chr(code))
-        if visible and start is None:
-            start = code
-        elif not visible and start is not None:
-            last = code - 1
-            parts.append(_escape(start) if last == start else f"{_escape(start)}-{_escape(last)}")
-            start = None
-    return "[" + "".join(parts) + "]"
-
-
-def _escape(code: int) -> str:
-    # Astral characters stand as themselves: ``\\U`` escapes are Python's alone, and a
-    # JSON Schema validator (ECMA-262 dialect) or a generator translating the pattern
-    # reads them otherwise, so the schema would admit reasons the handler refuses.
-    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON form every door returns."""
+        return {
+            "decision_event_id": str(self.decision_event_id),
+            "subscriber_name": self.subscriber_name,
+            "event_id": str(self.event_id),
+            "cursor_before": self.cursor_before._asdict(),
+            "cursor_after": self.cursor_after._asdict(),
+            "events_passed_over": self.events_passed_over,
+            "handled_events_passed_over": self.handled_events_passed_over,
+            "ordering": self.ordering,
+            "stream_id": self.stream_id,
+        }
 
 
 def decide_dismissal(
@@ -145,14 +161,9 @@ def decide_dismissal(
     so); then ``visible`` — every reader must already see the event (it is under the
     horizon), or the move could pass over an event of a transaction still in flight.
     """
-    if not has_visible_character(reason):
-        return DismissalRejected(Rejection.REASON_REQUIRED, "A reason is required to dismiss.")
-    trimmed = reason.strip()
-    if len(trimmed) > MAX_REASON_LENGTH:
-        return DismissalRejected(
-            Rejection.REASON_TOO_LONG,
-            f"The reason is {len(trimmed)} characters; at most {MAX_REASON_LENGTH} are allowed.",
-        )
+    trimmed = check_reason(reason, "dismiss")
+    if isinstance(trimmed, ReasonRefused):
+        return DismissalRejected(Rejection(trimmed.code), trimmed.detail)
     if not event > bookmark:
         if prior is not None:
             return DismissalRejected(

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from eventstore.store import get_event_store
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
-from reactions_admin.acts.dismissal.handler import Actor, authorize, require_durable_store
+from reactions_admin.acts.preamble import admit
+from reactions_admin.guards import DISMISS_PERMISSION, Actor
 from subscribers.models import Bookmark
 from subscribers.registry import handled_event_types
 
@@ -45,8 +46,7 @@ def preview_dismissal(bookmark: Bookmark, event_id: uuid.UUID, actor: Actor) -> 
     """The event a dismissal would target and the events the move would pass over that the
     reaction would have handled (the first ``PREVIEW_LIMIT`` of them, and how many), beside
     the count of every event it passes over."""
-    authorize(actor)
-    require_durable_store()
+    admit(actor, DISMISS_PERMISSION)
     store = get_event_store()
     event = store.get_event(event_id)
     if event is None:

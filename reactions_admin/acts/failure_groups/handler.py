@@ -19,30 +19,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
 from eventstore.decisions import register_decision
 from reactions_admin import errors
-from reactions_admin.acts.dismissal.handler import DISMISS_PERMISSION, dismiss_locked
+from reactions_admin.acts.act import Act, OnFailureGroup
+from reactions_admin.acts.dismissal.handler import dismiss_locked
+from reactions_admin.acts.failure_groups.decider import FailingItem, GroupAccepted, decide_group
 from reactions_admin.acts.failure_groups.fingerprint import Fingerprint, fingerprint
-from reactions_admin.acts.operations.decider import (
-    FailingItem,
-    GroupAccepted,
-    Refused,
-    decide_group,
-    decide_retry_now,
-)
-from reactions_admin.acts.operations.handler import (
-    OPERATE_PERMISSION,
-    OPERATION_STREAM,
-    carry_out,
-    lock_subject,
-    refusal_error,
-)
+from reactions_admin.acts.operations.decider import Refused, decide_retry_now
+from reactions_admin.acts.operations.handler import OPERATION_STREAM, carry_out, lock_subject
 from reactions_admin.acts.parked_streams.handler import retry_stream_locked
 from reactions_admin.acts.parked_streams.rows import locked_stream
-from reactions_admin.guards import Actor, authorize, database_errors, require_durable_store
+from reactions_admin.acts.preamble import acting_transaction, admit, require_storable
+from reactions_admin.guards import (
+    DISMISS_PERMISSION,
+    OPERATE_PERMISSION,
+    Actor,
+    database_errors,
+    require_durable_store,
+)
 from reactions_admin.reads.overview import authorize_view
 from subscribers import sql
 from subscribers.models import Bookmark
@@ -115,6 +112,13 @@ class GroupResult:
             "item_decision_ids": [str(i) for i in self.item_decision_ids],
         }
 
+    def text(self) -> str:
+        """What it did, for a person."""
+        verb = "Dismissed" if self.choice == "GroupDismissed" else "Retried"
+        return (
+            f"{verb} {self.count} item(s) of {self.fingerprint}. Decision {self.decision_event_id}."
+        )
+
 
 def _failing_bookmarks(cursor: CursorWrapper) -> list[FailingItem]:
     cursor.execute(sql.FAILING_BOOKMARKS)
@@ -148,7 +152,6 @@ def _items(*, lock: bool = False) -> list[FailingItem]:
     with connection.cursor() as cursor:
         if not lock:
             return _failing_bookmarks(cursor) + _parked_heads(_reaction_names())
-        cursor.execute(sql.ACTION_LOCK_TIMEOUT)
         seen = _failing_bookmarks(cursor) + _parked_heads(_reaction_names())
         locked = set(
             Bookmark.objects.select_for_update()
@@ -160,7 +163,7 @@ def _items(*, lock: bool = False) -> list[FailingItem]:
         parked = {i.subscriber for i in seen if i.stream_id is not None} & locked
         heads = sorted(_parked_heads(parked), key=lambda i: (i.subscriber, str(i.stream_id)))
         for head in heads:
-            stream = locked_stream(cursor, head.subscriber, str(head.stream_id))
+            stream = locked_stream(head.subscriber, str(head.stream_id))
             # Still parked on the same head, now that its rows are locked.
             if stream and stream[0].parked and stream[0].event_id == head.event_id:
                 items.append(head)
@@ -223,16 +226,15 @@ def _act_on_group(
     *,
     dismiss: bool,
 ) -> GroupResult:
-    authorize(actor, DISMISS_PERMISSION if dismiss else OPERATE_PERMISSION)
-    require_durable_store()
+    admit(actor, DISMISS_PERMISSION if dismiss else OPERATE_PERMISSION)
+    require_storable(reason)
     correlation_id = uuid.uuid4()
-    with database_errors(), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql.TRY_LOCK_GROUP, {"key": f"eventdesk-failure-group:{fingerprint_id}"})
-            if not cursor.fetchone()[0]:
-                raise errors.FailureGroupBusy(
-                    f"Another operator is acting on failure group {fingerprint_id} right now."
-                )
+    with acting_transaction() as cursor:
+        cursor.execute(sql.TRY_LOCK_GROUP, {"key": f"eventdesk-failure-group:{fingerprint_id}"})
+        if not cursor.fetchone()[0]:
+            raise errors.FailureGroupBusy(
+                f"Another operator is acting on failure group {fingerprint_id} right now."
+            )
         members = [g for g in group(_items(lock=True)) if g.fingerprint.id == fingerprint_id]
         items = members[0].items if members else ()
         if not items and expected_count > 0:
@@ -242,7 +244,7 @@ def _act_on_group(
             )
         decision = decide_group(fingerprint_id, items, expected_count, reason, dismiss=dismiss)
         if isinstance(decision, Refused):
-            raise refusal_error(decision)
+            raise errors.from_rejection(decision)
         item_decisions = (
             _dismiss_each(decision, actor, via, correlation_id)
             if dismiss
@@ -283,21 +285,61 @@ def _retry_each(
     ids = []
     for item in decision.items:
         if item.stream_id is not None:
-            with connection.cursor() as cursor:
-                result = retry_stream_locked(
-                    cursor,
-                    item.subscriber,
-                    item.stream_id,
-                    decision.audit.reason,
-                    actor,
-                    via,
-                    correlation_id,
-                )
+            result = retry_stream_locked(
+                item.subscriber, item.stream_id, decision.audit.reason, actor, via, correlation_id
+            )
             ids.append(result.decision_event_id)
             continue
         subject = lock_subject(item.subscriber)
         accepted = decide_retry_now(subject, decision.audit.reason)
         if isinstance(accepted, Refused):
-            raise refusal_error(accepted)
+            raise errors.from_rejection(accepted)
         carry_out(subject, accepted)
     return tuple(ids)
+
+
+DISMISS_FAILURE_GROUP = Act(
+    name="dismiss_failure_group",
+    verb="Dismiss the group",
+    permission=DISMISS_PERMISSION,
+    input=OnFailureGroup,
+    result=GroupResult,
+    refusals=(
+        errors.ReasonRequired,
+        errors.ReasonTooLong,
+        errors.UnstorableText,
+        errors.FailureGroupChanged,
+        errors.FailureGroupBusy,
+        errors.NotDismissable,
+        # Each item's own dismissal (``dismiss_locked``), under the group's locks.
+        errors.ReactionNotFound,
+        errors.EventNotFound,
+        errors.RewindRefused,
+        errors.EventNotVisibleYet,
+        errors.StreamRefused,
+    ),
+    run=dismiss_failure_group,
+    destructive=True,
+)
+
+RETRY_FAILURE_GROUP = Act(
+    name="retry_failure_group",
+    verb="Retry the group",
+    permission=OPERATE_PERMISSION,
+    input=OnFailureGroup,
+    result=GroupResult,
+    refusals=(
+        errors.ReasonRequired,
+        errors.ReasonTooLong,
+        errors.UnstorableText,
+        errors.FailureGroupChanged,
+        errors.FailureGroupBusy,
+        # Each item's own retry, under the group's locks.
+        errors.SubscriberNotFound,
+        errors.ReactionNotFound,
+        errors.NothingToRetry,
+        errors.SubscriberPaused,
+        errors.StreamRefused,
+    ),
+    run=retry_failure_group,
+)

@@ -1,19 +1,19 @@
-"""The operator actions' rules: pure functions from what the handler found to a decision
-that carries the bookmark's new state and the audit event's data, or a rejection.
-
-Retry now, pause, resume, and acting on a group of failures by fingerprint. Like the
-dismissal decider, this imports nothing from Django and never raises.
+"""The rules of the operations on a subscriber (retry now, pause, resume): pure functions
+from what the handler found to a decision that carries the bookmark's new state and the
+audit event's data, or a refusal. Like every decider, this imports nothing from Django and
+never raises. (The failure groups' decider, ``acts/failure_groups/decider.py``, answers
+in the same values.)
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from reactions_admin.acts.dismissal.decider import MAX_REASON_LENGTH, has_visible_character
+from reactions_admin.acts import reasons
 
 #: The ``context`` of every decision these actions record.
 CONTEXT = "SubscriberOperation"
@@ -21,7 +21,7 @@ BULK_CONTEXT = "FailureGroup"
 
 
 class Refusal(enum.Enum):
-    """Why an action is refused; the value is the stable error code."""
+    """Why an operation (or an act on a failure group) is refused; the value is the code."""
 
     REASON_REQUIRED = "reason_required"
     REASON_TOO_LONG = "reason_too_long"
@@ -74,22 +74,22 @@ class Refused:
     refusal: Refusal
     detail: str
 
+    @property
+    def code(self) -> str:
+        """The stable error code."""
+        return self.refusal.value
+
 
 #: Stands for the database's ``now()`` in ``Accepted.changes``.
 NOW = "now()"
 
 
 def check_reason(reason: str, what: str) -> Refused | str:
-    """The trimmed reason, or the refusal (no visible character; too long)."""
-    if not has_visible_character(reason):
-        return Refused(Refusal.REASON_REQUIRED, f"A reason is required to {what}.")
-    trimmed = reason.strip()
-    if len(trimmed) > MAX_REASON_LENGTH:
-        return Refused(
-            Refusal.REASON_TOO_LONG,
-            f"The reason is {len(trimmed)} characters; at most {MAX_REASON_LENGTH} are allowed.",
-        )
-    return trimmed
+    """The trimmed reason (``reasons.check_reason``), or its refusal as these acts' own."""
+    checked = reasons.check_reason(reason, what)
+    if isinstance(checked, reasons.ReasonRefused):
+        return Refused(Refusal(checked.code), checked.detail)
+    return checked
 
 
 def _inputs(subject: Subject, **more: Any) -> dict[str, Any]:
@@ -171,78 +171,4 @@ def decide_resume(subject: Subject, reason: str) -> Accepted | Refused:
             "pause_reason": "",
         },
         audit=Audit(CONTEXT, "Resumed", checked, _inputs(subject, status_after=back)),
-    )
-
-
-@dataclass(frozen=True)
-class FailingItem:
-    """One failing event of a group: which subscriber, which event, of what kind; for the
-    head of a parked stream (a stream-ordered reaction), which stream."""
-
-    subscriber: str
-    kind: str
-    event_id: uuid.UUID
-    error: str
-    stream_id: str | None = None
-
-
-@dataclass(frozen=True)
-class GroupAccepted:
-    """Act on every item of the group; ``audit`` is the group's own decision (each
-    dismissed event also gets its own)."""
-
-    items: tuple[FailingItem, ...]
-    audit: Audit
-    choice_per_item: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _item_inputs(item: FailingItem) -> dict[str, str]:
-    inputs = {"subscriber": item.subscriber, "event_id": str(item.event_id)}
-    if item.stream_id is not None:
-        inputs["stream_id"] = item.stream_id
-    return inputs
-
-
-def decide_group(
-    fingerprint: str,
-    items: Sequence[FailingItem],
-    expected_count: int,
-    reason: str,
-    *,
-    dismiss: bool,
-) -> GroupAccepted | Refused:
-    """Act on a failure group only as it was previewed: the number of matching items must
-    still be ``expected_count`` (another operator may have acted, or new failures come
-    in). Dismissing needs every item to be a reaction's (a projection cannot skip)."""
-    checked = check_reason(reason, "act on a failure group")
-    if isinstance(checked, Refused):
-        return checked
-    if len(items) != expected_count:
-        return Refused(
-            Refusal.GROUP_CHANGED,
-            f"{len(items)} failing item(s) match fingerprint {fingerprint} now, not the "
-            f"{expected_count} previewed: look again before acting.",
-        )
-    if dismiss:
-        projections = sorted({item.subscriber for item in items if item.kind != "reaction"})
-        if projections:
-            return Refused(
-                Refusal.NOT_DISMISSABLE,
-                "A projection applies every event: its failures cannot be dismissed "
-                f"({', '.join(projections)}). Retry them, or fix the projection.",
-            )
-    choice = "GroupDismissed" if dismiss else "GroupRetried"
-    return GroupAccepted(
-        items=tuple(items),
-        audit=Audit(
-            BULK_CONTEXT,
-            choice,
-            checked,
-            {
-                "fingerprint": fingerprint,
-                "count": len(items),
-                "items": [_item_inputs(i) for i in items],
-            },
-        ),
     )

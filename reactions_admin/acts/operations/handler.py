@@ -1,9 +1,10 @@
-"""The operator's actions on one subscriber: retry now, pause, resume.
+"""The operator's acts on one subscriber: retry now, pause, resume (``RETRY_NOW``,
+``PAUSE``, ``RESUME``, declared at the end).
 
-Each is the dismissal's shape: authorize (``reactions_admin.operate_subscriber``), lock
-the bookmark in ``atomic()``, ask the pure decider (``operate_decider``), carry out its
-changes and append its ``DecisionRegistered`` in the same transaction; then wake the
-workers. Every door (admin, REST, MCP, CLI) calls these and maps the same errors.
+Each runs the preamble (``acts/preamble.py``: ``reactions_admin.operate_subscriber``, the
+durable store, one transaction), locks the bookmark row (404), asks the pure decider
+(``decider.py``), carries out its changes and appends its ``DecisionRegistered`` in the
+same transaction; then wakes the workers.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
 from eventstore.decisions import register_decision
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
-from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.operations.decider import (
     Accepted,
     Refused,
@@ -26,11 +26,10 @@ from reactions_admin.acts.operations.decider import (
     decide_resume,
     decide_retry_now,
 )
-from reactions_admin.guards import Actor, authorize, database_errors, require_durable_store
+from reactions_admin.acts.preamble import acting_transaction, admit, require_storable
+from reactions_admin.guards import OPERATE_PERMISSION, Actor, is_storable
 from subscribers import sql
 
-#: The permission retry now, pause and resume need.
-OPERATE_PERMISSION = "reactions_admin.operate_subscriber"
 #: Every operation on a subscriber is appended to this stream (one audit trail, in order).
 OPERATION_STREAM = "decisions-subscriber-operations"
 
@@ -56,24 +55,24 @@ class ActionResult:
         }
 
     def text(self) -> str:
-        """ "mailer wedged → paused. Decision …" (a door puts the act's verb before it)."""
+        """What it did, for a person: "Pause: mailer wedged → paused. Decision …"."""
         return (
-            f"{self.subscriber_name} {self.status_before} → {self.status_after}. "
-            f"Decision {self.decision_event_id}."
+            f"{_SAID[self.choice]}: {self.subscriber_name} {self.status_before} → "
+            f"{self.status_after}. Decision {self.decision_event_id}."
         )
 
 
-def refusal_error(refused: Refused) -> errors.ReactionsError:
-    """The error for a decider's refusal (its code is the refusal's value)."""
-    return errors.for_refusal(refused.refusal.value, refused.detail)
+#: Each operation's choice, as an operator names the act.
+_SAID = {"RetriedNow": "Retry now", "Paused": "Pause", "Resumed": "Resume"}
 
 
 def lock_subject(name: str) -> Subject:
-    """The bookmark ``name``, locked for this transaction (404 when unknown)."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql.ACTION_LOCK_TIMEOUT)
-        cursor.execute(sql.LOCK_FOR_ACTION, {"name": name})
-        row = cursor.fetchone()
+    """The bookmark ``name``, locked for the caller's transaction (404 when unknown)."""
+    row = None
+    if is_storable(name):
+        with connection.cursor() as cursor:
+            cursor.execute(sql.LOCK_FOR_ACTION, {"name": name})
+            row = cursor.fetchone()
     if row is None:
         raise errors.SubscriberNotFound(f"No subscriber named {name!r}.")
     return Subject(row[0], row[1], row[2], int(row[3]), row[4], row[5], int(row[6]))
@@ -111,15 +110,9 @@ def _act(
     actor: Actor,
     via: str,
 ) -> ActionResult:
-    authorize(actor, OPERATE_PERMISSION)
-    require_durable_store()
-    if not is_storable(reason):
-        raise errors.UnstorableText(
-            "The reason contains a NUL character or an invalid surrogate; it cannot be stored."
-        )
-    if not is_storable(subscriber_name):
-        raise errors.SubscriberNotFound(f"No subscriber named {subscriber_name!r}.")
-    with database_errors(), transaction.atomic():
+    admit(actor, OPERATE_PERMISSION)
+    require_storable(reason)
+    with acting_transaction():
         subject = lock_subject(subscriber_name)
         if action == "retry":
             decision = decide_retry_now(subject, reason)
@@ -128,7 +121,7 @@ def _act(
         else:
             decision = decide_resume(subject, reason)
         if isinstance(decision, Refused):
-            raise refusal_error(decision)
+            raise errors.from_rejection(decision)
         after = carry_out(subject, decision)
         recorded = register_decision(
             OPERATION_STREAM,
@@ -145,22 +138,22 @@ def _act(
     )
 
 
-def retry_now(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+def retry_now(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
     """Retry now: a retrying or wedged subscriber makes one attempt at its failing event at
     once, keeping its attempt count (a wedged one that fails again stays wedged, with one
     more attempt; one that succeeds moves on)."""
-    return _act("retry", given.subscriber_name, given.reason, actor, via)
+    return _act("retry", subscriber_name, reason, actor, via)
 
 
-def pause(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+def pause(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
     """Pause a subscriber: from the commit on, no worker starts work for it until it is
     resumed; work in flight finishes (its result lands; a failure keeps the pause)."""
-    return _act("pause", given.subscriber_name, given.reason, actor, via)
+    return _act("pause", subscriber_name, reason, actor, via)
 
 
-def resume(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+def resume(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
     """Resume a paused subscriber with the status it had (active, retrying or wedged)."""
-    return _act("resume", given.subscriber_name, given.reason, actor, via)
+    return _act("resume", subscriber_name, reason, actor, via)
 
 
 #: What every operation on a subscriber may refuse: the reason, an unknown subscriber.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventstore.types import Cursor
-from reactions_admin.acts.dismissal.decider import MAX_REASON_LENGTH, has_visible_character
+from reactions_admin.acts.reasons import ReasonRefused, check_reason
 
 
 class StreamRefusal(enum.Enum):
@@ -38,6 +38,11 @@ class StreamRejected:
 
     refusal: StreamRefusal
     detail: str
+
+    @property
+    def code(self) -> str:
+        """The stable error code."""
+        return self.refusal.value
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,6 @@ class TargetEvent:
     cursor: Cursor
 
 
-def _cursor(cursor: Cursor) -> dict[str, int]:
-    return {"transaction_id": cursor.transaction_id, "position": cursor.position}
-
-
 @dataclass(frozen=True)
 class EventsDismissed:
     """Delete these rows (a parked head, or a whole parked stream) and record one
@@ -89,8 +90,8 @@ class EventsDismissed:
             "stream_id": self.stream_id,
             "event_id": str(item.event_id),
             "event_type": item.event_type,
-            "cursor_before": _cursor(item.cursor),
-            "cursor_after": _cursor(item.cursor),
+            "cursor_before": item.cursor._asdict(),
+            "cursor_after": item.cursor._asdict(),
             "events_passed_over": 1,
             "handled_events_passed_over": 1,
             "attempts": item.attempts,
@@ -117,24 +118,18 @@ class StreamRetried:
             "stream_id": self.head.stream_id,
             "event_id": str(self.head.event_id),
             "event_type": self.head.event_type,
-            "cursor": _cursor(self.head.cursor),
+            "cursor": self.head.cursor._asdict(),
             "attempts": self.head.attempts,
             "waiting_behind": self.waiting,
         }
 
 
 def decide_reason(reason: str, *, required: bool = True) -> str | StreamRejected:
-    """The trimmed reason, or why it is refused: no visible character (when ``required``),
-    or longer than ``MAX_REASON_LENGTH`` after trimming."""
-    if required and not has_visible_character(reason):
-        return StreamRejected(StreamRefusal.REASON_REQUIRED, "A reason is required to dismiss.")
-    trimmed = reason.strip() if has_visible_character(reason) else ""
-    if len(trimmed) > MAX_REASON_LENGTH:
-        return StreamRejected(
-            StreamRefusal.REASON_TOO_LONG,
-            f"The reason is {len(trimmed)} characters; at most {MAX_REASON_LENGTH} are allowed.",
-        )
-    return trimmed
+    """The trimmed reason (``check_reason``), or its refusal as the stream acts' own."""
+    checked = check_reason(reason, "dismiss", required=required)
+    if isinstance(checked, ReasonRefused):
+        return StreamRejected(StreamRefusal(checked.code), checked.detail)
+    return checked
 
 
 def decide_head_dismissal(

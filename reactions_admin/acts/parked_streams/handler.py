@@ -1,59 +1,63 @@
-"""The operator's acts on a stream-ordered reaction's parked streams, one handler each.
+"""The operator's acts on a stream-ordered reaction's parked streams, one handler each:
 
-* dismissing the parked head event: ``dismiss_event_in_reaction`` (acts/dismissal/handler.py)
-  calls :func:`dismiss_head_locked` for a stream-ordered reaction, with the bookmark row
-  already locked; :func:`dismiss_stream_head` names the head by its stream;
+* :func:`dismiss_stream_head`: the head event of a parked stream, named by its stream
+  (the dismissal, ``acts/dismissal/handler.py``, calls :func:`dismiss_head_locked` when
+  it is given the head's event id);
 * :func:`dismiss_parked_stream`: the head and every event waiting behind it, one reason,
   one decision per event, all or nothing;
-* :func:`retry_parked_stream`: the head runs again now (attempts kept), the rest follow;
-* :func:`list_parked_streams`: what is parked, for every door.
+* :func:`retry_parked_stream`: the head runs again now (attempts kept), the rest follow.
 
-Each runs the shape of the dismissal: authorize (403), refuse the in-memory store (503),
-lock the bookmark row ``FOR UPDATE`` (the worker's intake and claims take the same lock),
-404, 400 for the reason, lock the stream's rows ``FOR UPDATE``, ask the pure decider
-(409 with a code saying why), then change the rows and append the decisions in the same
-transaction.
+Each runs the preamble (``acts/preamble.py``: authorize, the durable store, one
+transaction, the bookmark row locked or 404), refuses a reaction that keeps global order
+(409), locks the stream's rows ``FOR UPDATE``, asks the pure decider (``decider.py``: 400
+for the reason, 409 with a code saying why), then changes the rows and appends the
+decisions in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
-from django.db.backends.utils import CursorWrapper
-
 from eventstore.decisions import register_decision
+from eventstore.store import get_event_store
+from eventstore.types import RecordedEvent
 from reactions_admin import errors
-from reactions_admin.acts.dismissal.handler import (
-    DISMISS_PERMISSION,
-    LOCK_TIMEOUT,
-    Actor,
+from reactions_admin.acts.act import Act, OnStream
+from reactions_admin.acts.dismissal.decider import (
+    DECISION_STREAM,
+    DISMISSAL_CHOICE,
+    DISMISSAL_CONTEXT,
     DismissalResult,
-    authorize,
-    dismiss_event_in_reaction,
-    dismiss_rows,
-    is_storable,
-    require_durable_store,
-    require_storable_reason,
 )
 from reactions_admin.acts.parked_streams.decider import (
+    EventsDismissed,
+    StreamRejected,
     StreamRetried,
+    TargetEvent,
+    decide_head_dismissal,
     decide_reason,
     decide_stream_dismissal,
     decide_stream_retry,
 )
-from reactions_admin.acts.parked_streams.rows import accepted, is_stream_ordered, locked_stream
-from reactions_admin.guards import database_errors
-from reactions_admin.reads.reactions import VIEW_PERMISSIONS
-from subscribers import sql
+from reactions_admin.acts.parked_streams.rows import (
+    delete_rows,
+    locked_stream,
+    stream_head,
+    unpark_head,
+)
+from reactions_admin.acts.preamble import (
+    acting_transaction,
+    admit,
+    locked_reaction,
+    require_storable,
+)
+from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION, Actor, is_storable
+from reactions_admin.reads.reactions import is_stream_ordered
 from subscribers.models import Bookmark
-from subscribers.stream_work import ParkedStream, parked_streams
+from subscribers.registry import handled_event_types
 
-#: Retrying a parked stream (and, with issue 11, retry, pause and resume) needs this.
-OPERATE_PERMISSION = "reactions_admin.operate_subscriber"
 #: Retries of parked streams are recorded on this stream (dismissals on DECISION_STREAM).
 RETRY_STREAM = "decisions-parked-stream-retry"
 
@@ -67,6 +71,13 @@ class StreamDismissalResult:
     subscriber_name: str
     stream_id: str
     dismissed: tuple[DismissalResult, ...]
+
+    def text(self) -> str:
+        """What it did, for a person."""
+        return (
+            f"Dismissed stream {self.stream_id!r} in {self.subscriber_name}: "
+            f"{len(self.dismissed)} event(s), one decision each."
+        )
 
     def as_payload(self) -> dict[str, Any]:
         """The JSON form every door returns."""
@@ -89,6 +100,14 @@ class StreamRetryResult:
     attempts: int
     waiting: int
 
+    def text(self) -> str:
+        """What it did, for a person."""
+        return (
+            f"Retrying stream {self.stream_id!r} in {self.subscriber_name} now (event "
+            f"{self.event_id}, attempt {self.attempts + 1}); {self.waiting} event(s) follow. "
+            f"Decision {self.decision_event_id}."
+        )
+
     def as_payload(self) -> dict[str, Any]:
         """The JSON form every door returns."""
         return {
@@ -101,64 +120,51 @@ class StreamRetryResult:
         }
 
 
-def parked_payload(parked: ParkedStream) -> dict[str, Any]:
-    """One parked stream as JSON (REST, MCP)."""
-    return {
-        "stream_id": parked.stream_id,
-        "event_id": str(parked.event_id),
-        "event_type": parked.event_type,
-        "cursor": {
-            "transaction_id": parked.cursor.transaction_id,
-            "position": parked.cursor.position,
-        },
-        "attempts": parked.attempts,
-        "last_error": parked.last_error,
-        "parked_at": parked.parked_at.isoformat(),
-        "waiting": parked.waiting,
-    }
+def dismiss_stream_head(
+    subscriber_name: str,
+    stream_id: str,
+    reason: str,
+    actor: Actor,
+    *,
+    via: str = "api",
+) -> DismissalResult:
+    """Dismiss the head event of a parked stream (the next event of the stream becomes the
+    head and runs), audited: the dismissal of that event, named by its stream."""
+    admit(actor, DISMISS_PERMISSION)
+    with acting_transaction():
+        bookmark = _locked_stream_reaction(subscriber_name)
+        head_id = stream_head(subscriber_name, stream_id) if is_storable(stream_id) else None
+        head = None if head_id is None else get_event_store().get_event(head_id)
+        if head is None:
+            raise errors.StreamNotParked(
+                f"Stream {stream_id!r} has no unfinished event for {subscriber_name}."
+            )
+        require_storable(reason)
+        return dismiss_head_locked(bookmark, head, reason, actor, via, uuid.uuid4())
 
 
-# -- the shell's pieces -------------------------------------------------------------------------
-
-
-_database_errors = database_errors
-
-
-def _locked_bookmark(cursor: CursorWrapper, name: str) -> Bookmark:
-    # A worker holds the row only for a short intake and claim; waiting longer than this
-    # means something is wrong, and the operator should hear so.
-    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-    bookmark = (
-        Bookmark.objects.select_for_update()
-        .filter(subscriber_name=name, kind=Bookmark.Kind.REACTION)
-        .first()
-    )
-    if bookmark is None:
-        raise errors.ReactionNotFound(f"No reaction named {name!r}.")
-    _require_stream_ordered(name)
-    return bookmark
-
-
-def _require_stream_ordered(name: str) -> None:
-    if not is_stream_ordered(name):
-        raise errors.NotStreamOrdered(
-            f"{name} keeps global order: it parks no stream (a failure wedges the whole"
-            " reaction). Dismiss its failing event instead."
+def dismiss_head_locked(
+    bookmark: Bookmark,
+    event: RecordedEvent,
+    reason: str,
+    actor: Actor,
+    via: str,
+    correlation_id: uuid.UUID,
+) -> DismissalResult:
+    """Dismiss ``event`` in a stream-ordered reaction whose bookmark row the caller's
+    transaction holds: the reason (400), lock the stream's rows, the decider (409: only
+    the head of a parked stream), then delete the head's row and append its decision."""
+    trimmed = _accepted(decide_reason(reason))
+    name = bookmark.subscriber_name
+    stream = locked_stream(name, event.stream_id)
+    target = TargetEvent(event.event_id, event.event_type, event.stream_id, event.cursor)
+    decision = _accepted(
+        decide_head_dismissal(
+            name, bookmark.cursor, target, handled_event_types(name), stream, trimmed
         )
-
-
-# -- the handlers ---------------------------------------------------------------------------------
-
-
-def _act(name: str, actor: Actor, permission: str, reason: str, work: Callable[[], T]) -> T:
-    """The common start of every act on a stream: 403, 503, then ``work`` (in atomic())."""
-    authorize(actor, permission)
-    require_durable_store()
-    require_storable_reason(reason)
-    if not is_storable(name):
-        raise errors.ReactionNotFound(f"No reaction named {name!r}.")
-    with _database_errors():
-        return work()
+    )
+    [result] = _dismiss_rows(decision, actor, via, correlation_id)
+    return result
 
 
 def dismiss_parked_stream(
@@ -170,26 +176,19 @@ def dismiss_parked_stream(
     via: str = "api",
     correlation_id: uuid.UUID | None = None,
 ) -> StreamDismissalResult:
-    """Dismiss the whole parked stream ``stream_id``: its head and every event waiting
-    behind it, with one reason and one ``EventDismissed`` decision per event, all or
-    nothing. Needs ``reactions_admin.dismiss_event``. 409 ``stream_not_parked`` when the
-    stream is not parked (or has no unfinished event)."""
-    correlation = correlation_id or uuid.uuid4()
+    """Dismiss a whole parked stream: its head and every event waiting behind it, with
+    one reason and one ``EventDismissed`` decision per event, all or nothing."""
+    admit(actor, DISMISS_PERMISSION)
+    require_storable(reason)
     # A stream id PostgreSQL cannot store names no stream: refused as not parked, in order.
     wanted = stream_id if is_storable(stream_id) else ""
-
-    def work() -> StreamDismissalResult:
-        with transaction.atomic(), connection.cursor() as cursor:
-            bookmark = _locked_bookmark(cursor, subscriber_name)
-            trimmed = accepted(decide_reason(reason))
-            stream = locked_stream(cursor, subscriber_name, wanted)
-            decision = accepted(
-                decide_stream_dismissal(bookmark.subscriber_name, stream_id, stream, trimmed)
-            )
-            dismissed = dismiss_rows(cursor, decision, actor, via, correlation)
-        return StreamDismissalResult(subscriber_name, stream_id, dismissed)
-
-    return _act(subscriber_name, actor, DISMISS_PERMISSION, reason, work)
+    with acting_transaction():
+        _locked_stream_reaction(subscriber_name)
+        trimmed = _accepted(decide_reason(reason))
+        stream = locked_stream(subscriber_name, wanted)
+        decision = _accepted(decide_stream_dismissal(subscriber_name, stream_id, stream, trimmed))
+        dismissed = _dismiss_rows(decision, actor, via, correlation_id or uuid.uuid4())
+    return StreamDismissalResult(subscriber_name, stream_id, dismissed)
 
 
 def retry_parked_stream(
@@ -201,24 +200,18 @@ def retry_parked_stream(
     via: str = "api",
     correlation_id: uuid.UUID | None = None,
 ) -> StreamRetryResult:
-    """Retry the parked stream ``stream_id`` now: un-park its head so a worker runs it at
-    once, and the events behind it follow in order. The head's attempt count is kept (issue
-    11's "retry now": one more attempt, no reset), so a failure parks the stream again at
-    once. Audited (``ParkedStreamRetry`` / ``StreamRetried``); the reason is optional.
-    Needs ``reactions_admin.operate_subscriber``."""
-    correlation = correlation_id or uuid.uuid4()
-
-    def work() -> StreamRetryResult:
-        with transaction.atomic(), connection.cursor() as cursor:
-            return retry_stream_locked(
-                cursor, subscriber_name, stream_id, reason, actor, via, correlation
-            )
-
-    return _act(subscriber_name, actor, OPERATE_PERMISSION, reason, work)
+    """Retry a parked stream now: its head runs again at once, with its attempt count kept
+    (one more failure parks it again), and the events behind it follow in order. The
+    reason is optional."""
+    admit(actor, OPERATE_PERMISSION)
+    require_storable(reason)
+    with acting_transaction():
+        return retry_stream_locked(
+            subscriber_name, stream_id, reason, actor, via, correlation_id or uuid.uuid4()
+        )
 
 
 def retry_stream_locked(
-    cursor: CursorWrapper,
     subscriber_name: str,
     stream_id: str,
     reason: str,
@@ -232,16 +225,13 @@ def retry_stream_locked(
     decider (409 ``stream_not_parked``), un-park the head (attempts kept) and audit."""
     # A stream id PostgreSQL cannot store names no stream: refused as not parked, in order.
     wanted = stream_id if is_storable(stream_id) else ""
-    _locked_bookmark(cursor, subscriber_name)
-    trimmed = accepted(decide_reason(reason, required=False))
-    stream = locked_stream(cursor, subscriber_name, wanted)
-    decision: StreamRetried = accepted(
+    _locked_stream_reaction(subscriber_name)
+    trimmed = _accepted(decide_reason(reason, required=False))
+    stream = locked_stream(subscriber_name, wanted)
+    decision: StreamRetried = _accepted(
         decide_stream_retry(subscriber_name, stream_id, stream, trimmed)
     )
-    cursor.execute(
-        sql.UNPARK_STREAM_HEAD,
-        {"name": subscriber_name, "event_id": decision.head.event_id},
-    )
+    unpark_head(subscriber_name, decision.head.event_id)
     recorded = register_decision(
         RETRY_STREAM,
         context="ParkedStreamRetry",
@@ -263,52 +253,97 @@ def retry_stream_locked(
     )
 
 
-def dismiss_stream_head(
-    subscriber_name: str,
-    stream_id: str,
-    reason: str,
-    actor: Actor,
-    *,
-    via: str = "api",
-) -> DismissalResult:
-    """Dismiss the head event of parked stream ``stream_id``: names the head, then
-    ``dismiss_event_in_reaction`` checks everything again under its locks."""
-    authorize(actor, DISMISS_PERMISSION)
-    require_durable_store()
-    if not is_storable(subscriber_name):
-        raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-    with _database_errors():
-        if not Bookmark.objects.filter(
-            subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION
-        ).exists():
-            raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-        _require_stream_ordered(subscriber_name)
-        head = None
-        if is_storable(stream_id):
-            with connection.cursor() as cursor:
-                cursor.execute(sql.STREAM_HEAD, {"name": subscriber_name, "stream": stream_id})
-                head = cursor.fetchone()
-    if head is None:
-        raise errors.StreamNotParked(
-            f"Stream {stream_id!r} has no unfinished event for {subscriber_name}."
+def _locked_stream_reaction(name: str) -> Bookmark:
+    """The reaction's bookmark row, locked (404); 409 ``reaction_not_stream_ordered``
+    when it keeps global order."""
+    bookmark = locked_reaction(name)
+    if not is_stream_ordered(name):
+        raise errors.NotStreamOrdered(
+            f"{name} keeps global order: it parks no stream (a failure wedges the whole"
+            " reaction). Dismiss its failing event instead."
         )
-    return dismiss_event_in_reaction(subscriber_name, head[0], reason, actor, via=via)
+    return bookmark
 
 
-def list_parked_streams(subscriber_name: str, actor: Actor) -> list[dict[str, Any]]:
-    """The parked streams of reaction ``subscriber_name``, the longest parked first: the
-    stream, its head event, error, attempts, since when, how many wait behind. Needs a
-    permission to read reactions (or to operate them)."""
-    if not actor.is_authenticated or not actor.is_active:
-        raise errors.NotAuthenticated("Authentication is required.")
-    if not any(actor.has_perm(p) for p in (*VIEW_PERMISSIONS, OPERATE_PERMISSION)):
-        raise errors.PermissionDenied("You may not view reactions.")
-    require_durable_store()
-    if not is_storable(subscriber_name):
-        raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-    with _database_errors():
-        if not Bookmark.objects.filter(
-            subscriber_name=subscriber_name, kind=Bookmark.Kind.REACTION
-        ).exists():
-            raise errors.ReactionNotFound(f"No reaction named {subscriber_name!r}.")
-        return [parked_payload(parked) for parked in parked_streams(subscriber_name)]
+def _accepted(decision: T | StreamRejected) -> T:
+    """``decision`` unless it is a ``StreamRejected``, which is raised as its error."""
+    if isinstance(decision, StreamRejected):
+        raise errors.from_rejection(decision)
+    return decision
+
+
+def _dismiss_rows(
+    decision: EventsDismissed, actor: Actor, via: str, correlation_id: uuid.UUID
+) -> tuple[DismissalResult, ...]:
+    """Delete the decided rows and append one ``EventDismissed`` per event, in the
+    caller's transaction (both land or neither does)."""
+    delete_rows(decision.reaction, [item.event_id for item in decision.items])
+    results = []
+    for item in decision.items:
+        recorded = register_decision(
+            DECISION_STREAM,
+            context=DISMISSAL_CONTEXT,
+            choice=DISMISSAL_CHOICE,
+            reason=decision.reason,
+            actor=actor,
+            inputs=decision.inputs(item),
+            via=via,
+            correlation_id=correlation_id,
+            causation_id=item.event_id,
+        )
+        results.append(
+            DismissalResult(
+                decision_event_id=recorded.event_id,
+                subscriber_name=decision.reaction,
+                event_id=item.event_id,
+                cursor_before=item.cursor,
+                cursor_after=item.cursor,
+                events_passed_over=1,
+                handled_events_passed_over=1,
+                ordering="stream",
+                stream_id=decision.stream_id,
+            )
+        )
+    return tuple(results)
+
+
+#: What every act on a parked stream may refuse: the reason, the reaction, the stream.
+_REFUSALS = (
+    errors.ReasonRequired,
+    errors.ReasonTooLong,
+    errors.UnstorableText,
+    errors.ReactionNotFound,
+    errors.StreamRefused,
+)
+
+DISMISS_STREAM_HEAD = Act(
+    name="dismiss_stream_head",
+    verb="Dismiss the head event",
+    permission=DISMISS_PERMISSION,
+    input=OnStream,
+    result=DismissalResult,
+    refusals=_REFUSALS,
+    run=dismiss_stream_head,
+    destructive=True,
+)
+
+DISMISS_PARKED_STREAM = Act(
+    name="dismiss_parked_stream",
+    verb="Dismiss the whole stream",
+    permission=DISMISS_PERMISSION,
+    input=OnStream,
+    result=StreamDismissalResult,
+    refusals=_REFUSALS,
+    run=dismiss_parked_stream,
+    destructive=True,
+)
+
+RETRY_PARKED_STREAM = Act(
+    name="retry_parked_stream",
+    verb="Retry the stream now",
+    permission=OPERATE_PERMISSION,
+    input=OnStream,
+    result=StreamRetryResult,
+    refusals=_REFUSALS[1:],
+    run=retry_parked_stream,
+)

@@ -22,12 +22,15 @@ CONTEXT = "ProjectionRebuild"
 
 
 class Choice(enum.Enum):
-    """The four acts an operator takes on a rebuild; the value is the decision's choice."""
+    """The acts an operator takes on a rebuild; the value is the decision's choice."""
 
     START = "RebuildStarted"
     SWAP = "RebuildSwapped"
     CANCEL = "RebuildCancelled"
     ROLL_BACK = "RebuildRolledBack"
+    PAUSE = "RebuildPaused"
+    RESUME = "RebuildResumed"
+    RETRY = "RebuildRetried"
 
     @property
     def verb(self) -> str:
@@ -37,6 +40,9 @@ class Choice(enum.Enum):
             Choice.SWAP: "swap a rebuild in",
             Choice.CANCEL: "cancel a rebuild",
             Choice.ROLL_BACK: "roll back a swap",
+            Choice.PAUSE: "pause a rebuild",
+            Choice.RESUME: "resume a rebuild",
+            Choice.RETRY: "retry a failed rebuild",
         }[self]
 
 

@@ -26,10 +26,10 @@ from django.db import transaction
 from eventstore.decisions import register_decision
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
-from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.operations.decider import Refused
+from reactions_admin.acts.preamble import admit, require_storable
 from reactions_admin.acts.rebuilds.decider import Choice, Go, Request, audit, decide
-from reactions_admin.guards import Actor, authorize, database_errors, require_durable_store
+from reactions_admin.guards import Actor, database_errors, is_storable
 from subscribers import rebuilds as engine
 
 #: The permission every rebuild act needs.
@@ -90,17 +90,13 @@ def engine_refusals() -> Iterator[None]:
 
 
 def _check(request: Request, actor: Actor) -> Go:
-    authorize(actor, REBUILD_PERMISSION)
-    require_durable_store()
-    if not is_storable(request.reason):
-        raise errors.UnstorableText(
-            "The reason contains a NUL character or an invalid surrogate; it cannot be stored."
-        )
+    admit(actor, REBUILD_PERMISSION)
+    require_storable(request.reason)
     if not is_storable(request.projection):
         raise errors.SubscriberNotFound(f"No subscriber named {request.projection!r}.")
     decision = decide(request)
     if isinstance(decision, Refused):
-        raise errors.for_refusal(decision.refusal.value, decision.detail)
+        raise errors.from_rejection(decision)
     return decision
 
 
@@ -149,62 +145,117 @@ def _user(actor: Actor) -> Any:
     return actor if actor.is_authenticated else None
 
 
-def start_rebuild(given: StartRebuild, actor: Actor, *, via: str = "api") -> RebuildActResult:
+def start_rebuild(
+    subscriber_name: str,
+    reason: str,
+    actor: Actor,
+    *,
+    swap_when_verified: bool = False,
+    via: str = "api",
+) -> RebuildActResult:
     """Start a rebuild of a projection: a worker configured with it builds its tables again
     from the events beside the live ones (which stay in service), catches up with the live
     projection and compares the two at one position; the swap is another act (or, with
     swap_when_verified, the worker's as soon as the projection's verify() finds no problem)."""
-    name = given.subscriber_name
-    request = Request(Choice.START, name, given.reason, given.swap_when_verified)
+    name = subscriber_name
+    request = Request(Choice.START, name, reason, swap_when_verified)
 
     def step() -> tuple[str, Mapping[str, Any]]:
         rebuild = engine.start_rebuild(
             name,
-            reason=given.reason.strip(),
+            reason=reason.strip(),
             started_by=_user(actor),
-            swap_when_verified=given.swap_when_verified,
+            swap_when_verified=swap_when_verified,
         )
         return rebuild.phase, {"rebuild_id": rebuild.pk, "tables": list(rebuild.tables)}
 
     return _run(request, actor, via, step)
 
 
-def swap_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+def swap_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
     """Swap a verified rebuild in: in one short transaction the new tables take the live
     ones' names, at the live position; the previous tables are kept for a roll back. The
     decision carries the verification summary. A long reader holding a table makes it try
     again a few times, then give up with nothing changed."""
-    name = given.subscriber_name
+    name = subscriber_name
 
     def step() -> tuple[str, Mapping[str, Any]]:
         swapped = engine.swap_rebuild(name)
         return swapped.rebuild.phase, swapped.as_inputs()
 
-    return _run(Request(Choice.SWAP, name, given.reason), actor, via, step, retry_locks=True)
+    return _run(Request(Choice.SWAP, name, reason), actor, via, step, retry_locks=True)
 
 
-def cancel_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+def cancel_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
     """Cancel a rebuild in progress and drop its new tables; the live tables are untouched."""
-    name = given.subscriber_name
+    name = subscriber_name
 
     def step() -> tuple[str, Mapping[str, Any]]:
         cancelled = engine.cancel_rebuild(name)
         return cancelled.rebuild.phase, cancelled.as_inputs()
 
-    return _run(Request(Choice.CANCEL, name, given.reason), actor, via, step)
+    return _run(Request(Choice.CANCEL, name, reason), actor, via, step)
 
 
-def roll_back_rebuild(given: OnSubscriber, actor: Actor, *, via: str = "api") -> RebuildActResult:
+def roll_back_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
     """Roll back the last swap: the tables it kept take the live names again, and the
     projection's bookmark goes back to their position; the live projection catches up from
     there with the code it runs now (the old data returns, not the old code)."""
-    name = given.subscriber_name
+    name = subscriber_name
 
     def step() -> tuple[str, Mapping[str, Any]]:
         rolled = engine.roll_back_rebuild(name)
         return rolled.rebuild.phase, rolled.as_inputs()
 
-    return _run(Request(Choice.ROLL_BACK, name, given.reason), actor, via, step, retry_locks=True)
+    return _run(Request(Choice.ROLL_BACK, name, reason), actor, via, step, retry_locks=True)
+
+
+def _phase_step(
+    name: str, inner: Callable[[str], Any]
+) -> Callable[[], tuple[str, Mapping[str, Any]]]:
+    def step() -> tuple[str, Mapping[str, Any]]:
+        before = engine.current_rebuild(name)
+        rebuild = inner(name)
+        return rebuild.phase, {
+            "rebuild_id": rebuild.pk,
+            "phase_before": before.phase if before is not None else None,
+            "phase_after": rebuild.phase,
+            "events_done": rebuild.events_done,
+        }
+
+    return step
+
+
+def pause_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Pause a rebuild in progress: no worker works on it until it is resumed (its batch in
+    flight ends first); the live projection goes on."""
+    step = _phase_step(subscriber_name, engine.pause_rebuild)
+    return _run(Request(Choice.PAUSE, subscriber_name, reason), actor, via, step)
+
+
+def resume_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Resume a paused rebuild where it stood."""
+    step = _phase_step(subscriber_name, engine.resume_rebuild)
+    return _run(Request(Choice.RESUME, subscriber_name, reason), actor, via, step)
+
+
+def retry_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Retry a failed rebuild from where it stood (its attempts start over): after fixing
+    the code that failed, or the cause outside it."""
+    step = _phase_step(subscriber_name, engine.retry_rebuild)
+    return _run(Request(Choice.RETRY, subscriber_name, reason), actor, via, step)
 
 
 #: What every rebuild act may refuse: the reason, an unknown subscriber.
@@ -266,5 +317,38 @@ ROLL_BACK = Act(
     destructive=True,
 )  # fmt: skip
 
+PAUSE = Act(
+    name="pause_rebuild",
+    verb="Pause the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
+    run=pause_rebuild,
+)
+
+RESUME = Act(
+    name="resume_rebuild",
+    verb="Resume the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
+    run=resume_rebuild,
+)
+
+RETRY = Act(
+    name="retry_rebuild",
+    verb="Retry the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild),
+    run=retry_rebuild,
+)
+
 #: The acts other than a start, by the option that picks one (the CLI's ``--swap``).
-BY_FLAG = {"swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}
+BY_FLAG = {
+    "swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK,
+    "pause": PAUSE, "resume": RESUME, "retry": RETRY,
+}  # fmt: skip

@@ -8,19 +8,19 @@ one handler for each and returns to the changelist with its outcome as a message
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from reactions_admin.acts.act import Act, OnSubscriber
-from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
 from reactions_admin.errors import ReactionsError
+from reactions_admin.guards import is_storable
 from reactions_admin.reads.overview import SubscriberReport, read_as_shell
 from subscribers.models import Bookmark
 
@@ -36,10 +36,9 @@ class ReasonForm(forms.Form):
     )
 
 
-#: An action on the Bookmarks changelist, as Django's admin calls it.
-AdminAction = Callable[
-    ["admin.ModelAdmin[Bookmark]", HttpRequest, "QuerySet[Bookmark]"], TemplateResponse | None
-]
+M = TypeVar("M", bound=Model)
+#: A changelist action, as Django's admin calls it.
+AdminAction = Callable[["admin.ModelAdmin[M]", HttpRequest, "QuerySet[M]"], TemplateResponse | None]
 
 
 def permission_name(act: Act[Any, Any]) -> str:
@@ -48,20 +47,34 @@ def permission_name(act: Act[Any, Any]) -> str:
     return act.permission.partition(".")[2]
 
 
-def subscriber_action(act: Act[OnSubscriber, Any], name: str) -> AdminAction:
-    """The changelist action ``name`` for ``act``: like ``delete_selected``, a confirmation
-    page (the selected subscribers with their diagnosis, a reason), then the act for each
-    selected subscriber, its outcome as a message."""
+def selection_is_storable(request: HttpRequest) -> bool:
+    """Whether PostgreSQL can even compare the selected keys: a crafted selection holding a
+    NUL character selects nothing."""
+    return all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+
+
+def admin_action(
+    act: Act[Any, Any], name: str, action: AdminAction[M], *, description: str = ""
+) -> AdminAction[M]:
+    """``action`` as the changelist action ``name`` of ``act``: described "Pause…" (the
+    act's verb), needing the act's permission (``has_<codename>_permission``)."""
+    action.__name__ = action.__qualname__ = name
+    action.__doc__ = act.doc
+    described = description or f"{act.verb}…"
+    return admin.action(description=described, permissions=[permission_name(act)])(action)
+
+
+def subscriber_action(act: Act[OnSubscriber, Any], name: str) -> AdminAction[Bookmark]:
+    """The Bookmarks changelist action ``name`` for ``act``: like ``delete_selected``, a
+    confirmation page (the selected subscribers with their diagnosis, a reason), then the
+    act for each selected subscriber, its outcome as a message."""
 
     def action(
         modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
     ) -> TemplateResponse | None:
         return _confirm_then(name, act, modeladmin, request, queryset)
 
-    action.__name__ = action.__qualname__ = name
-    action.__doc__ = act.doc
-    decorate = admin.action(description=f"{act.verb}…", permissions=[permission_name(act)])
-    return decorate(action)
+    return admin_action(act, name, action)
 
 
 def _confirm_then(
@@ -71,7 +84,7 @@ def _confirm_then(
     request: HttpRequest,
     queryset: QuerySet[Bookmark],
 ) -> TemplateResponse | None:
-    if not all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
+    if not selection_is_storable(request):
         modeladmin.message_user(request, "Select at least one subscriber.", messages.ERROR)
         return None
     selected = list(queryset.order_by("subscriber_name"))
@@ -80,7 +93,7 @@ def _confirm_then(
         for bookmark in selected:
             given = OnSubscriber(bookmark.subscriber_name, form.cleaned_data["reason"])
             try:
-                result = act.run(given, request.user, via="admin")
+                result = act(given, request.user, via="admin")
             except ReactionsError as exc:
                 modeladmin.message_user(
                     request,
@@ -88,7 +101,7 @@ def _confirm_then(
                     messages.ERROR,
                 )
                 continue
-            modeladmin.message_user(request, f"{act.verb}: {result.text()}", messages.SUCCESS)
+            modeladmin.message_user(request, result.text(), messages.SUCCESS)
         return None
     names = {bookmark.subscriber_name for bookmark in selected}
     reports: list[SubscriberReport] = [

@@ -27,13 +27,12 @@ from config.options import options
 from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
-from reactions_admin.acts.dismissal.handler import DISMISS_PERMISSION
-from reactions_admin.acts.operations.handler import OPERATE_PERMISSION
 from reactions_admin.acts.rebuilds.handler import REBUILD_PERMISSION
 from reactions_admin.doors.admin.actions import pause_action, resume_action, retry_now_action
 from reactions_admin.doors.admin.dismissal import dismiss_event
 from reactions_admin.doors.admin.rebuilds import ACTIONS as REBUILD_ACTIONS
 from reactions_admin.doors.admin.rebuilds import rebuild_page, rebuild_summary
+from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads import charts
 from reactions_admin.reads.charts import lag_chart, rate_text
 from reactions_admin.reads.overview import bookmarks_with_lag
@@ -71,7 +70,7 @@ class BookmarkAdmin(ReadOnlyAdmin):
         # One correlated, capped count per row, in the same query as the page.
         return bookmarks_with_lag(super().get_queryset(request))  # type: ignore[no-any-return]
 
-    def has_dismiss_permission(self, request: HttpRequest) -> bool:
+    def has_dismiss_event_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DISMISS_PERMISSION)
 
     def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:

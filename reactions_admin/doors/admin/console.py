@@ -22,15 +22,15 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods
 
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, OnSubscriber
-from reactions_admin.acts.dismissal.handler import DISMISS_PERMISSION
+from reactions_admin.acts.act import Act, OnFailureGroup, OnSubscriber
 from reactions_admin.acts.failure_groups.handler import (
-    dismiss_failure_group,
+    DISMISS_FAILURE_GROUP,
+    RETRY_FAILURE_GROUP,
     failure_group,
-    retry_failure_group,
 )
 from reactions_admin.acts.failure_groups.handler import failure_groups as read_failure_groups
-from reactions_admin.acts.operations.handler import OPERATE_PERMISSION, PAUSE, RESUME, RETRY_NOW
+from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
+from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads.overview import (
     Overview,
     authorize_view,
@@ -137,23 +137,17 @@ def failure_group_page(request: HttpRequest, fingerprint: str) -> HttpResponse:
     """One group: how many items match, each item; then dismiss or retry all of them."""
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        act = dismiss_failure_group if "dismiss" in request.POST else retry_failure_group
+        act = DISMISS_FAILURE_GROUP if "dismiss" in request.POST else RETRY_FAILURE_GROUP
         try:
             expected = int(request.POST.get("expected_count", "-1"))
-            result = act(
-                fingerprint, expected, form.cleaned_data["reason"], request.user, via="admin"
-            )
+            given = OnFailureGroup(fingerprint, expected, form.cleaned_data["reason"])
+            result = act(given, request.user, via="admin")
         except ValueError:
             messages.error(request, "The previewed count is missing.")
         except errors.ReactionsError as exc:
             messages.error(request, f"{exc.detail} ({exc.code})")
         else:
-            verb = "Dismissed" if result.choice == "GroupDismissed" else "Retried"
-            messages.success(
-                request,
-                f"{verb} {result.count} item(s) of {fingerprint}. "
-                f"Decision {result.decision_event_id}.",
-            )
+            messages.success(request, result.text())
             return redirect("console-failures")
     try:
         found = failure_group(fingerprint, request.user)
@@ -183,11 +177,11 @@ def subscriber_action(request: HttpRequest, name: str, action: str) -> HttpRespo
     if request.method == "POST" and form.is_valid():
         given = OnSubscriber(name, form.cleaned_data["reason"])
         try:
-            result = act.run(given, request.user, via="admin")
+            result = act(given, request.user, via="admin")
         except errors.ReactionsError as exc:
             messages.error(request, f"{name}: {exc.detail} ({exc.code})")
         else:
-            messages.success(request, f"{act.verb}: {result.text()}")
+            messages.success(request, result.text())
             return redirect("console-home")
     try:
         authorize_view(request.user)

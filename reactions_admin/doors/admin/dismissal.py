@@ -18,8 +18,10 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from eventstore.payload import payload_html
-from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction, is_storable
+from reactions_admin.acts.act import OnEvent
+from reactions_admin.acts.dismissal.handler import DISMISS_EVENT
 from reactions_admin.acts.dismissal.preview import DismissalPreview, preview_dismissal
+from reactions_admin.doors.admin.actions import permission_name, selection_is_storable
 from reactions_admin.errors import ReactionsError
 from subscribers.models import Bookmark
 
@@ -36,16 +38,12 @@ class DismissEventForm(forms.Form):
     )
 
 
-@admin.action(description="Dismiss event…", permissions=["dismiss"])
+@admin.action(description=f"{DISMISS_EVENT.verb}…", permissions=[permission_name(DISMISS_EVENT)])
 def dismiss_event(
     modeladmin: admin.ModelAdmin[Bookmark], request: HttpRequest, queryset: QuerySet[Bookmark]
 ) -> TemplateResponse | None:
     """Dismiss an event in exactly one selected reaction (through the dismissal handler)."""
-    if not all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
-        # A crafted selection PostgreSQL cannot even compare: no such reaction.
-        modeladmin.message_user(request, "Select exactly one reaction.", messages.ERROR)
-        return None
-    bookmarks = list(queryset[:2])
+    bookmarks = list(queryset[:2]) if selection_is_storable(request) else []
     if len(bookmarks) != 1:
         modeladmin.message_user(request, "Select exactly one reaction.", messages.ERROR)
         return None
@@ -53,24 +51,14 @@ def dismiss_event(
     if "apply" in request.POST:
         form = DismissEventForm(request.POST)
         if form.is_valid():
+            data = form.cleaned_data
+            given = OnEvent(bookmark.subscriber_name, data["event_id"], data["reason"])
             try:
-                result = dismiss_event_in_reaction(
-                    bookmark.subscriber_name,
-                    form.cleaned_data["event_id"],
-                    form.cleaned_data["reason"],
-                    request.user,
-                    via="admin",
-                )
+                result = DISMISS_EVENT(given, request.user, via="admin")
             except ReactionsError as exc:
                 modeladmin.message_user(request, f"{exc.detail} ({exc.code})", messages.ERROR)
                 return None
-            modeladmin.message_user(
-                request,
-                f"Dismissed event {result.event_id} in {result.subscriber_name}: the bookmark "
-                f"moved from {result.cursor_before} to {result.cursor_after}, passing over "
-                f"{result.passed_over_text()}. Decision {result.decision_event_id}.",
-                messages.SUCCESS,
-            )
+            modeladmin.message_user(request, result.text(), messages.SUCCESS)
             return None
     elif "preview" in request.POST:
         form = DismissEventForm(request.POST)

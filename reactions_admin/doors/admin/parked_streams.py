@@ -22,119 +22,88 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from reactions_admin.acts.dismissal.handler import DISMISS_PERMISSION, dismiss_event_in_reaction
-from reactions_admin.acts.parked_streams.handler import (
-    OPERATE_PERMISSION,
-    dismiss_parked_stream,
-    retry_parked_stream,
-)
+from reactions_admin import errors
+from reactions_admin.acts.act import Act, OnEvent, OnStream
+from reactions_admin.acts.dismissal.handler import DISMISS_EVENT
+from reactions_admin.acts.parked_streams.handler import DISMISS_PARKED_STREAM, RETRY_PARKED_STREAM
+from reactions_admin.doors.admin.actions import AdminAction, admin_action
 from reactions_admin.errors import ReactionsError
+from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.models import ParkedStream
 from reactions_admin.reads.reactions import VIEW_PERMISSIONS
 from subscribers import sql
 
 TEMPLATE = "admin/reactions_admin/parkedstream/confirm_action.html"
 
-#: What one act does to one selected head row; returns the message on success.
-Act = Callable[[ParkedStream, str, Any], str]
+#: The act's input for one selected head row and the operator's reason.
+Given = Callable[[ParkedStream, str], Any]
 
 
-def _dismiss_head(row: ParkedStream, reason: str, user: Any) -> str:
-    result = dismiss_event_in_reaction(row.subscriber_name, row.event_id, reason, user, via="admin")
-    return (
-        f"Dismissed event {result.event_id}, the head of stream {row.stream_id!r} in "
-        f"{row.subscriber_name}; the next event of the stream runs. "
-        f"Decision {result.decision_event_id}."
-    )
+def _on_head(row: ParkedStream, reason: str) -> OnEvent:
+    # The head the operator saw, by its event id: if another head took its place since,
+    # the dismissal refuses it (not_stream_head) rather than dismiss an unseen event.
+    return OnEvent(row.subscriber_name, row.event_id, reason)
 
 
-def _dismiss_stream(row: ParkedStream, reason: str, user: Any) -> str:
-    result = dismiss_parked_stream(row.subscriber_name, row.stream_id, reason, user, via="admin")
-    return (
-        f"Dismissed stream {row.stream_id!r} in {row.subscriber_name}: "
-        f"{len(result.dismissed)} event(s), one decision each."
-    )
+def _on_stream(row: ParkedStream, reason: str) -> OnStream:
+    return OnStream(row.subscriber_name, row.stream_id, reason)
 
 
-def _retry_stream(row: ParkedStream, reason: str, user: Any) -> str:
-    result = retry_parked_stream(
-        row.subscriber_name, row.stream_id, user, reason=reason, via="admin"
-    )
-    return (
-        f"Retrying stream {row.stream_id!r} in {row.subscriber_name} now (event "
-        f"{result.event_id}, attempt {result.attempts + 1}); {result.waiting} event(s) follow."
-    )
+def stream_action(
+    act: Act[Any, Any], name: str, given: Given, *, title: str = "", button: str = ""
+) -> AdminAction[ParkedStream]:
+    """The parked-streams action ``name`` for ``act``: a confirmation page listing the
+    selected streams, with a reason (required when the act refuses a missing one), then
+    the act for each selected stream, its outcome as a message."""
+    title = title or act.verb
+    required = errors.ReasonRequired in act.refusals
+
+    def action(
+        modeladmin: admin.ModelAdmin[ParkedStream], request: HttpRequest,
+        queryset: QuerySet[ParkedStream],
+    ) -> TemplateResponse | None:  # fmt: skip
+        rows = list(queryset)
+        if not rows:
+            modeladmin.message_user(
+                request, "None of those streams is parked now.", messages.WARNING
+            )
+            return None
+        reason = str(request.POST.get("reason", ""))
+        if "apply" in request.POST and (reason.strip() or not required):
+            for row in rows:
+                try:
+                    result = act(given(row, reason), request.user, via="admin")
+                except ReactionsError as exc:
+                    modeladmin.message_user(
+                        request, f"{row.stream_id}: {exc.detail} ({exc.code})", messages.ERROR
+                    )
+                else:
+                    modeladmin.message_user(request, result.text(), messages.SUCCESS)
+            return None
+        context: dict[str, Any] = {
+            **modeladmin.admin_site.each_context(request),
+            "title": f"{title}: are you sure?",
+            "opts": modeladmin.model._meta,
+            "rows": rows,
+            "action": name,
+            "button": button or title,
+            "reason": reason,
+            "reason_required": required,
+            "reason_missing": "apply" in request.POST,
+            "whole_stream": act is DISMISS_PARKED_STREAM,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, TEMPLATE, context)
+
+    return admin_action(act, name, action, description=f"{title}…")
 
 
-#: action name -> (title, button, whether a reason is required, the act)
-ACTS: dict[str, tuple[str, str, bool, Act]] = {
-    "dismiss_heads": ("Dismiss the head event", "Dismiss the head event", True, _dismiss_head),
-    "dismiss_streams": ("Dismiss the whole stream", "Dismiss every event", True, _dismiss_stream),
-    "retry_streams": ("Retry the stream now", "Retry now", False, _retry_stream),
-}
-
-
-def _confirm_then(
-    name: str, modeladmin: admin.ModelAdmin[ParkedStream], request: HttpRequest,
-    queryset: QuerySet[ParkedStream],
-) -> TemplateResponse | None:  # fmt: skip
-    """The confirmation page with a reason; on "apply", the act for each selected stream."""
-    title, button, required, act = ACTS[name]
-    rows = list(queryset)
-    if not rows:
-        modeladmin.message_user(request, "None of those streams is parked now.", messages.WARNING)
-        return None
-    reason = str(request.POST.get("reason", ""))
-    if "apply" in request.POST and (reason.strip() or not required):
-        for row in rows:
-            try:
-                modeladmin.message_user(request, act(row, reason, request.user), messages.SUCCESS)
-            except ReactionsError as exc:
-                modeladmin.message_user(
-                    request, f"{row.stream_id}: {exc.detail} ({exc.code})", messages.ERROR
-                )
-        return None
-    context: dict[str, Any] = {
-        **modeladmin.admin_site.each_context(request),
-        "title": f"{title}: are you sure?",
-        "opts": modeladmin.model._meta,
-        "rows": rows,
-        "action": name,
-        "button": button,
-        "reason": reason,
-        "reason_required": required,
-        "reason_missing": "apply" in request.POST,
-        "whole_stream": name == "dismiss_streams",
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-    }
-    return TemplateResponse(request, TEMPLATE, context)
-
-
-@admin.action(description="Dismiss the head event…", permissions=["dismiss"])
-def dismiss_heads(
-    modeladmin: admin.ModelAdmin[ParkedStream], request: HttpRequest,
-    queryset: QuerySet[ParkedStream],
-) -> TemplateResponse | None:  # fmt: skip
-    """Dismiss the head event of each selected parked stream, with a reason."""
-    return _confirm_then("dismiss_heads", modeladmin, request, queryset)
-
-
-@admin.action(description="Dismiss the whole stream…", permissions=["dismiss"])
-def dismiss_streams(
-    modeladmin: admin.ModelAdmin[ParkedStream], request: HttpRequest,
-    queryset: QuerySet[ParkedStream],
-) -> TemplateResponse | None:  # fmt: skip
-    """Dismiss every event of each selected parked stream, with a reason."""
-    return _confirm_then("dismiss_streams", modeladmin, request, queryset)
-
-
-@admin.action(description="Retry the stream now…", permissions=["operate"])
-def retry_streams(
-    modeladmin: admin.ModelAdmin[ParkedStream], request: HttpRequest,
-    queryset: QuerySet[ParkedStream],
-) -> TemplateResponse | None:  # fmt: skip
-    """Run the head of each selected parked stream again now."""
-    return _confirm_then("retry_streams", modeladmin, request, queryset)
+head = "Dismiss the head event"
+dismiss_heads = stream_action(DISMISS_EVENT, "dismiss_heads", _on_head, title=head)
+dismiss_streams = stream_action(
+    DISMISS_PARKED_STREAM, "dismiss_streams", _on_stream, button="Dismiss every event"
+)
+retry_streams = stream_action(RETRY_PARKED_STREAM, "retry_streams", _on_stream, button="Retry now")
 
 
 @admin.register(ParkedStream)
@@ -142,8 +111,10 @@ class ParkedStreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Parked streams, read-only: they change only through the audited actions."""
 
     list_display = ("reaction", "stream_id", "head_event", "short_error", "attempts",
-                    "parked_at", "waiting")  # fmt: skip
+                    "first_parked_at", "parked_at", "waiting")  # fmt: skip
     list_display_links = None
+    # The longest stuck first: since the head first parked (a failed retry parks it again).
+    ordering = ("first_parked_at", "stream_id")
     list_filter = ("subscriber_name",)
     search_fields = ("stream_id", "last_error")
     actions = [dismiss_heads, dismiss_streams, retry_streams]
@@ -178,10 +149,10 @@ class ParkedStreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def waiting(self, row: ParkedStream) -> int:
         return int(getattr(row, "behind", 0))
 
-    def has_dismiss_permission(self, request: HttpRequest) -> bool:
+    def has_dismiss_event_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(DISMISS_PERMISSION)
 
-    def has_operate_permission(self, request: HttpRequest) -> bool:
+    def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(OPERATE_PERMISSION)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -26,10 +26,9 @@ from django.utils.safestring import SafeString
 
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
-from reactions_admin.acts.dismissal.handler import is_storable
 from reactions_admin.acts.rebuilds import handler
 from reactions_admin.acts.rebuilds.handler import RebuildActResult, StartRebuild
-from reactions_admin.doors.admin.actions import AdminAction, permission_name
+from reactions_admin.doors.admin.actions import AdminAction, admin_action, selection_is_storable
 from reactions_admin.reads.rebuild_progress import progress_text
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
@@ -87,13 +86,16 @@ class RebuildAction:
             if self.starts
             else OnSubscriber(name, reason)
         )
-        return self.act.run(given, user, via="admin")
+        return self.act(given, user, via="admin")
 
 
 START = RebuildAction(handler.START, "rebuild_action")
 SWAP = RebuildAction(handler.SWAP, "swap_rebuild_action")
 CANCEL = RebuildAction(handler.CANCEL, "cancel_rebuild_action")
 ROLL_BACK = RebuildAction(handler.ROLL_BACK, "roll_back_rebuild_action")
+PAUSE = RebuildAction(handler.PAUSE, "pause_rebuild_action")
+RESUME = RebuildAction(handler.RESUME, "resume_rebuild_action")
+RETRY = RebuildAction(handler.RETRY, "retry_rebuild_action")
 
 
 def _states(names: list[str]) -> list[RebuildState | errors.ReactionsError]:
@@ -112,7 +114,7 @@ def _run(
     request: HttpRequest,
     queryset: QuerySet[Bookmark],
 ) -> TemplateResponse | None:
-    if not all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)):
+    if not selection_is_storable(request):
         modeladmin.message_user(request, "Select at least one projection.", messages.ERROR)
         return None
     names = [bookmark.subscriber_name for bookmark in queryset.order_by("subscriber_name")]
@@ -140,7 +142,7 @@ def _run(
     return TemplateResponse(request, ACTION_TEMPLATE, context)
 
 
-def rebuild_action_for(act: RebuildAction) -> AdminAction:
+def rebuild_action_for(act: RebuildAction) -> AdminAction[Bookmark]:
     """The changelist action for ``act``: a confirmation page (for a start: what it will
     cost), then the act for each selected projection, its outcome as a message."""
 
@@ -149,23 +151,32 @@ def rebuild_action_for(act: RebuildAction) -> AdminAction:
     ) -> TemplateResponse | None:
         return _run(act, modeladmin, request, queryset)
 
-    action.__name__ = action.__qualname__ = act.action
-    action.__doc__ = act.act.doc
-    decorate = admin.action(description=f"{act.verb}…", permissions=[permission_name(act.act)])
-    return decorate(action)
+    return admin_action(act.act, act.action, action)
 
 
 rebuild_action = rebuild_action_for(START)
 swap_rebuild_action = rebuild_action_for(SWAP)
 cancel_rebuild_action = rebuild_action_for(CANCEL)
 roll_back_rebuild_action = rebuild_action_for(ROLL_BACK)
+pause_rebuild_action = rebuild_action_for(PAUSE)
+resume_rebuild_action = rebuild_action_for(RESUME)
+retry_rebuild_action = rebuild_action_for(RETRY)
 
 
 #: The acts by the names ``RebuildState.acts`` gives them.
-BY_KEY = {"start": START, "swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}
+BY_KEY = {
+    "start": START, "swap": SWAP, "pause": PAUSE, "resume": RESUME, "retry": RETRY,
+    "cancel": CANCEL, "roll_back": ROLL_BACK,
+}  # fmt: skip
 #: The acts by the names ``RebuildState.acts`` gives them.
-BY_KEY = {"start": START, "swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK}
-ACTIONS = [rebuild_action, swap_rebuild_action, cancel_rebuild_action, roll_back_rebuild_action]
+BY_KEY = {
+    "start": START, "swap": SWAP, "pause": PAUSE, "resume": RESUME, "retry": RETRY,
+    "cancel": CANCEL, "roll_back": ROLL_BACK,
+}  # fmt: skip
+ACTIONS = [
+    rebuild_action, swap_rebuild_action, cancel_rebuild_action, roll_back_rebuild_action,
+    pause_rebuild_action, resume_rebuild_action, retry_rebuild_action,
+]  # fmt: skip
 
 
 # --- the rebuild page: progress and the diff side by side -----------------------------------

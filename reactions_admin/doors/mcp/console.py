@@ -8,13 +8,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
-from reactions_admin.acts.act import OnSubscriber
-from reactions_admin.acts.failure_groups.handler import dismiss_failure_group as dismiss_group
-from reactions_admin.acts.failure_groups.handler import failure_groups
-from reactions_admin.acts.failure_groups.handler import retry_failure_group as retry_group
+from reactions_admin.acts.act import OnFailureGroup, OnSubscriber
+from reactions_admin.acts.failure_groups.handler import (
+    DISMISS_FAILURE_GROUP,
+    RETRY_FAILURE_GROUP,
+    failure_groups,
+)
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
 from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
 from reactions_admin.reads.overview import list_workers, overview, subscriber_report
@@ -111,28 +113,16 @@ def register_console_tools(server: MCPServer, door: McpDoor) -> None:
             ctx, lambda actor: {"groups": [g.as_json() for g in failure_groups(actor)]}
         )
 
-    @server.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False))
+    @server.tool(**tool(DISMISS_FAILURE_GROUP))
     async def dismiss_failure_group(
         fingerprint: Fingerprint, expected_count: ExpectedCount, reason: Reason, ctx: Context
     ) -> CallToolResult:
-        """Dismiss the failing event of every item in a failure group, all or nothing, each
-        with its own audited decision. Needs reactions_admin.dismiss_event."""
-        return await door.read(
-            ctx,
-            lambda actor: dismiss_group(
-                fingerprint, expected_count, reason, actor, via="mcp"
-            ).as_payload(),
-        )
+        given = OnFailureGroup(fingerprint, expected_count, reason)
+        return await door.act(ctx, DISMISS_FAILURE_GROUP, given)
 
-    @server.tool(annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=False))
+    @server.tool(**tool(RETRY_FAILURE_GROUP))
     async def retry_failure_group(
         fingerprint: Fingerprint, expected_count: ExpectedCount, reason: Reason, ctx: Context
     ) -> CallToolResult:
-        """Retry now every item of a failure group (attempts kept), all or nothing. Needs
-        reactions_admin.operate_subscriber."""
-        return await door.read(
-            ctx,
-            lambda actor: retry_group(
-                fingerprint, expected_count, reason, actor, via="mcp"
-            ).as_payload(),
-        )
+        given = OnFailureGroup(fingerprint, expected_count, reason)
+        return await door.act(ctx, RETRY_FAILURE_GROUP, given)

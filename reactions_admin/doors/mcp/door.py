@@ -87,4 +87,4 @@ class McpDoor:
 
     async def act(self, ctx: Context, act: Act[In, Out], given: In) -> CallToolResult:
         """``act`` as the caller: its result's payload, or its refusal as a tool error."""
-        return await self.read(ctx, lambda actor: act.run(given, actor, via="mcp").as_payload())
+        return await self.read(ctx, lambda actor: act(given, actor, via="mcp").as_payload())

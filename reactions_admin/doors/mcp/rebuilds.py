@@ -1,5 +1,6 @@
 """The rebuild's MCP tools: ``rebuild_state`` (progress, estimate, the diff as JSON) and the
-acts ``start_rebuild``, ``swap_rebuild``, ``cancel_rebuild``, ``roll_back_rebuild``, each
+acts ``start_rebuild``, ``swap_rebuild``, ``cancel_rebuild``, ``roll_back_rebuild``,
+``pause_rebuild``, ``resume_rebuild``, ``retry_rebuild``, each
 adapted from its declaration (``acts.rebuilds.handler``); a refusal is a tool error
 carrying the REST API's ``{"code", "detail"}``."""
 
@@ -12,7 +13,16 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from reactions_admin.acts.act import OnSubscriber
-from reactions_admin.acts.rebuilds.handler import CANCEL, ROLL_BACK, START, SWAP, StartRebuild
+from reactions_admin.acts.rebuilds.handler import (
+    CANCEL,
+    PAUSE,
+    RESUME,
+    RETRY,
+    ROLL_BACK,
+    START,
+    SWAP,
+    StartRebuild,
+)
 from reactions_admin.doors.mcp.console import Reason
 from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
 from reactions_admin.reads.rebuilds import rebuild_state as read_state
@@ -70,3 +80,21 @@ def register_rebuild_tools(server: MCPServer, door: McpDoor) -> None:
         projection_name: ProjectionName, reason: Reason, ctx: Context
     ) -> CallToolResult:
         return await door.act(ctx, ROLL_BACK, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(PAUSE))
+    async def pause_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, PAUSE, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(RESUME))
+    async def resume_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, RESUME, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(RETRY))
+    async def retry_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, RETRY, OnSubscriber(projection_name, reason))

@@ -11,12 +11,11 @@ text is the JSON ``{"code", "detail"}`` the REST API returns.
 from __future__ import annotations
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 
-from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
-from reactions_admin.acts.parked_streams.handler import dismiss_parked_stream as dismiss_stream
-from reactions_admin.acts.parked_streams.handler import list_parked_streams as parked_streams_of
-from reactions_admin.acts.parked_streams.handler import retry_parked_stream as retry_stream
+from reactions_admin.acts.act import OnEvent, OnStream
+from reactions_admin.acts.dismissal.handler import DISMISS_EVENT
+from reactions_admin.acts.parked_streams.handler import DISMISS_PARKED_STREAM, RETRY_PARKED_STREAM
 from reactions_admin.doors.mcp.console import (
     EventId,
     OptionalReason,
@@ -25,8 +24,9 @@ from reactions_admin.doors.mcp.console import (
     SubscriberName,
     register_console_tools,
 )
-from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor
+from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
 from reactions_admin.doors.mcp.rebuilds import register_rebuild_tools
+from reactions_admin.reads.reactions import list_parked_streams as parked_streams_of
 from reactions_admin.reads.reactions import list_reactions as reaction_statuses
 
 INSTRUCTIONS = (
@@ -45,21 +45,11 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
     server: MCPServer = MCPServer("eventdesk", instructions=INSTRUCTIONS)
     door = McpDoor(token)
 
-    @server.tool(
-        name="dismiss_event_in_reaction",
-        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
-    )
+    @server.tool(**tool(DISMISS_EVENT))
     async def dismiss_event_in_reaction_tool(
         subscriber_name: SubscriberName, event_id: EventId, reason: Reason, ctx: Context
     ) -> CallToolResult:
-        """Dismiss a poison event in a wedged reaction: move its bookmark to the event
-        (which must lie after it) and audit the decision with your reason."""
-        return await door.read(
-            ctx,
-            lambda actor: dismiss_event_in_reaction(
-                subscriber_name, event_id, reason, actor, via="mcp"
-            ).as_payload(),
-        )
+        return await door.act(ctx, DISMISS_EVENT, OnEvent(subscriber_name, event_id, reason))
 
     @server.tool(annotations=READ_ONLY)
     async def list_reactions(ctx: Context) -> CallToolResult:
@@ -75,40 +65,22 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
             ctx, lambda actor: {"parked_streams": parked_streams_of(subscriber_name, actor)}
         )
 
-    @server.tool(
-        name="dismiss_parked_stream",
-        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
-    )
+    @server.tool(**tool(DISMISS_PARKED_STREAM))
     async def dismiss_parked_stream_tool(
         subscriber_name: SubscriberName, stream_id: StreamId, reason: Reason, ctx: Context
     ) -> CallToolResult:
-        """Dismiss a whole parked stream of a stream-ordered reaction: its head and every
-        event waiting behind it, one audited decision per event, all or nothing."""
-        return await door.read(
-            ctx,
-            lambda actor: dismiss_stream(
-                subscriber_name, stream_id, reason, actor, via="mcp"
-            ).as_payload(),
-        )
+        given = OnStream(subscriber_name, stream_id, reason)
+        return await door.act(ctx, DISMISS_PARKED_STREAM, given)
 
-    @server.tool(
-        name="retry_parked_stream",
-        annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=False),
-    )
+    @server.tool(**tool(RETRY_PARKED_STREAM))
     async def retry_parked_stream_tool(
         subscriber_name: SubscriberName,
         stream_id: StreamId,
         ctx: Context,
         reason: OptionalReason = "",
     ) -> CallToolResult:
-        """Retry a parked stream now: its head runs once more (attempts are not reset, so
-        another failure parks it again) and the events behind it follow in order."""
-        return await door.read(
-            ctx,
-            lambda actor: retry_stream(
-                subscriber_name, stream_id, actor, reason=reason, via="mcp"
-            ).as_payload(),
-        )
+        given = OnStream(subscriber_name, stream_id, reason)
+        return await door.act(ctx, RETRY_PARKED_STREAM, given)
 
     register_console_tools(server, door)
     register_rebuild_tools(server, door)

@@ -4,6 +4,10 @@ function, which only says how the path and the body make the act's input::
     @router.post("/subscribers/{name}/pause", **operation(PAUSE, ActionOut))
     def pause_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
         return run(request, PAUSE, OnSubscriber(name, body.reason))
+
+ninja reads the path and body from the function's signature (so it stays the route's);
+the result's schema is the route's; the documented refusals and the description come
+from the declaration. A refusal is mapped once, by ``api.py``'s exception handlers.
 """
 
 from __future__ import annotations
@@ -20,16 +24,15 @@ from reactions_admin.doors.rest.schemas import ALWAYS, refusals
 BODY_REFUSALS = (413, 422)
 
 
-def operation(act: Act[Any, Any], response: type[Schema]) -> dict[str, Any]:
+def operation(act: Act[Any, Any], response: type[Schema], **more: Any) -> dict[str, Any]:
     """The keyword arguments of ``router.post`` for ``act``: its result's schema, the
-    refusals it documents (its own, the body's, ``ALWAYS``), and its description."""
+    refusals it documents (its own, the body's, ``ALWAYS``), its description, and
+    ``more`` (``tags=[...]``)."""
     statuses = sorted({*act.statuses, *BODY_REFUSALS})
-    return {
-        "response": {200: response, **refusals(*ALWAYS, *statuses)},
-        "description": act.describe(),
-    }
+    documented = {200: response, **refusals(*ALWAYS, *statuses)}
+    return {"response": documented, "description": act.describe(), **more}
 
 
 def run(request: HttpRequest, act: Act[In, Out], given: In) -> dict[str, Any]:
-    """Call ``act`` as the request's caller; a refusal is mapped by the API's handlers."""
-    return act.run(given, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
+    """Call ``act`` as the request's caller and answer its result's JSON."""
+    return act(given, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]

@@ -14,12 +14,12 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field, field_validator
 
-from reactions_admin.acts.act import OnSubscriber
+from reactions_admin.acts.act import OnFailureGroup, OnSubscriber
 from reactions_admin.acts.failure_groups.handler import (
-    dismiss_failure_group,
+    DISMISS_FAILURE_GROUP,
+    RETRY_FAILURE_GROUP,
     failure_group,
     failure_groups,
-    retry_failure_group,
 )
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
 from reactions_admin.doors.rest.acts import operation, run
@@ -105,6 +105,12 @@ class WorkerOut(Schema):
     silent_seconds: float
     subscribers: list[str]
     doing: list[dict[str, Any]]
+    wakeups_working: bool | None = Field(
+        None,
+        description="Whether its own check NOTIFY reached its listener: false when it only "
+        "polls (LISTEN through a transaction pooler); null when not known yet",
+    )
+    wakeups: str = Field("", description='"wake-ups are not arriving; polling every N s", or ""')
 
 
 class OverviewOut(Schema):
@@ -176,10 +182,6 @@ def resume_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
     return run(request, RESUME, OnSubscriber(name, body.reason))
 
 
-#: Every action on a subscriber: bad reason, unknown subscriber, refused by its state.
-ACTION_REFUSALS = (400, 404, 409, 413, 422)
-
-
 class FailingItemOut(Schema):
     subscriber: str
     kind: str
@@ -237,37 +239,13 @@ def failure(request: HttpRequest, fingerprint: str) -> Any:
     return failure_group(fingerprint, request.auth).as_json()  # type: ignore[attr-defined]
 
 
-@router.post(
-    "/failures/{fingerprint}/dismiss",
-    response={200: GroupActionOut, **_refusals(*ACTION_REFUSALS)},
-)
+@router.post("/failures/{fingerprint}/dismiss", **operation(DISMISS_FAILURE_GROUP, GroupActionOut))
 def dismiss_group(request: HttpRequest, fingerprint: str, body: GroupActionIn) -> Any:
-    """Dismiss the failing event of every item in the group, all or nothing, each with its
-    own decision. Needs ``reactions_admin.dismiss_event``. 409 ``group_changed`` (the
-    count is not the one previewed), ``group_busy`` (another operator is acting on it),
-    ``not_dismissable`` (a projection's failure), or any dismissal refusal."""
-    result = dismiss_failure_group(
-        fingerprint,
-        body.expected_count,
-        body.reason,
-        request.auth,  # type: ignore[attr-defined]
-        via="rest",
-    )
-    return result.as_payload()
+    given = OnFailureGroup(fingerprint, body.expected_count, body.reason)
+    return run(request, DISMISS_FAILURE_GROUP, given)
 
 
-@router.post(
-    "/failures/{fingerprint}/retry",
-    response={200: GroupActionOut, **_refusals(*ACTION_REFUSALS)},
-)
+@router.post("/failures/{fingerprint}/retry", **operation(RETRY_FAILURE_GROUP, GroupActionOut))
 def retry_group(request: HttpRequest, fingerprint: str, body: GroupActionIn) -> Any:
-    """Retry now every item in the group (attempts kept), all or nothing. Needs
-    ``reactions_admin.operate_subscriber``. 409 ``group_changed`` or ``group_busy``."""
-    result = retry_failure_group(
-        fingerprint,
-        body.expected_count,
-        body.reason,
-        request.auth,  # type: ignore[attr-defined]
-        via="rest",
-    )
-    return result.as_payload()
+    given = OnFailureGroup(fingerprint, body.expected_count, body.reason)
+    return run(request, RETRY_FAILURE_GROUP, given)

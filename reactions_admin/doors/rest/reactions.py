@@ -14,16 +14,17 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field
 
-from reactions_admin.acts.dismissal.decider import MAX_REASON_LENGTH
-from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
+from reactions_admin.acts.act import OnEvent, OnStream
+from reactions_admin.acts.dismissal.handler import DISMISS_EVENT
 from reactions_admin.acts.parked_streams.handler import (
-    dismiss_parked_stream,
-    dismiss_stream_head,
-    list_parked_streams,
-    retry_parked_stream,
+    DISMISS_PARKED_STREAM,
+    DISMISS_STREAM_HEAD,
+    RETRY_PARKED_STREAM,
 )
+from reactions_admin.acts.reasons import MAX_REASON_LENGTH
+from reactions_admin.doors.rest.acts import operation, run
 from reactions_admin.doors.rest.schemas import ALWAYS, REASON_PATTERN, CursorOut, refusals
-from reactions_admin.reads.reactions import get_reaction, list_reactions
+from reactions_admin.reads.reactions import get_reaction, list_parked_streams, list_reactions
 
 router = Router()
 
@@ -72,7 +73,10 @@ class ParkedStreamOut(Schema):
     cursor: CursorOut
     attempts: int
     last_error: str
+    #: When the head last parked (a failed "retry now" parks it again).
     parked_at: str
+    #: When it first parked: how long the stream has been stuck.
+    first_parked_at: str
     #: Events of the stream waiting behind the head.
     waiting: int
 
@@ -131,26 +135,10 @@ def reaction(request: HttpRequest, name: str) -> Any:
 
 
 @router.post(
-    "/reactions/{name}/dismiss-event",
-    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
-    tags=["reactions"],
+    "/reactions/{name}/dismiss-event", **operation(DISMISS_EVENT, DismissOut, tags=["reactions"])
 )
 def dismiss_event(request: HttpRequest, name: str, body: DismissIn) -> Any:
-    """Dismiss a poison event: move the reaction's bookmark to it and audit the decision.
-
-    Needs the permission ``reactions_admin.dismiss_event``. 400 blank or too long
-    reason, 404 unknown reaction or event, 409 the event is not after the bookmark,
-    413 a body over the server's upload limit, 503 the event store is not durable or
-    the database is unavailable.
-    """
-    result = dismiss_event_in_reaction(
-        name,
-        body.event_id,
-        body.reason,
-        request.auth,  # type: ignore[attr-defined]
-        via="rest",
-    )
-    return result.as_payload()
+    return run(request, DISMISS_EVENT, OnEvent(name, body.event_id, body.reason))
 
 
 @router.get(
@@ -166,39 +154,23 @@ def parked_streams(request: HttpRequest, name: str) -> Any:
 
 @router.post(
     "/reactions/{name}/parked-streams/dismiss-head",
-    response={200: DismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
-    tags=["parked streams"],
+    **operation(DISMISS_STREAM_HEAD, DismissOut, tags=["parked streams"]),
 )
 def dismiss_head(request: HttpRequest, name: str, body: StreamIn) -> Any:
-    """Dismiss the head event of a parked stream (the next event becomes the head and
-    runs), audited. The same act as ``dismiss-event`` with the head's id. Needs
-    ``reactions_admin.dismiss_event``. 409 ``stream_not_parked``, ``not_stream_head``..."""
-    auth = request.auth  # type: ignore[attr-defined]
-    return dismiss_stream_head(name, body.stream_id, body.reason, auth, via="rest").as_payload()
+    return run(request, DISMISS_STREAM_HEAD, OnStream(name, body.stream_id, body.reason))
 
 
 @router.post(
     "/reactions/{name}/parked-streams/dismiss",
-    response={200: StreamDismissOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
-    tags=["parked streams"],
+    **operation(DISMISS_PARKED_STREAM, StreamDismissOut, tags=["parked streams"]),
 )
 def dismiss_stream(request: HttpRequest, name: str, body: StreamIn) -> Any:
-    """Dismiss a whole parked stream: the head and every event waiting behind it, one
-    decision per event, all or nothing. Needs ``reactions_admin.dismiss_event``.
-    409 ``stream_not_parked``."""
-    auth = request.auth  # type: ignore[attr-defined]
-    return dismiss_parked_stream(name, body.stream_id, body.reason, auth, via="rest").as_payload()
+    return run(request, DISMISS_PARKED_STREAM, OnStream(name, body.stream_id, body.reason))
 
 
 @router.post(
     "/reactions/{name}/parked-streams/retry",
-    response={200: StreamRetryOut, **refusals(*ALWAYS, 400, 404, 409, 413, 422)},
-    tags=["parked streams"],
+    **operation(RETRY_PARKED_STREAM, StreamRetryOut, tags=["parked streams"]),
 )
 def retry_stream(request: HttpRequest, name: str, body: RetryIn) -> Any:
-    """Retry a parked stream now: its head runs again at once (its attempt count kept, so
-    one more failure parks it again), and the events behind it follow in order. Audited.
-    Needs ``reactions_admin.operate_subscriber``. 409 ``stream_not_parked``."""
-    auth = request.auth  # type: ignore[attr-defined]
-    result = retry_parked_stream(name, body.stream_id, auth, reason=body.reason, via="rest")
-    return result.as_payload()
+    return run(request, RETRY_PARKED_STREAM, OnStream(name, body.stream_id, body.reason))

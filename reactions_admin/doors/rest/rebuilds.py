@@ -14,7 +14,16 @@ from ninja import Router, Schema
 from pydantic import Field
 
 from reactions_admin.acts.act import OnSubscriber
-from reactions_admin.acts.rebuilds.handler import CANCEL, ROLL_BACK, START, SWAP, StartRebuild
+from reactions_admin.acts.rebuilds.handler import (
+    CANCEL,
+    PAUSE,
+    RESUME,
+    RETRY,
+    ROLL_BACK,
+    START,
+    SWAP,
+    StartRebuild,
+)
 from reactions_admin.doors.rest.acts import operation, run
 from reactions_admin.doors.rest.console import ReasonIn
 from reactions_admin.doors.rest.schemas import ALWAYS, RebuildProgressOut, refusals
@@ -79,7 +88,9 @@ class RebuildStateOut(Schema):
     in_progress: bool
     diff: DiffOut | None
     estimate: EstimateOut | None
-    acts: list[str] = Field(description="The acts that apply now: start, swap, cancel, roll_back.")
+    acts: list[str] = Field(
+        description="The acts that apply now: start, swap, pause, resume, retry, cancel, roll_back."
+    )
 
 
 class RebuildStartIn(ReasonIn):
@@ -96,7 +107,8 @@ class RebuildActOut(Schema):
     decision_event_id: uuid.UUID
     subscriber_name: str
     choice: str = Field(
-        description="RebuildStarted, RebuildSwapped, RebuildCancelled or RebuildRolledBack"
+        description="RebuildStarted, RebuildSwapped, RebuildCancelled, RebuildRolledBack, "
+        "RebuildPaused, RebuildResumed or RebuildRetried"
     )
     phase: str = Field(description="The rebuild's phase after the act.")
     inputs: dict[str, Any] = Field(
@@ -133,3 +145,18 @@ def cancel(request: HttpRequest, name: str, body: ReasonIn) -> Any:
 @router.post("/subscribers/{name}/rebuild/roll-back", **operation(ROLL_BACK, RebuildActOut))
 def roll_back(request: HttpRequest, name: str, body: ReasonIn) -> Any:
     return run(request, ROLL_BACK, OnSubscriber(name, body.reason))
+
+
+@router.post("/subscribers/{name}/rebuild/pause", **operation(PAUSE, RebuildActOut))
+def pause(request: HttpRequest, name: str, body: ReasonIn) -> Any:
+    return run(request, PAUSE, OnSubscriber(name, body.reason))
+
+
+@router.post("/subscribers/{name}/rebuild/resume", **operation(RESUME, RebuildActOut))
+def resume(request: HttpRequest, name: str, body: ReasonIn) -> Any:
+    return run(request, RESUME, OnSubscriber(name, body.reason))
+
+
+@router.post("/subscribers/{name}/rebuild/retry", **operation(RETRY, RebuildActOut))
+def retry(request: HttpRequest, name: str, body: ReasonIn) -> Any:
+    return run(request, RETRY, OnSubscriber(name, body.reason))

@@ -8,7 +8,7 @@ from typing import Any
 from ninja import Schema
 from pydantic import Field
 
-from reactions_admin.acts.dismissal.decider import MAX_REASON_LENGTH, visible_character_class
+from reactions_admin.acts.reasons import MAX_REASON_LENGTH, visible_character_class
 
 
 class CursorOut(Schema):

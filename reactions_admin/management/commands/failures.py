@@ -8,12 +8,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reactions_admin import errors
+from reactions_admin.acts.act import OnFailureGroup
 from reactions_admin.acts.failure_groups.handler import (
-    dismiss_failure_group,
+    DISMISS_FAILURE_GROUP,
+    RETRY_FAILURE_GROUP,
     failure_group,
     failure_groups,
     read_groups_as_shell,
-    retry_failure_group,
 )
 from reactions_admin.doors.cli import actor_named, add_actor_argument, refuse
 
@@ -43,18 +44,10 @@ class Command(BaseCommand):
             raise CommandError("--dismiss/--retry need --as USERNAME")
         try:
             if fingerprint:
-                act = dismiss_failure_group if options["dismiss"] else retry_failure_group
-                result = act(
-                    fingerprint,
-                    options["expect"],
-                    options["reason"],
-                    actor_named(options["username"]),
-                    via="cli",
-                )
-                self.stdout.write(
-                    f"{result.choice}: {result.count} item(s) of {result.fingerprint}; "
-                    f"decision {result.decision_event_id}."
-                )
+                act = DISMISS_FAILURE_GROUP if options["dismiss"] else RETRY_FAILURE_GROUP
+                given = OnFailureGroup(fingerprint, options["expect"], options["reason"])
+                result = act(given, actor_named(options["username"]), via="cli")
+                self.stdout.write(result.text())
                 return
             if options["username"] is None:
                 groups = read_groups_as_shell()

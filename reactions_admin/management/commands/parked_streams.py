@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from reactions_admin.acts.dismissal.handler import Actor
+from reactions_admin.acts.act import Act, OnStream
 from reactions_admin.acts.parked_streams.handler import (
-    dismiss_parked_stream,
-    dismiss_stream_head,
-    list_parked_streams,
-    retry_parked_stream,
+    DISMISS_PARKED_STREAM,
+    DISMISS_STREAM_HEAD,
+    RETRY_PARKED_STREAM,
 )
-from reactions_admin.errors import NotAuthenticated, ReactionsError
+from reactions_admin.doors.cli import actor_named, refuse
+from reactions_admin.errors import ReactionsError
+from reactions_admin.guards import Actor
+from reactions_admin.reads.reactions import list_parked_streams
+
+#: Each option names a stream, and the act to run on it.
+ACTS: dict[str, Act[OnStream, Any]] = {
+    "dismiss_head": DISMISS_STREAM_HEAD,
+    "dismiss_stream": DISMISS_PARKED_STREAM,
+    "retry": RETRY_PARKED_STREAM,
+}
 
 
 class Command(BaseCommand):
@@ -39,42 +47,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["reaction"]
         try:
-            user = self._user(options["username"])
-            if options["dismiss_head"] is not None:
-                result = dismiss_stream_head(
-                    name, options["dismiss_head"], options["reason"], user, via="cli"
-                )
-                self.stdout.write(
-                    f"Dismissed {result.event_id}, the head of stream {result.stream_id!r}"
-                    f" in {name}; decision {result.decision_event_id}."
-                )
-            elif options["dismiss_stream"] is not None:
-                dismissed = dismiss_parked_stream(
-                    name, options["dismiss_stream"], options["reason"], user, via="cli"
-                )
-                self.stdout.write(
-                    f"Dismissed stream {dismissed.stream_id!r} in {name}:"
-                    f" {len(dismissed.dismissed)} event(s), one decision each."
-                )
-            elif options["retry"] is not None:
-                retried = retry_parked_stream(
-                    name, options["retry"], user, reason=options["reason"], via="cli"
-                )
-                self.stdout.write(
-                    f"Retrying stream {retried.stream_id!r} in {name} now: event"
-                    f" {retried.event_id} (attempt {retried.attempts + 1}),"
-                    f" {retried.waiting} waiting behind; decision {retried.decision_event_id}."
-                )
-            else:
-                self._list(name, user)
+            user = actor_named(options["username"])
+            for option, act in ACTS.items():
+                if options[option] is not None:
+                    given = OnStream(name, options[option], options["reason"])
+                    self.stdout.write(act(given, user, via="cli").text())
+                    return
+            self._list(name, user)
         except ReactionsError as exc:
-            raise CommandError(f"{exc.code}: {exc.detail}", returncode=_exit_code(exc)) from exc
-
-    def _user(self, username: str) -> Actor:
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise NotAuthenticated(f"no user named {username!r}.")
-        return user
+            refuse(exc)
 
     def _list(self, name: str, user: Actor) -> None:
         parked = list_parked_streams(name, user)
@@ -86,10 +67,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{stream['stream_id']}\thead {stream['event_id']} ({stream['event_type']})"
                 f"\tattempts {stream['attempts']}\tparked since {stream['parked_at']}"
+                f" (first {stream['first_parked_at']})"
                 f"\t{stream['waiting']} waiting\t{stream['last_error'][:120]}"
             )
-
-
-def _exit_code(exc: ReactionsError) -> int:
-    # As dismiss_event: 3 for a refusal, 4 when unavailable (2 is argparse's usage error).
-    return 4 if exc.status >= 500 else 3

@@ -81,7 +81,7 @@ class Command(BaseCommand):
                 if act is START
                 else OnSubscriber(name, reason)
             )
-            result = act.run(given, actor, via="cli")
+            result = act(given, actor, via="cli")
         except errors.ReactionsError as exc:
             refuse(exc)
         if options["json"]:

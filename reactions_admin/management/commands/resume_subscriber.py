@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reactions_admin.acts.operations.handler import RESUME
-from reactions_admin.doors.cli import SubscriberActCommand
+from reactions_admin.doors.cli import ActCommand
 
 
-class Command(SubscriberActCommand):
+class Command(ActCommand):
     act = RESUME

@@ -20,6 +20,7 @@ from reactions_admin.acts.rebuilds import handler
 from reactions_admin.acts.rebuilds.handler import StartRebuild
 from reactions_admin.reads.rebuilds import rebuild_state
 from subscribers.models import Bookmark, Rebuild
+from subscribers.rebuilds.runner import run_rebuilds_once
 from tests.support import raw_connection
 
 pytestmark = pytest.mark.usefixtures("rebuilds")
@@ -40,7 +41,7 @@ def do(act: Any, name: str, reason: str, user: Any, *, via: str = "api", **more:
     given = (
         StartRebuild(name, reason, **more) if act is handler.START else OnSubscriber(name, reason)
     )
-    return act.run(given, user, via=via)
+    return act(given, user, via=via)
 
 
 def rebuild_decisions() -> list[RecordedEvent]:
@@ -119,7 +120,7 @@ def test_the_state_shows_progress_the_diff_side_by_side_and_the_acts(rebuilds) -
     do(handler.START, rebuilds.name, "fix", user)
     rebuilds.built()
     ready = rebuild_state(rebuilds.name, user)
-    assert ready.acts == ["swap", "cancel"]
+    assert ready.acts == ["swap", "pause", "cancel"]
     assert ready.progress is not None
     assert ready.progress.phase == "ready"
     assert (ready.progress.events_done, ready.progress.events_total) == (20, 20)
@@ -215,3 +216,31 @@ def test_only_the_rebuild_permission_acts_and_a_viewer_reads(rebuilds) -> None:
         do(handler.START, rebuilds.name, "x", viewer)
     assert rebuild_state(rebuilds.name, viewer).acts == ["start"]
     assert Rebuild.objects.count() == 0
+
+
+def test_pause_resume_and_retry_are_audited_and_refused_out_of_place(rebuilds) -> None:
+    user = rebuilder()
+    with pytest.raises(errors.NoRebuild):
+        do(handler.PAUSE, rebuilds.name, "x", user)
+    rebuilds.started()
+    paused = do(handler.PAUSE, rebuilds.name, "the disk is busy tonight", user)
+    assert (paused.choice, paused.phase) == ("RebuildPaused", "paused")
+    assert rebuild_state(rebuilds.name, user).acts == ["resume", "cancel"]
+    assert run_rebuilds_once(rebuilds.registry) == 0  # no worker works a paused rebuild
+    resumed = do(handler.RESUME, rebuilds.name, "quiet again", user)
+    assert (resumed.choice, resumed.phase) == ("RebuildResumed", "copying_schema")
+    with pytest.raises(errors.NoRebuild):
+        do(handler.RETRY, rebuilds.name, "x", user)  # only a failed rebuild is retried
+    do(handler.CANCEL, rebuilds.name, "again, failing", user)
+
+    rebuilds.failed()
+    assert rebuild_state(rebuilds.name, user).acts == ["retry", "cancel"]
+    with pytest.raises(errors.RebuildFailed):
+        do(handler.PAUSE, rebuilds.name, "x", user)
+    retried = do(handler.RETRY, rebuilds.name, "the new code is fixed", user)
+    assert retried.choice == "RebuildRetried"
+    assert retried.inputs["phase_before"] == "failed"
+    rebuilds.built()  # Totals.apply is itself again: the rebuild goes on to the end
+    assert [d.data["choice"] for d in rebuild_decisions()][-3:] == [
+        "RebuildCancelled", "RebuildFailed", "RebuildRetried",
+    ]  # fmt: skip

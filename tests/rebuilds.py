@@ -1,9 +1,10 @@
 """Projections with tables of their own, for the rebuild tests (selected by dotted path or
 built directly).
 
-Their models are test-only: they register under the ``subscribers`` app label (so
-Django treats their tables as tables of this database) but have no migration; the
-``rebuild_tables`` fixture (tests/conftest.py) creates the tables and drops them after.
+Their models are test-only, in the tests' own app (``tests.readmodels``, label
+``test_readmodels``, installed by tests/settings.py, no migrations); the
+``rebuild_tables`` fixture (tests/conftest.py) makes their tables afresh for each test
+and drops them after, with every rebuild schema and role.
 ``Added`` events carry a ``key`` and an ``amount``.
 """
 
@@ -33,7 +34,7 @@ class RbTotal(models.Model):
     objects: ClassVar[models.Manager[RbTotal]] = models.Manager()
 
     class Meta:
-        app_label = "subscribers"
+        app_label = "test_readmodels"
         db_table = "rb_totals"
         constraints = [models.CheckConstraint(condition=Q(n__gte=0), name="rb_totals_n_counted")]
         indexes = [models.Index(fields=["total"], name="rb_totals_by_total")]
@@ -52,7 +53,7 @@ class RbEntry(models.Model):
     objects: ClassVar[models.Manager[RbEntry]] = models.Manager()
 
     class Meta:
-        app_label = "subscribers"
+        app_label = "test_readmodels"
         db_table = "rb_entries"
         indexes = [models.Index(fields=["key", "amount"], name="rb_entries_key_amount")]
 
@@ -66,7 +67,7 @@ class RbLonely(models.Model):
     objects: ClassVar[models.Manager[RbLonely]] = models.Manager()
 
     class Meta:
-        app_label = "subscribers"
+        app_label = "test_readmodels"
         db_table = "rb_lonely"
 
     def __str__(self) -> str:
@@ -79,7 +80,7 @@ class RbPointer(models.Model):
     objects: ClassVar[models.Manager[RbPointer]] = models.Manager()
 
     class Meta:
-        app_label = "subscribers"
+        app_label = "test_readmodels"
         db_table = "rb_pointer"
 
     def __str__(self) -> str:
@@ -95,7 +96,7 @@ class RbNote(models.Model):
     objects: ClassVar[models.Manager[RbNote]] = models.Manager()
 
     class Meta:
-        app_label = "subscribers"
+        app_label = "test_readmodels"
         db_table = "rb_notes"
 
     def __str__(self) -> str:

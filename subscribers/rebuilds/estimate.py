@@ -7,9 +7,9 @@ from typing import Any
 
 from django.db import connection
 
+import subscribers.rebuilds.sql as sql
 from eventstore.types import START
 from subscribers.models import Rebuild
-from subscribers.rebuilds import sql
 from subscribers.rebuilds.declared import declared_tables
 from subscribers.registry import SubscriberRegistry, configured_registry
 

@@ -14,9 +14,10 @@ import time
 from django.db import connection
 from django.utils import timezone
 
+import subscribers.rebuilds.errors as errors
+import subscribers.rebuilds.sql as sql
 from eventstore.types import Cursor
 from subscribers.models import Rebuild
-from subscribers.rebuilds import errors, sql
 from subscribers.rebuilds.definition import describe, differences, qi
 from subscribers.rebuilds.errors import RebuildRefused
 from subscribers.rebuilds.replay import apply_upto

@@ -7,12 +7,12 @@ from typing import Any
 
 from django.db import connection
 
+import subscribers.rebuilds.sql as sql
 from eventstore.postgres import row_to_event
 from eventstore.types import Cursor, RecordedEvent
 from subscribers.failures import Failure
 from subscribers.models import Rebuild
 from subscribers.projections import apply_events
-from subscribers.rebuilds import sql
 from subscribers.rebuilds.guard import routed
 from subscribers.registry import Registered
 

@@ -19,13 +19,13 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+import subscribers.rebuilds.sql as sql
 from config.options import options
 from eventstore.types import Cursor
 from subscribers import sql as subscribers_sql
 from subscribers.failures import Failure
 from subscribers.models import Rebuild
 from subscribers.outcome import is_connection_error
-from subscribers.rebuilds import sql
 from subscribers.rebuilds.audit import record_decision, user_by_id
 from subscribers.rebuilds.definition import clone, index_statement, qi, secondary_indexes
 from subscribers.rebuilds.errors import RebuildRefused

@@ -14,11 +14,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+import subscribers.rebuilds.errors as errors
+import subscribers.rebuilds.sql as sql
 from config.options import options
 from eventstore.types import Cursor
 from subscribers.bookmarks import ensure_bookmarks
 from subscribers.models import Rebuild
-from subscribers.rebuilds import errors, sql
 from subscribers.rebuilds.declared import declared_tables, rebuildable
 from subscribers.rebuilds.definition import Definition, describe, differences, qi
 from subscribers.rebuilds.errors import RebuildRefused

@@ -21,9 +21,9 @@ from django.apps import apps
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+import subscribers.rebuilds.sql as sql
 from eventstore.types import Cursor
 from subscribers.models import Rebuild
-from subscribers.rebuilds import sql
 from subscribers.rebuilds.definition import qi
 from subscribers.rebuilds.guard import routed
 from subscribers.registry import Registered

@@ -3,8 +3,9 @@
 Events go through the real PostgreSQL store (``append``, ``append_many``,
 ``append_events``, ``append_mixed``), or, on a server that is not Django's, through
 plain SQL (``insert_mixed``). ``Appenders`` are threads whose transactions overlap and
-commit out of order, some rolled back. ``wedged_reaction`` and ``operator`` make the
-bookmark and the user a dismissal needs.
+commit out of order, some rolled back. ``wedged_reaction`` (``wedged_mailer``) and
+``operator`` make the bookmark and the user a dismissal needs; ``viewer`` a user who
+only reads the console.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.db import connection, transaction
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from subscribers.models import Bookmark
+from tests.support import wait_until_visible
 
 #: How many distinct keys the mixed events spread their amounts over.
 KEYS = 40
@@ -104,6 +106,14 @@ def wedged_reaction(name: str, before: RecordedEvent | None, failing: RecordedEv
     )
 
 
+def wedged_mailer(count: int = 3, **append_options: Any) -> list[RecordedEvent]:
+    """``count`` events every reader sees (``append_events``), and the reaction "mailer"
+    wedged on the second, its bookmark on the first: what a dismissal acts on."""
+    events = wait_until_visible(append_events(count, **append_options))
+    wedged_reaction("mailer", events[0], failing=events[1])
+    return events
+
+
 def operator(
     username: str = "operator",
     *,
@@ -132,6 +142,15 @@ def operator(
                 codename="operate_subscriber", content_type__app_label="reactions_admin"
             )
         )
+    return User.objects.get(pk=user.pk)  # fresh: no stale permission cache
+
+
+def viewer(username: str = "viewer") -> User:
+    """A staff user holding only ``reactions_admin.view_console``."""
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_console", content_type__app_label="reactions_admin")
+    )
     return User.objects.get(pk=user.pk)  # fresh: no stale permission cache
 
 

@@ -1,5 +1,6 @@
 """Plain helpers for every layer (no fixtures here: those live in the conftest.py files):
-a connection of a test's own, waits on observable state, reads, a served ASGI app."""
+a connection of a test's own, waits on observable state, reads, the admin's dismissal
+form, a served ASGI app."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import connection
 
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import RecordedEvent
@@ -63,6 +66,31 @@ def wait_until_visible(events: list[RecordedEvent], timeout: float = 20.0) -> li
 def bookmark(name: str) -> Bookmark:
     """The bookmark row of subscriber ``name``, fresh from the database."""
     return Bookmark.objects.get(subscriber_name=name)
+
+
+def dismissal_form(
+    reaction: str, event_id: object, reason: str, *, preview: bool = False
+) -> dict[str, Any]:
+    """What the admin's "Dismiss event…" form posts to the Bookmarks changelist for
+    ``reaction``: the event, the reason, and its button (Preview, or Dismiss the event)."""
+    button = {"preview": "Preview"} if preview else {"apply": "Dismiss the event"}
+    return {
+        "action": "dismiss_event",
+        ACTION_CHECKBOX_NAME: [reaction],
+        "event_id": str(event_id),
+        "reason": reason,
+        **button,
+    }
+
+
+def backends(application_name: str) -> int:
+    """How many server sessions connected as ``application_name`` are open right now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [application_name],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def decisions() -> list[RecordedEvent]:

@@ -1,4 +1,5 @@
-"""Fixtures of the contract tests: both event stores, an operator's API token."""
+"""Fixtures of the contract tests: both event stores, an operator's API token, a wedged
+reaction, a parked stream."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from eventstore.types import RecordedEvent
 from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams
-from tests.factories import jobs, operator
+from tests.factories import append_events, jobs, operator, wedged_reaction
 from tests.stream_invariants import handled_count
 from tests.subscribers import StreamJobs
 from tests.workers import drain
@@ -40,6 +41,16 @@ def store(request: pytest.FixtureRequest) -> EventStore:
 def token() -> str:
     """The secret of a live API token of a permitted operator, "robot"."""
     return issue_token(operator("robot")).secret
+
+
+@pytest.fixture
+def mailer_world(settings: Any) -> dict[str, Any]:
+    """Three events, "mailer" wedged on the second, and the token of "robot", a permitted
+    operator. The events stay in the test's own transaction: no dismissal lands here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    events = append_events(3)
+    wedged_reaction("mailer", events[0], failing=events[1])
+    return {"events": events, "token": issue_token(operator("robot")).secret}
 
 
 @dataclass(frozen=True)

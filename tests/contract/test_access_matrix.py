@@ -49,8 +49,8 @@ from eventstore.types import RecordedEvent
 from reactions_admin.acts.tokens.handler import issue_token, revoke_tokens
 from reactions_admin.models import ApiToken
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, served_asgi, wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import decisions, served_asgi
 
 # The MCP door is served by uvicorn in a thread with its own database connection.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,8 +74,7 @@ class World:
 def world(settings: Any) -> World:
     # Test users' passwords need no slow hash (PBKDF2 costs ~0.25 s per user).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    events = wait_until_visible(append_events(3, data={"note": "poison"}))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3, data={"note": "poison"})
     permitted = operator("operator")
     unpermitted = operator("intern", permitted=False)
     revoked = issue_token(operator("retired")).secret

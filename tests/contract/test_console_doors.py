@@ -26,8 +26,7 @@ from reactions_admin.acts.failure_groups.fingerprint import fingerprint
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import wait_until_visible
+from tests.factories import operator, wedged_mailer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,8 +46,7 @@ class World:
 @pytest.fixture
 def world(settings: Any) -> World:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)
     Bookmark.objects.filter(pk="mailer").update(last_error=ERROR)
     Bookmark.objects.create(subscriber_name="board", kind="projection")
     User.objects.create_user("intern", password="pw", is_staff=True)

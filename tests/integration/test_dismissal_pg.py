@@ -16,14 +16,13 @@ from reactions_admin import errors
 from reactions_admin.acts.dismissal.decider import DECISION_STREAM
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
+from tests.factories import append_events, operator, wedged_mailer, wedged_reaction
 from tests.support import decisions, raw_connection, wait_until_visible
 
 
 @pytest.mark.django_db(transaction=True)
 def test_happy_path_moves_the_bookmark_clears_the_failure_and_audits() -> None:
-    events = wait_until_visible(append_events(5))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(5)
     actor = operator()
 
     result = dismiss_event_in_reaction(
@@ -124,8 +123,7 @@ DROP FUNCTION IF EXISTS test_fail_decisions();
 
 @pytest.mark.django_db(transaction=True)
 def test_when_the_decision_append_fails_the_bookmark_does_not_move() -> None:
-    events = wait_until_visible(append_events(3))  # a dismissal refuses an unseen event
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)  # a dismissal refuses an unseen event
     actor = operator()
     with connection.cursor() as cursor:
         cursor.execute(FAIL_DECISIONS)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from eventstore.postgres import PostgresEventStore
@@ -19,7 +18,7 @@ from tests.stream_invariants import (
     handled_count,
     intake_point,
     jobs_by_stream,
-    rows,
+    peaks_until_handled,
 )
 from tests.subscribers import StreamJobs
 from tests.support import raw_connection, wait_for
@@ -95,15 +94,6 @@ def test_a_slow_transaction_that_began_first_is_neither_skipped_nor_run_out_of_o
         slow.close()
 
 
-def backends(application_name: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-            [application_name],
-        )
-        return int(cursor.fetchone()[0])
-
-
 def test_a_workers_connections_stay_bounded_at_concurrency_32(
     processes: list[Any], tmp_path: Path
 ) -> None:
@@ -118,15 +108,7 @@ def test_a_workers_connections_stay_bounded_at_concurrency_32(
         poll_interval_seconds="0.2",
     )
     processes.append(worker)
-    most = {"backends": 0, "in_flight": 0}
-
-    def busy() -> bool:
-        most["backends"] = max(most["backends"], backends(name))
-        in_flight = rows("SELECT count(*) FROM reaction_work WHERE lease_expires_at > now()")[0][0]
-        most["in_flight"] = max(most["in_flight"], int(in_flight))
-        return handled_count() == 96
-
-    wait_for(busy, timeout=120, what="96 jobs of 1 s at concurrency 32")
+    most = peaks_until_handled(name, 96, timeout=120, what="96 jobs of 1 s at concurrency 32")
     assert most["in_flight"] >= 16  # really many handle calls at once
     # Not one per handle (32 in flight): the reaction's loop, the lease renewer, the
     # heartbeat, the lag sampler and the wake-up check's NOTIFY (threads of the worker's

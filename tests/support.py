@@ -1,6 +1,6 @@
 """Plain helpers for every layer (no fixtures here: those live in the conftest.py files):
-a connection of a test's own, waits on observable state, reads, the admin's dismissal
-form, a served ASGI app."""
+a connection of a test's own, waits on observable state, reads, database triggers for
+faults, the admin's dismissal form, a served ASGI app."""
 
 from __future__ import annotations
 
@@ -66,6 +66,37 @@ def wait_until_visible(events: list[RecordedEvent], timeout: float = 20.0) -> li
 def bookmark(name: str) -> Bookmark:
     """The bookmark row of subscriber ``name``, fresh from the database."""
     return Bookmark.objects.get(subscriber_name=name)
+
+
+def trigger_sql(name: str, when: str, body: str, *, at_commit: bool = False) -> str:
+    """SQL that creates ``name``, a plpgsql row trigger: ``body`` runs ``when`` (say "BEFORE
+    INSERT ON events") for each row, then ``RETURN NEW``; ``at_commit``: a constraint
+    trigger deferred to the commit. ``drop_trigger_sql(name)`` removes it."""
+    kind = "CONSTRAINT TRIGGER" if at_commit else "TRIGGER"
+    deferred = " DEFERRABLE INITIALLY DEFERRED" if at_commit else ""
+    return (
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        f"BEGIN\n{body}\nRETURN NEW;\nEND $$;\n"
+        f"CREATE {kind} {name} {when}{deferred} FOR EACH ROW EXECUTE FUNCTION {name}();\n"
+    )
+
+
+def drop_trigger_sql(name: str) -> str:
+    """SQL that removes the trigger ``trigger_sql(name, ...)`` made, if it is there."""
+    return f"DROP FUNCTION IF EXISTS {name}() CASCADE"
+
+
+@contextmanager
+def trigger(name: str, when: str, body: str, *, at_commit: bool = False) -> Iterator[None]:
+    """The trigger of :func:`trigger_sql` while the block runs, dropped after it whatever
+    happens (the test's own database faults: a refused append, a failing commit)."""
+    with connection.cursor() as cursor:
+        cursor.execute(trigger_sql(name, when, body, at_commit=at_commit))
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(drop_trigger_sql(name))
 
 
 def dismissal_form(

@@ -31,7 +31,7 @@ from reactions_admin.acts.tokens.handler import TOKEN_DECISION_STREAM, issue_tok
 from reactions_admin.errors import RevocationFinal
 from reactions_admin.models import ApiToken
 from tests.factories import operator, wedged_mailer
-from tests.support import dismissal_form
+from tests.support import dismissal_form, trigger_sql
 
 pytestmark = pytest.mark.django_db
 
@@ -242,17 +242,12 @@ def test_the_admin_revoke_action_needs_the_change_permission() -> None:
     assert [d.data["choice"] for d in token_decisions()] == ["TokenCreated"]
 
 
-FAIL_TOKEN_DECISIONS = f"""
-CREATE FUNCTION test_fail_token_decisions() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.stream_id = '{TOKEN_DECISION_STREAM}' THEN
-        RAISE EXCEPTION 'token decision refused';
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER test_fail_token_decisions BEFORE INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION test_fail_token_decisions();
-"""
+FAIL_TOKEN_DECISIONS = trigger_sql(
+    "test_fail_token_decisions",
+    "BEFORE INSERT ON events",
+    f"IF NEW.stream_id = '{TOKEN_DECISION_STREAM}' THEN"
+    " RAISE EXCEPTION 'token decision refused'; END IF;",
+)
 
 
 def test_no_token_changes_unless_its_decision_lands() -> None:

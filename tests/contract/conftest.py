@@ -17,11 +17,8 @@ from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams
 from tests.factories import append_events, jobs, operator, wedged_reaction
 from tests.stream_invariants import handled_count
-from tests.subscribers import StreamJobs
+from tests.subscribers import STREAM_JOBS, StreamJobs
 from tests.workers import drain
-
-#: The stream-ordered reaction of the parked-stream tests, as configured by dotted path.
-STREAM_JOBS = "tests.subscribers.StreamJobs"
 
 
 @pytest.fixture(
@@ -67,16 +64,8 @@ class ParkedWorld:
 
 
 @pytest.fixture
-def parked(settings: Any, transactional_db: None) -> ParkedWorld:
+def parked(stream_jobs_configured: None) -> ParkedWorld:
     """A parked stream, made by the real worker (two attempts, then parked)."""
-    settings.EVENTDESK = {
-        **settings.EVENTDESK,
-        "subscribers": [STREAM_JOBS],
-        "max_attempts": 2,
-        "retry_base_seconds": 0.01,
-        "retry_cap_seconds": 0.02,
-    }
-    StreamJobs.reset()
     [handled] = jobs("bad", 1)
     [poison] = jobs("bad", 1, poison=True)
     behind = jobs("bad", 2)

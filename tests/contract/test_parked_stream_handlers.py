@@ -28,10 +28,10 @@ from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows, work_summary
 from subscribers.streams import take_in_and_claim
-from tests.contract.conftest import STREAM_JOBS, ParkedWorld
+from tests.contract.conftest import ParkedWorld
 from tests.factories import append, jobs, operator
 from tests.stream_invariants import handled_by_stream, handled_count, rows
-from tests.subscribers import StreamJobs
+from tests.subscribers import STREAM_JOBS, StreamJobs
 from tests.support import bookmark, decisions, trigger
 from tests.workers import drain
 
@@ -320,13 +320,8 @@ def test_a_failed_retry_keeps_when_the_stream_first_parked(parked: ParkedWorld) 
 
 
 def test_a_retried_stream_that_succeeds_runs_the_waiting_events_in_order(
-    settings: Any, transactional_db: None
+    stream_jobs_configured: None,
 ) -> None:
-    settings.EVENTDESK = {
-        **settings.EVENTDESK, "subscribers": [STREAM_JOBS], "max_attempts": 2,
-        "retry_base_seconds": 0.01, "retry_cap_seconds": 0.02,
-    }  # fmt: skip
-    StreamJobs.reset()
     flaky = jobs("flaky", 1, fail=2) + jobs("flaky", 2)
     run_worker_until(lambda: parked_streams(NAME), "the flaky stream parked")
     with pytest.raises(errors.StreamNotParked):

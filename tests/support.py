@@ -1,19 +1,24 @@
 """Plain helpers for every layer (no fixtures here: those live in the conftest.py files):
 a connection of a test's own, waits on observable state, reads, database triggers for
-faults, the admin's dismissal form, a served ASGI app."""
+faults, calls through the doors (MCP over HTTP, a command), the admin's dismissal form, a
+served ASGI app."""
 
 from __future__ import annotations
 
+import io
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
 from eventstore.postgres import PostgresEventStore
@@ -21,6 +26,9 @@ from eventstore.types import RecordedEvent
 from reactions_admin.acts.dismissal.decider import DECISION_STREAM
 from subscribers.listener import listener_connection_params
 from subscribers.models import Bookmark
+
+if TYPE_CHECKING:
+    import httpx2
 
 #: The project's root: the working directory of ``manage.py`` subprocesses.
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +105,48 @@ def trigger(name: str, when: str, body: str, *, at_commit: bool = False) -> Iter
     finally:
         with connection.cursor() as cursor:
             cursor.execute(drop_trigger_sql(name))
+
+
+def mcp_over_http(
+    base_url: str, tool: str, arguments: dict[str, Any], headers: dict[str, str]
+) -> httpx2.Response:
+    """One ``tools/call`` of ``tool`` over streamable HTTP at ``{base_url}/mcp``, sent with
+    ``headers`` (the JSON and event-stream ``Accept`` is added)."""
+    import httpx2
+
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments},
+    }
+    headers = {"Accept": "application/json, text/event-stream", **headers}
+    return httpx2.post(f"{base_url}/mcp", json=body, headers=headers, timeout=30)
+
+
+def mcp_outcome(response: httpx2.Response) -> tuple[int, str]:
+    """What an MCP caller over HTTP observed: the status, and the refusal's code (the
+    endpoint's own gate, or the tool's error), "" when the tool succeeded."""
+    if response.status_code != 200:
+        return response.status_code, response.json()["code"]
+    result = response.json()["result"]
+    if not result["isError"]:
+        return 200, ""
+    return 200, json.loads(result["content"][0]["text"]).get("code", "")
+
+
+def command_outcome(*args: str) -> tuple[int, str]:
+    """``manage.py`` with ``args`` through ``call_command``: (0, "") when it succeeds, else
+    the exit code and the message of its ``CommandError``."""
+    try:
+        call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
+    except CommandError as refused:
+        return refused.returncode, str(refused)
+    return 0, ""
+
+
+#: What a decision records as ``via`` for each door of the access matrices.
+VIA = {"rest": "rest", "admin": "admin", "mcp-http": "mcp", "cli": "cli"}
 
 
 def dismissal_form(

@@ -3,6 +3,7 @@ reaction, a parked stream."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from subscribers.stream_work import parked_streams
 from tests.factories import append_events, jobs, operator, wedged_reaction
 from tests.stream_invariants import handled_count
 from tests.subscribers import STREAM_JOBS, StreamJobs
+from tests.support import served_asgi
 from tests.workers import drain
 
 
@@ -38,6 +40,13 @@ def store(request: pytest.FixtureRequest) -> EventStore:
 def token() -> str:
     """The secret of a live API token of a permitted operator, "robot"."""
     return issue_token(operator("robot")).secret
+
+
+@pytest.fixture(scope="module")
+def base_url(django_db_setup: None) -> Iterator[str]:
+    """One uvicorn for the module (the MCP door); requests reach the test database."""
+    with served_asgi() as url:
+        yield url
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.test import Client
 from mcp import Client as McpClient
 
@@ -27,6 +26,7 @@ from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
 from tests.factories import operator, wedged_mailer
+from tests.support import command_outcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,11 +99,8 @@ def mcp(world: World, caller: str, tool: str, arguments: dict[str, Any]) -> tupl
 def cli(world: World, caller: str, *args: str) -> tuple[int, str]:
     username = {"bad-token": "ghost", **USERS}.get(caller)
     extra = ["--as", username] if username else []
-    try:
-        call_command(*args, *extra, stdout=io.StringIO(), stderr=io.StringIO())
-    except CommandError as refused:
-        return refused.returncode, str(refused).split(":")[0]
-    return 0, ""
+    code, message = command_outcome(*args, *extra)
+    return code, message.split(":")[0]
 
 
 def admin(world: World, caller: str, action: str) -> tuple[int, str]:

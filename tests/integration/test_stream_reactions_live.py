@@ -22,7 +22,7 @@ from tests.stream_invariants import (
 )
 from tests.subscribers import StreamJobs
 from tests.support import raw_connection, wait_for
-from tests.workers import running_worker, start_worker, stream_reaction
+from tests.workers import busy_stream_worker, running_worker, stream_reaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,17 +97,8 @@ def test_a_slow_transaction_that_began_first_is_neither_skipped_nor_run_out_of_o
 def test_a_workers_connections_stay_bounded_at_concurrency_32(
     processes: list[Any], tmp_path: Path
 ) -> None:
-    name = f"streams-{uuid.uuid4().hex[:8]}"
-    for n in range(96):
-        jobs(f"run-{n}", 1, sleep=1.0)
-    worker = start_worker(
-        ["tests.subscribers.WiderStreamJobs"],
-        "--reactions-only",
-        log=tmp_path / "worker.log",
-        application_name_hint=name,
-        poll_interval_seconds="0.2",
-    )
-    processes.append(worker)
+    log = tmp_path / "worker.log"
+    name = busy_stream_worker(processes, log, "tests.subscribers.WiderStreamJobs", 96, 1.0)
     most = peaks_until_handled(name, 96, timeout=120, what="96 jobs of 1 s at concurrency 32")
     assert most["in_flight"] >= 16  # really many handle calls at once
     # Not one per handle (32 in flight): the reaction's loop, the lease renewer, the

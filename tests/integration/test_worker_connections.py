@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.factories import jobs
 from tests.stream_invariants import check_streams, peaks_until_handled
 from tests.subscribers import OrmStreamJobs
-from tests.workers import start_worker
+from tests.workers import busy_stream_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,18 +23,14 @@ JOBS = 64
 def test_a_worker_whose_handles_use_the_orm_keeps_its_backends_within_its_pool(
     processes: list[Any], tmp_path: Path
 ) -> None:
-    name = f"orm-streams-{uuid.uuid4().hex[:8]}"
-    for n in range(JOBS):
-        jobs(f"run-{n}", 1, sleep=0.5)
-    worker = start_worker(
-        ["tests.subscribers.OrmStreamJobs"],
-        "--reactions-only",
-        log=tmp_path / "worker.log",
-        application_name_hint=name,
-        poll_interval_seconds="0.2",
+    name = busy_stream_worker(
+        processes,
+        tmp_path / "worker.log",
+        "tests.subscribers.OrmStreamJobs",
+        JOBS,
+        0.5,
         db_pool_max_size=str(POOL_MAX_SIZE),
     )
-    processes.append(worker)
     most = peaks_until_handled(
         name, JOBS, timeout=120, what=f"{JOBS} jobs at concurrency {OrmStreamJobs.concurrency}"
     )

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -225,6 +227,41 @@ class Appenders:
                     self.committed.update(ids)
         except BaseException as exc:  # surfaced by the test's assertion on .errors
             self.errors.append(exc)
+        finally:
+            connection.close()
+
+
+class Feed:
+    """``total`` events appended from a thread of its own (its own Django connection), in
+    random chunks at random moments, while a test kills workers: ``chunk(rng, left)``
+    appends at most ``left`` events and says how many; a pause of up to ``pause`` seconds
+    follows each chunk. ``failures`` keeps what went wrong, for the test to assert on."""
+
+    def __init__(
+        self, total: int, seed: int, chunk: Callable[[random.Random, int], int], pause: float
+    ) -> None:
+        self.total, self.appended = total, 0
+        self.failures: list[BaseException] = []
+        self._rng, self._chunk, self._pause = random.Random(seed), chunk, pause
+        self._thread = threading.Thread(target=self._append)
+
+    def start(self) -> Feed:
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _append(self) -> None:
+        try:
+            while self.appended < self.total:
+                self.appended += self._chunk(self._rng, self.total - self.appended)
+                time.sleep(self._rng.random() * self._pause)
+        except BaseException as exc:  # surfaced by the test's assertion on .failures
+            self.failures.append(exc)
         finally:
             connection.close()
 

@@ -9,6 +9,8 @@ import io
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,7 +123,7 @@ def mcp_over_http(
         "params": {"name": tool, "arguments": arguments},
     }
     headers = {"Accept": "application/json, text/event-stream", **headers}
-    return httpx2.post(f"{base_url}/mcp", json=body, headers=headers, timeout=30)
+    return httpx2.post(f"{base_url}/mcp", json=body, headers=headers, timeout=60)
 
 
 def mcp_outcome(response: httpx2.Response) -> tuple[int, str]:
@@ -147,6 +149,23 @@ def command_outcome(*args: str) -> tuple[int, str]:
 
 #: What a decision records as ``via`` for each door of the access matrices.
 VIA = {"rest": "rest", "admin": "admin", "mcp-http": "mcp", "cli": "cli"}
+
+
+def agent_call(base: str, token: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """The agent API of a served console (``base`` + ``path``) with ``token``: a GET, or a
+    POST of ``body`` as JSON; the status and the JSON answer (a refusal's too)."""
+    request = urllib.request.Request(
+        base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
 
 
 def dismissal_form(

@@ -15,8 +15,6 @@ import random
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +37,7 @@ from tests.reliability.invariants import (
 )
 from tests.reliability.subscribers import R
 from tests.support import (
+    agent_call,
     decisions,
     drop_trigger_sql,
     raw_connection,
@@ -55,18 +54,8 @@ GATE = 0x52_45_4C_32  # advisory-lock key the fault triggers wait on ("REL2")
 
 
 def post_dismiss(base: str, token: str, name: str, event_id: Any, reason: str) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"{base}/agent/reactions/{name}/dismiss-event",
-        data=json.dumps({"event_id": str(event_id), "reason": reason}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
+    path = f"/agent/reactions/{name}/dismiss-event"
+    return agent_call(base, token, path, {"event_id": str(event_id), "reason": reason})
 
 
 def tokens(*names: str) -> list[str]:

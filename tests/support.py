@@ -168,6 +168,12 @@ def agent_call(base: str, token: str, path: str, body: Any = None) -> tuple[int,
             return exc.code, json.loads(exc.read())
 
 
+def post_dismiss(base: str, token: str, name: str, event_id: Any, reason: str) -> tuple[int, Any]:
+    """A dismissal through the REST door of a served console: its status and answer."""
+    path = f"/agent/reactions/{name}/dismiss-event"
+    return agent_call(base, token, path, {"event_id": str(event_id), "reason": reason})
+
+
 def dismissal_form(
     reaction: str, event_id: object, reason: str, *, preview: bool = False
 ) -> dict[str, Any]:

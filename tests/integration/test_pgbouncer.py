@@ -36,7 +36,15 @@ from tests.factories import append, append_events, jobs, operator, wedged_reacti
 from tests.pgbouncer import PgBouncer
 from tests.stream_invariants import check_streams, handled_count
 from tests.subscribers import StreamJobs
-from tests.support import ROOT, agent_call, decisions, raw_connection, wait_for, wait_until_visible
+from tests.support import (
+    ROOT,
+    agent_call,
+    decisions,
+    post_dismiss,
+    raw_connection,
+    wait_for,
+    wait_until_visible,
+)
 from tests.workers import start_pooled_worker, worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
@@ -142,12 +150,8 @@ def test_the_console_and_a_dismissal_through_the_pooler(
         assert status == 200, listed
     assert "test.pooled" in json.dumps(listed)
     assert console.get("/admin/login/")[0] == 200
-    status, body = agent_call(
-        console.base_url,
-        token,
-        "/agent/reactions/test.pooled/dismiss-event",
-        {"event_id": str(events[1].event_id), "reason": "poison, through PgBouncer"},
-    )
+    reason = "poison, through PgBouncer"
+    status, body = post_dismiss(console.base_url, token, "test.pooled", events[1].event_id, reason)
     assert status == 200, body
     assert Bookmark.objects.get(pk="test.pooled").cursor == events[1].cursor
     [decision] = decisions()

@@ -34,7 +34,7 @@ from tests.factories import append, append_events, append_many, jobs, operator, 
 from tests.pgbouncer import PgBouncer
 from tests.stream_invariants import check_streams, handled_count
 from tests.subscribers import StreamJobs, applied
-from tests.support import agent_call, decisions, raw_connection, wait_for, wait_until_visible
+from tests.support import decisions, post_dismiss, raw_connection, wait_for, wait_until_visible
 from tests.workers import start_pooled_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
@@ -113,11 +113,9 @@ def test_the_documented_topology(
     events = wait_until_visible(append_events(3, stream="orders"))
     wedged_reaction("test.topology_reaction", events[0], failing=events[1])
     token = issue_token(operator("topology-operator")).secret
-    status, body = agent_call(
-        console.base_url,
-        token,
-        "/agent/reactions/test.topology_reaction/dismiss-event",
-        {"event_id": str(events[1].event_id), "reason": "poison, in the documented topology"},
+    reason = "poison, in the documented topology"
+    status, body = post_dismiss(
+        console.base_url, token, "test.topology_reaction", events[1].event_id, reason
     )
     assert status == 200, body
     assert Bookmark.objects.get(pk="test.topology_reaction").cursor == events[1].cursor

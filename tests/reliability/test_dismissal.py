@@ -37,9 +37,9 @@ from tests.reliability.invariants import (
 )
 from tests.reliability.subscribers import R
 from tests.support import (
-    agent_call,
     decisions,
     drop_trigger_sql,
+    post_dismiss,
     raw_connection,
     trigger,
     trigger_sql,
@@ -51,11 +51,6 @@ from tests.workers import start_worker
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
 
 GATE = 0x52_45_4C_32  # advisory-lock key the fault triggers wait on ("REL2")
-
-
-def post_dismiss(base: str, token: str, name: str, event_id: Any, reason: str) -> tuple[int, Any]:
-    path = f"/agent/reactions/{name}/dismiss-event"
-    return agent_call(base, token, path, {"event_id": str(event_id), "reason": reason})
 
 
 def tokens(*names: str) -> list[str]:

@@ -29,7 +29,7 @@ import pytest
 from django.db import connection
 
 from tests.pgbouncer import DEFAULT_BINARY, PgBouncer, make_pgbouncer, remove
-from tests.subscribers import CREATE_APPLIED_TABLE, GatedReaction
+from tests.subscribers import CREATE_APPLIED_TABLE, STREAM_JOBS, GatedReaction, StreamJobs
 from tests.support import ROOT, free_port
 
 
@@ -39,6 +39,20 @@ def applied_table(transactional_db: None) -> None:
     with connection.cursor() as cursor:
         cursor.execute(CREATE_APPLIED_TABLE)
     GatedReaction.reset()
+
+
+@pytest.fixture
+def stream_jobs_configured(settings: Any, transactional_db: None) -> None:
+    """``StreamJobs`` the only subscriber configured, with fresh notes: a stream parks after
+    two attempts, retried within 20 ms."""
+    settings.EVENTDESK = {
+        **settings.EVENTDESK,
+        "subscribers": [STREAM_JOBS],
+        "max_attempts": 2,
+        "retry_base_seconds": 0.01,
+        "retry_cap_seconds": 0.02,
+    }
+    StreamJobs.reset()
 
 
 @pytest.fixture

@@ -3,15 +3,18 @@
 Events go through the real PostgreSQL store (``append``, ``append_many``,
 ``append_events``, ``append_mixed``), or, on a server that is not Django's, through
 plain SQL (``insert_mixed``). ``Appenders`` are threads whose transactions overlap and
-commit out of order, some rolled back. ``wedged_reaction`` and ``operator`` make the
-bookmark and the user a dismissal needs.
+commit out of order, some rolled back. ``wedged_reaction`` (``wedged_mailer``) and
+``operator`` make the bookmark and the user a dismissal needs; ``viewer`` a user who
+only reads the console.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -22,6 +25,7 @@ from django.db import connection, transaction
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from subscribers.models import Bookmark
+from tests.support import wait_until_visible
 
 #: How many distinct keys the mixed events spread their amounts over.
 KEYS = 40
@@ -104,6 +108,14 @@ def wedged_reaction(name: str, before: RecordedEvent | None, failing: RecordedEv
     )
 
 
+def wedged_mailer(count: int = 3, **append_options: Any) -> list[RecordedEvent]:
+    """``count`` events every reader sees (``append_events``), and the reaction "mailer"
+    wedged on the second, its bookmark on the first: what a dismissal acts on."""
+    events = wait_until_visible(append_events(count, **append_options))
+    wedged_reaction("mailer", events[0], failing=events[1])
+    return events
+
+
 def operator(
     username: str = "operator",
     *,
@@ -132,6 +144,15 @@ def operator(
                 codename="operate_subscriber", content_type__app_label="reactions_admin"
             )
         )
+    return User.objects.get(pk=user.pk)  # fresh: no stale permission cache
+
+
+def viewer(username: str = "viewer") -> User:
+    """A staff user holding only ``reactions_admin.view_console``."""
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_console", content_type__app_label="reactions_admin")
+    )
     return User.objects.get(pk=user.pk)  # fresh: no stale permission cache
 
 
@@ -206,6 +227,41 @@ class Appenders:
                     self.committed.update(ids)
         except BaseException as exc:  # surfaced by the test's assertion on .errors
             self.errors.append(exc)
+        finally:
+            connection.close()
+
+
+class Feed:
+    """``total`` events appended from a thread of its own (its own Django connection), in
+    random chunks at random moments, while a test kills workers: ``chunk(rng, left)``
+    appends at most ``left`` events and says how many; a pause of up to ``pause`` seconds
+    follows each chunk. ``failures`` keeps what went wrong, for the test to assert on."""
+
+    def __init__(
+        self, total: int, seed: int, chunk: Callable[[random.Random, int], int], pause: float
+    ) -> None:
+        self.total, self.appended = total, 0
+        self.failures: list[BaseException] = []
+        self._rng, self._chunk, self._pause = random.Random(seed), chunk, pause
+        self._thread = threading.Thread(target=self._append)
+
+    def start(self) -> Feed:
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _append(self) -> None:
+        try:
+            while self.appended < self.total:
+                self.appended += self._chunk(self._rng, self.total - self.appended)
+                time.sleep(self._rng.random() * self._pause)
+        except BaseException as exc:  # surfaced by the test's assertion on .failures
+            self.failures.append(exc)
         finally:
             connection.close()
 

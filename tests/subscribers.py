@@ -218,6 +218,10 @@ class StreamJobs:
                 cls.running -= 1
 
 
+#: ``StreamJobs`` by dotted path, as a configuration names it.
+STREAM_JOBS = "tests.subscribers.StreamJobs"
+
+
 def handled(event: RecordedEvent) -> NewEvent:
     """The ``Handled`` answer to ``event``."""
     data: dict[str, Any] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from django.conf import settings
 
 from subscribers.registry import SubscriberRegistry, build_registry
 from subscribers.worker import Worker
+from tests.factories import jobs
 from tests.subscribers import GatedReaction, StreamJobs
 from tests.support import ROOT, wait_for
 
@@ -94,6 +96,27 @@ def start_worker(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+
+def busy_stream_worker(
+    processes: list[Any], log: Path, subscriber: str, count: int, sleep: float, **options: str
+) -> str:
+    """``count`` jobs, one per stream, each whose ``handle`` sleeps ``sleep`` s, and a worker
+    process running only the reactions of ``subscriber``; returns the name its sessions
+    carry (``application_name``), to count its backends by."""
+    name = f"streams-{uuid.uuid4().hex[:8]}"
+    for n in range(count):
+        jobs(f"run-{n}", 1, sleep=sleep)
+    worker = start_worker(
+        [subscriber],
+        "--reactions-only",
+        log=log,
+        application_name_hint=name,
+        poll_interval_seconds="0.2",
+        **options,
+    )
+    processes.append(worker)
+    return name
 
 
 def run_worker(

@@ -1,7 +1,9 @@
-"""Fixtures of the contract tests: both event stores, an operator's API token."""
+"""Fixtures of the contract tests: both event stores, an operator's API token, a wedged
+reaction, a parked stream."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +16,11 @@ from eventstore.types import RecordedEvent
 from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams
-from tests.factories import jobs, operator
+from tests.factories import append_events, jobs, operator, wedged_reaction
 from tests.stream_invariants import handled_count
-from tests.subscribers import StreamJobs
+from tests.subscribers import STREAM_JOBS, StreamJobs
+from tests.support import served_asgi
 from tests.workers import drain
-
-#: The stream-ordered reaction of the parked-stream tests, as configured by dotted path.
-STREAM_JOBS = "tests.subscribers.StreamJobs"
 
 
 @pytest.fixture(
@@ -42,6 +42,23 @@ def token() -> str:
     return issue_token(operator("robot")).secret
 
 
+@pytest.fixture(scope="module")
+def base_url(django_db_setup: None) -> Iterator[str]:
+    """One uvicorn for the module (the MCP door); requests reach the test database."""
+    with served_asgi() as url:
+        yield url
+
+
+@pytest.fixture
+def mailer_world(settings: Any) -> dict[str, Any]:
+    """Three events, "mailer" wedged on the second, and the token of "robot", a permitted
+    operator. The events stay in the test's own transaction: no dismissal lands here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    events = append_events(3)
+    wedged_reaction("mailer", events[0], failing=events[1])
+    return {"events": events, "token": issue_token(operator("robot")).secret}
+
+
 @dataclass(frozen=True)
 class ParkedWorld:
     """A stream-ordered reaction (``test.streams``, configured) with stream "bad" parked on
@@ -56,16 +73,8 @@ class ParkedWorld:
 
 
 @pytest.fixture
-def parked(settings: Any, transactional_db: None) -> ParkedWorld:
+def parked(stream_jobs_configured: None) -> ParkedWorld:
     """A parked stream, made by the real worker (two attempts, then parked)."""
-    settings.EVENTDESK = {
-        **settings.EVENTDESK,
-        "subscribers": [STREAM_JOBS],
-        "max_attempts": 2,
-        "retry_base_seconds": 0.01,
-        "retry_cap_seconds": 0.02,
-    }
-    StreamJobs.reset()
     [handled] = jobs("bad", 1)
     [poison] = jobs("bad", 1, poison=True)
     behind = jobs("bad", 2)

@@ -25,10 +25,9 @@ check and its refusal of a session cookie, and tokens stored only as digests.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +37,6 @@ from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -49,8 +46,8 @@ from eventstore.types import RecordedEvent
 from reactions_admin.acts.tokens.handler import issue_token, revoke_tokens
 from reactions_admin.models import ApiToken
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, served_asgi, wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import VIA, command_outcome, decisions, mcp_outcome, mcp_over_http
 
 # The MCP door is served by uvicorn in a thread with its own database connection.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,8 +71,7 @@ class World:
 def world(settings: Any) -> World:
     # Test users' passwords need no slow hash (PBKDF2 costs ~0.25 s per user).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    events = wait_until_visible(append_events(3, data={"note": "poison"}))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3, data={"note": "poison"})
     permitted = operator("operator")
     unpermitted = operator("intern", permitted=False)
     revoked = issue_token(operator("retired")).secret
@@ -93,13 +89,6 @@ def world(settings: Any) -> World:
             "permitted": issue_token(permitted).secret,
         },
     )
-
-
-@pytest.fixture(scope="module")
-def base_url(django_db_setup: None) -> Iterator[str]:
-    """One uvicorn for the module (the MCP door); requests reach the test database."""
-    with served_asgi() as url:
-        yield url
 
 
 def state() -> tuple[Any, ...]:
@@ -161,29 +150,13 @@ def admin_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
 
 def mcp_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
     secret = world.tokens[caller]
-    headers = {"Accept": "application/json, text/event-stream"}
-    if secret:
-        headers["Authorization"] = f"Bearer {secret}"
-    response = mcp_call(base_url, headers, world.target)
-    if response.status_code != 200:
-        return response.status_code, response.json()["code"]
-    result = response.json()["result"]
-    return 200, json.loads(result["content"][0]["text"]).get("code", "") if result[
-        "isError"
-    ] else ""
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    return mcp_outcome(mcp_call(base_url, headers, world.target))
 
 
 def mcp_call(base_url: str, headers: dict[str, str], event_id: str) -> httpx2.Response:
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": "dismiss_event_in_reaction",
-            "arguments": {"subscriber_name": "mailer", "event_id": event_id, "reason": "poison"},
-        },
-    }
-    return httpx2.post(f"{base_url}/mcp", json=body, headers=headers, timeout=30)
+    arguments = {"subscriber_name": "mailer", "event_id": event_id, "reason": "poison"}
+    return mcp_over_http(base_url, "dismiss_event_in_reaction", arguments, headers)
 
 
 def cli_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
@@ -198,11 +171,7 @@ def cli_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
         deactivate("departed")
     if username:
         args += ["--as", username]
-    try:
-        call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
-    except CommandError as refused:
-        return refused.returncode, str(refused)
-    return 0, ""
+    return command_outcome(*args)
 
 
 DOORS: dict[str, Callable[[str, World, str], tuple[int, str]]] = {
@@ -231,8 +200,6 @@ EXPECTED: dict[tuple[str, str], tuple[int, str]] = {
     ("cli", "unpermitted"): (3, "permission_denied"),
     ("cli", "permitted"): (0, ""),
 }
-
-VIA = {"rest": "rest", "admin": "admin", "mcp-http": "mcp", "cli": "cli"}
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -297,7 +264,6 @@ def test_mcp_refuses_a_foreign_origin_even_with_a_valid_token(world, base_url) -
     response = mcp_call(
         base_url,
         {
-            "Accept": "application/json, text/event-stream",
             "Authorization": f"Bearer {world.tokens['permitted']}",
             "Origin": "https://evil.example",
         },
@@ -312,7 +278,6 @@ def test_mcp_accepts_its_own_origin(world, base_url) -> None:
     response = mcp_call(
         base_url,
         {
-            "Accept": "application/json, text/event-stream",
             "Authorization": f"Bearer {world.tokens['permitted']}",
             "Origin": base_url,
         },
@@ -330,10 +295,7 @@ def test_mcp_ignores_an_admin_session_cookie(world, base_url) -> None:
     before = state()
     response = mcp_call(
         base_url,
-        {
-            "Accept": "application/json, text/event-stream",
-            "Cookie": f"{settings.SESSION_COOKIE_NAME}={session}",
-        },
+        {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"},
         world.target,
     )
     assert response.status_code == 401

@@ -18,20 +18,16 @@ permitted      token / session / ``--as`` of a staff user with the act's permiss
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import httpx2
 import pytest
 from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 
@@ -40,7 +36,7 @@ from reactions_admin.models import ParkedStream
 from tests.contract.conftest import ParkedWorld
 from tests.factories import operator
 from tests.stream_invariants import rows
-from tests.support import served_asgi
+from tests.support import VIA, command_outcome, mcp_outcome, mcp_over_http
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,13 +52,6 @@ ACTS = {
     "retry stream": ("retry", "retry_parked_stream", "--retry", "retry_streams",
                      "Retrying stream"),
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def base_url(django_db_setup: None) -> Iterator[str]:
-    """One uvicorn for the module (the MCP door); requests reach the test database."""
-    with served_asgi() as url:
-        yield url
 
 
 @pytest.fixture
@@ -127,24 +116,9 @@ def admin_door(act: str, caller: str, world: dict[str, Any], base_url: str) -> t
 
 def mcp_door(act: str, caller: str, world: dict[str, Any], base_url: str) -> tuple[int, str]:
     secret = secret_for(act, caller, world)
-    headers = {"Accept": "application/json, text/event-stream"}
-    if secret:
-        headers["Authorization"] = f"Bearer {secret}"
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": ACTS[act][1],
-            "arguments": {"subscriber_name": NAME, "stream_id": "bad", "reason": "poison"},
-        },
-    }
-    response = httpx2.post(f"{base_url}/mcp", json=body, headers=headers, timeout=30)
-    if response.status_code != 200:
-        return response.status_code, response.json()["code"]
-    result = response.json()["result"]
-    text = json.loads(result["content"][0]["text"])
-    return 200, text.get("code", "") if result["isError"] else ""
+    arguments = {"subscriber_name": NAME, "stream_id": "bad", "reason": "poison"}
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    return mcp_outcome(mcp_over_http(base_url, ACTS[act][1], arguments, headers))
 
 
 def cli_door(act: str, caller: str, world: dict[str, Any], base_url: str) -> tuple[int, str]:
@@ -152,11 +126,7 @@ def cli_door(act: str, caller: str, world: dict[str, Any], base_url: str) -> tup
     username = user_for(act, caller)
     if username:
         args += ["--as", username]
-    try:
-        call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
-    except CommandError as refused:
-        return refused.returncode, str(refused)
-    return 0, ""
+    return command_outcome(*args)
 
 
 DOORS: dict[str, Callable[[str, str, dict[str, Any], str], tuple[int, str]]] = {
@@ -185,8 +155,6 @@ EXPECTED: dict[tuple[str, str], tuple[int, str]] = {
     ("cli", "unpermitted"): (3, "permission_denied"),
     ("cli", "permitted"): (0, ""),
 }
-
-VIA = {"rest": "rest", "admin": "admin", "mcp-http": "mcp", "cli": "cli"}
 
 
 @pytest.mark.parametrize("caller", CALLERS)

@@ -18,20 +18,16 @@ operator       ... of a staff user with ``reactions_admin.rebuild_projection``
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import httpx2
 import pytest
 from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 
@@ -39,7 +35,8 @@ from eventstore.postgres import PostgresEventStore
 from reactions_admin.acts.rebuilds.handler import REBUILD_STREAM
 from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.models import Bookmark, Rebuild
-from tests.support import served_asgi
+from tests.rebuild_doors import ACTION, OPTION, REST_PATH, TOOL
+from tests.support import VIA, command_outcome, mcp_outcome, mcp_over_http
 
 NAME = "test.rb_totals"
 CHANGELIST = "/admin/subscribers/bookmark/"
@@ -53,13 +50,6 @@ AFTER = {"start": "copying_schema", "swap": "swapped", "cancel": "cancelled",
          "roll_back": "rolled_back"}  # fmt: skip
 CHOICE = {"start": "RebuildStarted", "swap": "RebuildSwapped", "cancel": "RebuildCancelled",
           "roll_back": "RebuildRolledBack"}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def base_url(django_db_setup: None) -> Iterator[str]:
-    """One uvicorn for the module (the MCP door); requests reach the test database."""
-    with served_asgi() as url:
-        yield url
 
 
 @pytest.fixture
@@ -94,13 +84,6 @@ def state() -> tuple[Any, ...]:
 
 
 # -- the doors: each returns (status or exit code, what the caller saw) -------------------------
-
-REST_PATH = {"start": "", "swap": "/swap", "cancel": "/cancel", "roll_back": "/roll-back"}
-TOOL = {"start": "start_rebuild", "swap": "swap_rebuild", "cancel": "cancel_rebuild",
-        "roll_back": "roll_back_rebuild"}  # fmt: skip
-OPTION = {"start": [], "swap": ["--swap"], "cancel": ["--cancel"], "roll_back": ["--roll-back"]}
-ACTION = {"start": "rebuild_action", "swap": "swap_rebuild_action",
-          "cancel": "cancel_rebuild_action", "roll_back": "roll_back_rebuild_action"}  # fmt: skip
 
 
 def rest_door(
@@ -141,24 +124,9 @@ def mcp_door(
     act: str, caller: str, tokens: dict[str, str | None], base_url: str
 ) -> tuple[int, str]:
     secret = tokens[caller]
-    headers = {"Accept": "application/json, text/event-stream"}
-    if secret:
-        headers["Authorization"] = f"Bearer {secret}"
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {
-            "name": TOOL[act],
-            "arguments": {"projection_name": NAME, "reason": "matrix"},
-        },
-    }
-    response = httpx2.post(f"{base_url}/mcp", json=body, headers=headers, timeout=60)
-    if response.status_code != 200:
-        return response.status_code, response.json()["code"]
-    result = response.json()["result"]
-    text = json.loads(result["content"][0]["text"])
-    return 200, text.get("code", "") if result["isError"] else ""
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    arguments = {"projection_name": NAME, "reason": "matrix"}
+    return mcp_outcome(mcp_over_http(base_url, TOOL[act], arguments, headers))
 
 
 def cli_door(
@@ -168,11 +136,7 @@ def cli_door(
     args = [NAME, *OPTION[act], "--reason", "matrix"]
     if username:
         args += ["--as", username]
-    try:
-        call_command("rebuild_projection", *args, stdout=io.StringIO(), stderr=io.StringIO())
-    except CommandError as refused:
-        return refused.returncode, str(refused)
-    return 0, ""
+    return command_outcome("rebuild_projection", *args)
 
 
 DOORS: dict[str, Callable[[str, str, dict[str, str | None], str], tuple[int, str]]] = {
@@ -181,7 +145,6 @@ DOORS: dict[str, Callable[[str, str, dict[str, str | None], str], tuple[int, str
     "mcp-http": mcp_door,
     "cli": cli_door,
 }
-VIA = {"rest": "rest", "admin": "admin", "mcp-http": "mcp", "cli": "cli"}
 
 #: What each caller observes at each door: (status or exit code, text it must contain).
 EXPECTED: dict[tuple[str, str], tuple[int, str]] = {

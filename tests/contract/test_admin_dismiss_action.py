@@ -9,9 +9,10 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from eventstore.types import RecordedEvent
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import decisions, dismissal_form
 
 # Transactional: a dismissal only targets an event every reader sees (committed, under
 # the horizon); an event appended inside the test's own transaction never is.
@@ -23,9 +24,7 @@ SCRIPT = "<script>alert('pwned')</script>"
 
 @pytest.fixture
 def events():
-    events = wait_until_visible(append_events(4, data={"note": SCRIPT}))
-    wedged_reaction("mailer", events[0], failing=events[1])
-    return events
+    return wedged_mailer(4, data={"note": SCRIPT})
 
 
 def logged_in(*, permitted: bool = True) -> Client:
@@ -38,6 +37,12 @@ def open_form(client: Client, *names: str):
     return client.post(
         CHANGELIST, {"action": "dismiss_event", ACTION_CHECKBOX_NAME: list(names), "index": 0}
     )
+
+
+def submit(client: Client, event: RecordedEvent, reason: str, *, preview: bool = False):
+    """The form, submitted for "mailer": Preview, or Dismiss the event."""
+    form = dismissal_form("mailer", event.event_id, reason, preview=preview)
+    return client.post(CHANGELIST, form)
 
 
 def messages_of(response) -> list[str]:
@@ -67,16 +72,7 @@ def test_the_form_shows_the_failing_event_escaped_and_what_is_passed_over(events
 def test_submitting_the_form_dismisses_and_returns_to_the_changelist(events) -> None:
     client = logged_in()
     open_form(client, "mailer")
-    response = client.post(
-        CHANGELIST,
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(events[1].event_id),
-            "reason": "poison payload",
-            "apply": "Dismiss the event",
-        },
-    )
+    response = submit(client, events[1], "poison payload")
     assert response.status_code == 302
     assert response["Location"].endswith(CHANGELIST)
     [message] = messages_of(response)
@@ -90,32 +86,14 @@ def test_submitting_the_form_dismisses_and_returns_to_the_changelist(events) -> 
 
 
 def test_preview_shows_another_event(events) -> None:
-    response = logged_in().post(
-        CHANGELIST,
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(events[3].event_id),
-            "reason": "",
-            "preview": "Preview",
-        },
-    )
+    response = submit(logged_in(), events[3], "", preview=True)
     assert response.status_code == 200
     assert str(events[3].event_id) in response.content.decode()
     assert decisions() == []
 
 
 def test_a_refusal_is_shown_as_an_error_message(events) -> None:
-    response = logged_in().post(
-        CHANGELIST,
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(events[0].event_id),
-            "reason": "rewind",
-            "apply": "Dismiss the event",
-        },
-    )
+    response = submit(logged_in(), events[0], "rewind")
     assert response.status_code == 302
     [message] = messages_of(response)
     assert "rewind_refused" in message
@@ -124,16 +102,7 @@ def test_a_refusal_is_shown_as_an_error_message(events) -> None:
 
 
 def test_a_blank_reason_redisplays_the_form(events) -> None:
-    response = logged_in().post(
-        CHANGELIST,
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(events[1].event_id),
-            "reason": "",
-            "apply": "Dismiss the event",
-        },
-    )
+    response = submit(logged_in(), events[1], "")
     assert response.status_code == 200
     assert "This field is required" in response.content.decode()
     assert decisions() == []
@@ -154,16 +123,7 @@ def test_without_the_permission_nothing_is_dismissed(events) -> None:
     response = open_form(client, "mailer")
     assert response.status_code == 200
     assert b'value="dismiss_event"' not in response.content
-    response = client.post(
-        CHANGELIST,
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(events[1].event_id),
-            "reason": "sneaky",
-            "apply": "Dismiss the event",
-        },
-    )
+    response = submit(client, events[1], "sneaky")
     assert b'value="dismiss_event"' not in response.content
     assert Bookmark.objects.get(pk="mailer").cursor == events[0].cursor
     assert decisions() == []
@@ -191,16 +151,7 @@ def test_the_events_page_is_read_only_and_searchable(events) -> None:
 
 def test_the_decisions_page_shows_who_when_which_and_why(events) -> None:
     client = superuser_client()
-    client.post(
-        CHANGELIST,
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(events[1].event_id),
-            "reason": "<i>bad</i> data",
-            "apply": "Dismiss the event",
-        },
-    )
+    submit(client, events[1], "<i>bad</i> data")
     response = client.get(reverse("admin:reactions_admin_decision_changelist"))
     page = response.content.decode()
     assert response.status_code == 200

@@ -17,9 +17,8 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from eventstore.models import Event
-from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
+from tests.factories import operator
 from tests.support import decisions, served_asgi
 
 pytestmark = pytest.mark.django_db
@@ -57,16 +56,8 @@ DOCUMENTED = {
 CSRF_SECRET = "k" * 32
 
 
-@pytest.fixture
-def world(settings: Any) -> dict[str, Any]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    events = append_events(3)
-    wedged_reaction("mailer", events[0], failing=events[1])
-    return {"events": events, "token": issue_token(operator("robot")).secret}
-
-
-def bearer(world: dict[str, Any]) -> dict[str, Any]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {world['token']}"}
+def bearer(mailer_world: dict[str, Any]) -> dict[str, Any]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {mailer_world['token']}"}
 
 
 def state() -> tuple[Any, ...]:
@@ -90,12 +81,14 @@ def oversize_reason() -> str:
     return "x" * (django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
 
 
-def test_a_10_mb_reason_is_413_and_changes_nothing(world) -> None:
-    body = json.dumps({"event_id": str(world["events"][1].event_id), "reason": "x" * 10_000_000})
+def test_a_10_mb_reason_is_413_and_changes_nothing(mailer_world) -> None:
+    body = json.dumps(
+        {"event_id": str(mailer_world["events"][1].event_id), "reason": "x" * 10_000_000}
+    )
     before = state()
     response = Client().post(
         "/agent/reactions/mailer/dismiss-event", body, content_type="application/json",
-        **bearer(world),
+        **bearer(mailer_world),
     )  # fmt: skip
     assert_json_error(response, 413, "request_too_large")
     assert str(django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in response.json()["detail"]
@@ -103,7 +96,7 @@ def test_a_10_mb_reason_is_413_and_changes_nothing(world) -> None:
     assert decisions() == []
 
 
-def test_an_oversize_form_body_with_a_session_is_413(world) -> None:
+def test_an_oversize_form_body_with_a_session_is_413(mailer_world) -> None:
     """The session door reads the form body for its CSRF check, before ninja parses it."""
     client = Client(enforce_csrf_checks=True)
     client.force_login(operator("alice"))
@@ -119,13 +112,15 @@ def test_an_oversize_form_body_with_a_session_is_413(world) -> None:
 
 
 @pytest.mark.django_db(transaction=True)  # the server answers from its own threads
-def test_an_oversize_body_is_413_under_the_asgi_server(world) -> None:
-    body = json.dumps({"event_id": str(world["events"][1].event_id), "reason": oversize_reason()})
+def test_an_oversize_body_is_413_under_the_asgi_server(mailer_world) -> None:
+    body = json.dumps(
+        {"event_id": str(mailer_world["events"][1].event_id), "reason": oversize_reason()}
+    )
     with served_asgi() as base_url:
         response = httpx2.post(
             f"{base_url}/agent/reactions/mailer/dismiss-event",
             content=body,
-            headers={"Authorization": f"Bearer {world['token']}",
+            headers={"Authorization": f"Bearer {mailer_world['token']}",
                      "Content-Type": "application/json"},
             timeout=30,
         )  # fmt: skip
@@ -150,14 +145,14 @@ def test_an_oversize_body_is_413_under_the_asgi_server(world) -> None:
     ],
 )
 @pytest.mark.parametrize("authenticated", [False, True], ids=["anonymous", "token"])
-def test_an_unrouted_path_is_a_json_404(world, path, authenticated) -> None:
-    headers: dict[str, Any] = bearer(world) if authenticated else {}
+def test_an_unrouted_path_is_a_json_404(mailer_world, path, authenticated) -> None:
+    headers: dict[str, Any] = bearer(mailer_world) if authenticated else {}
     # follow: "/agent" is redirected to "/agent/" (APPEND_SLASH), which is a 404.
     assert_json_error(Client().get(path, follow=True, **headers), 404, "not_found")
 
 
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-def test_an_unrouted_path_is_a_json_404_for_writes_too(world, method) -> None:
+def test_an_unrouted_path_is_a_json_404_for_writes_too(mailer_world, method) -> None:
     """Not Django's CSRF page (403 HTML) for an unsafe method either; and nothing changes."""
     before = state()
     client = Client(enforce_csrf_checks=True)
@@ -178,16 +173,16 @@ def test_an_unrouted_path_is_a_json_404_for_writes_too(world, method) -> None:
         ("put", "/agent/reactions/mailer/dismiss-event"),
     ],
 )
-def test_a_method_an_operation_does_not_take_is_a_json_405(world, method, path) -> None:
+def test_a_method_an_operation_does_not_take_is_a_json_405(mailer_world, method, path) -> None:
     before = state()
-    response = getattr(Client(), method)(path, **bearer(world))
+    response = getattr(Client(), method)(path, **bearer(mailer_world))
     assert_json_error(response, 405, "method_not_allowed")
     assert response["Allow"]
     assert state() == before
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_reviewers_curl_gets_json_from_the_asgi_server(world) -> None:
+def test_the_reviewers_curl_gets_json_from_the_asgi_server(mailer_world) -> None:
     with served_asgi() as base_url:
         response = httpx2.get(f"{base_url}/agent/reactions/..%2F..%2Fadmin", timeout=30)
     assert response.status_code == 404
@@ -195,13 +190,13 @@ def test_the_reviewers_curl_gets_json_from_the_asgi_server(world) -> None:
     assert response.json()["code"] == "not_found"
 
 
-def test_the_openapi_document_lists_only_the_real_operations(world) -> None:
+def test_the_openapi_document_lists_only_the_real_operations(mailer_world) -> None:
     document = Client().get("/agent/openapi.json").json()
     assert {path: set(ops) for path, ops in document["paths"].items()} == DOCUMENTED
     assert "413" in document["paths"]["/agent/reactions/{name}/dismiss-event"]["post"]["responses"]
 
 
-def test_the_docs_page_is_still_html(world) -> None:
+def test_the_docs_page_is_still_html(mailer_world) -> None:
     response = Client().get("/agent/docs")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")

@@ -30,8 +30,8 @@ from eventstore.types import RecordedEvent
 from reactions_admin.acts.tokens.handler import TOKEN_DECISION_STREAM, issue_token, revoke_tokens
 from reactions_admin.errors import RevocationFinal
 from reactions_admin.models import ApiToken
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import dismissal_form, trigger_sql
 
 pytestmark = pytest.mark.django_db
 
@@ -242,17 +242,12 @@ def test_the_admin_revoke_action_needs_the_change_permission() -> None:
     assert [d.data["choice"] for d in token_decisions()] == ["TokenCreated"]
 
 
-FAIL_TOKEN_DECISIONS = f"""
-CREATE FUNCTION test_fail_token_decisions() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.stream_id = '{TOKEN_DECISION_STREAM}' THEN
-        RAISE EXCEPTION 'token decision refused';
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER test_fail_token_decisions BEFORE INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION test_fail_token_decisions();
-"""
+FAIL_TOKEN_DECISIONS = trigger_sql(
+    "test_fail_token_decisions",
+    "BEFORE INSERT ON events",
+    f"IF NEW.stream_id = '{TOKEN_DECISION_STREAM}' THEN"
+    " RAISE EXCEPTION 'token decision refused'; END IF;",
+)
 
 
 def test_no_token_changes_unless_its_decision_lands() -> None:
@@ -275,18 +270,11 @@ def test_no_token_changes_unless_its_decision_lands() -> None:
 # Transactional: a dismissal only targets a committed event that every reader sees.
 @pytest.mark.django_db(transaction=True)
 def test_the_decisions_page_shows_and_filters_context_and_choice() -> None:
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)
     client = superuser_client("root")
     client.post(
         reverse("admin:subscribers_bookmark_changelist"),
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(events[1].event_id),
-            "reason": "poison",
-            "apply": "Dismiss the event",
-        },
+        dismissal_form("mailer", events[1].event_id, "poison"),
     )
     issued = issue_token(operator("robot"), actor=User.objects.get(username="root"))
     revoke_tokens(prefix=issued.secret)

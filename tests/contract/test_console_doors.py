@@ -17,7 +17,6 @@ from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.test import Client
 from mcp import Client as McpClient
 
@@ -26,8 +25,8 @@ from reactions_admin.acts.failure_groups.fingerprint import fingerprint
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import command_outcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,8 +46,7 @@ class World:
 @pytest.fixture
 def world(settings: Any) -> World:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)
     Bookmark.objects.filter(pk="mailer").update(last_error=ERROR)
     Bookmark.objects.create(subscriber_name="board", kind="projection")
     User.objects.create_user("intern", password="pw", is_staff=True)
@@ -101,11 +99,8 @@ def mcp(world: World, caller: str, tool: str, arguments: dict[str, Any]) -> tupl
 def cli(world: World, caller: str, *args: str) -> tuple[int, str]:
     username = {"bad-token": "ghost", **USERS}.get(caller)
     extra = ["--as", username] if username else []
-    try:
-        call_command(*args, *extra, stdout=io.StringIO(), stderr=io.StringIO())
-    except CommandError as refused:
-        return refused.returncode, str(refused).split(":")[0]
-    return 0, ""
+    code, message = command_outcome(*args, *extra)
+    return code, message.split(":")[0]
 
 
 def admin(world: World, caller: str, action: str) -> tuple[int, str]:

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from reactions_admin.acts.failure_groups.fingerprint import fingerprint
 from subscribers.models import Bookmark, SubscriberSample, WorkerHeartbeat
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import decisions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,8 +24,7 @@ ERROR = "ContextWindowExceeded: prompt is 38,545 tokens"
 
 @pytest.fixture
 def events():
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)
     Bookmark.objects.filter(pk="mailer").update(
         last_error=ERROR, failed_at=timezone.now() - timedelta(minutes=4)
     )

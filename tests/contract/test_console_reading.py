@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import Client
 from mcp import Client as McpClient
@@ -19,24 +18,14 @@ from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import wait_until_visible
+from tests.factories import operator, viewer, wedged_mailer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def viewer(username: str = "viewer") -> User:
-    user = User.objects.create_user(username, password="pw", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(codename="view_console", content_type__app_label="reactions_admin")
-    )
-    return User.objects.get(pk=user.pk)
-
-
 @pytest.fixture
 def events() -> list[RecordedEvent]:
-    events = wait_until_visible(append_events(4))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(4)
     Bookmark.objects.create(
         subscriber_name="board", kind="projection", last_transaction_id=events[-1].transaction_id,
         last_position=events[-1].position,

@@ -13,8 +13,8 @@ from django.test import Client, override_settings
 
 from reactions_admin.acts.tokens.handler import issue_token, revoke_tokens
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import decisions
 
 # Transactional: a dismissal only targets an event every reader sees (committed, under
 # the horizon); an event appended inside the test's own transaction never is.
@@ -25,8 +25,7 @@ URL = "/agent/reactions/mailer/dismiss-event"
 
 @pytest.fixture
 def events():
-    events = wait_until_visible(append_events(4, data={"note": "<b>bold</b>"}))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(4, data={"note": "<b>bold</b>"})
     Bookmark.objects.create(subscriber_name="read-model", kind=Bookmark.Kind.PROJECTION)
     return events
 

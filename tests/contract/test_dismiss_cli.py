@@ -12,8 +12,8 @@ from django.test import Client
 
 from reactions_admin.models import ApiToken
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import decisions
 
 # Transactional: a dismissal only targets an event every reader sees (committed, under
 # the horizon); an event appended inside the test's own transaction never is.
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def events():
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
-    return events
+    return wedged_mailer(3)
 
 
 def run(*args: str) -> str:

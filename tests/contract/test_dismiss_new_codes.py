@@ -22,8 +22,8 @@ from mcp import Client as McpClient
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, raw_connection, wait_until_visible
+from tests.factories import append_events, operator, wedged_mailer
+from tests.support import decisions, raw_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,9 +32,7 @@ URL = "/agent/reactions/mailer/dismiss-event"
 
 @pytest.fixture
 def events():
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
-    return events
+    return wedged_mailer(3)
 
 
 @pytest.fixture

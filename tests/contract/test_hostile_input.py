@@ -22,21 +22,14 @@ from django.urls import reverse
 from mcp import Client as McpClient
 
 from eventstore.models import Event
-from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions
+from tests.support import decisions, dismissal_form
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def world(settings: Any) -> dict[str, Any]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    events = append_events(3)
-    wedged_reaction("mailer", events[0], failing=events[1])
-    return {"events": events, "token": issue_token(operator("robot")).secret}
+CHANGELIST = reverse("admin:subscribers_bookmark_changelist")
 
 
 def state() -> tuple[Any, ...]:
@@ -46,13 +39,20 @@ def state() -> tuple[Any, ...]:
     )
 
 
-def bearer(world: dict[str, Any]) -> dict[str, Any]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {world['token']}"}
+def robot_in_the_admin() -> Client:
+    """A browser logged into the admin as "robot", a permitted operator."""
+    client = Client()
+    client.force_login(User.objects.get(username="robot"))
+    return client
+
+
+def bearer(mailer_world: dict[str, Any]) -> dict[str, Any]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {mailer_world['token']}"}
 
 
 @pytest.mark.parametrize("path", ["/agent/reactions/%00", "/agent/reactions/mail%00er"])
-def test_a_nul_in_a_reaction_name_is_404_when_read(world, path) -> None:
-    response = Client().get(path, **bearer(world))
+def test_a_nul_in_a_reaction_name_is_404_when_read(mailer_world, path) -> None:
+    response = Client().get(path, **bearer(mailer_world))
     assert response.status_code == 404
     assert response.json()["code"] == "reaction_not_found"
 
@@ -70,10 +70,10 @@ def test_a_nul_in_a_reaction_name_is_404_when_read(world, path) -> None:
         ("/agent/reactions/mailer/dismiss-event", "\u115f\u1160 \uffa0", 400, "reason_required"),
     ],
 )
-def test_unstorable_text_is_a_4xx_through_rest(world, path, reason, status, code) -> None:
-    body = json.dumps({"event_id": str(world["events"][1].event_id), "reason": reason})
+def test_unstorable_text_is_a_4xx_through_rest(mailer_world, path, reason, status, code) -> None:
+    body = json.dumps({"event_id": str(mailer_world["events"][1].event_id), "reason": reason})
     before = state()
-    response = Client().post(path, body, content_type="application/json", **bearer(world))
+    response = Client().post(path, body, content_type="application/json", **bearer(mailer_world))
     assert response.status_code == status, response.content
     assert response.json()["code"] == code
     assert state() == before
@@ -89,15 +89,15 @@ def test_unstorable_text_is_a_4xx_through_rest(world, path, reason, status, code
         ("mailer", "\u3164\u3164", "reason_required"),
     ],
 )
-def test_unstorable_text_is_a_tool_error_through_mcp(world, name, reason, code) -> None:
+def test_unstorable_text_is_a_tool_error_through_mcp(mailer_world, name, reason, code) -> None:
     arguments = {
         "subscriber_name": name,
-        "event_id": str(world["events"][1].event_id),
+        "event_id": str(mailer_world["events"][1].event_id),
         "reason": reason,
     }
 
     async def main() -> Any:
-        async with McpClient(build_mcp_server(token=world["token"])) as client:
+        async with McpClient(build_mcp_server(token=mailer_world["token"])) as client:
             return await client.call_tool("dismiss_event_in_reaction", arguments)
 
     before = state()
@@ -107,53 +107,35 @@ def test_unstorable_text_is_a_tool_error_through_mcp(world, name, reason, code) 
     assert state() == before
 
 
-def test_a_nul_in_an_admin_reason_is_a_form_error(world) -> None:
-    client = Client()
-    client.force_login(User.objects.get(username="robot"))
+def test_a_nul_in_an_admin_reason_is_a_form_error(mailer_world) -> None:
+    client = robot_in_the_admin()
     before = state()
     response = client.post(
-        reverse("admin:subscribers_bookmark_changelist"),
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": str(world["events"][1].event_id),
-            "reason": "poison\x00",
-            "apply": "Dismiss the event",
-        },
+        CHANGELIST, dismissal_form("mailer", mailer_world["events"][1].event_id, "poison\x00")
     )
     assert response.status_code == 200
     assert "Null characters are not allowed" in response.content.decode()
     assert state() == before
 
 
-def test_a_nul_in_the_admin_selection_changes_nothing(world) -> None:
-    client = Client()
-    client.force_login(User.objects.get(username="robot"))
+def test_a_nul_in_the_admin_selection_changes_nothing(mailer_world) -> None:
+    client = robot_in_the_admin()
     before = state()
     response = client.post(
-        reverse("admin:subscribers_bookmark_changelist"),
-        {"action": "dismiss_event", ACTION_CHECKBOX_NAME: ["mail\x00er"], "index": 0},
+        CHANGELIST, {"action": "dismiss_event", ACTION_CHECKBOX_NAME: ["mail\x00er"], "index": 0}
     )
     assert response.status_code == 302
     assert [str(m) for m in get_messages(response.wsgi_request)] == ["Select exactly one reaction."]
     assert state() == before
 
 
-def test_a_non_uuid_event_id_in_the_admin_form_changes_nothing(world) -> None:
-    client = Client()
-    client.force_login(User.objects.get(username="robot"))
+def test_a_non_uuid_event_id_in_the_admin_form_changes_nothing(mailer_world) -> None:
+    client = robot_in_the_admin()
     before = state()
     response = client.post(
-        reverse("admin:subscribers_bookmark_changelist"),
-        {
-            "action": "dismiss_event",
-            ACTION_CHECKBOX_NAME: ["mailer"],
-            "event_id": "<script>x</script>",
-            "reason": "poison",
-            "preview": "Preview this event",
-        },
+        CHANGELIST, dismissal_form("mailer", "<script>x</script>", "poison", preview=True)
     )
     assert response.status_code == 200
     assert "<script>x</script>" not in response.content.decode()
     assert state() == before
-    assert uuid.UUID(str(world["events"][1].event_id))
+    assert uuid.UUID(str(mailer_world["events"][1].event_id))

@@ -17,17 +17,15 @@ from mcp import Client
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, served_asgi, wait_until_visible
+from tests.factories import operator, wedged_mailer
+from tests.support import decisions, served_asgi
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def events():
-    events = wait_until_visible(append_events(4))
-    wedged_reaction("mailer", events[0], failing=events[1])
-    return events
+    return wedged_mailer(4)
 
 
 def call(token: str | None, tool: str, arguments: dict[str, Any] | None = None):

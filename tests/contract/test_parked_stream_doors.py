@@ -50,6 +50,12 @@ def rest(method: str, path: str, secret: str, body: dict[str, Any] | None = None
     )
 
 
+def act_on_bad(act: str, secret: str, body: dict[str, Any] | None = None) -> Any:
+    """POST a parked-stream act (``dismiss``, ``dismiss-head``, ``retry``) on stream "bad"."""
+    path = f"/reactions/{NAME}/parked-streams/{act}"
+    return rest("post", path, secret, {"stream_id": "bad", **(body or {})})
+
+
 @pytest.fixture
 def ops_token() -> str:
     """A token of a user who may operate subscribers (retry) but not dismiss."""
@@ -78,27 +84,18 @@ def test_rest_lists_parked_streams_and_reports_the_reaction_degraded(
 
 
 def test_rest_dismisses_the_head_then_the_stream(parked: ParkedWorld, token: str) -> None:
-    head = rest(
-        "post", f"/reactions/{NAME}/parked-streams/dismiss-head", token,
-        {"stream_id": "bad", "reason": "poison"},
-    )  # fmt: skip
+    head = act_on_bad("dismiss-head", token, {"reason": "poison"})
     assert head.status_code == 200, head.content
     assert (head.json()["event_id"], head.json()["ordering"]) == (str(parked.poison.event_id),
                                                                   "stream")  # fmt: skip
     # The stream is no longer parked (its next event is pending): a second act is refused.
-    again = rest(
-        "post", f"/reactions/{NAME}/parked-streams/dismiss", token,
-        {"stream_id": "bad", "reason": "poison"},
-    )  # fmt: skip
+    again = act_on_bad("dismiss", token, {"reason": "poison"})
     assert (again.status_code, again.json()["code"]) == (409, "stream_not_parked")
     assert len(decisions()) == 1
 
 
 def test_rest_dismisses_a_whole_stream(parked: ParkedWorld, token: str) -> None:
-    response = rest(
-        "post", f"/reactions/{NAME}/parked-streams/dismiss", token,
-        {"stream_id": "bad", "reason": "run abandoned"},
-    )  # fmt: skip
+    response = act_on_bad("dismiss", token, {"reason": "run abandoned"})
     assert response.status_code == 200, response.content
     assert response.json()["events_dismissed"] == 3
     assert [d["event_id"] for d in response.json()["dismissed"]] == [
@@ -136,9 +133,7 @@ def test_rest_refusals_carry_the_handlers_codes(
 def test_rest_retries_a_stream_with_the_operate_permission(
     parked: ParkedWorld, ops_token: str
 ) -> None:
-    response = rest(
-        "post", f"/reactions/{NAME}/parked-streams/retry", ops_token, {"stream_id": "bad"}
-    )
+    response = act_on_bad("retry", ops_token)
     assert response.status_code == 200, response.content
     assert (response.json()["event_id"], response.json()["attempts"]) == (
         str(parked.poison.event_id), 2,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
@@ -28,11 +28,11 @@ from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows, work_summary
 from subscribers.streams import take_in_and_claim
-from tests.contract.conftest import STREAM_JOBS, ParkedWorld
+from tests.contract.conftest import ParkedWorld
 from tests.factories import append, jobs, operator
 from tests.stream_invariants import handled_by_stream, handled_count, rows
-from tests.subscribers import StreamJobs
-from tests.support import bookmark, decisions
+from tests.subscribers import STREAM_JOBS, StreamJobs
+from tests.support import bookmark, decisions, trigger
 from tests.workers import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -228,33 +228,17 @@ def test_dismissing_a_parked_stream_is_all_or_nothing(parked: ParkedWorld) -> No
     """The append of the third decision fails (a real database error): no row is deleted
     and no decision is recorded."""
     third = str(parked.behind[1].event_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE FUNCTION refuse_third_decision() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.data -> 'inputs' ->> 'event_id' = %s THEN
-                    RAISE EXCEPTION 'refused by the test';
-                END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER refuse_third_decision BEFORE INSERT ON events
-                FOR EACH ROW EXECUTE FUNCTION refuse_third_decision();
-            """.replace("%s", f"'{third}'")
-        )
-    try:
+    refuse = (
+        f"IF NEW.data -> 'inputs' ->> 'event_id' = '{third}' THEN"
+        " RAISE EXCEPTION 'refused by the test'; END IF;"
+    )
+    with trigger("refuse_third_decision", "BEFORE INSERT ON events", refuse):
         before = state()
         with pytest.raises(DatabaseError, match="refused by the test"):
             dismiss_parked_stream(NAME, "bad", "the run is abandoned", operator())
         assert state() == before
         assert decisions() == []
         assert [p.stream_id for p in parked_streams(NAME)] == ["bad"]
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DROP TRIGGER refuse_third_decision ON events;"
-                " DROP FUNCTION refuse_third_decision();"
-            )
 
 
 @pytest.mark.parametrize(
@@ -336,13 +320,8 @@ def test_a_failed_retry_keeps_when_the_stream_first_parked(parked: ParkedWorld) 
 
 
 def test_a_retried_stream_that_succeeds_runs_the_waiting_events_in_order(
-    settings: Any, transactional_db: None
+    stream_jobs_configured: None,
 ) -> None:
-    settings.EVENTDESK = {
-        **settings.EVENTDESK, "subscribers": [STREAM_JOBS], "max_attempts": 2,
-        "retry_base_seconds": 0.01, "retry_cap_seconds": 0.02,
-    }  # fmt: skip
-    StreamJobs.reset()
     flaky = jobs("flaky", 1, fail=2) + jobs("flaky", 2)
     run_worker_until(lambda: parked_streams(NAME), "the flaky stream parked")
     with pytest.raises(errors.StreamNotParked):

@@ -24,6 +24,7 @@ from reactions_admin.acts.rebuilds.handler import REBUILD_STREAM
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 from subscribers.models import Rebuild
+from tests.rebuild_doors import ACTION, OPTION, REST_PATH, TOOL
 
 NAME = "test.rb_totals"
 CHANGELIST = "/admin/subscribers/bookmark/"
@@ -221,13 +222,6 @@ def test_admin(rebuilds, ops) -> None:
 
 
 # -- the same refusal code at every door --------------------------------------------------------
-
-REST_PATH = {"start": "", "swap": "/swap", "cancel": "/cancel", "roll_back": "/roll-back"}
-TOOL = {"start": "start_rebuild", "swap": "swap_rebuild", "cancel": "cancel_rebuild",
-        "roll_back": "roll_back_rebuild"}  # fmt: skip
-OPTION = {"start": [], "swap": ["--swap"], "cancel": ["--cancel"], "roll_back": ["--roll-back"]}
-ACTION = {"start": "rebuild_action", "swap": "swap_rebuild_action",
-          "cancel": "cancel_rebuild_action", "roll_back": "roll_back_rebuild_action"}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from eventstore.types import Cursor
 from reactions_admin import errors
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
+from tests.factories import append_events, operator, wedged_mailer, wedged_reaction
 from tests.support import decisions, raw_connection, wait_until_visible
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,8 +67,7 @@ def test_a_target_behind_an_open_transaction_is_refused_then_counted_once_it_com
 
 
 def test_a_transaction_begun_after_the_target_does_not_hold_it_back() -> None:
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)
     with raw_connection(autocommit=False) as later:
         open_transaction_with_an_event(later)  # a larger transaction id than every event's
         result = dismiss_event_in_reaction("mailer", events[2].event_id, "poison", operator())
@@ -77,8 +76,7 @@ def test_a_transaction_begun_after_the_target_does_not_hold_it_back() -> None:
 
 
 def test_dismissing_the_same_event_twice_says_who_dismissed_it_when_and_which_decision() -> None:
-    events = wait_until_visible(append_events(3))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)
     first = dismiss_event_in_reaction("mailer", events[1].event_id, "poison", operator("alice"))
 
     with pytest.raises(errors.EventAlreadyDismissed) as refused:

@@ -16,14 +16,20 @@ from reactions_admin import errors
 from reactions_admin.acts.dismissal.decider import DECISION_STREAM
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
-from tests.factories import append_events, operator, wedged_reaction
-from tests.support import decisions, raw_connection, wait_until_visible
+from tests.factories import append_events, operator, wedged_mailer, wedged_reaction
+from tests.support import (
+    decisions,
+    drop_trigger_sql,
+    raw_connection,
+    trigger,
+    trigger_sql,
+    wait_until_visible,
+)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_happy_path_moves_the_bookmark_clears_the_failure_and_audits() -> None:
-    events = wait_until_visible(append_events(5))
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(5)
     actor = operator()
 
     result = dismiss_event_in_reaction(
@@ -107,34 +113,21 @@ def test_an_actor_without_the_permission_writes_nothing() -> None:
     assert decisions() == []
 
 
-FAIL_DECISIONS = f"""
-CREATE FUNCTION test_fail_decisions() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.stream_id = '{DECISION_STREAM}' THEN RAISE EXCEPTION 'decision append refused'; END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER test_fail_decisions BEFORE INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION test_fail_decisions();
-"""
-ALLOW_DECISIONS = """
-DROP TRIGGER IF EXISTS test_fail_decisions ON events;
-DROP FUNCTION IF EXISTS test_fail_decisions();
-"""
+REFUSE_DECISIONS = (
+    f"IF NEW.stream_id = '{DECISION_STREAM}' THEN RAISE EXCEPTION 'decision append refused';"
+    " END IF;"
+)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_when_the_decision_append_fails_the_bookmark_does_not_move() -> None:
-    events = wait_until_visible(append_events(3))  # a dismissal refuses an unseen event
-    wedged_reaction("mailer", events[0], failing=events[1])
+    events = wedged_mailer(3)  # a dismissal refuses an unseen event
     actor = operator()
-    with connection.cursor() as cursor:
-        cursor.execute(FAIL_DECISIONS)
-    try:
-        with pytest.raises(DatabaseError, match="decision append refused"):
-            dismiss_event_in_reaction("mailer", events[1].event_id, "poison", actor)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(ALLOW_DECISIONS)
+    with (
+        trigger("test_fail_decisions", "BEFORE INSERT ON events", REFUSE_DECISIONS),
+        pytest.raises(DatabaseError, match="decision append refused"),
+    ):
+        dismiss_event_in_reaction("mailer", events[1].event_id, "poison", actor)
 
     bookmark = Bookmark.objects.get(pk="mailer")
     assert bookmark.cursor == events[0].cursor
@@ -162,20 +155,13 @@ def test_a_dismissal_waiting_too_long_for_the_row_lock_is_a_503() -> None:
 
 RECORD_MOVES = """
 CREATE TABLE test_bookmark_moves (old_tx bigint, old_pos bigint, new_tx bigint, new_pos bigint);
-CREATE FUNCTION test_record_move() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO test_bookmark_moves VALUES
-        (OLD.last_transaction_id, OLD.last_position, NEW.last_transaction_id, NEW.last_position);
-    RETURN NEW;
-END $$;
-CREATE TRIGGER test_record_move AFTER UPDATE ON projection_bookmarks
-    FOR EACH ROW EXECUTE FUNCTION test_record_move();
-"""
-FORGET_MOVES = """
-DROP TRIGGER IF EXISTS test_record_move ON projection_bookmarks;
-DROP FUNCTION IF EXISTS test_record_move();
-DROP TABLE IF EXISTS test_bookmark_moves;
-"""
+""" + trigger_sql(
+    "test_record_move",
+    "AFTER UPDATE ON projection_bookmarks",
+    "INSERT INTO test_bookmark_moves VALUES (OLD.last_transaction_id, OLD.last_position,"
+    " NEW.last_transaction_id, NEW.last_position);",
+)
+FORGET_MOVES = drop_trigger_sql("test_record_move") + "; DROP TABLE IF EXISTS test_bookmark_moves"
 
 
 def _advance_like_a_worker(events, stop: threading.Event) -> None:

@@ -25,9 +25,8 @@ from reactions_admin.acts.operations.handler import OPERATION_STREAM
 from reactions_admin.acts.parked_streams.handler import RETRY_STREAM, dismiss_stream_head
 from subscribers.registry import build_registry
 from subscribers.stream_work import parked_streams, stream_rows
-from tests.contract.conftest import STREAM_JOBS
 from tests.factories import append, jobs, operator, wedged_reaction
-from tests.subscribers import StreamJobs
+from tests.subscribers import STREAM_JOBS, StreamJobs
 from tests.support import bookmark, decisions, wait_until_visible
 from tests.workers import drain
 
@@ -48,15 +47,7 @@ class Mixed:
 
 
 @pytest.fixture
-def mixed(settings: Any) -> Mixed:
-    settings.EVENTDESK = {
-        **settings.EVENTDESK,
-        "subscribers": [STREAM_JOBS],
-        "max_attempts": 2,
-        "retry_base_seconds": 0.01,
-        "retry_cap_seconds": 0.02,
-    }
-    StreamJobs.reset()
+def mixed(stream_jobs_configured: None) -> Mixed:
     poison, behind = {}, {}
     for stream in ("bad1", "bad2"):
         [poison[stream]] = jobs(stream, 1, poison=True)

@@ -6,26 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from reactions_admin import errors
 from reactions_admin.reads import overview as overview_module
 from reactions_admin.reads.overview import overview, subscriber_report
 from subscribers.models import Bookmark, WorkerHeartbeat
-from tests.factories import append_events, wedged_reaction
+from tests.factories import append_events, viewer, wedged_reaction
 from tests.support import raw_connection, wait_until_visible
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def viewer(username: str = "viewer") -> User:
-    """A user holding only reactions_admin.view_console."""
-    user = User.objects.create_user(username, password="pw", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(codename="view_console", content_type__app_label="reactions_admin")
-    )
-    return User.objects.get(pk=user.pk)
 
 
 def beat(worker_id: str, subscribers: list[str], silent: float) -> None:

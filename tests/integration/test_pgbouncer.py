@@ -20,8 +20,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,15 @@ from tests.factories import append, append_events, jobs, operator, wedged_reacti
 from tests.pgbouncer import PgBouncer
 from tests.stream_invariants import check_streams, handled_count
 from tests.subscribers import StreamJobs
-from tests.support import ROOT, decisions, raw_connection, wait_for, wait_until_visible
+from tests.support import (
+    ROOT,
+    agent_call,
+    decisions,
+    post_dismiss,
+    raw_connection,
+    wait_for,
+    wait_until_visible,
+)
 from tests.workers import start_pooled_worker, worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
@@ -128,21 +134,6 @@ def test_with_a_direct_listen_url_wakeups_arrive_through_the_pooler(
     print(f"\nFIGURES pgbouncer with a direct listen URL: {figures(latencies)}")
 
 
-def call(base: str, token: str, path: str, body: Any = None) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        base + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="GET" if body is None else "POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
-
-
 def test_the_console_and_a_dismissal_through_the_pooler(
     pgbouncer: PgBouncer, launch_console: Any
 ) -> None:
@@ -155,16 +146,12 @@ def test_the_console_and_a_dismissal_through_the_pooler(
     )
     # Every page reads through the pooler: more than a pool's worth of requests in a row.
     for _ in range(12):
-        status, listed = call(console.base_url, token, "/agent/reactions")
+        status, listed = agent_call(console.base_url, token, "/agent/reactions")
         assert status == 200, listed
     assert "test.pooled" in json.dumps(listed)
     assert console.get("/admin/login/")[0] == 200
-    status, body = call(
-        console.base_url,
-        token,
-        "/agent/reactions/test.pooled/dismiss-event",
-        {"event_id": str(events[1].event_id), "reason": "poison, through PgBouncer"},
-    )
+    reason = "poison, through PgBouncer"
+    status, body = post_dismiss(console.base_url, token, "test.pooled", events[1].event_id, reason)
     assert status == 200, body
     assert Bookmark.objects.get(pk="test.pooled").cursor == events[1].cursor
     [decision] = decisions()

@@ -101,6 +101,12 @@ def answer_to(event: RecordedEvent) -> list[StreamAppend]:
     return [StreamAppend("answers", [NewEvent("Answered", {"question": str(event.event_id)})])]
 
 
+def assert_healthy_and_unleased(name: str) -> None:
+    """The bookmark of ``name`` is active again: no attempts, no error, no lease held."""
+    mark = bookmark(name)
+    assert (mark.status, mark.attempts, mark.last_error, mark.lease_owner) == ("active", 0, "", "")
+
+
 def bookmark_attempts(name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -219,8 +225,7 @@ def test_a_late_result_of_an_earlier_claim_by_the_same_worker_is_refused() -> No
     current = settle(entry, step(claim2, batch2))  # the standing claim lands
     assert current.advanced_to == question.cursor
     assert answers() == Counter({str(question.event_id): 1})
-    mark = bookmark(entry.name)
-    assert (mark.status, mark.attempts, mark.last_error, mark.lease_owner) == ("active", 0, "", "")
+    assert_healthy_and_unleased(entry.name)
 
 
 class LosesItsLease:
@@ -261,8 +266,7 @@ def test_a_result_discarded_for_a_lost_lease_is_a_failed_attempt_then_retried() 
     drain(subs, lambda: answers(), "the retry")
     assert answers() == Counter({str(question.event_id): 1})
     assert handle_calls(LosesItsLease.name) == Counter({str(question.event_id): 2})
-    mark = bookmark(LosesItsLease.name)
-    assert (mark.status, mark.attempts, mark.last_error, mark.lease_owner) == ("active", 0, "", "")
+    assert_healthy_and_unleased(LosesItsLease.name)
 
 
 class DismissedWhileHandled:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from eventstore.postgres import PostgresEventStore
@@ -19,11 +18,11 @@ from tests.stream_invariants import (
     handled_count,
     intake_point,
     jobs_by_stream,
-    rows,
+    peaks_until_handled,
 )
 from tests.subscribers import StreamJobs
 from tests.support import raw_connection, wait_for
-from tests.workers import running_worker, start_worker, stream_reaction
+from tests.workers import busy_stream_worker, running_worker, stream_reaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,38 +94,12 @@ def test_a_slow_transaction_that_began_first_is_neither_skipped_nor_run_out_of_o
         slow.close()
 
 
-def backends(application_name: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-            [application_name],
-        )
-        return int(cursor.fetchone()[0])
-
-
 def test_a_workers_connections_stay_bounded_at_concurrency_32(
     processes: list[Any], tmp_path: Path
 ) -> None:
-    name = f"streams-{uuid.uuid4().hex[:8]}"
-    for n in range(96):
-        jobs(f"run-{n}", 1, sleep=1.0)
-    worker = start_worker(
-        ["tests.subscribers.WiderStreamJobs"],
-        "--reactions-only",
-        log=tmp_path / "worker.log",
-        application_name_hint=name,
-        poll_interval_seconds="0.2",
-    )
-    processes.append(worker)
-    most = {"backends": 0, "in_flight": 0}
-
-    def busy() -> bool:
-        most["backends"] = max(most["backends"], backends(name))
-        in_flight = rows("SELECT count(*) FROM reaction_work WHERE lease_expires_at > now()")[0][0]
-        most["in_flight"] = max(most["in_flight"], int(in_flight))
-        return handled_count() == 96
-
-    wait_for(busy, timeout=120, what="96 jobs of 1 s at concurrency 32")
+    log = tmp_path / "worker.log"
+    name = busy_stream_worker(processes, log, "tests.subscribers.WiderStreamJobs", 96, 1.0)
+    most = peaks_until_handled(name, 96, timeout=120, what="96 jobs of 1 s at concurrency 32")
     assert most["in_flight"] >= 16  # really many handle calls at once
     # Not one per handle (32 in flight): the reaction's loop, the lease renewer, the
     # heartbeat, the lag sampler and the wake-up check's NOTIFY (threads of the worker's

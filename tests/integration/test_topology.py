@@ -15,13 +15,10 @@ stream-ordered reaction answers every job once, in stream order).
 
 from __future__ import annotations
 
-import json
 import signal
 import statistics
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +34,7 @@ from tests.factories import append, append_events, append_many, jobs, operator, 
 from tests.pgbouncer import PgBouncer
 from tests.stream_invariants import check_streams, handled_count
 from tests.subscribers import StreamJobs, applied
-from tests.support import decisions, raw_connection, wait_for, wait_until_visible
+from tests.support import decisions, post_dismiss, raw_connection, wait_for, wait_until_visible
 from tests.workers import start_pooled_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("applied_table")]
@@ -60,21 +57,6 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
-
-
-def post(base: str, token: str, path: str, body: Any) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        base + path,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
 
 
 def latency_of_one_event() -> float:
@@ -131,11 +113,9 @@ def test_the_documented_topology(
     events = wait_until_visible(append_events(3, stream="orders"))
     wedged_reaction("test.topology_reaction", events[0], failing=events[1])
     token = issue_token(operator("topology-operator")).secret
-    status, body = post(
-        console.base_url,
-        token,
-        "/agent/reactions/test.topology_reaction/dismiss-event",
-        {"event_id": str(events[1].event_id), "reason": "poison, in the documented topology"},
+    reason = "poison, in the documented topology"
+    status, body = post_dismiss(
+        console.base_url, token, "test.topology_reaction", events[1].event_id, reason
     )
     assert status == 200, body
     assert Bookmark.objects.get(pk="test.topology_reaction").cursor == events[1].cursor

@@ -3,18 +3,14 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
-from tests.factories import jobs
-from tests.stream_invariants import check_streams, handled_count, rows
+from tests.stream_invariants import check_streams, peaks_until_handled
 from tests.subscribers import OrmStreamJobs
-from tests.support import wait_for
-from tests.workers import start_worker
+from tests.workers import busy_stream_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,39 +20,20 @@ POOL_MAX_SIZE = 6
 JOBS = 64
 
 
-def backends(application_name: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-            [application_name],
-        )
-        return int(cursor.fetchone()[0])
-
-
 def test_a_worker_whose_handles_use_the_orm_keeps_its_backends_within_its_pool(
     processes: list[Any], tmp_path: Path
 ) -> None:
-    name = f"orm-streams-{uuid.uuid4().hex[:8]}"
-    for n in range(JOBS):
-        jobs(f"run-{n}", 1, sleep=0.5)
-    worker = start_worker(
-        ["tests.subscribers.OrmStreamJobs"],
-        "--reactions-only",
-        log=tmp_path / "worker.log",
-        application_name_hint=name,
-        poll_interval_seconds="0.2",
+    name = busy_stream_worker(
+        processes,
+        tmp_path / "worker.log",
+        "tests.subscribers.OrmStreamJobs",
+        JOBS,
+        0.5,
         db_pool_max_size=str(POOL_MAX_SIZE),
     )
-    processes.append(worker)
-    most = {"backends": 0, "in_flight": 0}
-
-    def done() -> bool:
-        most["backends"] = max(most["backends"], backends(name))
-        in_flight = rows("SELECT count(*) FROM reaction_work WHERE lease_expires_at > now()")[0][0]
-        most["in_flight"] = max(most["in_flight"], int(in_flight))
-        return handled_count() == JOBS
-
-    wait_for(done, timeout=120, what=f"{JOBS} jobs at concurrency {OrmStreamJobs.concurrency}")
+    most = peaks_until_handled(
+        name, JOBS, timeout=120, what=f"{JOBS} jobs at concurrency {OrmStreamJobs.concurrency}"
+    )
     assert most["in_flight"] >= 16, most  # really many handle calls at once
     # The pool, plus the listener's own connection: not one connection per handle call.
     assert most["backends"] <= POOL_MAX_SIZE + 1, (most, (tmp_path / "worker.log").read_text())

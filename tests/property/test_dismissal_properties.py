@@ -26,21 +26,25 @@ meaningful = st.text(min_size=1, max_size=MAX_REASON_LENGTH).filter(
 )
 
 
-@given(bookmark=cursors, event=cursors, reason=blank)
-def test_a_blank_reason_is_a_400_whatever_the_cursors(bookmark, event, reason) -> None:
+def assert_refused(
+    bookmark: Cursor, event: Cursor, reason: str, rejection: Rejection, status: int
+) -> None:
+    """The decider refuses with ``rejection``, which the doors answer with ``status``."""
     decision = decide_dismissal(bookmark, event, reason, visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REASON_REQUIRED
-    assert from_rejection(decision).status == 400
+    assert decision.rejection is rejection
+    assert from_rejection(decision).status == status
+
+
+@given(bookmark=cursors, event=cursors, reason=blank)
+def test_a_blank_reason_is_a_400_whatever_the_cursors(bookmark, event, reason) -> None:
+    assert_refused(bookmark, event, reason, Rejection.REASON_REQUIRED, 400)
 
 
 @given(bookmark=cursors, event=cursors, reason=meaningful)
 def test_an_event_not_after_the_bookmark_is_a_409(bookmark, event, reason) -> None:
     earlier, later = sorted((bookmark, event))
-    decision = decide_dismissal(later, earlier, reason, visible=True)
-    assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REWIND_REFUSED
-    assert from_rejection(decision).status == 409
+    assert_refused(later, earlier, reason, Rejection.REWIND_REFUSED, 409)
 
 
 @given(bookmark=cursors, event=cursors, reason=meaningful)

@@ -88,6 +88,15 @@ def _exclusive(cursor: Any, name: str) -> None:
         cursor.execute("INSERT INTO rel_overlaps VALUES (%s, %s)", [name, os.getpid()])
 
 
+def _log_applied(cursor: Any, name: str, event: RecordedEvent) -> None:
+    """Log that ``name`` applied ``event`` in this worker (checked: every event once)."""
+    cursor.execute(
+        "INSERT INTO rel_applied (subscriber, event_id, tx, position, pid)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        [name, event.event_id, event.transaction_id, event.position, os.getpid()],
+    )
+
+
 def _poisoned(event: RecordedEvent, kind: str) -> bool:
     return bool(event.data.get("poison") == kind)
 
@@ -108,11 +117,7 @@ class Totals:
                 " DO UPDATE SET n = rel_totals.n + 1, total = rel_totals.total + EXCLUDED.total",
                 [event.event_type, event.data["key"], int(event.data.get("amount", 0))],
             )
-            cursor.execute(
-                "INSERT INTO rel_applied (subscriber, event_id, tx, position, pid)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                [self.name, event.event_id, event.transaction_id, event.position, os.getpid()],
-            )
+            _log_applied(cursor, self.name, event)
 
 
 class BatchTotals:
@@ -157,11 +162,7 @@ class Recorder:
 
     def apply(self, event: RecordedEvent) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO rel_applied (subscriber, event_id, tx, position, pid)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                [self.name, event.event_id, event.transaction_id, event.position, os.getpid()],
-            )
+            _log_applied(cursor, self.name, event)
 
 
 class Receipts:
@@ -213,11 +214,7 @@ class Raises:
         if _poisoned(event, "raise"):
             raise ValueError(f"cannot project {event.event_id}")
         with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO rel_applied (subscriber, event_id, tx, position, pid)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                [self.name, event.event_id, event.transaction_id, event.position, os.getpid()],
-            )
+            _log_applied(cursor, self.name, event)
 
 
 class Hangs:
@@ -231,11 +228,7 @@ class Hangs:
         if _poisoned(event, "hang"):
             threading.Event().wait()  # forever, and deaf to anything but process exit
         with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO rel_applied (subscriber, event_id, tx, position, pid)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                [self.name, event.event_id, event.transaction_id, event.position, os.getpid()],
-            )
+            _log_applied(cursor, self.name, event)
 
 
 class ReturnsGarbage:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from subscribers.models import WorkerHeartbeat
-from tests.factories import append_mixed
+from tests.factories import Feed, append_mixed
 from tests.reliability.invariants import (
     applied_counts,
     at_head,
@@ -51,27 +49,16 @@ def test_thirty_kills_over_twenty_thousand_events_lose_and_double_nothing(
     processes, tmp_path: Path
 ) -> None:
     rng = random.Random(20_000)
-    appended = [0]
-    failures: list[BaseException] = []
 
-    def appender() -> None:
-        feed = random.Random(1)
-        try:
-            while appended[0] < EVENTS:
-                count = min(feed.randint(20, 200), EVENTS - appended[0])
-                append_mixed(feed, count, f"feed-{feed.randrange(50)}")
-                appended[0] += count
-                time.sleep(feed.random() * 0.1)
-        except BaseException as exc:  # surfaced below
-            failures.append(exc)
-        finally:
-            connection.close()
+    def mixed(feed: random.Random, left: int) -> int:
+        count = min(feed.randint(20, 200), left)
+        append_mixed(feed, count, f"feed-{feed.randrange(50)}")
+        return count
 
-    feeding = threading.Thread(target=appender)
-    feeding.start()
+    feeding = Feed(EVENTS, 1, mixed, pause=0.1).start()
     kills = kills_mid_work = 0
     try:
-        while kills < KILLS or feeding.is_alive():
+        while kills < KILLS or feeding.alive():
             worker = start_worker(SUBSCRIBERS, log=tmp_path / f"worker-{kills}.log", **OPTIONS)
             processes.append(worker)
             time.sleep(rng.uniform(0.05, 2.0))
@@ -82,8 +69,8 @@ def test_thirty_kills_over_twenty_thousand_events_lose_and_double_nothing(
             kills_mid_work += behind
     finally:
         feeding.join(120)
-    assert failures == []
-    assert appended[0] == EVENTS
+    assert feeding.failures == []
+    assert feeding.appended == EVENTS
 
     # One last worker, left alone, finishes the work.
     survivor = start_worker(SUBSCRIBERS, log=tmp_path / "survivor.log", **OPTIONS)

@@ -15,8 +15,6 @@ import random
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,27 +36,21 @@ from tests.reliability.invariants import (
     receipts_by_order,
 )
 from tests.reliability.subscribers import R
-from tests.support import decisions, raw_connection, wait_for, wait_until_visible
+from tests.support import (
+    decisions,
+    drop_trigger_sql,
+    post_dismiss,
+    raw_connection,
+    trigger,
+    trigger_sql,
+    wait_for,
+    wait_until_visible,
+)
 from tests.workers import start_worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
 
 GATE = 0x52_45_4C_32  # advisory-lock key the fault triggers wait on ("REL2")
-
-
-def post_dismiss(base: str, token: str, name: str, event_id: Any, reason: str) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"{base}/agent/reactions/{name}/dismiss-event",
-        data=json.dumps({"event_id": str(event_id), "reason": reason}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
 
 
 def tokens(*names: str) -> list[str]:
@@ -188,42 +180,24 @@ def test_dismissals_racing_a_worker_pass_over_events_only_by_audited_decision(
 
 # --- atomicity ------------------------------------------------------------------------------
 
-BLOCK_AFTER_BOOKMARK = f"""
-CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM pg_advisory_xact_lock({GATE}); RETURN NEW; END $$;
-CREATE TRIGGER rel_gate AFTER UPDATE ON projection_bookmarks
-    FOR EACH ROW EXECUTE FUNCTION rel_gate();
-"""
-BLOCK_AFTER_DECISION = f"""
-CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.stream_id = '{DECISION_STREAM}' THEN PERFORM pg_advisory_xact_lock({GATE}); END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER rel_gate AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION rel_gate();
-"""
-FAIL_AT_COMMIT = f"""
-CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.stream_id = '{DECISION_STREAM}' THEN RAISE EXCEPTION 'refused at commit'; END IF;
-    RETURN NEW;
-END $$;
-CREATE CONSTRAINT TRIGGER rel_gate AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION rel_gate();
-"""
-BLOCK_RECEIPTS = f"""
-CREATE FUNCTION rel_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.event_type = 'Receipt' THEN PERFORM pg_advisory_xact_lock({GATE}); END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER rel_gate BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION rel_gate();
-"""
-NO_GATE = """
-DROP TRIGGER IF EXISTS rel_gate ON projection_bookmarks;
-DROP TRIGGER IF EXISTS rel_gate ON events;
-DROP FUNCTION IF EXISTS rel_gate();
-"""
+BLOCK_AFTER_BOOKMARK = trigger_sql(
+    "rel_gate", "AFTER UPDATE ON projection_bookmarks", f"PERFORM pg_advisory_xact_lock({GATE});"
+)
+BLOCK_AFTER_DECISION = trigger_sql(
+    "rel_gate",
+    "AFTER INSERT ON events",
+    f"IF NEW.stream_id = '{DECISION_STREAM}' THEN PERFORM pg_advisory_xact_lock({GATE}); END IF;",
+)
+#: Run at commit (a deferred constraint trigger): the commit itself fails.
+REFUSE_DECISIONS = (
+    f"IF NEW.stream_id = '{DECISION_STREAM}' THEN RAISE EXCEPTION 'refused at commit'; END IF;"
+)
+BLOCK_RECEIPTS = trigger_sql(
+    "rel_gate",
+    "BEFORE INSERT ON events",
+    f"IF NEW.event_type = 'Receipt' THEN PERFORM pg_advisory_xact_lock({GATE}); END IF;",
+)
+NO_GATE = drop_trigger_sql("rel_gate")
 
 
 @pytest.fixture
@@ -298,14 +272,11 @@ def test_a_dismissal_whose_commit_fails_leaves_neither_write() -> None:
     events = wait_until_visible(append_events(3, stream="orders"))
     wedged_reaction("rel.mailer", events[0], failing=events[1])
     actor = operator("alice")
-    with connection.cursor() as cursor:
-        cursor.execute(FAIL_AT_COMMIT)
-    try:
-        with pytest.raises(DatabaseError, match="refused at commit"):
-            dismiss_event_in_reaction("rel.mailer", events[2].event_id, "poison", actor)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(NO_GATE)
+    with (
+        trigger("rel_gate", "AFTER INSERT ON events", REFUSE_DECISIONS, at_commit=True),
+        pytest.raises(DatabaseError, match="refused at commit"),
+    ):
+        dismiss_event_in_reaction("rel.mailer", events[2].event_id, "poison", actor)
     assert Bookmark.objects.get(pk="rel.mailer").cursor == events[0].cursor
     assert decisions() == []
     assert bookmark_moves() == 0

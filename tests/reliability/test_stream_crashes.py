@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
-from tests.factories import jobs
+from tests.factories import Feed, jobs
 from tests.reliability.invariants import backward_moves, bookmark_moves
 from tests.stream_invariants import check_streams, doubled, handled_count, rows
 from tests.subscribers import WideStreamJobs
@@ -43,21 +41,11 @@ def test_twenty_kills_of_three_workers_at_concurrency_16_lose_and_double_nothing
     processes: list[Any], tmp_path: Path
 ) -> None:
     rng = random.Random(16)
-    appended = [0]
-    failures: list[BaseException] = []
 
-    def appender() -> None:
-        feed = random.Random(3)
-        try:
-            while appended[0] < JOBS:
-                count = min(feed.randint(1, 8), JOBS - appended[0])
-                jobs(f"run-{feed.randrange(STREAMS)}", count, sleep=feed.choice([0.02, 0.1, 0.2]))
-                appended[0] += count
-                time.sleep(feed.random() * 0.03)
-        except BaseException as exc:  # surfaced below
-            failures.append(exc)
-        finally:
-            connection.close()
+    def some_jobs(feed: random.Random, left: int) -> int:
+        count = min(feed.randint(1, 8), left)
+        jobs(f"run-{feed.randrange(STREAMS)}", count, sleep=feed.choice([0.02, 0.1, 0.2]))
+        return count
 
     def worker(n: int) -> Any:
         process = start_worker([SUBSCRIBER], log=tmp_path / f"worker-{n}.log", **OPTIONS)
@@ -65,8 +53,7 @@ def test_twenty_kills_of_three_workers_at_concurrency_16_lose_and_double_nothing
         return process
 
     running = [worker(n) for n in range(WORKERS)]
-    feeding = threading.Thread(target=appender)
-    feeding.start()
+    feeding = Feed(JOBS, 3, some_jobs, pause=0.03).start()
     kills = kills_mid_handle = 0
     try:
         while kills < KILLS:
@@ -89,8 +76,8 @@ def test_twenty_kills_of_three_workers_at_concurrency_16_lose_and_double_nothing
             running[victim] = worker(WORKERS + kills)
     finally:
         feeding.join(300)
-    assert failures == []
-    assert appended[0] == JOBS
+    assert feeding.failures == []
+    assert feeding.appended == JOBS
 
     wait_for(lambda: handled_count() == JOBS, timeout=300, what="every job answered")
     wait_for(

@@ -16,6 +16,13 @@ from reactions_admin.acts.reasons import MAX_REASON_LENGTH
 BOOKMARK = Cursor(100, 7)
 
 
+def rejected(bookmark: Cursor, event: Cursor, reason: str) -> DismissalRejected:
+    """The decider's answer for an event every reader sees, which must be a rejection."""
+    decision = decide_dismissal(bookmark, event, reason, visible=True)
+    assert isinstance(decision, DismissalRejected)
+    return decision
+
+
 def test_accepts_an_event_after_the_bookmark_and_moves_to_it() -> None:
     decision = decide_dismissal(BOOKMARK, Cursor(100, 8), "poison payload", visible=True)
     assert decision == DismissalAccepted(BOOKMARK, Cursor(100, 8), "poison payload")
@@ -56,8 +63,7 @@ def test_the_reason_is_trimmed() -> None:
     ],
 )
 def test_a_blank_reason_is_rejected(reason: str) -> None:
-    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), reason, visible=True)
-    assert isinstance(decision, DismissalRejected)
+    decision = rejected(BOOKMARK, Cursor(200, 1), reason)
     assert decision.rejection is Rejection.REASON_REQUIRED
     assert decision.rejection.value == "reason_required"
 
@@ -73,37 +79,30 @@ def test_a_reason_of_the_maximum_length_is_accepted() -> None:
 
 
 def test_a_reason_over_the_maximum_is_rejected() -> None:
-    decision = decide_dismissal(
-        BOOKMARK, Cursor(200, 1), "x" * (MAX_REASON_LENGTH + 1), visible=True
-    )
-    assert isinstance(decision, DismissalRejected)
+    decision = rejected(BOOKMARK, Cursor(200, 1), "x" * (MAX_REASON_LENGTH + 1))
     assert decision.rejection is Rejection.REASON_TOO_LONG
     assert str(MAX_REASON_LENGTH) in decision.detail
 
 
 def test_the_event_at_the_bookmark_is_refused() -> None:
-    decision = decide_dismissal(BOOKMARK, BOOKMARK, "again", visible=True)
-    assert isinstance(decision, DismissalRejected)
+    decision = rejected(BOOKMARK, BOOKMARK, "again")
     assert decision.rejection is Rejection.REWIND_REFUSED
 
 
 @pytest.mark.parametrize("event", [Cursor(100, 6), Cursor(99, 500), START])
 def test_an_event_before_the_bookmark_is_refused(event: Cursor) -> None:
-    decision = decide_dismissal(BOOKMARK, event, "rewind", visible=True)
-    assert isinstance(decision, DismissalRejected)
+    decision = rejected(BOOKMARK, event, "rewind")
     assert decision.rejection is Rejection.REWIND_REFUSED
     assert str(BOOKMARK) in decision.detail
 
 
 def test_a_blank_reason_is_reported_before_a_rewind() -> None:
-    decision = decide_dismissal(BOOKMARK, START, "", visible=True)
-    assert isinstance(decision, DismissalRejected)
+    decision = rejected(BOOKMARK, START, "")
     assert decision.rejection is Rejection.REASON_REQUIRED
 
 
 def test_a_too_long_reason_is_reported_before_a_rewind() -> None:
-    decision = decide_dismissal(BOOKMARK, START, "x" * (MAX_REASON_LENGTH + 1), visible=True)
-    assert isinstance(decision, DismissalRejected)
+    decision = rejected(BOOKMARK, START, "x" * (MAX_REASON_LENGTH + 1))
     assert decision.rejection is Rejection.REASON_TOO_LONG
 
 

@@ -30,7 +30,7 @@ meaningful = st.text(min_size=1, max_size=MAX_REASON_LENGTH).filter(
 def test_a_blank_reason_is_a_400_whatever_the_cursors(bookmark, event, reason) -> None:
     decision = decide_dismissal(bookmark, event, reason, visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REASON_REQUIRED
+    assert decision.refusal is Rejection.REASON_REQUIRED
     assert from_rejection(decision).status == 400
 
 
@@ -39,7 +39,7 @@ def test_an_event_not_after_the_bookmark_is_a_409(bookmark, event, reason) -> No
     earlier, later = sorted((bookmark, event))
     decision = decide_dismissal(later, earlier, reason, visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REWIND_REFUSED
+    assert decision.refusal is Rejection.REWIND_REFUSED
     assert from_rejection(decision).status == 409
 
 
@@ -53,7 +53,7 @@ def test_otherwise_accepted_and_the_new_cursor_is_the_events(bookmark, event, re
         assert decision.reason == reason.strip()
     else:
         assert isinstance(decision, DismissalRejected)
-        assert decision.rejection is Rejection.REWIND_REFUSED
+        assert decision.refusal is Rejection.REWIND_REFUSED
 
 
 @given(bookmark=cursors, event=cursors, reason=st.text(max_size=MAX_REASON_LENGTH + 50))
@@ -64,5 +64,5 @@ def test_every_outcome_is_accepted_or_a_typed_rejection(bookmark, event, reason)
         assert 0 < len(decision.reason) <= MAX_REASON_LENGTH
     else:
         error = from_rejection(decision)
-        assert error.code == decision.rejection.value
+        assert error.code == decision.refusal.value
         assert error.status in (400, 409)

@@ -44,8 +44,8 @@ def test_the_reason_is_trimmed() -> None:
 def test_a_blank_reason_is_rejected(reason: str) -> None:
     decision = decide_dismissal(BOOKMARK, Cursor(200, 1), reason, visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REASON_REQUIRED
-    assert decision.rejection.value == "reason_required"
+    assert decision.refusal is Rejection.REASON_REQUIRED
+    assert decision.refusal.value == "reason_required"
 
 
 def test_a_reason_of_the_maximum_length_is_accepted() -> None:
@@ -58,34 +58,34 @@ def test_a_reason_over_the_maximum_is_rejected() -> None:
         BOOKMARK, Cursor(200, 1), "x" * (MAX_REASON_LENGTH + 1), visible=True
     )
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REASON_TOO_LONG
+    assert decision.refusal is Rejection.REASON_TOO_LONG
     assert str(MAX_REASON_LENGTH) in decision.detail
 
 
 def test_the_event_at_the_bookmark_is_refused() -> None:
     decision = decide_dismissal(BOOKMARK, BOOKMARK, "again", visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REWIND_REFUSED
+    assert decision.refusal is Rejection.REWIND_REFUSED
 
 
 @pytest.mark.parametrize("event", [Cursor(100, 6), Cursor(99, 500), START])
 def test_an_event_before_the_bookmark_is_refused(event: Cursor) -> None:
     decision = decide_dismissal(BOOKMARK, event, "rewind", visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REWIND_REFUSED
+    assert decision.refusal is Rejection.REWIND_REFUSED
     assert str(BOOKMARK) in decision.detail
 
 
 def test_a_blank_reason_is_reported_before_a_rewind() -> None:
     decision = decide_dismissal(BOOKMARK, START, "", visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REASON_REQUIRED
+    assert decision.refusal is Rejection.REASON_REQUIRED
 
 
 def test_a_too_long_reason_is_reported_before_a_rewind() -> None:
     decision = decide_dismissal(BOOKMARK, START, "x" * (MAX_REASON_LENGTH + 1), visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is Rejection.REASON_TOO_LONG
+    assert decision.refusal is Rejection.REASON_TOO_LONG
 
 
 def test_the_decider_imports_nothing_from_django() -> None:

@@ -3,10 +3,10 @@
 Every door adapts an ``Act`` the same way: it turns its own arguments (a path and a JSON
 body, a tool's arguments, a command line, a form) into the act's ``input``, calls
 ``act(given, actor, via=door)``, and shows the result's ``as_payload()`` (or ``text()``)
-or the refusal. The handler is an ordinary function of the same shape, ``pause(given,
-actor, *, via)``, that code and tests may call directly. Which statuses a REST operation
-documents, what an MCP tool or a command says it does, which permission an admin action
-needs: all are read from the declaration.
+or the refusal. The handler itself stays an ordinary function, ``pause(subscriber_name,
+reason, actor, *, via)``: the input's fields are its arguments, by name. Which statuses
+a REST operation documents, what an MCP tool or a command says it does, which permission
+an admin action needs: all are read from the declaration.
 
 The inputs are a few shapes shared by many acts (``OnSubscriber``: retry now, pause,
 resume, and the rebuild acts); a door has one small adapter per shape.
@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from reactions_admin import errors
 from reactions_admin.guards import Actor
 
-In = TypeVar("In")
-In_contra = TypeVar("In_contra", contravariant=True)
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+In = TypeVar("In", bound="DataclassInstance")
 Out = TypeVar("Out", bound="Result")
-Out_co = TypeVar("Out_co", bound="Result", covariant=True)
 
 
 class Result(Protocol):
@@ -38,13 +40,6 @@ class Result(Protocol):
     def text(self) -> str:
         """What it did in one line for a person (a command's output, an admin message)."""
         ...
-
-
-class Handler(Protocol[In_contra, Out_co]):
-    """An act's handler: ``(input, actor, via=door) -> result``; it raises a
-    ``ReactionsError`` to refuse."""
-
-    def __call__(self, given: In_contra, actor: Actor, /, *, via: str = ...) -> Out_co: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,7 @@ class OnStream:
 class OnFailureGroup:
     """The input of an act on a failure group, as the operator previewed it."""
 
-    fingerprint: str
+    fingerprint_id: str
     expected_count: int
     reason: str
 
@@ -93,7 +88,9 @@ ALWAYS: tuple[type[errors.ReactionsError], ...] = (
 
 @dataclass(frozen=True)
 class Act(Generic[In, Out]):
-    """One operator act. ``run`` is its handler; its docstring says what the act does."""
+    """One operator act. ``run`` is its handler: it takes the input's fields by name, the
+    actor and ``via`` (the door), and raises a ``ReactionsError`` to refuse; its
+    docstring says what the act does."""
 
     #: Stable and unique: the MCP tool's name, and how the act is named in code.
     name: str
@@ -105,13 +102,20 @@ class Act(Generic[In, Out]):
     result: type[Out]
     #: What the act itself may refuse (beyond ``ALWAYS``), most general first.
     refusals: tuple[type[errors.ReactionsError], ...]
-    run: Handler[In, Out]
+    run: Callable[..., Out]
     #: Whether it throws something away for good (an MCP client asks before calling it).
     destructive: bool = False
 
+    def __post_init__(self) -> None:
+        taken = inspect.signature(self.run).parameters
+        missing = [field.name for field in fields(self.input) if field.name not in taken]
+        if missing or "actor" not in taken or "via" not in taken:
+            raise TypeError(f"{self.name}: the handler takes no {missing or 'actor/via'}")
+
     def __call__(self, given: In, actor: Actor, *, via: str) -> Out:
         """Run the act as ``actor`` through the door ``via``."""
-        return self.run(given, actor, via=via)
+        arguments = {field.name: getattr(given, field.name) for field in fields(given)}
+        return self.run(**arguments, actor=actor, via=via)
 
     @property
     def doc(self) -> str:

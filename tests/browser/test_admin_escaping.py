@@ -11,7 +11,6 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from tests.browser.support import IMG, SCRIPT, assert_inert, log_in, watch_for_script
@@ -37,7 +36,7 @@ def hostile(page: Any) -> dict[str, Any]:
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_decision", "view_event"])
     )
-    dismiss_event_in_reaction(OnEvent("pager", events[2].event_id, HOSTILE), user, via="rest")
+    dismiss_event_in_reaction("pager", events[2].event_id, HOSTILE, user, via="rest")
     [decision] = decisions()
     return {"events": events, "decision": decision}
 

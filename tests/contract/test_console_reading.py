@@ -15,7 +15,6 @@ from django.test import Client
 from mcp import Client as McpClient
 
 from eventstore.types import RecordedEvent
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
@@ -129,7 +128,7 @@ def test_cli_lists_name_kind_status_lag_failing_event_and_diagnosis(events) -> N
 
 def test_decisions_link_to_the_event_and_filter_by_subscriber_choice_actor_date(events) -> None:
     user = operator()
-    dismiss_event_in_reaction(OnEvent("mailer", events[1].event_id, "poison"), user)
+    dismiss_event_in_reaction("mailer", events[1].event_id, "poison", user)
     day = events[0].recorded_at
     client = Client()
     client.force_login(user)

@@ -15,7 +15,6 @@ from django.urls import reverse
 
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.acts.tokens.handler import issue_token
 from tests.factories import operator, wedged_reaction
@@ -48,7 +47,7 @@ def events(settings: Any) -> list[RecordedEvent]:
 
 
 def test_the_decision_counts_every_event_and_those_the_reaction_handles(events) -> None:
-    result = dismiss_event_in_reaction(OnEvent(NAME, events[4].event_id, "poison"), operator())
+    result = dismiss_event_in_reaction(NAME, events[4].event_id, "poison", operator())
     assert (result.events_passed_over, result.handled_events_passed_over) == (5, 2)
     assert result.as_payload()["handled_events_passed_over"] == 2
     [decision] = decisions()

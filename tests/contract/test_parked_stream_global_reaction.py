@@ -8,7 +8,6 @@ from collections.abc import Callable
 import pytest
 
 from reactions_admin import errors
-from reactions_admin.acts.act import OnStream
 from reactions_admin.acts.parked_streams.handler import (
     dismiss_parked_stream,
     dismiss_stream_head,
@@ -26,13 +25,9 @@ def test_a_global_reaction_refuses_parked_stream_acts_with_its_own_code(act: str
     wedged_reaction("test.global", None, failing)
     user = operator(operates=True)
     acts: dict[str, Callable[[], object]] = {
-        "retry": lambda: retry_parked_stream(OnStream("test.global", "run-1", "try again"), user),
-        "dismiss-stream": lambda: dismiss_parked_stream(
-            OnStream("test.global", "run-1", "poison"), user
-        ),
-        "dismiss-head": lambda: dismiss_stream_head(
-            OnStream("test.global", "run-1", "poison"), user
-        ),
+        "retry": lambda: retry_parked_stream("test.global", "run-1", user, reason="try again"),
+        "dismiss-stream": lambda: dismiss_parked_stream("test.global", "run-1", "poison", user),
+        "dismiss-head": lambda: dismiss_stream_head("test.global", "run-1", "poison", user),
     }
     with pytest.raises(errors.NotStreamOrdered) as refused:
         acts[act]()

@@ -15,7 +15,6 @@ from django.db import DatabaseError, connection
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from reactions_admin import errors
-from reactions_admin.acts.act import OnEvent, OnStream
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.acts.parked_streams.handler import (
     RETRY_STREAM,
@@ -66,7 +65,7 @@ def test_dismissing_the_parked_head_deletes_its_row_and_the_next_event_runs(
 ) -> None:
     intake_before = bookmark(NAME).cursor
     result = dismiss_event_in_reaction(
-        OnEvent(NAME, parked.poison.event_id, "  bad payload  "), operator(), via="cli"
+        NAME, parked.poison.event_id, "  bad payload  ", operator(), via="cli"
     )
     assert (result.event_id, result.ordering, result.stream_id) == (
         parked.poison.event_id, "stream", "bad",
@@ -98,11 +97,11 @@ def test_dismissing_the_parked_head_deletes_its_row_and_the_next_event_runs(
 
 
 def test_dismiss_stream_head_names_the_head_by_its_stream(parked: ParkedWorld) -> None:
-    result = dismiss_stream_head(OnStream(NAME, "bad", "poison"), operator(), via="rest")
+    result = dismiss_stream_head(NAME, "bad", "poison", operator(), via="rest")
     assert result.event_id == parked.poison.event_id
     assert len(decisions()) == 1
     with pytest.raises(errors.StreamNotParked):
-        dismiss_stream_head(OnStream(NAME, "good", "poison"), operator("other"))
+        dismiss_stream_head(NAME, "good", "poison", operator("other"))
 
 
 @pytest.fixture
@@ -151,7 +150,7 @@ def test_only_the_head_of_a_parked_stream_may_be_dismissed(
     target = {"behind": parked.behind[0], "handled": parked.handled, **pending_and_in_flight}
     before = state()
     with pytest.raises(errors.StreamRefused) as refused:
-        dismiss_event_in_reaction(OnEvent(NAME, target[which].event_id, "poison"), operator())
+        dismiss_event_in_reaction(NAME, target[which].event_id, "poison", operator())
     assert type(refused.value) is refusal
     assert refused.value.status == 409
     assert refused.value.code == CODES[refusal]
@@ -160,11 +159,9 @@ def test_only_the_head_of_a_parked_stream_may_be_dismissed(
 
 
 def test_a_dismissed_head_cannot_be_dismissed_twice(parked: ParkedWorld) -> None:
-    dismiss_event_in_reaction(OnEvent(NAME, parked.poison.event_id, "poison"), operator())
+    dismiss_event_in_reaction(NAME, parked.poison.event_id, "poison", operator())
     with pytest.raises(errors.EventAlreadyHandled):
-        dismiss_event_in_reaction(
-            OnEvent(NAME, parked.poison.event_id, "poison"), operator("other")
-        )
+        dismiss_event_in_reaction(NAME, parked.poison.event_id, "poison", operator("other"))
     assert len(decisions()) == 1
 
 
@@ -193,7 +190,7 @@ def test_the_checks_run_in_the_documented_order(
     reason = "   " if "blank" in case else "poison"
     before = state()
     with pytest.raises(errors.ReactionsError) as refused:
-        dismiss_event_in_reaction(OnEvent(name, event_id, reason), user)
+        dismiss_event_in_reaction(name, event_id, reason, user)
     assert refused.value.code == code
     assert state() == before
 
@@ -204,9 +201,7 @@ def test_the_checks_run_in_the_documented_order(
 def test_dismissing_a_parked_stream_dismisses_every_event_in_it_one_decision_each(
     parked: ParkedWorld,
 ) -> None:
-    result = dismiss_parked_stream(
-        OnStream(NAME, "bad", "the run is abandoned"), operator(), via="admin"
-    )
+    result = dismiss_parked_stream(NAME, "bad", "the run is abandoned", operator(), via="admin")
     dismissed = [parked.poison, *parked.behind]
     assert [r.event_id for r in result.dismissed] == [e.event_id for e in dismissed]
     recorded = decisions()
@@ -250,7 +245,7 @@ def test_dismissing_a_parked_stream_is_all_or_nothing(parked: ParkedWorld) -> No
     try:
         before = state()
         with pytest.raises(DatabaseError, match="refused by the test"):
-            dismiss_parked_stream(OnStream(NAME, "bad", "the run is abandoned"), operator())
+            dismiss_parked_stream(NAME, "bad", "the run is abandoned", operator())
         assert state() == before
         assert decisions() == []
         assert [p.stream_id for p in parked_streams(NAME)] == ["bad"]
@@ -280,7 +275,7 @@ def test_dismissing_a_stream_refuses_with_a_code_and_changes_nothing(
     stream = {"stream without work": "good", "stream not parked": "pending"}.get(case, "bad")
     before = state()
     with pytest.raises(errors.ReactionsError) as refused:
-        dismiss_parked_stream(OnStream(name, stream, "   " if "blank" in case else "why"), user)
+        dismiss_parked_stream(name, stream, "   " if "blank" in case else "why", user)
     assert refused.value.code == code
     assert state() == before
     assert decisions() == []
@@ -292,7 +287,7 @@ def test_dismissing_a_stream_refuses_with_a_code_and_changes_nothing(
 def test_retry_needs_the_operate_permission(parked: ParkedWorld) -> None:
     before = state()
     with pytest.raises(errors.PermissionDenied, match="operate_subscriber"):
-        retry_parked_stream(OnStream(NAME, "bad", ""), operator())  # may dismiss, may not operate
+        retry_parked_stream(NAME, "bad", operator())  # may dismiss, may not operate
     assert state() == before
 
 
@@ -300,7 +295,7 @@ def test_a_retried_stream_runs_its_head_once_more_and_parks_again_if_it_fails(
     parked: ParkedWorld,
 ) -> None:
     result = retry_parked_stream(
-        OnStream(NAME, "bad", "deployed a fix"), operator(operates=True, permitted=False)
+        NAME, "bad", operator(operates=True, permitted=False), reason="deployed a fix"
     )
     assert (result.event_id, result.attempts, result.waiting) == (parked.poison.event_id, 2, 2)
     [head, *_] = stream_rows(NAME, "bad")
@@ -331,8 +326,8 @@ def test_a_retried_stream_that_succeeds_runs_the_waiting_events_in_order(
     flaky = jobs("flaky", 1, fail=2) + jobs("flaky", 2)
     run_worker_until(lambda: parked_streams(NAME), "the flaky stream parked")
     with pytest.raises(errors.StreamNotParked):
-        retry_parked_stream(OnStream(NAME, "other", ""), operator(operates=True))
-    retry_parked_stream(OnStream(NAME, "flaky", ""), operator("ops", operates=True))
+        retry_parked_stream(NAME, "other", operator(operates=True))
+    retry_parked_stream(NAME, "flaky", operator("ops", operates=True))
     run_worker_until(lambda: handled_count() == 3, "the flaky stream, after the retry")
     assert handled_by_stream()["flaky"] == ids(flaky)
     assert StreamJobs.attempts[flaky[0].event_id] == 3

@@ -11,7 +11,6 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from eventstore.models import Event
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from subscribers.registry import load_registry
@@ -40,7 +39,7 @@ def test_a_fresh_poison_wedges_the_drafter_again_after_a_dismissal() -> None:
     drain(registry, lambda: drafter().status == "wedged", "the first wedge")
     failing = drafter().failing_event_id
     assert failing is not None
-    dismiss_event_in_reaction(OnEvent("demo.caution_drafter", failing, "demo"), operator())
+    dismiss_event_in_reaction("demo.caution_drafter", failing, "demo", operator())
     drain(registry, lambda: drafter().status == "active" and drafter().last_error == "")
 
     out = io.StringIO()

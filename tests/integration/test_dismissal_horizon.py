@@ -16,7 +16,6 @@ import pytest
 
 from eventstore.types import Cursor
 from reactions_admin import errors
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
 from tests.factories import append_events, operator, wedged_reaction
@@ -48,7 +47,7 @@ def test_a_target_behind_an_open_transaction_is_refused_then_counted_once_it_com
         wedged_reaction("mailer", before, failing=b_event)
 
         with pytest.raises(errors.EventNotVisibleYet) as refused:
-            dismiss_event_in_reaction(OnEvent("mailer", b_event.event_id, "poison"), actor)
+            dismiss_event_in_reaction("mailer", b_event.event_id, "poison", actor)
 
         assert (refused.value.status, refused.value.code) == (409, "event_not_visible_yet")
         assert f"pid {a_pid} " in refused.value.detail  # names session A's backend
@@ -58,7 +57,7 @@ def test_a_target_behind_an_open_transaction_is_refused_then_counted_once_it_com
         session_a.commit()
 
     wait_until_visible([b_event])
-    result = dismiss_event_in_reaction(OnEvent("mailer", b_event.event_id, "poison"), actor)
+    result = dismiss_event_in_reaction("mailer", b_event.event_id, "poison", actor)
 
     assert before.cursor < a_cursor <= result.cursor_after == b_event.cursor
     assert result.events_passed_over == 2  # A's event and B's: all that lies between
@@ -72,9 +71,7 @@ def test_a_transaction_begun_after_the_target_does_not_hold_it_back() -> None:
     wedged_reaction("mailer", events[0], failing=events[1])
     with raw_connection(autocommit=False) as later:
         open_transaction_with_an_event(later)  # a larger transaction id than every event's
-        result = dismiss_event_in_reaction(
-            OnEvent("mailer", events[2].event_id, "poison"), operator()
-        )
+        result = dismiss_event_in_reaction("mailer", events[2].event_id, "poison", operator())
         later.rollback()
     assert result.events_passed_over == 2
 
@@ -82,12 +79,10 @@ def test_a_transaction_begun_after_the_target_does_not_hold_it_back() -> None:
 def test_dismissing_the_same_event_twice_says_who_dismissed_it_when_and_which_decision() -> None:
     events = wait_until_visible(append_events(3))
     wedged_reaction("mailer", events[0], failing=events[1])
-    first = dismiss_event_in_reaction(
-        OnEvent("mailer", events[1].event_id, "poison"), operator("alice")
-    )
+    first = dismiss_event_in_reaction("mailer", events[1].event_id, "poison", operator("alice"))
 
     with pytest.raises(errors.EventAlreadyDismissed) as refused:
-        dismiss_event_in_reaction(OnEvent("mailer", events[1].event_id, "again"), operator("bob"))
+        dismiss_event_in_reaction("mailer", events[1].event_id, "again", operator("bob"))
 
     assert (refused.value.status, refused.value.code) == (409, "event_already_dismissed")
     [decision] = decisions()
@@ -103,7 +98,7 @@ def test_a_dismissal_in_another_reaction_does_not_count_as_already_dismissed() -
     events = wait_until_visible(append_events(3))
     wedged_reaction("mailer", events[1], failing=events[2])
     wedged_reaction("texter", events[0], failing=events[1])
-    dismiss_event_in_reaction(OnEvent("texter", events[1].event_id, "poison"), operator())
+    dismiss_event_in_reaction("texter", events[1].event_id, "poison", operator())
     with pytest.raises(errors.RewindRefused) as refused:
-        dismiss_event_in_reaction(OnEvent("mailer", events[1].event_id, "poison"), operator("bob"))
+        dismiss_event_in_reaction("mailer", events[1].event_id, "poison", operator("bob"))
     assert refused.value.code == "rewind_refused"

@@ -38,7 +38,6 @@ from eventstore.models import Event
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor
 from reactions_admin import errors
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.decider import DismissalResult
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.leases import LeaseKeeper
@@ -165,9 +164,7 @@ def test_no_event_is_passed_over_unseen_nor_miscounted(settings: Any) -> None:
                     try:
                         accepted.append(
                             # Counted from the newest: the interesting targets are ahead.
-                            dismiss_event_in_reaction(
-                                OnEvent(NAME, seen[~(arg % len(seen))], "x"), actor
-                            )
+                            dismiss_event_in_reaction(NAME, seen[~(arg % len(seen))], "x", actor)
                         )
                     except (
                         errors.EventNotVisibleYet,

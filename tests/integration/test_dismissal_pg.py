@@ -13,7 +13,6 @@ from django.db import DatabaseError, connection
 
 from eventstore.types import START, Cursor
 from reactions_admin import errors
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.decider import DECISION_STREAM
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers.models import Bookmark
@@ -28,7 +27,7 @@ def test_happy_path_moves_the_bookmark_clears_the_failure_and_audits() -> None:
     actor = operator()
 
     result = dismiss_event_in_reaction(
-        OnEvent("mailer", events[3].event_id, "  poison: bad address "), actor
+        "mailer", events[3].event_id, "  poison: bad address ", actor
     )
 
     bookmark = Bookmark.objects.get(pk="mailer")
@@ -89,7 +88,7 @@ def test_each_refusal_maps_to_its_error_and_writes_nothing(
     target = uuid.uuid4() if index is None else events[index].event_id
 
     with pytest.raises(error) as refused:
-        dismiss_event_in_reaction(OnEvent(name, target, reason), operator())
+        dismiss_event_in_reaction(name, target, reason, operator())
 
     assert refused.value.status == status
     bookmark = Bookmark.objects.get(pk="mailer")
@@ -103,9 +102,7 @@ def test_an_actor_without_the_permission_writes_nothing() -> None:
     events = append_events(2)
     wedged_reaction("mailer", None, failing=events[0])
     with pytest.raises(errors.PermissionDenied):
-        dismiss_event_in_reaction(
-            OnEvent("mailer", events[0].event_id, "reason"), operator(permitted=False)
-        )
+        dismiss_event_in_reaction("mailer", events[0].event_id, "reason", operator(permitted=False))
     assert Bookmark.objects.get(pk="mailer").cursor == START
     assert decisions() == []
 
@@ -134,7 +131,7 @@ def test_when_the_decision_append_fails_the_bookmark_does_not_move() -> None:
         cursor.execute(FAIL_DECISIONS)
     try:
         with pytest.raises(DatabaseError, match="decision append refused"):
-            dismiss_event_in_reaction(OnEvent("mailer", events[1].event_id, "poison"), actor)
+            dismiss_event_in_reaction("mailer", events[1].event_id, "poison", actor)
     finally:
         with connection.cursor() as cursor:
             cursor.execute(ALLOW_DECISIONS)
@@ -156,7 +153,7 @@ def test_a_dismissal_waiting_too_long_for_the_row_lock_is_a_503() -> None:
             "SELECT 1 FROM projection_bookmarks WHERE subscriber_name = 'mailer' FOR UPDATE"
         )
         with pytest.raises(errors.DatabaseUnavailable) as refused:
-            dismiss_event_in_reaction(OnEvent("mailer", events[0].event_id, "poison"), actor)
+            dismiss_event_in_reaction("mailer", events[0].event_id, "poison", actor)
         holder.rollback()
     assert refused.value.status == 503
     assert Bookmark.objects.get(pk="mailer").cursor == START
@@ -215,9 +212,7 @@ def test_a_dismissal_racing_a_worker_is_serialised_and_never_moves_backward() ->
     def dismiss(index: int) -> None:
         try:
             outcomes.append(
-                dismiss_event_in_reaction(
-                    OnEvent("mailer", events[index].event_id, f"race {index}"), actor
-                )
+                dismiss_event_in_reaction("mailer", events[index].event_id, f"race {index}", actor)
             )
         except errors.ReactionsError as exc:
             outcomes.append(exc)

@@ -14,7 +14,6 @@ from django.contrib.auth.models import User
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
-from reactions_admin.acts.act import OnFailureGroup, OnStream
 from reactions_admin.acts.failure_groups.handler import (
     FailureGroup,
     dismiss_failure_group,
@@ -114,7 +113,7 @@ def test_the_preview_counts_the_parked_heads_with_the_wedged_reaction(mixed, ops
 
 def test_dismissing_the_group_deletes_the_heads_and_moves_the_bookmark(mixed, ops) -> None:
     found = the_group(ops)
-    result = dismiss_failure_group(OnFailureGroup(found.fingerprint.id, 3, "poison jobs"), ops)
+    result = dismiss_failure_group(found.fingerprint.id, 3, "poison jobs", ops)
 
     assert result.count == 3
     assert parked_streams(NAME) == []
@@ -141,9 +140,7 @@ def test_dismissing_the_group_deletes_the_heads_and_moves_the_bookmark(mixed, op
 
 def test_retrying_the_group_unparks_the_heads_with_their_attempts(mixed, ops) -> None:
     found = the_group(ops)
-    result = retry_failure_group(
-        OnFailureGroup(found.fingerprint.id, 3, "the job store is back"), ops
-    )
+    result = retry_failure_group(found.fingerprint.id, 3, "the job store is back", ops)
 
     assert result.choice == "GroupRetried"
     assert parked_streams(NAME) == []
@@ -163,11 +160,11 @@ def test_retrying_the_group_unparks_the_heads_with_their_attempts(mixed, ops) ->
 def test_a_head_dismissed_since_the_preview_refuses_the_group(mixed, ops) -> None:
     found = the_group(ops)
     assert found.count == 3
-    dismissed = dismiss_stream_head(OnStream(NAME, "bad1", "one by hand"), ops)
+    dismissed = dismiss_stream_head(NAME, "bad1", "one by hand", ops)
     assert dismissed.event_id == mixed.poison["bad1"].event_id
 
     with pytest.raises(errors.FailureGroupChanged, match="2 failing item"):
-        dismiss_failure_group(OnFailureGroup(found.fingerprint.id, 3, "poison jobs"), ops)
+        dismiss_failure_group(found.fingerprint.id, 3, "poison jobs", ops)
     assert [p.stream_id for p in parked_streams(NAME)] == ["bad2"]
     assert bookmark("mailer").status == "wedged"
     assert [d.event_id for d in decisions()] == [dismissed.decision_event_id]

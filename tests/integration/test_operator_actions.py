@@ -15,7 +15,6 @@ from django.utils import timezone
 from eventstore.models import Event
 from eventstore.postgres import PostgresEventStore
 from reactions_admin import errors
-from reactions_admin.acts.act import OnEvent, OnFailureGroup, OnSubscriber
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.acts.failure_groups.handler import (
     dismiss_failure_group,
@@ -72,7 +71,7 @@ def test_retry_now_on_a_wedged_reaction_that_fails_again_keeps_it_wedged_with_on
     drain(subs, lambda: True)  # a wedged bookmark is left alone: no attempt
     assert bookmark("test.echo").attempts == 2
 
-    result = retry_now(OnSubscriber("test.echo", "upstream says fixed"), ops, via="cli")
+    result = retry_now("test.echo", "upstream says fixed", ops, via="cli")
     assert (result.status_before, result.status_after) == ("wedged", "retrying")
     drain(subs, lambda: bookmark("test.echo").status == "wedged", "wedged again")
     mark = bookmark("test.echo")
@@ -89,7 +88,7 @@ def test_retry_now_that_succeeds_moves_on(ops) -> None:
     [before] = append("x", "Other")
     [ping] = wait_until_visible(append("p", "Ping"))
     wedged_reaction("test.echo", before, failing=ping)  # wedged, say, by a passing outage
-    retry_now(OnSubscriber("test.echo", "the outage is over"), ops)
+    retry_now("test.echo", "the outage is over", ops)
     drain(registry("EchoReaction"), lambda: bookmark("test.echo").cursor >= ping.cursor)
     mark = bookmark("test.echo")
     assert (mark.status, mark.attempts, mark.failing_event_id) == ("active", 0, None)
@@ -101,7 +100,7 @@ def test_a_paused_projection_is_not_run_and_resumes_where_it_was(ops) -> None:
     subs = registry("RecordingProjection")
     first = wait_until_visible(append("a", "Tick", "Tick"))
     drain(subs, lambda: bookmark("test.recorder").cursor >= first[-1].cursor)
-    pause(OnSubscriber("test.recorder", "rebuilding the read model"), ops)
+    pause("test.recorder", "rebuilding the read model", ops)
     later = wait_until_visible(append("b", "Tick", "Tick"))
     drain(subs, lambda: True)
     mark = bookmark("test.recorder")
@@ -112,7 +111,7 @@ def test_a_paused_projection_is_not_run_and_resumes_where_it_was(ops) -> None:
     assert mark.cursor == first[-1].cursor
     assert ticks() == 2
 
-    resume(OnSubscriber("test.recorder", "rebuild done"), ops)
+    resume("test.recorder", "rebuild done", ops)
     drain(subs, lambda: bookmark("test.recorder").cursor >= later[-1].cursor)
     assert ticks() == 4
     assert bookmark("test.recorder").status == "active"
@@ -125,7 +124,7 @@ def test_a_pause_lets_the_handle_in_flight_land_then_nothing_more_runs(ops) -> N
     wait_until_visible(append("p2", "Ping"))
     with running_worker(registry("GatedReaction")):
         assert GatedReaction.entered.wait(60)
-        pause(OnSubscriber("test.gated", "vendor incident"), ops)
+        pause("test.gated", "vendor incident", ops)
         GatedReaction.gate.set()
         wait_for(lambda: pongs() == 1, what="the result in flight lands")
         # Past the first ping, still paused, and the second ping never starts.
@@ -155,12 +154,12 @@ def test_a_failure_recorded_while_paused_keeps_the_pause() -> None:
 def test_a_dismissal_on_a_paused_reaction_keeps_the_pause(ops) -> None:
     events = wait_until_visible(append("orders", "Ping", "Ping"))
     wedged_reaction("test.echo", events[0], events[1])
-    pause(OnSubscriber("test.echo", "looking into the poison"), ops)
-    dismiss_event_in_reaction(OnEvent("test.echo", events[1].event_id, "poison, OPS-9"), ops)
+    pause("test.echo", "looking into the poison", ops)
+    dismiss_event_in_reaction("test.echo", events[1].event_id, "poison, OPS-9", ops)
     mark = bookmark("test.echo")
     assert mark.status == "paused"
     assert (mark.attempts, mark.failing_event_id, mark.cursor) == (0, None, events[1].cursor)
-    resume(OnSubscriber("test.echo", "done looking"), ops)
+    resume("test.echo", "done looking", ops)
     assert bookmark("test.echo").status == "active"
 
 
@@ -169,7 +168,7 @@ def test_a_paused_stream_ordered_reaction_claims_nothing(ops) -> None:
     [entry] = list(build_registry(["tests.subscribers.StreamJobs"]))
     wait_until_visible(jobs("s1", 2))
     Bookmark.objects.create(subscriber_name=entry.name, kind="reaction")
-    pause(OnSubscriber(entry.name, "holding the stream jobs"), ops)
+    pause(entry.name, "holding the stream jobs", ops)
     intake, claims = take_in_and_claim(entry, LeaseKeeper("w"), 4)
     assert claims == []
     assert intake.moved_to is None
@@ -178,24 +177,21 @@ def test_a_paused_stream_ordered_reaction_claims_nothing(ops) -> None:
 def test_refusals_change_nothing(ops) -> None:
     Bookmark.objects.create(subscriber_name="board", kind="projection")
     cases: list[tuple[Callable[[], object], str]] = [
-        (lambda: retry_now(OnSubscriber("board", "x"), ops), "nothing_to_retry"),
-        (lambda: resume(OnSubscriber("board", "x"), ops), "not_paused"),
-        (lambda: pause(OnSubscriber("board", "  \u200b "), ops), "reason_required"),
-        (lambda: pause(OnSubscriber("nope", "x"), ops), "subscriber_not_found"),
-        (
-            lambda: pause(OnSubscriber("board", "x"), operator("intern", permitted=True)),
-            "permission_denied",
-        ),
+        (lambda: retry_now("board", "x", ops), "nothing_to_retry"),
+        (lambda: resume("board", "x", ops), "not_paused"),
+        (lambda: pause("board", "  \u200b ", ops), "reason_required"),
+        (lambda: pause("nope", "x", ops), "subscriber_not_found"),
+        (lambda: pause("board", "x", operator("intern", permitted=True)), "permission_denied"),
     ]
     for act, code in cases:
         with pytest.raises(errors.ReactionsError) as refused:
             act()
         assert refused.value.code == code
     assert bookmark("board").status == "active"
-    pause(OnSubscriber("board", "x"), ops)
+    pause("board", "x", ops)
     paused: list[tuple[Callable[[], object], str]] = [
-        (lambda: pause(OnSubscriber("board", "again"), ops), "already_paused"),
-        (lambda: retry_now(OnSubscriber("board", "x"), ops), "subscriber_paused"),
+        (lambda: pause("board", "again", ops), "already_paused"),
+        (lambda: retry_now("board", "x", ops), "subscriber_paused"),
     ]
     for act, code in paused:
         with pytest.raises(errors.ReactionsError) as refused:
@@ -235,9 +231,7 @@ def test_groups_by_fingerprint_and_dismisses_a_group_each_event_its_own_decision
     assert {i.subscriber for i in found.items} == {"mailer", "digest"}
     assert failure_group(found.fingerprint.id, ops).count == 2
 
-    result = dismiss_failure_group(
-        OnFailureGroup(found.fingerprint.id, 2, "oversized evidence"), ops
-    )
+    result = dismiss_failure_group(found.fingerprint.id, 2, "oversized evidence", ops)
     assert result.count == 2
     assert bookmark("mailer").cursor == poisoned[1].cursor
     assert bookmark("digest").cursor == poisoned[2].cursor
@@ -251,13 +245,13 @@ def test_groups_by_fingerprint_and_dismisses_a_group_each_event_its_own_decision
     assert grouped.metadata["correlation_id"] == dismissed[0].metadata["correlation_id"]
     # The second operator, a moment later: the group is gone.
     with pytest.raises(errors.FailureGroupChanged):
-        dismiss_failure_group(OnFailureGroup(found.fingerprint.id, 2, "me too"), ops)
+        dismiss_failure_group(found.fingerprint.id, 2, "me too", ops)
 
 
 def test_a_group_that_changed_since_the_preview_is_refused(poisoned, ops) -> None:
     found = context_group(ops)
     with pytest.raises(errors.FailureGroupChanged, match="2 failing item"):
-        dismiss_failure_group(OnFailureGroup(found.fingerprint.id, 3, "poison"), ops)
+        dismiss_failure_group(found.fingerprint.id, 3, "poison", ops)
     assert decisions() == []
     assert operations() == []
 
@@ -270,7 +264,7 @@ def test_a_second_operator_acting_at_the_same_moment_gets_a_conflict(poisoned, o
             [f"eventdesk-failure-group:{found.fingerprint.id}"],
         )
         with pytest.raises(errors.FailureGroupBusy):
-            dismiss_failure_group(OnFailureGroup(found.fingerprint.id, 2, "poison"), ops)
+            dismiss_failure_group(found.fingerprint.id, 2, "poison", ops)
         first.rollback()
     assert decisions() == []
 
@@ -279,7 +273,7 @@ def test_a_group_is_all_or_nothing(poisoned, ops) -> None:
     Bookmark.objects.filter(pk="digest").update(failing_event_id=uuid.uuid4())  # gone
     found = context_group(ops)
     with pytest.raises(errors.EventNotFound):
-        dismiss_failure_group(OnFailureGroup(found.fingerprint.id, 2, "poison"), ops)
+        dismiss_failure_group(found.fingerprint.id, 2, "poison", ops)
     assert bookmark("mailer").cursor == poisoned[0].cursor  # its dismissal rolled back
     assert decisions() == []
     assert operations() == []
@@ -287,9 +281,7 @@ def test_a_group_is_all_or_nothing(poisoned, ops) -> None:
 
 def test_retrying_a_group_keeps_the_attempts(poisoned, ops) -> None:
     found = context_group(ops)
-    result = retry_failure_group(
-        OnFailureGroup(found.fingerprint.id, 2, "provider raised the limit"), ops
-    )
+    result = retry_failure_group(found.fingerprint.id, 2, "provider raised the limit", ops)
     assert result.choice == "GroupRetried"
     for name in ("mailer", "digest"):
         mark = bookmark(name)
@@ -303,5 +295,5 @@ def test_a_projection_failure_cannot_be_dismissed_in_bulk(poisoned, ops) -> None
     Bookmark.objects.filter(pk="digest").update(kind="projection")
     found = context_group(ops)
     with pytest.raises(errors.NotDismissable):
-        dismiss_failure_group(OnFailureGroup(found.fingerprint.id, 2, "poison"), ops)
+        dismiss_failure_group(found.fingerprint.id, 2, "poison", ops)
     assert decisions() == []

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore.models import Event
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from subscribers import sql
 from subscribers.bookmarks import ensure_bookmarks
@@ -275,9 +274,7 @@ class DismissedWhileHandled:
 
     def handle(self, event: RecordedEvent) -> list[StreamAppend]:
         record(self.name, event)
-        dismiss_event_in_reaction(
-            OnEvent(self.name, event.event_id, "poison, says ops"), operator()
-        )
+        dismiss_event_in_reaction(self.name, event.event_id, "poison, says ops", operator())
         return answer_to(event)
 
 

@@ -25,7 +25,6 @@ from django.db import DatabaseError, connection
 
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor, RecordedEvent
-from reactions_admin.acts.act import OnEvent
 from reactions_admin.acts.dismissal.decider import DECISION_STREAM
 from reactions_admin.acts.dismissal.handler import dismiss_event_in_reaction
 from reactions_admin.acts.tokens.handler import issue_token
@@ -303,7 +302,7 @@ def test_a_dismissal_whose_commit_fails_leaves_neither_write() -> None:
         cursor.execute(FAIL_AT_COMMIT)
     try:
         with pytest.raises(DatabaseError, match="refused at commit"):
-            dismiss_event_in_reaction(OnEvent("rel.mailer", events[2].event_id, "poison"), actor)
+            dismiss_event_in_reaction("rel.mailer", events[2].event_id, "poison", actor)
     finally:
         with connection.cursor() as cursor:
             cursor.execute(NO_GATE)

@@ -52,7 +52,13 @@ def parse_event_id(event_id: uuid.UUID | str) -> uuid.UUID:
 
 
 def dismiss_event_in_reaction(
-    given: OnEvent, actor: Actor, *, via: str = "api", correlation_id: uuid.UUID | None = None
+    subscriber_name: str,
+    event_id: uuid.UUID | str,
+    reason: str,
+    actor: Actor,
+    *,
+    via: str = "api",
+    correlation_id: uuid.UUID | None = None,
 ) -> DismissalResult:
     """Dismiss a poison event: move the reaction's bookmark to the event (which must lie
     after it and be visible to every reader), clear its failure state and audit the
@@ -60,11 +66,12 @@ def dismiss_event_in_reaction(
     event of a parked stream may be dismissed: its row is deleted and the next event of
     that stream becomes the head."""
     admit(actor, DISMISS_PERMISSION)
-    target = parse_event_id(given.event_id)
-    require_storable(given.reason)
-    correlation = correlation_id or uuid.uuid4()
+    target = parse_event_id(event_id)
+    require_storable(reason)
     with acting_transaction():
-        return dismiss_locked(given.subscriber_name, target, given.reason, actor, via, correlation)
+        return dismiss_locked(
+            subscriber_name, target, reason, actor, via, correlation_id or uuid.uuid4()
+        )
 
 
 def dismiss_locked(

@@ -200,20 +200,31 @@ def failure_group(fingerprint_id: str, actor: Actor) -> FailureGroup:
     raise errors.FailureGroupNotFound(f"No failing item has fingerprint {fingerprint_id!r}.")
 
 
-def dismiss_failure_group(given: OnFailureGroup, actor: Actor, *, via: str = "api") -> GroupResult:
+def dismiss_failure_group(
+    fingerprint_id: str, expected_count: int, reason: str, actor: Actor, *, via: str = "api"
+) -> GroupResult:
     """Dismiss the failing event of every item in the group, all or nothing; each
     dismissal is its own decision. Needs ``reactions_admin.dismiss_event``."""
-    return _act_on_group(given, actor, via, dismiss=True)
+    return _act_on_group(fingerprint_id, expected_count, reason, actor, via, dismiss=True)
 
 
-def retry_failure_group(given: OnFailureGroup, actor: Actor, *, via: str = "api") -> GroupResult:
+def retry_failure_group(
+    fingerprint_id: str, expected_count: int, reason: str, actor: Actor, *, via: str = "api"
+) -> GroupResult:
     """Retry now every item in the group (attempts kept), all or nothing. Needs
     ``reactions_admin.operate_subscriber``."""
-    return _act_on_group(given, actor, via, dismiss=False)
+    return _act_on_group(fingerprint_id, expected_count, reason, actor, via, dismiss=False)
 
 
-def _act_on_group(given: OnFailureGroup, actor: Actor, via: str, *, dismiss: bool) -> GroupResult:
-    fingerprint_id, expected_count, reason = given.fingerprint, given.expected_count, given.reason
+def _act_on_group(
+    fingerprint_id: str,
+    expected_count: int,
+    reason: str,
+    actor: Actor,
+    via: str,
+    *,
+    dismiss: bool,
+) -> GroupResult:
     admit(actor, DISMISS_PERMISSION if dismiss else OPERATE_PERMISSION)
     require_storable(reason)
     correlation_id = uuid.uuid4()

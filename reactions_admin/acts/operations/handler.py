@@ -120,8 +120,13 @@ def carry_out(subject: Subject, accepted: Accepted) -> str:
     return str(changes.get("status", subject.status))
 
 
-def _act(action: str, given: OnSubscriber, actor: Actor, via: str) -> ActionResult:
-    subscriber_name, reason = given.subscriber_name, given.reason
+def _act(
+    action: str,
+    subscriber_name: str,
+    reason: str,
+    actor: Actor,
+    via: str,
+) -> ActionResult:
     admit(actor, OPERATE_PERMISSION)
     require_storable(reason)
     with acting_transaction():
@@ -141,22 +146,22 @@ def _act(action: str, given: OnSubscriber, actor: Actor, via: str) -> ActionResu
     )
 
 
-def retry_now(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+def retry_now(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
     """Retry now: a retrying or wedged subscriber makes one attempt at its failing event at
     once, keeping its attempt count (a wedged one that fails again stays wedged, with one
     more attempt; one that succeeds moves on)."""
-    return _act("retry", given, actor, via)
+    return _act("retry", subscriber_name, reason, actor, via)
 
 
-def pause(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+def pause(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
     """Pause a subscriber: from the commit on, no worker starts work for it until it is
     resumed; work in flight finishes (its result lands; a failure keeps the pause)."""
-    return _act("pause", given, actor, via)
+    return _act("pause", subscriber_name, reason, actor, via)
 
 
-def resume(given: OnSubscriber, actor: Actor, *, via: str = "api") -> ActionResult:
+def resume(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api") -> ActionResult:
     """Resume a paused subscriber with the status it had (active, retrying or wedged)."""
-    return _act("resume", given, actor, via)
+    return _act("resume", subscriber_name, reason, actor, via)
 
 
 #: What every operation on a subscriber may refuse: the reason, an unknown subscriber.

@@ -116,10 +116,16 @@ class StreamRetryResult:
         }
 
 
-def dismiss_stream_head(given: OnStream, actor: Actor, *, via: str = "api") -> DismissalResult:
+def dismiss_stream_head(
+    subscriber_name: str,
+    stream_id: str,
+    reason: str,
+    actor: Actor,
+    *,
+    via: str = "api",
+) -> DismissalResult:
     """Dismiss the head event of a parked stream (the next event of the stream becomes the
     head and runs), audited: the dismissal of that event, named by its stream."""
-    subscriber_name, stream_id, reason = given.subscriber_name, given.stream_id, given.reason
     admit(actor, DISMISS_PERMISSION)
     with acting_transaction():
         bookmark = _locked_stream_reaction(subscriber_name)
@@ -158,11 +164,16 @@ def dismiss_head_locked(
 
 
 def dismiss_parked_stream(
-    given: OnStream, actor: Actor, *, via: str = "api", correlation_id: uuid.UUID | None = None
+    subscriber_name: str,
+    stream_id: str,
+    reason: str,
+    actor: Actor,
+    *,
+    via: str = "api",
+    correlation_id: uuid.UUID | None = None,
 ) -> StreamDismissalResult:
     """Dismiss a whole parked stream: its head and every event waiting behind it, with
     one reason and one ``EventDismissed`` decision per event, all or nothing."""
-    subscriber_name, stream_id, reason = given.subscriber_name, given.stream_id, given.reason
     admit(actor, DISMISS_PERMISSION)
     require_storable(reason)
     # A stream id PostgreSQL cannot store names no stream: refused as not parked, in order.
@@ -177,21 +188,22 @@ def dismiss_parked_stream(
 
 
 def retry_parked_stream(
-    given: OnStream, actor: Actor, *, via: str = "api", correlation_id: uuid.UUID | None = None
+    subscriber_name: str,
+    stream_id: str,
+    actor: Actor,
+    *,
+    reason: str = "",
+    via: str = "api",
+    correlation_id: uuid.UUID | None = None,
 ) -> StreamRetryResult:
     """Retry a parked stream now: its head runs again at once, with its attempt count kept
     (one more failure parks it again), and the events behind it follow in order. The
     reason is optional."""
     admit(actor, OPERATE_PERMISSION)
-    require_storable(given.reason)
+    require_storable(reason)
     with acting_transaction():
         return retry_stream_locked(
-            given.subscriber_name,
-            given.stream_id,
-            given.reason,
-            actor,
-            via,
-            correlation_id or uuid.uuid4(),
+            subscriber_name, stream_id, reason, actor, via, correlation_id or uuid.uuid4()
         )
 
 

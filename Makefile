@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup run test test-quick lint format typecheck check db-status db-stop clean bench bench-quick
+.PHONY: setup run test test-quick test-pg15 lint format typecheck check db-status db-stop clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,41 @@ test: setup
 ## test-quick: the suite without the heaviest fault and load loops
 test-quick: setup
 	$(BIN)/python -m pytest -m "not slow"
+
+# The tests whose outcome depends on PostgreSQL's SQL semantics (xid8 and the snapshot
+# horizon, SKIP LOCKED, advisory locks, LISTEN/NOTIFY, the ordering and compare-and-set
+# queries): the event store's contract, the horizon and ordering tests, the subscriber
+# worker's integration tests, and the dismissal's. The HTTP, admin, browser and
+# alert tests are left out: they would run the same SQL again through other doors.
+SQL_TESTS := \
+	tests/contract/test_event_store_contract.py \
+	tests/integration/test_append_contention.py \
+	tests/integration/test_event_visibility_pg.py \
+	tests/integration/test_horizon_order.py \
+	tests/integration/test_horizon_holders.py \
+	tests/integration/test_out_of_order_at_scale.py \
+	tests/integration/test_dismissal_horizon.py \
+	tests/integration/test_dismissal_horizon_property.py \
+	tests/integration/test_worker_projections.py \
+	tests/integration/test_worker_reactions.py \
+	tests/integration/test_worker_wakeup.py \
+	tests/integration/test_wakeup_check.py \
+	tests/integration/test_worker_connections.py \
+	tests/integration/test_reaction_leases.py \
+	tests/integration/test_stream_leases.py \
+	tests/integration/test_stream_reactions.py \
+	tests/integration/test_stream_reactions_live.py \
+	tests/integration/test_stream_intake_pause.py \
+	tests/property/test_stream_reaction_properties.py \
+	tests/integration/test_dismissal_pg.py \
+	tests/reliability/test_dismissal.py \
+	tests/unit/test_dismissal_handler.py
+PG15_BIN ?= /usr/lib/postgresql/15/bin
+
+## test-pg15: SQL_TESTS on PostgreSQL 15 (Debian's postgresql-15), in a throwaway
+## cluster the run starts on a free port and removes (tests/other_postgres.py)
+test-pg15: $(STAMP)
+	$(BIN)/python -m tests.other_postgres --bindir $(PG15_BIN) --major 15 -- $(SQL_TESTS)
 
 # The benchmark extras: the eventsourcing library (the peer) and profilers.
 $(BENCH_STAMP): $(STAMP)

@@ -9,6 +9,7 @@ import uuid
 from benchmarks.db import BenchDatabase
 from benchmarks.fixtures import batch_appends
 from benchmarks.results import Results
+from benchmarks.stable import interleaved
 
 RAW_INSERT_ROW = "(%s, %s, %s, %s, %s::jsonb, %s::jsonb)"
 
@@ -52,18 +53,20 @@ def _raw(db: BenchDatabase, transactions: int, per_transaction: int) -> float:
     return transactions * per_transaction / elapsed
 
 
-def run(db: BenchDatabase, results: Results, *, quick: bool) -> None:
-    """Events/s of single-event transactions and of batches of 100 and 1,000."""
-    single = 500 if quick else 3_000
-    batched = 20_000 if quick else 100_000
+def run(db: BenchDatabase, results: Results, *, quick: bool, rounds: int) -> None:
+    """Events/s of single-event transactions and of batches of 100 and 1,000: the raw
+    INSERT and ``append_streams`` interleaved, ``rounds`` times each."""
+    single = 300 if quick else 2_000
+    batched = 6_000 if quick else 50_000
     cases = [("single", single, 1, 0.8), ("batch 100", batched // 100, 100, 0.5),
              ("batch 1000", batched // 1_000, 1_000, 0.5)]  # fmt: skip
     for label, transactions, size, target in cases:
-        best_ed, best_raw = 0.0, 0.0
-        for _ in range(2):  # best of two, alternating, to damp the noise of a shared machine
-            best_raw = max(best_raw, _raw(db, transactions, size))
-            best_ed = max(best_ed, _eventdesk(transactions, size))
-        results.add(f"append {label}: raw psycopg INSERT", best_raw, "events/s")
-        results.add(f"append {label}: append_streams", best_ed, "events/s")
-        results.add(f"append {label}: append_streams / raw", best_ed / best_raw, "ratio",
-                    at_least=target)  # fmt: skip
+        sides = {
+            "raw": lambda: _raw(db, transactions, size),  # noqa: B023 (called at once)
+            "eventdesk": lambda: _eventdesk(transactions, size),  # noqa: B023
+        }
+        figures = interleaved(db, sides, rounds)
+        results.add(f"append {label}: raw psycopg INSERT", figures["raw"], "events/s")
+        results.add(f"append {label}: append_streams", figures["eventdesk"], "events/s")
+        results.ratio(f"append {label}: append_streams / raw", figures["eventdesk"],
+                      figures["raw"], at_least=target)  # fmt: skip

@@ -1,25 +1,53 @@
-"""Projection catch-up: the raw limit, Eventdesk's worker and the eventsourcing peer."""
+"""Projection catch-up: the raw limit, Eventdesk's worker and the eventsourcing peer.
+
+Two workloads, each side of every ratio measured interleaved (``benchmarks.stable``):
+
+* hot counters: one counter row per event type (five keys), batch sizes 1, 100, 1,000;
+* one row per stream: streams of four events (a batch of 100 holds 25 of them), batch
+  size 100, like the demo's RunBoard.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import time
+from collections.abc import Callable
 
 from benchmarks import peer, rawloop
 from benchmarks.db import BenchDatabase, reset_event_tables
-from benchmarks.fixtures import append_events, cursor_before_last
+from benchmarks.fixtures import append_events, append_stream_events, cursor_before_last
 from benchmarks.results import Results
+from benchmarks.stable import interleaved
 from eventstore.types import Cursor
 
 BATCH_SIZES = (1, 100, 1_000)
-ALL_COUNTERS = [f"benchmarks.subscribers.{kind}_{size}" for kind in ("natural", "sql", "batch")
-                for size in BATCH_SIZES]  # fmt: skip
+#: natural: ``apply`` through the ORM; sql: the raw loop's statements through Django's
+#: cursor; worker_sql: the same through psycopg's cursor (the worker's own cost);
+#: batch: ``apply_batch``; rows: the unit of work (``apply_rows``).
+COUNTER_KINDS = ("natural", "sql", "worker_sql", "batch", "rows")
+STREAM_KINDS = ("natural", "batch", "rows")
+
+
+def subscriber_paths(rows: bool) -> list[str]:
+    """The catch-up's subscribers (the unit-of-work ones only where the worker has it)."""
+    return [
+        *(f"benchmarks.subscribers.{kind}_{size}" for kind in COUNTER_KINDS
+          for size in BATCH_SIZES if rows or kind != "rows"),
+        *(f"benchmarks.subscribers.streams_{kind}_100" for kind in STREAM_KINDS
+          if rows or kind != "rows"),
+    ]  # fmt: skip
+
+
+def unit_of_work_available() -> bool:
+    """Whether this checkout's worker has the unit of work (``apply_rows``)."""
+    return importlib.util.find_spec("subscribers.rows") is not None
 
 
 def place_bookmark(name: str, at: Cursor, kind: str = "projection") -> None:
     """Put the bookmark ``name`` at ``at``, healthy, and forget its read model."""
-    from benchmarks.models import TypeCount
+    from benchmarks.models import StreamRow, TypeCount
     from subscribers.models import Bookmark
 
     Bookmark.objects.update_or_create(
@@ -32,15 +60,18 @@ def place_bookmark(name: str, at: Cursor, kind: str = "projection") -> None:
         },
     )  # fmt: skip
     TypeCount.objects.filter(projection=name).delete()
+    StreamRow.objects.filter(projection=name).delete()
 
 
 def counted(name: str) -> int:
+    """Events a projection has counted: its counters' sum, or its stream rows' events."""
     from django.db.models import Sum
 
-    from benchmarks.models import TypeCount
+    from benchmarks.models import StreamRow, TypeCount
 
     total = TypeCount.objects.filter(projection=name).aggregate(n=Sum("count"))["n"]
-    return int(total or 0)
+    rows = StreamRow.objects.filter(projection=name).aggregate(n=Sum("events"))["n"]
+    return int(total or 0) + int(rows or 0)
 
 
 def configure_subscribers(paths: list[str]) -> None:
@@ -60,8 +91,8 @@ def run_worker_once(name: str) -> float:
     return time.perf_counter() - started
 
 
-def eventdesk_catch_up(kind: str, size: int, start: Cursor, expected: int) -> float:
-    name = f"bench-{kind}-{size}"
+def eventdesk_catch_up(name: str, start: Cursor, expected: int) -> float:
+    """The worker drains subscriber ``name`` from ``start``; events/s."""
     place_bookmark(name, start)
     seconds = run_worker_once(name)
     got = counted(name)
@@ -71,62 +102,159 @@ def eventdesk_catch_up(kind: str, size: int, start: Cursor, expected: int) -> fl
 
 
 def raw_catch_up(
-    db: BenchDatabase, size: int, start: Cursor, expected: int, pipelined: bool
+    db: BenchDatabase,
+    size: int,
+    start: Cursor,
+    expected: int,
+    pipelined: bool,
+    *,
+    streams: bool = False,
 ) -> float:
-    name = f"bench-raw{'-pipelined' if pipelined else ''}-{size}"
+    kind = "streams-raw" if streams else "raw"
+    name = f"bench-{kind}{'-pipelined' if pipelined else ''}-{size}"
     place_bookmark(name, start)
-    processed, seconds = rawloop.catch_up(db, name, size, pipelined=pipelined)
+    processed, seconds = rawloop.catch_up(db, name, size, pipelined=pipelined, streams=streams)
     got = counted(name)
     if processed != expected or got != expected:
         raise RuntimeError(f"{name} processed {processed}, counted {got}, expected {expected}")
     return expected / seconds
 
 
-def run(db: BenchDatabase, results: Results, *, events: int, quick: bool, peer_events: int) -> None:
+def run(
+    db: BenchDatabase,
+    results: Results,
+    *,
+    events: int,
+    quick: bool,
+    peer_events: int,
+    rounds: int,
+) -> None:
+    rows = unit_of_work_available()
+    configure_subscribers(subscriber_paths(rows))
+    if not rows:
+        results.note("catch-up: no unit of work (subscribers.rows) here: its rows skipped")
+    hot_counters(db, results, events=events, peer_events=peer_events, rounds=rounds, rows=rows)
+    one_row_per_stream(
+        db, results, events=events, peer_events=peer_events, rounds=rounds, rows=rows
+    )
+
+
+def hot_counters(
+    db: BenchDatabase, results: Results, *, events: int, peer_events: int, rounds: int, rows: bool
+) -> None:
+    """Counters per event type (five hot keys) at batch sizes 1, 100 and 1,000."""
     reset_event_tables(db)
-    configure_subscribers(ALL_COUNTERS)
     started = time.perf_counter()
     append_events(events)
     results.note(f"catch-up: {events:,} events appended in {time.perf_counter() - started:.1f}s")
-    figures: dict[tuple[str, int], float] = {}
-    for size in BATCH_SIZES:
-        # Batch size 1 is ~100x slower per event: it reads a tenth of the events (events/s holds).
-        count = events if size > 1 else max(1_000, events // 10)
-        start = cursor_before_last(db, count)
-        figures[("raw", size)] = raw_catch_up(db, size, start, count, pipelined=False)
-        figures[("raw-pipelined", size)] = raw_catch_up(db, size, start, count, pipelined=True)
-        figures[("natural", size)] = eventdesk_catch_up("natural", size, start, count)
-        figures[("sql", size)] = eventdesk_catch_up("sql", size, start, count)
-        figures[("batch", size)] = eventdesk_catch_up("batch", size, start, count)
-        results.add(f"catch-up b={size}: raw psycopg loop (same statements)",
-                    figures[("raw", size)], "events/s")  # fmt: skip
-        results.add(f"catch-up b={size}: raw psycopg loop, pipelined",
-                    figures[("raw-pipelined", size)], "events/s")  # fmt: skip
-        results.add(f"catch-up b={size}: Eventdesk natural (apply, ORM)",
-                    figures[("natural", size)], "events/s")  # fmt: skip
-        results.add(f"catch-up b={size}: Eventdesk apply, same statements via cursor",
-                    figures[("sql", size)], "events/s")  # fmt: skip
-        results.add(f"catch-up b={size}: Eventdesk apply_batch (bulk upsert)",
-                    figures[("batch", size)], "events/s")  # fmt: skip
-        natural_ratio = figures[("natural", size)] / figures[("raw", size)]
-        batch_ratio = figures[("batch", size)] / figures[("raw-pipelined", size)]
-        # The framework's own cost: the raw loop's statements, run inside the worker.
-        results.add(f"catch-up b={size}: same statements in the worker / raw loop",
-                    figures[("sql", size)] / figures[("raw", size)], "ratio")  # fmt: skip
-        if size == 100:
-            results.add("catch-up b=100: natural / raw loop", natural_ratio, "ratio", at_least=0.7)
-            results.add("catch-up b=100: apply_batch / pipelined raw", batch_ratio, "ratio",
-                        at_least=0.5)  # fmt: skip
-        else:
-            results.add(f"catch-up b={size}: natural / raw loop", natural_ratio, "ratio")
-            results.add(f"catch-up b={size}: apply_batch / pipelined raw", batch_ratio, "ratio")
-    if peer_events <= 0:
-        results.note("peer (eventsourcing) skipped")
-        return
-    processed, seconds = peer.catch_up(db, peer_events)
-    peer_rate = processed / seconds
-    results.add("catch-up: eventsourcing ProjectionRunner (peer)", peer_rate, "events/s")
-    results.add("catch-up b=100: natural / eventsourcing", figures[("natural", 100)] / peer_rate,
-                "ratio", at_least=4)  # fmt: skip
-    results.add("catch-up b=100: apply_batch / eventsourcing", figures[("batch", 100)] / peer_rate,
-                "ratio", at_least=4)  # fmt: skip
+    the_peer = peer.PeerCatchUp(db, peer_events) if peer_events > 0 else None
+    kinds = [kind for kind in COUNTER_KINDS if rows or kind != "rows"]
+    try:
+        for size in BATCH_SIZES:
+            # Batch size 1 is ~100x slower per event: it reads a tenth of the events.
+            count = events if size > 1 else max(200, events // 10)
+            start = cursor_before_last(db, count)
+            sides: dict[str, Callable[[], float]] = {
+                "raw": lambda: raw_catch_up(db, size, start, count, pipelined=False),  # noqa: B023
+                "raw-pipelined": lambda: raw_catch_up(db, size, start, count, pipelined=True),  # noqa: B023
+            }
+            for kind in kinds:
+                name = f"bench-{kind}-{size}"
+                sides[kind] = lambda name=name: eventdesk_catch_up(name, start, count)  # type: ignore[misc]  # noqa: B023
+            if size == 100 and the_peer is not None:
+                sides["peer"] = the_peer.measure
+            figures = interleaved(db, sides, rounds)
+            _counter_rows(results, size, figures)
+    finally:
+        if the_peer is not None:
+            the_peer.close()
+
+
+def _counter_rows(results: Results, size: int, figures: dict[str, list[float]]) -> None:
+    label = f"catch-up b={size}"
+    names = {
+        "raw": "raw psycopg loop (same statements)",
+        "raw-pipelined": "raw psycopg loop, pipelined",
+        "natural": "Eventdesk natural (apply, ORM)",
+        "sql": "Eventdesk apply, same statements via Django's cursor",
+        "worker_sql": "Eventdesk apply, same statements via psycopg's cursor",
+        "batch": "Eventdesk apply_batch (bulk upsert)",
+        "rows": "Eventdesk unit of work (apply_rows)",
+    }
+    for kind, title in names.items():
+        if kind in figures:
+            results.add(f"{label}: {title}", figures[kind], "events/s")
+    raw, pipelined = figures["raw"], figures["raw-pipelined"]
+    at_100 = size == 100
+    # The worker's own cost: the raw loop's statements, in the worker, on psycopg's cursor.
+    results.ratio(f"{label}: worker's own overhead: same statements in the worker / raw loop",
+                  figures["worker_sql"], raw, at_least=0.8)  # fmt: skip
+    # ... and with Django's cursor wrapper around every statement as well.
+    results.ratio(f"{label}: same statements via Django's cursor in the worker / raw loop",
+                  figures["sql"], raw)  # fmt: skip
+    results.ratio(f"{label}: natural / raw loop", figures["natural"], raw)
+    results.ratio(f"{label}: apply_batch / pipelined raw", figures["batch"], pipelined,
+                  at_least=0.5 if at_100 else None)  # fmt: skip
+    if "rows" in figures:
+        results.ratio(f"{label}: unit of work / pipelined raw", figures["rows"], pipelined,
+                      at_least=0.7 if at_100 else None)  # fmt: skip
+    if "peer" in figures:
+        peer_rate = figures["peer"]
+        results.add("catch-up: eventsourcing ProjectionRunner (peer)", peer_rate, "events/s")
+        results.ratio(f"{label}: natural / eventsourcing", figures["natural"], peer_rate,
+                      at_least=1)  # fmt: skip
+        if "rows" in figures:
+            results.ratio(f"{label}: unit of work / eventsourcing", figures["rows"], peer_rate,
+                          at_least=4)  # fmt: skip
+        results.ratio(f"{label}: apply_batch / eventsourcing", figures["batch"], peer_rate,
+                      at_least=4)  # fmt: skip
+
+
+def one_row_per_stream(
+    db: BenchDatabase, results: Results, *, events: int, peer_events: int, rounds: int, rows: bool
+) -> None:
+    """One row per stream, streams of four events, batch size 100 (RunBoard's shape)."""
+    reset_event_tables(db)
+    append_stream_events(events)
+    count = events
+    start = cursor_before_last(db, count)
+    the_peer = peer.PeerCatchUp(db, peer_events, "streams") if peer_events > 0 else None
+    sides: dict[str, Callable[[], float]] = {
+        "raw-pipelined": lambda: raw_catch_up(db, 100, start, count, True, streams=True),
+    }
+    for kind in STREAM_KINDS:
+        if kind == "rows" and not rows:
+            continue
+        name = f"bench-streams-{kind}-100"
+        sides[kind] = lambda name=name: eventdesk_catch_up(name, start, count)  # type: ignore[misc]
+    if the_peer is not None:
+        sides["peer"] = the_peer.measure
+    try:
+        figures = interleaved(db, sides, rounds)
+    finally:
+        if the_peer is not None:
+            the_peer.close()
+    label = "catch-up one row per stream b=100"
+    names = {
+        "raw-pipelined": "raw psycopg loop, pipelined upsert",
+        "natural": "Eventdesk natural (get_or_create, save)",
+        "batch": "Eventdesk apply_batch (bulk_create upsert)",
+        "rows": "Eventdesk unit of work (apply_rows)",
+        "peer": "eventsourcing (peer), upsert per event",
+    }
+    for kind, title in names.items():
+        if kind in figures:
+            results.add(f"{label}: {title}", figures[kind], "events/s")
+    pipelined = figures["raw-pipelined"]
+    results.ratio(f"{label}: natural / pipelined raw", figures["natural"], pipelined)
+    results.ratio(f"{label}: apply_batch / pipelined raw", figures["batch"], pipelined)
+    if "rows" in figures:
+        results.ratio(f"{label}: unit of work / pipelined raw", figures["rows"], pipelined,
+                      at_least=0.7)  # fmt: skip
+    if "peer" in figures:
+        results.ratio(f"{label}: natural / eventsourcing", figures["natural"], figures["peer"],
+                      at_least=1)  # fmt: skip
+        if "rows" in figures:
+            results.ratio(f"{label}: unit of work / eventsourcing", figures["rows"],
+                          figures["peer"], at_least=4)  # fmt: skip
+        results.ratio(f"{label}: apply_batch / eventsourcing", figures["batch"], figures["peer"])

@@ -76,6 +76,14 @@ class BenchDatabase:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.name}"')
 
+    def quiet_autovacuum(self) -> None:
+        """Autovacuum off on the private cluster for the run (the harness vacuums before
+        each measurement instead, so no autovacuum lands in the middle of one)."""
+        if self.isolated:
+            with self.connect(autocommit=True, dbname="postgres") as conn:
+                conn.execute("ALTER SYSTEM SET autovacuum = off")
+                conn.execute("SELECT pg_reload_conf()")
+
     def point_django_here(self) -> None:
         """Environment for this process and the workers it starts (before django.setup())."""
         # Measured as deployed: DEBUG off (with it, Django records and formats every query).
@@ -97,6 +105,8 @@ class BenchDatabase:
     def stop_isolated(self) -> None:
         """Stop the private cluster of ``--isolated`` (the shared server is left running)."""
         if self.isolated:
+            with self.connect(autocommit=True, dbname="postgres") as conn:
+                conn.execute("ALTER SYSTEM RESET autovacuum")
             embedded_pg.stop(self.layout)
 
     def server_version(self) -> str:
@@ -120,6 +130,7 @@ def reset_event_tables(db: BenchDatabase) -> None:
     """Empty the event store, bookmarks and read models (between scenarios)."""
     with db.connect(autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE events, projection_bookmarks, bench_type_counts, bench_arrivals"
+            "TRUNCATE events, projection_bookmarks, bench_type_counts, bench_stream_rows,"
+            " bench_arrivals"
             " RESTART IDENTITY CASCADE"
         )

@@ -35,6 +35,29 @@ def append_events(count: int, batch: int = 1_000, prefix: str = "bench") -> None
         store.append_streams(batch_appends(first, min(batch, count - first), prefix))
 
 
+#: The one-row-per-stream workload: streams of four events, like a short demo run.
+STREAM_EVENT_TYPES = ("bench.RunStarted", "bench.StepRecorded", "bench.StepRecorded",
+                      "bench.RunCompleted")  # fmt: skip
+
+
+def append_stream_events(count: int, batch: int = 1_000) -> None:
+    """``count`` events in streams of four, ``batch`` events (a quarter as many streams)
+    per transaction: a batch of 100 read in global order holds 25 streams, four events each."""
+    from eventstore.store import get_event_store
+
+    store = get_event_store()
+    per_stream = len(STREAM_EVENT_TYPES)
+    for first in range(0, count, batch):
+        appends = []
+        for start in range(first, min(first + batch, count), per_stream):
+            events = [
+                NewEvent(STREAM_EVENT_TYPES[k], {"n": start + k, "payload": "x" * 40})
+                for k in range(min(per_stream, count - start))
+            ]
+            appends.append(StreamAppend(f"run-{uuid.uuid4()}", events, expected_version=0))
+        store.append_streams(appends)
+
+
 def bulk_filler(db: BenchDatabase, count: int, chunk: int = 100_000) -> None:
     """``count`` events inserted set-wise (growth filler: fast, one transaction per chunk)."""
     with db.connect(autocommit=True) as conn:

@@ -63,7 +63,7 @@ def _one_size(
         conn.execute("VACUUM ANALYZE events")
     print(f"  growth: {total:,} events in the table ({time.perf_counter() - started:.1f}s to load)")
     start = cursor_before_last(db, TAIL)
-    rates = [eventdesk_catch_up("natural", 100, start, TAIL) for _ in range(2)]
+    rates = [eventdesk_catch_up("bench-natural-100", start, TAIL) for _ in range(2)]
     targets = live.dismissal_targets(DISMISSALS + 5)
     live.dismiss_all(targets[:5], secret)
     latencies = live.dismiss_all(targets[5:], secret)

@@ -11,6 +11,7 @@ from benchmarks.catchup import configure_subscribers, counted, place_bookmark
 from benchmarks.db import BenchDatabase, reset_event_tables
 from benchmarks.fixtures import append_events, cursor_before_last
 from benchmarks.results import Results, percentile
+from benchmarks.stable import interleaved
 from benchmarks.subscribers import METRICS_PROBES
 from eventstore.types import Cursor
 
@@ -138,9 +139,9 @@ def _catch_up(count: int, start: Cursor, *, observed: bool) -> float:
     return count / seconds
 
 
-def catchup_overhead(db: BenchDatabase, results: Results, *, events: int) -> None:
-    """The same catch-up with the worker's metrics and sampling off and on, alternated,
-    best of three each (one run, one machine)."""
+def catchup_overhead(db: BenchDatabase, results: Results, *, events: int, rounds: int) -> None:
+    """The same catch-up with the worker's metrics and sampling off and on, interleaved,
+    ``rounds`` times each, each from a settled state (the median judged)."""
     import os
 
     reset_event_tables(db)
@@ -148,17 +149,20 @@ def catchup_overhead(db: BenchDatabase, results: Results, *, events: int) -> Non
     os.environ["EVENTDESK_HISTORY_SAMPLE_SECONDS"] = "1"
     append_events(events)
     start = cursor_before_last(db, events)
-    off, on = [], []
-    for _ in range(3):
-        off.append(_catch_up(events, start, observed=False))
-        on.append(_catch_up(events, start, observed=True))
+    sides = {
+        "off": lambda: _catch_up(events, start, observed=False),
+        "on": lambda: _catch_up(events, start, observed=True),
+    }
+    figures = interleaved(db, sides, rounds)
     os.environ.pop("EVENTDESK_HISTORY_SAMPLE_SECONDS")
-    results.add("catch-up b=100 apply_batch, metrics and sampling off", max(off), "events/s")
-    results.add("catch-up b=100 apply_batch, metrics and sampling on", max(on), "events/s")
-    results.add("catch-up with metrics on / off", max(on) / max(off), "ratio", at_least=0.95)
+    results.add("catch-up b=100 apply_batch, metrics and sampling off", figures["off"], "events/s")
+    results.add("catch-up b=100 apply_batch, metrics and sampling on", figures["on"], "events/s")
+    results.ratio("catch-up with metrics on / off", figures["on"], figures["off"], at_least=0.95)
 
 
-def run(db: BenchDatabase, results: Results, *, events: int, catchup_events: int) -> None:
+def run(
+    db: BenchDatabase, results: Results, *, events: int, catchup_events: int, rounds: int
+) -> None:
     scrape_p99(db, results, events=events)
-    catchup_overhead(db, results, events=catchup_events)
+    catchup_overhead(db, results, events=catchup_events, rounds=rounds)
     reset_event_tables(db)

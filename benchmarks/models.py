@@ -41,3 +41,25 @@ class Arrival(models.Model):
 
     def __str__(self) -> str:
         return f"{self.projection} {self.event_id} at {self.projected_at}"
+
+
+class StreamRow(models.Model):
+    """One row per stream (the catch-up's second workload, shaped like the demo's
+    ``RunBoard``): how many events the stream has, its last type and position."""
+
+    projection = models.CharField(max_length=100)
+    stream_id = models.CharField(max_length=200)
+    events = models.BigIntegerField(default=0)
+    last_type = models.CharField(max_length=200, default="")
+    last_position = models.BigIntegerField(default=0)
+
+    objects: ClassVar[models.Manager[StreamRow]] = models.Manager()
+
+    class Meta:
+        db_table = "bench_stream_rows"
+        constraints = [
+            models.UniqueConstraint(fields=["projection", "stream_id"], name="bench_stream_row_uq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.projection} {self.stream_id}: {self.events}"

@@ -6,10 +6,15 @@ materialised view (a ``PostgresTrackingRecorder`` subclass) that upserts the
 counter and inserts the tracking record in one transaction per event. The
 events are the library's own (its own ``*_events`` table in the benchmark
 database): same count, five event types, streams of 100 events.
+
+The one-row-per-stream workload has its equivalent: a view that upserts one row per
+aggregate (its event count and last type) with the tracking record, per event, on
+aggregates of four events.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 from uuid import UUID
@@ -20,7 +25,8 @@ WRITER = "BenchWriter"
 PROJECTION = "benchcounts"
 
 
-def _classes() -> tuple[Any, Any, Any]:
+@functools.cache  # the library refuses a second class for the same topic
+def _classes() -> tuple[Any, dict[str, tuple[Any, Any]]]:
     # Imported lazily: the library is an optional (bench) dependency.
     from eventsourcing.application import Application
     from eventsourcing.dispatch import singledispatchmethod
@@ -78,6 +84,29 @@ def _classes() -> tuple[Any, Any, Any]:
                 self._insert_tracking(curs, tracking)
                 curs.execute(self.incr_statement, (name,), prepare=True)
 
+    class StreamsView(CountsView):
+        def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+            super().__init__(datastore, **kwargs)
+            table = SQL("{0}.{1}").format(
+                Identifier(self.datastore.schema), Identifier("bench_es_streams")
+            )
+            self.sql_create_statements.append(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0} (stream_id text PRIMARY KEY, events bigint,"
+                    " last_type text)"
+                ).format(table)
+            )
+            self.stream_statement = SQL(
+                "INSERT INTO {0} VALUES (%s, 1, %s) ON CONFLICT (stream_id) DO UPDATE"
+                " SET events = {0}.events + 1, last_type = EXCLUDED.last_type"
+            ).format(table)
+
+        def upsert_stream(self, stream: str, kind: str, tracking: Tracking) -> None:
+            """The one-row-per-stream view: the aggregate's row, upserted per event."""
+            with self.datastore.transaction(commit=True) as curs:
+                self._insert_tracking(curs, tracking)
+                curs.execute(self.stream_statement, (stream, kind), prepare=True)
+
     class CountsProjection(Projection[CountsView]):
         name = PROJECTION
 
@@ -85,7 +114,17 @@ def _classes() -> tuple[Any, Any, Any]:
         def process_event(self, domain_event: Any, tracking: Tracking) -> None:
             self.view.incr(type(domain_event).__qualname__, tracking)
 
-    return BenchWriter, CountsProjection, CountsView
+    class StreamsProjection(Projection[StreamsView]):
+        name = PROJECTION
+
+        @singledispatchmethod
+        def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+            self.view.upsert_stream(
+                str(domain_event.originator_id), type(domain_event).__qualname__, tracking
+            )
+
+    return BenchWriter, {"counters": (CountsProjection, CountsView),
+                         "streams": (StreamsProjection, StreamsView)}  # fmt: skip
 
 
 def _env(db: BenchDatabase) -> dict[str, str]:
@@ -99,38 +138,68 @@ def _env(db: BenchDatabase) -> dict[str, str]:
     }
 
 
-def _drop_tables(db: BenchDatabase) -> None:
+VIEW_TABLES = (f"{PROJECTION}_tracking", "bench_es_counts", "bench_es_streams")
+
+
+def _drop_tables(db: BenchDatabase, tables: tuple[str, ...]) -> None:
     with db.connect(autocommit=True) as conn:
-        for table in (f"{WRITER.lower()}_events", f"{PROJECTION}_tracking", "bench_es_counts"):
+        for table in tables:
             conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
-def catch_up(db: BenchDatabase, count: int) -> tuple[int, float]:
-    """Write ``count`` events with the library, then time its projection catching up."""
-    from eventsourcing.projection import ProjectionRunner
+class PeerCatchUp:
+    """The library's events written once; each ``measure`` times its projection catching
+    up on all of them from nothing (view and tracking tables dropped first).
 
-    writer_cls, projection_cls, view_cls = _classes()
-    env = _env(db)
-    _drop_tables(db)
-    writer = writer_cls(env=env)
-    per_aggregate, per_save = 100, 10
-    written = 0
-    while written < count:
-        aggregates = min(per_save, -(-(count - written) // per_aggregate))
-        writer.write(aggregates, per_aggregate)
-        written += aggregates * per_aggregate
-    last = writer.recorder.max_notification_id()
-    writer.close()
-    started = time.perf_counter()
-    with ProjectionRunner(
-        application_class=writer_cls, projection_class=projection_cls, view_class=view_cls, env=env
-    ) as runner:
-        runner.view.wait(application_name=WRITER, notification_id=last, timeout=600)
-        elapsed = time.perf_counter() - started
-    with db.connect(autocommit=True) as conn:
-        row = conn.execute("SELECT coalesce(sum(counter), 0) FROM bench_es_counts").fetchone()
-    total = int(row[0]) if row else 0
-    if total != written:
-        raise RuntimeError(f"the eventsourcing projection counted {total} of {written} events")
-    _drop_tables(db)
-    return total, elapsed
+    ``workload``: "counters" (one counter per event type, streams of 100 events) or
+    "streams" (one row per aggregate, aggregates of four events).
+    """
+
+    def __init__(self, db: BenchDatabase, count: int, workload: str = "counters") -> None:
+        self.db, self.workload = db, workload
+        self.writer_cls, projections = _classes()
+        self.projection_cls, self.view_cls = projections[workload]
+        self.env = _env(db)
+        _drop_tables(db, (f"{WRITER.lower()}_events", *VIEW_TABLES))
+        writer = self.writer_cls(env=self.env)
+        per_aggregate, per_save = (100, 10) if workload == "counters" else (4, 250)
+        written = 0
+        while written < count:
+            aggregates = min(per_save, -(-(count - written) // per_aggregate))
+            writer.write(aggregates, per_aggregate)
+            written += aggregates * per_aggregate
+        self.written = written
+        self.last = writer.recorder.max_notification_id()
+        writer.close()
+
+    def measure(self) -> float:
+        """One catch-up from nothing; events/s."""
+        from eventsourcing.projection import ProjectionRunner
+
+        _drop_tables(self.db, VIEW_TABLES)
+        started = time.perf_counter()
+        with ProjectionRunner(
+            application_class=self.writer_cls,
+            projection_class=self.projection_cls,
+            view_class=self.view_cls,
+            env=self.env,
+        ) as runner:
+            runner.view.wait(application_name=WRITER, notification_id=self.last, timeout=600)
+            elapsed = time.perf_counter() - started
+        query = (
+            "SELECT coalesce(sum(counter), 0) FROM bench_es_counts"
+            if self.workload == "counters"
+            else "SELECT coalesce(sum(events), 0) FROM bench_es_streams"
+        )
+        with self.db.connect(autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+        total = int(row[0]) if row else 0
+        if total != self.written:
+            raise RuntimeError(
+                f"the eventsourcing projection ({self.workload}) counted {total}"
+                f" of {self.written} events"
+            )
+        return total / elapsed
+
+    def close(self) -> None:
+        _drop_tables(self.db, (f"{WRITER.lower()}_events", *VIEW_TABLES))

@@ -36,15 +36,26 @@ ON CONFLICT (projection, event_type) DO UPDATE SET count = bench_type_counts.cou
 """
 
 
+# The one-row-per-stream twin: one pipelined upsert per event (the raw-SQL limit of a
+# projection that keeps a row per stream, RunBoard's shape).
+STREAM_UPSERT = """
+INSERT INTO bench_stream_rows (projection, stream_id, events, last_type, last_position)
+VALUES (%s, %s, 1, %s, %s)
+ON CONFLICT (projection, stream_id) DO UPDATE SET events = bench_stream_rows.events + 1,
+    last_type = EXCLUDED.last_type, last_position = EXCLUDED.last_position
+"""
+
+
 def catch_up(
-    db: BenchDatabase, name: str, batch_size: int, *, pipelined: bool
+    db: BenchDatabase, name: str, batch_size: int, *, pipelined: bool, streams: bool = False
 ) -> tuple[int, float]:
-    """Drain everything past the bookmark ``name``; return (events, seconds)."""
+    """Drain everything past the bookmark ``name``; return (events, seconds).
+    ``streams``: the one-row-per-stream workload (pipelined upserts) instead of counters."""
     processed = 0
     with db.connect() as conn:
         started = time.perf_counter()
         while True:
-            n = _one_batch(conn, name, batch_size, pipelined)
+            n = _one_batch(conn, name, batch_size, pipelined, streams)
             if n == 0:
                 break
             processed += n
@@ -52,7 +63,9 @@ def catch_up(
     return processed, elapsed
 
 
-def _one_batch(conn: psycopg.Connection, name: str, batch_size: int, pipelined: bool) -> int:
+def _one_batch(
+    conn: psycopg.Connection, name: str, batch_size: int, pipelined: bool, streams: bool
+) -> int:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(LOCK_BOOKMARK, (name,))
         row = cur.fetchone()
@@ -62,7 +75,11 @@ def _one_batch(conn: psycopg.Connection, name: str, batch_size: int, pipelined: 
         events = cur.fetchall()
         if not events:
             return 0
-        if pipelined:
+        if streams:
+            cur.executemany(
+                STREAM_UPSERT, [(name, event[3], event[5], event[0]) for event in events]
+            )
+        elif pipelined:
             cur.executemany(UPSERT, [(name, event[5]) for event in events])
         else:
             for event in events:

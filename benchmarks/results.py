@@ -8,7 +8,8 @@ import os
 import platform
 import statistics
 import subprocess
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -17,13 +18,20 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 @dataclass
 class Result:
-    """One figure. ``target`` is a readable rule ("≥ 0.7"), ``met`` None when untargeted."""
+    """One figure. ``target`` is a readable rule ("≥ 0.7"), ``met`` None when untargeted.
+
+    A figure measured several times (interleaved with the other side of its ratio) has
+    ``value`` = the median of its ``samples``, and ``spread`` = their (min, max); the
+    target is judged on the median.
+    """
 
     name: str
     value: float
     unit: str
     target: str = ""
     met: bool | None = None
+    samples: list[float] = field(default_factory=list)
+    spread: tuple[float, float] | None = None
 
 
 class Results:
@@ -36,13 +44,20 @@ class Results:
     def add(
         self,
         name: str,
-        value: float,
+        value: float | Sequence[float],
         unit: str,
         *,
         at_least: float | None = None,
         at_most: float | None = None,
         below: float | None = None,
     ) -> Result:
+        """A figure: one value, or the samples of repeated runs (their median is judged)."""
+        samples: list[float] = []
+        spread: tuple[float, float] | None = None
+        if not isinstance(value, int | float):
+            samples = [round(float(v), 4) for v in value]
+            value = median(samples)
+            spread = (min(samples), max(samples))
         target, met = "", None
         if at_least is not None:
             target, met = f">= {at_least:g}", value >= at_least
@@ -50,10 +65,26 @@ class Results:
             target, met = f"<= {at_most:g}", value <= at_most
         elif below is not None:
             target, met = f"< {below:g}", value < below
-        result = Result(name, round(float(value), 4), unit, target, met)
+        result = Result(name, round(float(value), 4), unit, target, met, samples, spread)
         self.items.append(result)
         print(_row(result), flush=True)
         return result
+
+    def ratio(
+        self,
+        name: str,
+        numerator: Sequence[float],
+        denominator: Sequence[float],
+        *,
+        at_least: float | None = None,
+        at_most: float | None = None,
+    ) -> Result:
+        """The ratio of two sides measured interleaved: one ratio per round (each round's
+        two measurements were taken next to each other), the median of those judged."""
+        if len(numerator) != len(denominator) or not numerator:
+            raise ValueError(f"{name}: the two sides need the same number of rounds")
+        rounds = [a / max(b, 1e-12) for a, b in zip(numerator, denominator, strict=True)]
+        return self.add(name, rounds, "ratio", at_least=at_least, at_most=at_most)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -72,20 +103,44 @@ class Results:
         document = {
             "machine": machine,
             "options": options,
-            "results": [asdict(item) for item in self.items],
+            "results": [_document(item) for item in self.items],
             "notes": self.notes,
         }
         path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
+def _document(item: Result) -> dict[str, object]:
+    """A figure in latest.json: its median (``value``), its spread and its samples."""
+    document = asdict(item)
+    document["median"] = item.value
+    document["min"], document["max"] = item.spread if item.spread else (item.value, item.value)
+    document["runs"] = len(item.samples) or 1
+    return document
+
+
+def load_average() -> str:
+    """``/proc/loadavg``'s three figures: how busy the (shared) machine was."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def _header() -> str:
-    return f"{'name':<58} {'value':>12} {'unit':<12} {'target':<10} met"
+    return f"{'name':<80} {'median':>10} {'spread (min-max)':>19} {'unit':<9} {'target':<8} met"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 def _row(item: Result) -> str:
     met = {True: "yes", False: "NO", None: ""}[item.met]
-    value = f"{item.value:,.3f}" if abs(item.value) < 100 else f"{item.value:,.0f}"
-    return f"{item.name:<58} {value:>12} {item.unit:<12} {item.target:<10} {met}"
+    spread = f"{_number(item.spread[0])}-{_number(item.spread[1])}" if item.spread else ""
+    return (
+        f"{item.name:<80} {_number(item.value):>10} {spread:>19} {item.unit:<9}"
+        f" {item.target:<8} {met}"
+    )
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -154,5 +209,6 @@ def machine_info(postgres_version: str) -> dict[str, object]:
         "eventsourcing": _version("eventsourcing"),
         "postgres": postgres_version,
         "git_commit": _git_commit(),
+        "load_average_at_end": load_average(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

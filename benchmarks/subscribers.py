@@ -9,13 +9,14 @@ from __future__ import annotations
 import collections
 import os
 import time
+from typing import Any
 
 import psycopg
 from django.db import connection, models
 from django.db.models import F
 
 from benchmarks import rawloop
-from benchmarks.models import Arrival, TypeCount
+from benchmarks.models import Arrival, StreamRow, TypeCount
 from eventstore.types import RecordedEvent, StreamAppend
 
 BULK_UPSERT = """
@@ -60,6 +61,38 @@ class SqlCounter:
                 cursor.execute(rawloop.INSERT_FIRST, [self.name, event.event_type])
 
 
+class WorkerSqlCounter:
+    """The raw loop's statements sent through the psycopg connection beneath Django's (the
+    same connection and transaction, with psycopg's own cursor, as the raw loop sends them):
+    what the worker itself costs, apart from Django's cursor wrapper."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply(self, event: RecordedEvent) -> None:
+        with connection.connection.cursor() as cursor:
+            cursor.execute(rawloop.INCREMENT, (self.name, event.event_type))
+            if not cursor.rowcount:
+                cursor.execute(rawloop.INSERT_FIRST, (self.name, event.event_type))
+
+
+class RowsCounter:
+    """The counters through the unit of work: rows loaded once, changed in memory, written
+    once per batch (``apply_rows``). ``rows`` is ``subscribers.rows.Rows``."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply_rows(self, events: list[RecordedEvent], rows: Any) -> None:
+        types = {event.event_type for event in events}
+        rows.load(TypeCount, ("projection", "event_type"), [(self.name, t) for t in types])
+        for event in events:
+            counter = rows.get_or_new(TypeCount, projection=self.name, event_type=event.event_type)
+            counter.count += 1
+
+
 class BatchCounter:
     """The same read model through the batch hook: one bulk upsert per batch."""
 
@@ -82,6 +115,79 @@ sql_1000 = SqlCounter("bench-sql-1000", 1_000)
 batch_1 = BatchCounter("bench-batch-1", 1)
 batch_100 = BatchCounter("bench-batch-100", 100)
 batch_1000 = BatchCounter("bench-batch-1000", 1_000)
+worker_sql_1 = WorkerSqlCounter("bench-worker_sql-1", 1)
+worker_sql_100 = WorkerSqlCounter("bench-worker_sql-100", 100)
+worker_sql_1000 = WorkerSqlCounter("bench-worker_sql-1000", 1_000)
+rows_1 = RowsCounter("bench-rows-1", 1)
+rows_100 = RowsCounter("bench-rows-100", 100)
+rows_1000 = RowsCounter("bench-rows-1000", 1_000)
+
+
+# --- one row per stream (the second catch-up workload, RunBoard's shape) ----------------
+
+
+def _fold(row: StreamRow, event: RecordedEvent) -> None:
+    row.events += 1
+    row.last_type = event.event_type
+    row.last_position = event.position
+
+
+class NaturalStreamBoard:
+    """One row per stream, the plain per-event ORM way: ``get_or_create``, then ``save``."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply(self, event: RecordedEvent) -> None:
+        row, _ = StreamRow.objects.get_or_create(projection=self.name, stream_id=event.stream_id)
+        _fold(row, event)
+        row.save()
+
+
+class BulkStreamBoard:
+    """One row per stream as the demo's RunBoard writes it by hand: the batch's rows
+    loaded once, folded in memory, one ``bulk_create(update_conflicts=True)``."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply_batch(self, events: list[RecordedEvent]) -> None:
+        streams = {event.stream_id for event in events}
+        found = StreamRow.objects.filter(projection=self.name, stream_id__in=streams)
+        rows = {row.stream_id: row for row in found}
+        for event in events:
+            row = rows.setdefault(
+                event.stream_id, StreamRow(projection=self.name, stream_id=event.stream_id)
+            )
+            _fold(row, event)
+        StreamRow.objects.bulk_create(
+            list(rows.values()),
+            update_conflicts=True,
+            unique_fields=["projection", "stream_id"],
+            update_fields=["events", "last_type", "last_position"],
+        )
+
+
+class RowsStreamBoard:
+    """One row per stream through the unit of work (``apply_rows``)."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply_rows(self, events: list[RecordedEvent], rows: Any) -> None:
+        streams = {event.stream_id for event in events}
+        rows.load(StreamRow, ("projection", "stream_id"), [(self.name, s) for s in streams])
+        for event in events:
+            row = rows.get_or_new(StreamRow, projection=self.name, stream_id=event.stream_id)
+            _fold(row, event)
+
+
+streams_natural_100 = NaturalStreamBoard("bench-streams-natural-100", 100)
+streams_batch_100 = BulkStreamBoard("bench-streams-batch-100", 100)
+streams_rows_100 = RowsStreamBoard("bench-streams-rows-100", 100)
 
 PING = "bench.Ping"
 SLEEP = "bench.Sleep"

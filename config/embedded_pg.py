@@ -150,6 +150,12 @@ def connection_settings(layout: ServerLayout) -> dict[str, str]:
 # --- running commands -------------------------------------------------------
 
 
+def server_user() -> pwd.struct_passwd:
+    """The unprivileged user the server runs as when we are root (created on first use);
+    the tests run PgBouncer as this user too."""
+    return _server_user()
+
+
 def _server_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SERVER_USER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 from django.conf import settings
@@ -34,6 +35,14 @@ class EventdeskOptions:
     retry_cap_seconds: float = 300.0
     #: Polling interval: the safety net under LISTEN/NOTIFY.
     poll_interval_seconds: float = 5.0
+    #: The connection the worker LISTENs on (EVENTDESK_LISTEN_DATABASE_URL), a
+    #: postgresql:// URL; empty: Django's default database. Point it at PostgreSQL
+    #: directly (or at a session-mode pool) when DATABASE_URL goes through a
+    #: transaction-mode pooler, which cannot carry LISTEN.
+    listen_database_url: str = dataclasses.field(default="", repr=False)
+    #: How often the worker proves its wake-ups arrive (a NOTIFY of its own through the
+    #: ordinary connection), besides at start and after each reconnection.
+    wakeup_check_seconds: float = 180.0
     #: How long a reaction's lease lasts before another worker may take it over.
     lease_seconds: float = 120.0
     #: How long a reaction's ``handle`` may run before the attempt counts as failed (its
@@ -58,10 +67,33 @@ class EventdeskOptions:
     history_retention_seconds: float = 86_400.0
     #: The API token ``manage.py mcp_server`` (stdio) acts with (EVENTDESK_API_TOKEN).
     api_token: str = dataclasses.field(default="", repr=False)
+    #: How long the tables a rebuild's swap moved aside are kept for a roll back (hours).
+    rebuild_keep_hours: float = 24.0
+    #: Events per rebuild batch at most (it shrinks to keep each transaction short).
+    rebuild_batch_size: int = 1000
+    #: The demo's projections with their bugs fixed (the rebuild story: seed with the bug,
+    #: restart the worker with the fix, rebuild; EVENTDESK_DEMO_FIXED_PROJECTIONS=1).
+    demo_fixed_projections: bool = False
+    #: Where people reach the console, ``https://host[:port]``, served over HTTPS behind a
+    #: proxy: Django's hosts, CSRF origin, secure cookies, HSTS and redirect follow from it
+    #: (config/public_url.py, docs/deployment.md). Empty: plain HTTP, as ``make run``.
+    public_url: str = ""
+    #: Opt-in, with public_url: a header the TLS-terminating proxy sets to "https" that
+    #: Django then believes from anyone (X-Forwarded-Proto), safe only when nothing but
+    #: the proxy reaches the console. Empty: uvicorn's --forwarded-allow-ips decides.
+    proxy_ssl_header: str = ""
+    #: HSTS max-age with public_url (a year; lower it while trying HTTPS out).
+    hsts_seconds: int = 31_536_000
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ImproperlyConfigured("Eventdesk option max_attempts must be at least 1")
+        if self.hsts_seconds < 0:
+            raise ImproperlyConfigured("Eventdesk option hsts_seconds must not be negative")
+        if self.proxy_ssl_header and not self.public_url:
+            raise ImproperlyConfigured(
+                "Eventdesk option proxy_ssl_header needs public_url (EVENTDESK_PUBLIC_URL)"
+            )
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type == "float" and value <= 0:
@@ -105,7 +137,13 @@ def _boolean(raw: Any) -> bool:
 @functools.cache
 def options() -> EventdeskOptions:
     """The options in force (cached; cleared when tests override settings)."""
-    configured: dict[str, Any] = dict(getattr(settings, "EVENTDESK", {}))
+    return resolve(getattr(settings, "EVENTDESK", {}))
+
+
+def resolve(eventdesk: Mapping[str, Any]) -> EventdeskOptions:
+    """The options from a ``settings.EVENTDESK`` dict and the environment. settings.py
+    calls it itself, for the Django settings that follow from Eventdesk's (public_url)."""
+    configured: dict[str, Any] = dict(eventdesk)
     fields = {field.name: field for field in dataclasses.fields(EventdeskOptions)}
     unknown = set(configured) - set(fields)
     if unknown:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from django.core.management.utils import get_random_secret_key
 
-from config import database_url, embedded_pg, secret_file
+from config import database_url, embedded_pg, pooler, secret_file
+from config.options import resolve as resolve_eventdesk_options
+from config.public_url import https_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -80,15 +82,17 @@ ASGI_APPLICATION = "config.asgi.application"
 
 if os.environ.get("DATABASE_URL"):
     _database = database_url.parse(os.environ["DATABASE_URL"])
+    # Django's backend, with a pooled connection checked before use (a restart's dead ones).
+    _database["ENGINE"] = "config.postgres_backend"
 else:
     _database = embedded_pg.connection_settings(embedded_pg.resolve_layout(BASE_DIR))
 # Server-side binding with psycopg's automatic preparation: a projection or an appender
 # repeats the same statements, and a prepared one skips parsing and planning (the
-# append benchmark: about 2x). Behind a transaction-pooling proxy, add
-# ?prepare_threshold=none to DATABASE_URL.
-_options = _database.setdefault("OPTIONS", {})
-_options.setdefault("server_side_binding", True)
-_options.setdefault("prepare_threshold", 5)
+# append benchmark: about 2x). Behind a transaction-mode pooler, EVENTDESK_DB_POOLER=
+# transaction turns preparation off (config/pooler.py; docs/pooler.md).
+EVENTDESK_DB_POOLER = pooler.pooler_mode(os.environ.get("EVENTDESK_DB_POOLER"))
+pooler.apply_pooler(_database, EVENTDESK_DB_POOLER)
+_options = _database["OPTIONS"]
 # Connections come from Django's built-in psycopg pool (psycopg-pool): a process holds at
 # most EVENTDESK_DB_POOL_MAX_SIZE backends, however many threads use the ORM (a worker's
 # handle calls at a high concurrency wait for a free connection instead of each opening
@@ -102,11 +106,20 @@ _pool_max_size = int(os.environ.get("EVENTDESK_DB_POOL_MAX_SIZE", "10"))
 _pool_timeout = float(os.environ.get("EVENTDESK_DB_POOL_TIMEOUT_SECONDS", "5"))
 if _pool_max_size > 0:
     _options.setdefault(
-        "pool", {"min_size": 1, "max_size": _pool_max_size, "timeout": _pool_timeout}
+        "pool",
+        {
+            "min_size": 1,
+            "max_size": _pool_max_size,
+            "timeout": _pool_timeout,
+            # psycopg_pool retries a failed connection 1 s, 2 s, 4 s... apart for up to
+            # reconnect_timeout (300 s by default), so after a long outage the database
+            # could be back for a minute before the next attempt. Short cycles instead,
+            # one after the other (tries about 1 s apart while the database is down): the
+            # first try after it is back succeeds (config/pooler.py).
+            "reconnect_timeout": pooler.RECONNECT_TIMEOUT_SECONDS,
+            "reconnect_failed": pooler.reconnect_again,
+        },
     )
-    # A pooled connection may have died while it waited (a server restart): check it
-    # before handing it out.
-    _database["CONN_HEALTH_CHECKS"] = True
 _database["TEST"] = {"NAME": os.environ.get("EVENTDESK_TEST_DATABASE", "test_eventdesk")}
 DATABASES = {"default": _database}
 
@@ -154,7 +167,22 @@ EVENTDESK: dict[str, object] = {
         "demo.projections.RunBoard",
         "demo.projections.AgentStatsProjection",
         "demo.projections.CautionLog",
+        "demo.scorecards.AgentScorecards",
         "demo.reactions.RunDebriefer",
         "demo.reactions.CautionDrafter",
     ],
 }
+
+# Served over HTTPS behind a proxy (EVENTDESK_PUBLIC_URL=https://ops.example.com): the
+# host, CSRF, cookie, HSTS and redirect settings that follow (config/public_url.py,
+# docs/deployment.md). Unset, as for `make run`: none of them changes.
+_eventdesk = resolve_eventdesk_options(EVENTDESK)
+if _eventdesk.public_url:
+    globals().update(
+        https_settings(
+            _eventdesk.public_url,
+            allowed_hosts=ALLOWED_HOSTS,
+            proxy_ssl_header=_eventdesk.proxy_ssl_header,
+            hsts_seconds=_eventdesk.hsts_seconds,
+        )
+    )

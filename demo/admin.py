@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from demo.models import AgentStats, Caution, Run
+from demo.models import AgentScorecard, AgentStats, Caution, FailedRun, Run
 from eventstore.admin import ReadOnlyAdmin
 
 
@@ -41,3 +41,13 @@ class CautionAdmin(ReadModelAdmin):
     @admin.display(boolean=True, description="note")
     def has_note(self, caution: Caution) -> bool:
         return bool(caution.note)
+
+
+@admin.register(AgentScorecard)
+class AgentScorecardAdmin(ReadModelAdmin):
+    list_display = ("agent", "runs", "completed", "failed", "success_percent", "tokens")
+
+
+@admin.register(FailedRun)
+class FailedRunAdmin(ReadModelAdmin):
+    list_display = ("run_id", "agent", "failed_at", "error")

@@ -70,3 +70,39 @@ class Caution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.message[:60]}"
+
+
+class AgentScorecard(models.Model):
+    """How each agent's runs end (the ``AgentScorecards`` projection, ``demo.scorecards``):
+    the projection the rebuild story repairs."""
+
+    agent = models.CharField(max_length=100, primary_key=True)
+    runs = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    tokens = models.PositiveIntegerField(default=0)
+    #: completed / (completed + failed), in percent (null until a run ends).
+    success_percent = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "demo_scorecards"
+        ordering = ("agent",)
+
+    def __str__(self) -> str:
+        return self.agent
+
+
+class FailedRun(models.Model):
+    """A run that failed, with its error (the ``AgentScorecards`` projection)."""
+
+    run_id = models.CharField(max_length=100, primary_key=True)
+    agent = models.CharField(max_length=100)
+    error = models.TextField(blank=True, default="")
+    failed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "demo_failed_runs"
+        ordering = ("failed_at",)
+
+    def __str__(self) -> str:
+        return self.run_id

@@ -1,14 +1,17 @@
-"""The demo's projections: fast, read-model writes only, inside the worker's transaction."""
+"""The demo's projections: fast, read-model writes only, inside the worker's transaction.
+
+Two ways of writing one are shown: the unit of work (``apply_rows``: ``RunBoard``,
+``AgentStatsProjection``) and plain per-event ORM calls (``apply``: ``CautionLog``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F
-
 from demo.models import AgentStats, Caution, Run
 from eventstore.types import RecordedEvent
+from subscribers.rows import Rows
 
 RUN_EVENTS = ("RunStarted", "StepRecorded", "RunCompleted", "RunFailed", "CautionRaised")
 
@@ -21,38 +24,28 @@ def _at(event: RecordedEvent) -> datetime:
 class RunBoard:
     """One row per run: status, steps, tokens, cautions, outcome and the debrief.
 
-    Uses ``apply_batch``: the batch's runs are loaded once, folded in memory and
-    written back with one bulk upsert.
+    Uses the unit of work (``apply_rows``): the batch's runs are loaded in one query,
+    folded in memory, and each is written once (see docs/projections.md).
     """
 
     name = "demo.run_board"
+    models = (Run,)
     event_types = (*RUN_EVENTS, "DebriefWritten")
     batch_size = 200
 
-    _fields = (
-        "agent", "task", "model_name", "status", "steps", "tokens", "cautions",
-        "outcome", "debrief", "started_at", "finished_at",
-    )  # fmt: skip
-
-    def apply(self, event: RecordedEvent) -> None:
-        self.apply_batch([event])
-
-    def apply_batch(self, events: list[RecordedEvent]) -> None:
-        ids = {str(event.data["run_id"]) for event in events}
-        runs = {run.run_id: run for run in Run.objects.filter(run_id__in=ids)}
+    def apply_rows(self, events: list[RecordedEvent], rows: Rows) -> None:
+        rows.load(Run, run_id={str(event.data["run_id"]) for event in events})
         for event in events:
-            run_id = str(event.data["run_id"])
-            run = runs.setdefault(run_id, Run(run_id=run_id, agent=event.data.get("agent", "?")))
-            _fold(run, event)
-        Run.objects.bulk_create(
-            list(runs.values()),
-            update_conflicts=True,
-            unique_fields=["run_id"],
-            update_fields=list(self._fields),
-        )
+            run = rows.get_or_new(
+                Run,
+                run_id=str(event.data["run_id"]),
+                defaults={"agent": event.data.get("agent", "?")},
+            )
+            fold_run(run, event)
 
 
-def _fold(run: Run, event: RecordedEvent) -> None:
+def fold_run(run: Run, event: RecordedEvent) -> None:
+    """``event``'s effect on its run's row (in memory: whoever holds the row writes it)."""
     data: dict[str, Any] = event.data
     kind = event.event_type
     if kind == "RunStarted":
@@ -75,9 +68,10 @@ def _fold(run: Run, event: RecordedEvent) -> None:
 
 
 class AgentStatsProjection:
-    """Totals per agent, one counter update per event (the plain ``apply`` style)."""
+    """Totals per agent: counters from rows that may not exist yet (the unit of work)."""
 
     name = "demo.agent_stats"
+    models = (AgentStats,)
     event_types = RUN_EVENTS
 
     _counter = {
@@ -88,17 +82,27 @@ class AgentStatsProjection:
         "CautionRaised": "cautions",
     }
 
-    def apply(self, event: RecordedEvent) -> None:
-        agent = str(event.data.get("agent", "?"))
-        field = self._counter[event.event_type]
-        AgentStats.objects.get_or_create(agent=agent)
-        AgentStats.objects.filter(agent=agent).update(**{field: F(field) + 1})
+    def apply_rows(self, events: list[RecordedEvent], rows: Rows) -> None:
+        rows.load(AgentStats, agent={_agent(event) for event in events})
+        for event in events:
+            stats = rows.get_or_new(AgentStats, agent=_agent(event))
+            field = self._counter[event.event_type]
+            setattr(stats, field, getattr(stats, field) + 1)
+
+
+def _agent(event: RecordedEvent) -> str:
+    return str(event.data.get("agent", "?"))
 
 
 class CautionLog:
-    """Every caution raised, and the operator note drafted for it."""
+    """Every caution raised, and the operator note drafted for it.
+
+    Written in the plain per-event ``apply`` style: the simplest way, and the slowest
+    (several round trips per event); fine for a projection that sees few events.
+    """
 
     name = "demo.caution_log"
+    models = (Caution,)
     event_types = ("CautionRaised", "CautionNoteDrafted")
 
     def apply(self, event: RecordedEvent) -> None:

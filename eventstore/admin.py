@@ -18,6 +18,7 @@ OPERATOR_PERMISSIONS = (
     "reactions_admin.view_console",
     "reactions_admin.dismiss_event",
     "reactions_admin.operate_subscriber",
+    "reactions_admin.rebuild_projection",
 )
 
 

@@ -194,6 +194,11 @@ class NotDismissable(ReactionsError, status=409, code="not_dismissable"):
     """A failure group holds a projection's failure: projections cannot skip an event."""
 
 
+class RevocationNotAudited(ReactionsError, status=409, code="revocation_not_audited"):
+    """A token is revoked only by ``reactions_admin.acts.tokens`` (audited): setting
+    ``revoked_at`` any other way, or deleting a live token, is refused by the database."""
+
+
 class RevocationFinal(ReactionsError, status=409, code="revocation_final"):
     """A revoked API token cannot be brought back: its ``revoked_at`` never changes again."""
 
@@ -211,3 +216,58 @@ class EventStoreNotDurable(Unavailable, code="event_store_not_durable"):
 
 class DatabaseUnavailable(Unavailable, code="database_unavailable"):
     """PostgreSQL could not be reached or the bookmark stayed locked too long."""
+
+
+# -- projection rebuilds (issue 17) ------------------------------------------------------
+
+
+class RebuildRefusedError(ReactionsError, status=409):
+    """A rebuild act the engine refuses (``subscribers.rebuilds.RebuildRefused``): the code
+    says why. Nothing of the act landed."""
+
+
+class ProjectionNotRebuildable(RebuildRefusedError, code="projection_not_rebuildable"):
+    """The projection declares no ``models``, or a foreign key from outside points into
+    them: the detail says what is missing or in the way."""
+
+
+class ReactionCannotBeRebuilt(RebuildRefusedError, code="reaction_cannot_be_rebuilt"):
+    """A reaction's effects already happened (mails, LLM calls): a rebuild would repeat them."""
+
+
+class RebuildInProgress(RebuildRefusedError, code="rebuild_in_progress"):
+    """The projection already has a rebuild that has not ended: swap it or cancel it first."""
+
+
+class NoRebuild(RebuildRefusedError, code="no_rebuild"):
+    """The projection has no rebuild in progress to act on."""
+
+
+class RebuildNotReady(RebuildRefusedError, code="rebuild_not_ready"):
+    """A swap before the rebuild is verified, or while its ``verify()`` reports problems."""
+
+
+class RebuildFailed(RebuildRefusedError, code="rebuild_failed"):
+    """The rebuild failed (the event and the error are on it): cancel it, or retry it."""
+
+
+class NothingToRollBack(RebuildRefusedError, code="nothing_to_roll_back"):
+    """No swap whose previous tables are still kept."""
+
+
+class TableDefinitionChanged(RebuildRefusedError, code="table_definition_changed"):
+    """A migration changed a live table during the rebuild (or since the swap): the detail
+    names the difference; the rebuild must be started again."""
+
+
+class RebuildLocksBusy(Unavailable, code="rebuild_locks_busy"):
+    """The swap (or roll back) could not take its locks within its short lock timeout, try
+    after try: a long reader holds a table. Nothing changed; try again."""
+
+
+def for_rebuild_refusal(code: str, detail: str) -> ReactionsError:
+    """The error for the rebuild engine's refusal ``code`` (an unknown one stays a 409)."""
+    error = ReactionsError.by_code.get(code)
+    if error is None:
+        return RebuildRefusedError(f"{code}: {detail}")
+    return error(detail)

@@ -11,7 +11,7 @@ from django.db import IntegrityError, models
 
 from eventstore.decisions import DECISION_EVENT_TYPE
 from eventstore.models import Event
-from reactions_admin.errors import RevocationFinal
+from reactions_admin.errors import RevocationFinal, RevocationNotAudited
 from subscribers.models import ReactionWork
 
 
@@ -41,6 +41,8 @@ class Decision(Event):
             # Read-only operators: the console's home page, workers, failures, and every
             # reading door (GET /agent/subscribers, diagnose_subscriber, manage.py subscribers).
             ("view_console", "Can view the operator console"),
+            # Projection rebuilds (issue 17): start, swap, cancel, roll back.
+            ("rebuild_projection", "Can rebuild a projection (start, swap, cancel, roll back)"),
         ]
 
     @property
@@ -86,17 +88,27 @@ class ParkedStream(ReactionWork):
 #: The name the database gives its refusal to clear or change ``revoked_at`` once set
 #: (the trigger of migration 0002).
 REVOCATION_FINAL_CONSTRAINT = "api_token_revocation_final"
+#: ... and its refusal to revoke a token without its decision, or to delete a live one
+#: (the triggers of migration 0006).
+REVOCATION_AUDITED_CONSTRAINT = "api_token_revocation_audited"
 
 
 @contextmanager
 def _revocation_is_final() -> Iterator[None]:
-    """Turn the database's refusal to bring a revoked token back into ``RevocationFinal``."""
+    """Turn the database's refusals about ``revoked_at`` into ``RevocationFinal`` (bringing
+    a revoked token back) or ``RevocationNotAudited`` (revoking or deleting a live token
+    other than through ``reactions_admin.acts.tokens``; the revocation check runs at the
+    commit, so inside an outer ``atomic()`` it is raised where that block commits)."""
     try:
         yield
     except IntegrityError as exc:
         diag = getattr(exc.__cause__, "diag", None)
-        if getattr(diag, "constraint_name", None) == REVOCATION_FINAL_CONSTRAINT:
-            raise RevocationFinal(str(getattr(diag, "message_primary", exc))) from exc
+        constraint = getattr(diag, "constraint_name", None)
+        message = str(getattr(diag, "message_primary", exc))
+        if constraint == REVOCATION_FINAL_CONSTRAINT:
+            raise RevocationFinal(message) from exc
+        if constraint == REVOCATION_AUDITED_CONSTRAINT:
+            raise RevocationNotAudited(message) from exc
         raise
 
 
@@ -106,6 +118,11 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         the ``revoked_at`` of a revoked token (the database refuses it)."""
         with _revocation_is_final():
             return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """``QuerySet.delete``; raises ``RevocationNotAudited`` if a token is still live."""
+        with _revocation_is_final():
+            return super().delete()
 
 
 class ApiToken(models.Model):
@@ -140,3 +157,8 @@ class ApiToken(models.Model):
         """``Model.save``; raises ``RevocationFinal`` if it would bring a revoked token back."""
         with _revocation_is_final():
             super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        """``Model.delete``; raises ``RevocationNotAudited`` if the token is still live."""
+        with _revocation_is_final():
+            return super().delete(*args, **kwargs)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,12 +10,10 @@ from typing import Any
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
-from config.options import options
 from eventstore.postgres import PostgresEventStore, row_to_event
 from eventstore.types import START, Cursor, RecordedEvent
 from subscribers import sql
 from subscribers.registry import Registered
-from subscribers.retry import RetryDecision, decide_retry
 
 
 @dataclass(frozen=True)
@@ -52,21 +49,6 @@ class Batch:
         return max(last, self.head, after)
 
 
-@dataclass(frozen=True)
-class Failure:
-    """An event a subscriber failed on, with the error as the operator will see it."""
-
-    event: RecordedEvent
-    error: str
-    traceback: str
-
-    @classmethod
-    def of(cls, event: RecordedEvent, exc: BaseException) -> Failure:
-        text = f"{type(exc).__name__}: {exc}"
-        trace = "".join(traceback.format_exception(exc))
-        return cls(event, text[:10_000], trace[-50_000:])
-
-
 def ensure_bookmarks(entries: Iterable[Registered]) -> None:
     """Create the bookmark of every subscriber seen for the first time."""
     entries = list(entries)
@@ -93,7 +75,30 @@ def read_batch(cursor: CursorWrapper, entry: Registered, after: Cursor) -> Batch
     if entry.event_types is not None:
         query, params["types"] = sql.READ_BATCH_OF_TYPES, list(entry.event_types)
     cursor.execute(query, params)
+    return _batch_of(cursor.fetchall())
+
+
+def lock_and_read_batch(
+    cursor: CursorWrapper, entry: Registered, timeout_ms: str
+) -> tuple[BookmarkState, int, Batch] | None:
+    """Lock projection ``entry``'s bookmark (``SKIP LOCKED``), set the batch's timeouts and
+    read its next batch, in one round trip; return the bookmark, the session's backend
+    pid and the batch, or None when the bookmark is not to be worked now."""
+    params: dict[str, Any] = {"name": entry.name, "ms": timeout_ms, "limit": entry.batch_size}
+    query = sql.LOCK_AND_READ_BATCH
+    if entry.event_types is not None:
+        query, params["types"] = sql.LOCK_AND_READ_BATCH_OF_TYPES, list(entry.event_types)
+    cursor.execute(query, params)
     rows = cursor.fetchall()
+    if not rows:
+        return None
+    skip = sql.LOCKED_BOOKMARK_COLUMNS
+    state, backend_pid = BookmarkState.from_row(rows[0]), int(rows[0][4])
+    return state, backend_pid, _batch_of([row[skip:] for row in rows])
+
+
+def _batch_of(rows: list[Any]) -> Batch:
+    """Rows of (head_tx, head_pos, event columns...) as a ``Batch``."""
     head = START
     events: list[RecordedEvent] = []
     for row in rows:
@@ -112,41 +117,3 @@ def advance(cursor: CursorWrapper, name: str, to: Cursor, *, keep_failure: bool 
     """
     query = sql.ADVANCE_LOCKED_KEEPING_FAILURE if keep_failure else sql.ADVANCE_LOCKED
     cursor.execute(query, {"name": name, "tx": to[0], "pos": to[1]})
-
-
-def record_failure(
-    cursor: CursorWrapper,
-    name: str,
-    at: Cursor,
-    state: BookmarkState,
-    failure: Failure,
-    *,
-    owner: str = "",
-) -> RetryDecision | None:
-    """Record a failure on the bookmark standing at ``at``; None if it has moved meanwhile."""
-    opts = options()
-    same_place = state.cursor == at
-    decision = decide_retry(
-        failing_event_id=failure.event.event_id,
-        previous_failing_event_id=state.failing_event_id if same_place else None,
-        previous_attempts=state.attempts if same_place else 0,
-        max_attempts=opts.max_attempts,
-        base_seconds=opts.retry_base_seconds,
-        cap_seconds=opts.retry_cap_seconds,
-    )
-    cursor.execute(
-        sql.RECORD_FAILURE,
-        {
-            "name": name,
-            "tx": at[0],
-            "pos": at[1],
-            "owner": owner,
-            "status": decision.status,
-            "attempts": decision.attempts,
-            "event_id": failure.event.event_id,
-            "error": failure.error,
-            "traceback": failure.traceback,
-            "delay": decision.delay_seconds,
-        },
-    )
-    return decision if cursor.fetchone() is not None else None

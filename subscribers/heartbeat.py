@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,16 @@ class WorkerInfo:
     live: bool
     #: Seconds since its last beat.
     silent_seconds: float
+    #: Whether its wake-ups (LISTEN/NOTIFY) arrive: None when not known yet (or it does
+    #: not listen); False when it only polls, every ``interval_seconds``.
+    wakeups_working: bool | None = None
+
+    @property
+    def wakeups_text(self) -> str:
+        """The words for the diagnosis when its wake-ups do not arrive, else ""."""
+        if self.wakeups_working is not False or not self.live:
+            return ""
+        return f"wake-ups are not arriving; polling every {self.interval_seconds:g} s"
 
     @property
     def state(self) -> str:
@@ -88,6 +99,8 @@ class WorkerInfo:
             "silent_seconds": round(self.silent_seconds, 3),
             "subscribers": list(self.subscribers),
             "doing": list(self.doing),
+            "wakeups_working": self.wakeups_working,
+            "wakeups": self.wakeups_text,
         }
 
 
@@ -109,6 +122,7 @@ def workers() -> list[WorkerInfo]:
             stopped_at=row[8],
             live=bool(row[9]),
             silent_seconds=float(row[10]),
+            wakeups_working=row[11],
         )
         for row in rows
     ]
@@ -135,7 +149,10 @@ class Heartbeat:
         doing: Callable[[], list[Doing]],
         stop: threading.Event,
         interval: float,
+        wakeups: Callable[[], bool | None] = lambda: None,
     ) -> None:
+        """``wakeups``: whether the worker's wake-ups arrive now (see WakeupCheck)."""
+        self.wakeups = wakeups
         self.worker_id = worker_id
         self.subscribers = subscribers
         self.doing = doing
@@ -143,17 +160,34 @@ class Heartbeat:
         self.interval = interval
         self.started_at = timezone.now()
         self._beats = 0
+        self._poked = threading.Event()
+
+    def poke(self) -> None:
+        """Beat now rather than at the end of the interval (what it reports changed)."""
+        self._poked.set()
 
     def run(self) -> None:
         """The thread's body: beat, wait, beat... then say it stopped."""
         try:
             while True:
                 self._safely(self.beat)
-                if self.stop.wait(self.interval):
+                if self._wait():
                     break
             self._safely(self.say_stopped)
         finally:
             connections.close_all()
+
+    def _wait(self) -> bool:
+        """Until the next beat is due or it is poked; True when the worker stops."""
+        deadline = time.monotonic() + self.interval
+        while not self._poked.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self.stop.wait(min(0.25, remaining)):
+                return True
+        self._poked.clear()
+        return self.stop.is_set()
 
     def beat(self) -> None:
         """Write this worker's row now."""
@@ -169,6 +203,7 @@ class Heartbeat:
                     "interval": self.interval,
                     "subscribers": json.dumps(self.subscribers),
                     "doing": json.dumps(doing),
+                    "wakeups_working": self.wakeups(),
                 },
             )
             if self._beats % 100 == 0:

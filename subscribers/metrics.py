@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIServer
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from config.options import options
 from subscribers.outcome import Outcome
 from subscribers.registry import Registered, SubscriberRegistry
 
@@ -51,6 +52,8 @@ class WorkerMetrics:
     * ``eventdesk_worker_reactions_in_flight{subscriber}``: ``handle`` calls running now;
     * ``eventdesk_worker_subscriber_running{subscriber}``: 1 for each subscriber it runs
       (with the console's gauges: a subscriber no live worker runs).
+    * ``eventdesk_worker_wakeups_working{listen_connection}``: 1 when its wake-ups
+      (LISTEN/NOTIFY) arrive, 0 when its own check NOTIFY did not reach it (it polls).
     """
 
     def __init__(self) -> None:
@@ -95,7 +98,7 @@ class WorkerMetrics:
         )
         self.apply_seconds = Histogram(
             "eventdesk_worker_apply_duration_seconds",
-            "Duration of a projection's apply (or apply_batch) call.",
+            "Duration of a projection's apply (or apply_batch, apply_rows) call.",
             labels,
             buckets=APPLY_BUCKETS,
             registry=r,
@@ -117,6 +120,15 @@ class WorkerMetrics:
             "eventdesk_worker_reactions_in_flight",
             "handle calls running now.",
             labels,
+            registry=r,
+        )
+        # Labelled by the setting the listener connects with, so that the series is
+        # absent (not a false 0) until the first check has concluded.
+        self.wakeups_working = Gauge(
+            "eventdesk_worker_wakeups_working",
+            "1 when the worker's own check NOTIFY reached its listener, 0 when it did not "
+            "(it only polls); absent until the first check concluded.",
+            ["listen_connection"],
             registry=r,
         )
 
@@ -145,6 +157,12 @@ class WorkerMetrics:
         if outcome.claimed or outcome.processed or outcome.settled:
             self.batch_seconds.labels(name).observe(seconds)
 
+    def wakeups_changed(self, working: bool) -> None:
+        """Set ``eventdesk_worker_wakeups_working`` (the listener's check concluded)."""
+        direct = options().listen_database_url
+        setting = "EVENTDESK_LISTEN_DATABASE_URL" if direct else "DATABASE_URL"
+        self.wakeups_working.labels(setting).set(1 if working else 0)
+
     def lease_renewed(self, name: str) -> None:
         """Count one lease of subscriber ``name`` renewed (a global-order reaction's)."""
         self.renewals.labels(name).inc()
@@ -172,7 +190,7 @@ class _Timed:
             running.set(0)
         else:
             seconds, running = metrics.apply_seconds.labels(name), None
-        for method in ("handle", "apply", "apply_batch"):
+        for method in ("handle", "apply", "apply_batch", "apply_rows"):
             found = getattr(entry.subscriber, method, None)
             if callable(found):
                 setattr(self, method, _timer(found, seconds, failures, running))

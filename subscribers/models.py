@@ -87,6 +87,9 @@ class ReactionWork(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     #: Set when the attempts ran out: this row and every later row of its stream wait.
     parked_at = models.DateTimeField(null=True, blank=True)
+    #: When this row first parked. A "retry now" clears ``parked_at`` and one more failure
+    #: sets it again, to that moment; this stays, so the age says how long it is stuck.
+    first_parked_at = models.DateTimeField(null=True, blank=True)
     taken_in_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
@@ -176,6 +179,9 @@ class WorkerHeartbeat(models.Model):
     #: What it is doing now: ``[{"subscriber", "event_id", "since", "attempt"}]``.
     doing = models.JSONField(default=list)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    #: Whether the worker's own check NOTIFY reached its listener (None: not known yet, or
+    #: it does not listen). False: it only polls (see subscribers/listener.py).
+    wakeups_working = models.BooleanField(null=True, blank=True)
 
     class Meta:
         db_table = "worker_heartbeats"
@@ -184,3 +190,139 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class Rebuild(models.Model):
+    """One rebuild of one projection: a subscriber of its own kind.
+
+    ``(last_transaction_id, last_position)`` is its bookmark: the last event applied to
+    the new tables in ``schema``. A projection has at most one rebuild that has not
+    ended (a partial unique constraint), so the projection's name identifies it; ended
+    rows stay as history, and a swapped one owns the kept tables until they are dropped.
+    """
+
+    class Phase(models.TextChoices):
+        COPYING_SCHEMA = "copying_schema", "copying schema"
+        BUILDING = "building", "building"
+        INDEXING = "indexing", "indexing"
+        CATCHING_UP = "catching_up", "catching up"
+        VERIFYING = "verifying", "verifying"
+        READY = "ready", "ready to swap"
+        PAUSED = "paused", "paused"
+        FAILED = "failed", "failed"
+        SWAPPED = "swapped", "swapped"
+        CANCELLED = "cancelled", "cancelled"
+        ROLLED_BACK = "rolled_back", "rolled back"
+
+    projection_name = models.CharField(max_length=200)
+    phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.COPYING_SCHEMA)
+    #: While paused (or failed): the phase that resume (or retry) returns to.
+    resume_phase = models.CharField(max_length=20, blank=True, default="")
+    reason = models.TextField()
+    started_by = models.CharField(max_length=150, blank=True, default="")
+    started_by_id = models.BigIntegerField(null=True, blank=True)
+    #: Swap as soon as the projection's ``verify()`` finds no problem (a deploy script).
+    swap_when_verified = models.BooleanField(default=False)
+    #: The new tables live here (and, after a roll back, nothing does).
+    schema = models.CharField(max_length=63)
+    #: After the swap, the previous live tables wait here for a roll back.
+    kept_schema = models.CharField(max_length=63)
+    #: The role the rebuild's transactions take (``SET LOCAL ROLE``): it may write only
+    #: in ``schema``.
+    role_name = models.CharField(max_length=63)
+    #: ``[{"model": "demo.Run", "table": "demo_runs", "schema": "public"}]``.
+    tables = models.JSONField(default=list)
+    #: The live tables' definitions when the new ones were made (the migration check).
+    definitions = models.JSONField(default=dict)
+    #: The rebuild's bookmark.
+    last_transaction_id = models.BigIntegerField(default=0)
+    last_position = models.BigIntegerField(default=0)
+    #: Events of the projection's types applied, and the total to do (at the last look).
+    events_done = models.BigIntegerField(default=0)
+    events_total = models.BigIntegerField(default=0)
+    #: Events per second over the recent batches (for the ETA).
+    rate = models.FloatField(default=0.0)
+    #: The batch size in force (it adapts to keep each transaction short).
+    batch_size = models.PositiveIntegerField(default=1000)
+    attempts = models.PositiveIntegerField(default=0)
+    failing_event_id = models.UUIDField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_traceback = models.TextField(blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    #: A worker doing a long step (indexing, verifying) holds a lease instead of a lock.
+    lease_owner = models.CharField(max_length=250, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    #: A sentence for the operator about what it waits for ("the swap waits for locks…").
+    note = models.TextField(blank=True, default="")
+    #: The comparison at one position: ``{"position": [tx, pos], "tables": {...},
+    #: "problems": [...]}`` (see ``subscribers.rebuilds.verify``).
+    verification = models.JSONField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    #: Where both bookmarks stood at the swap (the kept tables' position).
+    swapped_transaction_id = models.BigIntegerField(null=True, blank=True)
+    swapped_position = models.BigIntegerField(null=True, blank=True)
+    swapped_at = models.DateTimeField(null=True, blank=True)
+    #: The swapped-in tables' definitions (the roll back's migration check).
+    swapped_definitions = models.JSONField(null=True, blank=True)
+    kept_until = models.DateTimeField(null=True, blank=True)
+    kept_dropped_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    phase_changed_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    #: The phases of a rebuild that has not ended (one per projection at most).
+    OPEN_PHASES = (
+        Phase.COPYING_SCHEMA,
+        Phase.BUILDING,
+        Phase.INDEXING,
+        Phase.CATCHING_UP,
+        Phase.VERIFYING,
+        Phase.READY,
+        Phase.PAUSED,
+        Phase.FAILED,
+    )
+    #: The phases a worker works on.
+    WORKED_PHASES = (
+        Phase.COPYING_SCHEMA,
+        Phase.BUILDING,
+        Phase.INDEXING,
+        Phase.CATCHING_UP,
+        Phase.VERIFYING,
+        Phase.READY,
+    )
+
+    class Meta:
+        db_table = "projection_rebuilds"
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["projection_name"],
+                condition=models.Q(
+                    phase__in=[
+                        "copying_schema",
+                        "building",
+                        "indexing",
+                        "catching_up",
+                        "verifying",
+                        "ready",
+                        "paused",
+                        "failed",
+                    ]
+                ),
+                name="projection_rebuilds_one_open",
+            )
+        ]
+        indexes = [models.Index(fields=["projection_name", "-created_at"], name="rebuilds_latest")]
+
+    def __str__(self) -> str:
+        return f"rebuild of {self.projection_name} ({self.phase})"
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.last_transaction_id, self.last_position)
+
+    @property
+    def is_open(self) -> bool:
+        return self.phase in self.OPEN_PHASES

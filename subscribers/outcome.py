@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
 from eventstore.types import Cursor
-from subscribers.bookmarks import Failure
+from subscribers.failures import Failure
 from subscribers.retry import RetryDecision
 
 

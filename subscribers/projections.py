@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -10,16 +11,12 @@ from django.db import connection, transaction
 from config.options import options
 from eventstore.types import RecordedEvent
 from subscribers import sql
-from subscribers.bookmarks import (
-    BookmarkState,
-    Failure,
-    advance,
-    read_batch,
-    record_failure,
-)
+from subscribers.bookmarks import BookmarkState, advance, lock_and_read_batch
+from subscribers.failures import Failure, FailureSite, record_failure
 from subscribers.outcome import Outcome, is_connection_error, log_failure
 from subscribers.registry import Registered
 from subscribers.retry import RetryDecision
+from subscribers.rows import Rows
 from subscribers.watchdog import BatchWatch, Busy
 
 logger = logging.getLogger("eventdesk.projections")
@@ -43,18 +40,14 @@ def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> 
 def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
     with transaction.atomic(), connection.cursor() as cursor:
         ms = str(int(options().batch_timeout_seconds * 1000))
-        cursor.execute(sql.BATCH_TIMEOUTS, {"ms": ms})
-        backend_pid = int(cursor.fetchone()[0])
-        cursor.execute(sql.LOCK_PROJECTION_BOOKMARK, {"name": entry.name})
-        row = cursor.fetchone()
-        if row is None:
+        locked = lock_and_read_batch(cursor, entry, ms)
+        if locked is None:
             return Outcome(entry.name)  # worked elsewhere, wedged, paused or waiting to retry
-        state = BookmarkState.from_row(row)
-        batch = read_batch(cursor, entry, state.cursor)
+        state, backend_pid, batch = locked
         events = _before_known_failure(batch.events, state)
         if events:
             watch.begin(entry, state, backend_pid, events[0])
-        applied, failure = _apply(entry, events, watch.applying)
+        applied, failure = apply_events(entry, events, watch.applying)
         if failure is None and len(events) == len(batch.events):
             to = batch.end(state.cursor, entry.batch_size)
         else:
@@ -67,7 +60,7 @@ def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
             advance(cursor, entry.name, moved, keep_failure=held_back)
         decision = None
         if failure is not None:
-            decision = record_failure(cursor, entry.name, to, state, failure)
+            decision = record_failure(cursor, FailureSite.bookmark(entry.name, to, state), failure)
             log_failure(logger, entry.name, failure, decision)
         return Outcome(
             entry.name,
@@ -109,24 +102,30 @@ def give_up_batch(busy: Busy, timeout: float) -> RetryDecision | None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.WAIT_FOR_ROW)
         cursor.execute(sql.LOCK_BOOKMARK_AFTER_TIMEOUT, {"name": name})
-        decision = record_failure(cursor, name, busy.state.cursor, busy.state, failure)
+        site = FailureSite.bookmark(name, busy.state.cursor, busy.state)
+        decision = record_failure(cursor, site, failure)
     log_failure(logger, name, failure, decision)
     return decision
 
 
-def _apply(
+def apply_events(
     entry: Registered,
     events: list[RecordedEvent],
     applying: Callable[[RecordedEvent], None] = lambda event: None,
 ) -> tuple[int, Failure | None]:
-    """Apply as many events as succeed in order; return how many, and the failure after them.
+    """Apply ``events`` through projection ``entry``'s own code, inside the caller's
+    open transaction; return how many applied, and the failure after them (or None).
+
+    The caller owns the transaction and the bookmark: this only writes the read
+    model (a rebuild replays history through it, with larger batches). ``applying``
+    is told each event before it is applied (the worker's watchdog).
 
     The happy path costs one savepoint per batch. When event k fails, the savepoint
     is rolled back and events before k are applied again in a fresh one (a
     projection is deterministic), so their writes commit with the bookmark.
     """
     count, failure = len(events), None
-    apply_batch = entry.apply_batch
+    apply_batch = _batch_writer(entry)
     while count > 0:
         done = 0
         try:
@@ -149,6 +148,27 @@ def _apply(
             failure = Failure.of(events[done], exc)
             count = done
     return 0, failure
+
+
+def _batch_writer(entry: Registered) -> Callable[[list[RecordedEvent]], None] | None:
+    """How ``entry`` writes a whole batch: its unit of work (``apply_rows``), its own
+    ``apply_batch``, or None (one ``apply`` per event)."""
+    apply_rows = entry.apply_rows
+    if apply_rows is not None:
+        return functools.partial(apply_through_rows, apply_rows)
+    batch: Callable[[list[RecordedEvent]], None] | None = entry.apply_batch
+    return batch
+
+
+def apply_through_rows(
+    apply_rows: Callable[[list[RecordedEvent], Rows], None], events: list[RecordedEvent]
+) -> None:
+    """Run ``apply_rows(events, rows)`` with a fresh unit of work and flush it once, in the
+    caller's transaction (an ORM query on a model it holds is refused meanwhile)."""
+    rows = Rows()
+    with rows.guard():
+        apply_rows(events, rows)
+    rows.flush()
 
 
 def _apply_singly(

@@ -10,6 +10,13 @@ Optional on both:
   event). The bookmark still moves past the others, so they are never rescanned.
 * ``start_at_head``: a new bookmark starts at the current head instead of
   before the first event (for a subscriber that only cares about the future).
+
+Optional on a projection (rebuilds, ``subscribers.rebuilds``):
+
+* ``models``: the Django models whose tables it owns, ``models = (Run, ...)``; without
+  it, it cannot be rebuilt.
+* ``verify(self) -> list[str]``: invariants checked on a rebuild's new tables; any
+  problem it returns blocks the swap.
 """
 
 from __future__ import annotations
@@ -51,6 +58,12 @@ class Projection(Subscriber, Protocol):
     to write a whole batch at once (one bulk upsert); the worker then uses it
     instead of ``apply``. It must have the same effect as applying the events one
     by one, in order.
+
+    Or it may define ``apply_rows(events: list[RecordedEvent], rows: Rows) -> None``:
+    the unit of work (``subscribers.rows.Rows``). It loads the batch's rows once
+    (``rows.load``), changes them in memory, and the worker writes each changed row
+    once, in the same transaction. The worker then uses it instead of the other two.
+    See docs/projections.md for the three ways and what each costs.
     """
 
     batch_size: int = PROJECTION_BATCH_SIZE

@@ -19,7 +19,8 @@ from django.db import DatabaseError, connection, connections, transaction
 from config.options import options
 from eventstore.types import RecordedEvent, StreamAppend
 from subscribers import sql
-from subscribers.bookmarks import Batch, BookmarkState, Failure, read_batch
+from subscribers.bookmarks import Batch, BookmarkState, read_batch
+from subscribers.failures import Failure
 from subscribers.leases import LeaseKeeper
 from subscribers.outcome import Outcome
 from subscribers.registry import Registered

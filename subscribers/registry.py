@@ -73,6 +73,12 @@ class Registered:
         found = getattr(self.subscriber, "apply_batch", None)
         return found if callable(found) else None
 
+    @property
+    def apply_rows(self) -> Any:
+        """The projection's ``apply_rows`` (the unit-of-work hook), or None."""
+        found = getattr(self.subscriber, "apply_rows", None)
+        return found if callable(found) else None
+
 
 class SubscriberRegistry:
     """The subscribers in force, by name, in configuration order."""
@@ -142,15 +148,16 @@ def describe(item: object, source: str) -> Registered:
                 f"{source}: cannot instantiate the subscriber class without arguments ({exc});"
                 " configure an instance instead"
             ) from exc
-    has_apply = callable(getattr(item, "apply", None)) or callable(
-        getattr(item, "apply_batch", None)
+    has_apply = any(
+        callable(getattr(item, hook, None)) for hook in ("apply", "apply_batch", "apply_rows")
     )
     has_handle = callable(getattr(item, "handle", None))
     if has_apply == has_handle:
         what = "both apply() and handle()" if has_apply else "neither apply() nor handle()"
         raise InvalidSubscriber(
             f"{source} is not a subscriber: it has {what}. A Projection defines apply(event)"
-            " (or apply_batch(events)); a Reaction defines handle(event)."
+            " (or apply_batch(events), or apply_rows(events, rows)); a Reaction defines"
+            " handle(event)."
         )
     kind: Kind = "projection" if has_apply else "reaction"
     name = getattr(item, "name", None)

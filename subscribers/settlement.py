@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
-from config.options import options
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor, RecordedEvent, StreamAppend
 from subscribers import sql
-from subscribers.bookmarks import BookmarkState, Failure, record_failure
+from subscribers.bookmarks import BookmarkState
+from subscribers.failures import Failure, FailureSite, record_failure
 from subscribers.outcome import Outcome, is_connection_error, log_failure
 from subscribers.registry import Registered
-from subscribers.retry import RetryDecision, decide_retry
 
 logger = logging.getLogger("eventdesk.reactions")
 
@@ -100,10 +99,9 @@ def settle(entry: Registered, step: ReactionStep) -> Outcome:
             row = _lock(cursor, entry.name)
             decision = None
             if judge(step.claim, row) is Verdict.OURS and row is not None:
-                at = step.claim.state.cursor
-                decision = record_failure(
-                    cursor, entry.name, at, row.state, failed, owner=step.claim.token
-                )
+                at, token = step.claim.state.cursor, step.claim.token
+                site = FailureSite.bookmark(entry.name, at, row.state, owner=token)
+                decision = record_failure(cursor, site, failed)
         log_failure(logger, entry.name, failed, decision)
         return Outcome(entry.name, claimed=True, failure=failed, decision=decision)
 
@@ -129,7 +127,9 @@ def _settle(entry: Registered, step: ReactionStep) -> Outcome:
         assert row is not None  # judged OURS or LOST
         if verdict is Verdict.LOST:
             failure = _lost_lease(step, row)
-            decision = _record_lost_lease(cursor, entry.name, row, failure)
+            decision = record_failure(
+                cursor, FailureSite.lost_lease(entry.name, row.state), failure
+            )
             log_failure(logger, entry.name, failure, decision)
             return Outcome(
                 entry.name, claimed=True, failure=failure, decision=decision, discarded=True
@@ -156,14 +156,10 @@ def _settle(entry: Registered, step: ReactionStep) -> Outcome:
             # After a compare-and-set the lease is released: the failure is recorded
             # against the new cursor, which this transaction holds locked. Attempts are
             # counted from the row as it is now (a lost lease may have added one).
-            decision = record_failure(
-                cursor,
-                entry.name,
-                at,
-                row.state,
-                step.failure,
-                owner="" if moved else claim.token,
+            site = FailureSite.bookmark(
+                entry.name, at, row.state, owner="" if moved else claim.token
             )
+            decision = record_failure(cursor, site, step.failure)
             log_failure(logger, entry.name, step.failure, decision)
         elif moved is None:
             cursor.execute(sql.RELEASE_LEASE, {"name": entry.name, "token": claim.token})
@@ -197,32 +193,3 @@ def _lost_lease(step: ReactionStep, row: BookmarkRow) -> Failure:
         f" is discarded{cause}"
     )
     return Failure(step.events[0], f"LeaseLost: {error}", "")
-
-
-def _record_lost_lease(
-    cursor: CursorWrapper, name: str, row: BookmarkRow, failure: Failure
-) -> RetryDecision | None:
-    opts = options()
-    decision = decide_retry(
-        failing_event_id=failure.event.event_id,
-        previous_failing_event_id=row.state.failing_event_id,
-        previous_attempts=row.state.attempts,
-        max_attempts=opts.max_attempts,
-        base_seconds=opts.retry_base_seconds,
-        cap_seconds=opts.retry_cap_seconds,
-    )
-    cursor.execute(
-        sql.RECORD_LOST_LEASE,
-        {
-            "name": name,
-            "tx": row.state.cursor[0],
-            "pos": row.state.cursor[1],
-            "status": decision.status,
-            "attempts": decision.attempts,
-            "event_id": failure.event.event_id,
-            "error": failure.error,
-            "traceback": failure.traceback,
-            "delay": decision.delay_seconds,
-        },
-    )
-    return decision if cursor.fetchone() is not None else None

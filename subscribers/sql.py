@@ -30,8 +30,13 @@ SELECT 1 FROM projection_bookmarks WHERE subscriber_name = %(name)s FOR UPDATE
 
 # A projection batch owns its bookmark row for the whole transaction; SKIP LOCKED lets
 # another worker pass over a subscriber that is already being worked instead of queueing.
+# The same round trip sets the batch's timeouts (BATCH_TIMEOUTS; the lock never waits)
+# and names the session the watchdog would end: one round trip per batch, not two.
 LOCK_PROJECTION_BOOKMARK = """
-SELECT last_transaction_id, last_position, attempts, failing_event_id
+SELECT last_transaction_id, last_position, attempts, failing_event_id,
+       pg_backend_pid() AS backend_pid,
+       set_config('statement_timeout', %(ms)s, true) AS batch_statement_timeout,
+       set_config('idle_in_transaction_session_timeout', %(ms)s, true) AS batch_idle_timeout
 FROM projection_bookmarks
 WHERE subscriber_name = %(name)s AND status IN ('active', 'retrying')
   AND (next_retry_at IS NULL OR next_retry_at <= now())
@@ -204,6 +209,34 @@ READ_BATCH_OF_TYPES = _READ_BATCH.format(
     head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON, types=" AND event_type = ANY(%(types)s)"
 )
 
+# A projection batch's first round trip: LOCK_PROJECTION_BOOKMARK and READ_BATCH in one
+# statement. The events and the head are read under this statement's snapshot, after
+# the bookmark as locked: FOR UPDATE returns the row's latest version (a batch that
+# committed meanwhile is seen), so the read starts where the last batch left off.
+_LOCK_AND_READ_BATCH = """
+WITH bookmark AS ({lock}), head AS ({head})
+SELECT bookmark.*, head.head_tx, head.head_pos, wanted.*
+FROM bookmark
+LEFT JOIN head ON true
+LEFT JOIN LATERAL (
+    SELECT {columns} FROM events
+    WHERE (transaction_id, position)
+          > (bookmark.last_transaction_id::text::xid8, bookmark.last_position)
+      AND {horizon}{types}
+    ORDER BY events.transaction_id, events.position
+    LIMIT %(limit)s
+) AS wanted ON true
+"""
+LOCK_AND_READ_BATCH = _LOCK_AND_READ_BATCH.format(
+    lock=LOCK_PROJECTION_BOOKMARK, head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON, types=""
+)
+LOCK_AND_READ_BATCH_OF_TYPES = _LOCK_AND_READ_BATCH.format(
+    lock=LOCK_PROJECTION_BOOKMARK, head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON,
+    types=" AND event_type = ANY(%(types)s)",
+)  # fmt: skip
+#: The bookmark's columns before the head's in a LOCK_AND_READ_BATCH row.
+LOCKED_BOOKMARK_COLUMNS = 7
+
 # Lag for the admin: events behind the head, counted along the global-order index and
 # capped, so a subscriber far behind costs a bounded count (shown as "10000+"). Only the
 # types the subscriber handles count: %s is a JSON object of subscriber name -> its
@@ -353,7 +386,9 @@ SET attempts = %(attempts)s, last_error = %(error)s, last_traceback = %(tracebac
     failed_at = now(),
     next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
                          ELSE now() + make_interval(secs => %(delay)s::float8) END,
-    parked_at = CASE WHEN %(parked)s THEN now() ELSE NULL END,
+    parked_at = CASE WHEN %(wedged)s THEN now() ELSE NULL END,
+    first_parked_at = CASE WHEN %(wedged)s THEN coalesce(first_parked_at, now())
+                           ELSE first_parked_at END,
     lease_token = '', lease_expires_at = NULL
 WHERE id = %(id)s AND lease_token = %(token)s
 RETURNING 1
@@ -387,16 +422,18 @@ WHERE subscriber_name = %(name)s AND status IN ('retrying', 'wedged')
 
 # --- reading the work table (operators, the console, the diagnosis) ----------------------
 
-# The parked streams of a reaction: head row, and how many rows wait behind it.
+# The parked streams of a reaction: head row, and how many rows wait behind it. The
+# oldest figures below count from when a head first parked (a failed retry re-parks it).
 PARKED_STREAMS = """
 SELECT p.stream_id, p.event_id, p.event_type, p.transaction_id, p.position, p.attempts,
        p.last_error, p.parked_at,
        (SELECT count(*) FROM reaction_work b
         WHERE b.subscriber_name = p.subscriber_name AND b.stream_id = p.stream_id
-          AND b.id <> p.id) AS waiting
+          AND b.id <> p.id) AS waiting,
+       coalesce(p.first_parked_at, p.parked_at)
 FROM reaction_work p
 WHERE p.subscriber_name = %(name)s AND p.parked_at IS NOT NULL
-ORDER BY p.parked_at, p.stream_id
+ORDER BY coalesce(p.first_parked_at, p.parked_at), p.stream_id
 """
 
 # Every unfinished row of one stream, in stream order (the head first).
@@ -414,7 +451,8 @@ WORK_SUMMARY = """
 SELECT count(*) AS unfinished,
        count(*) FILTER (WHERE lease_expires_at > now()) AS in_flight,
        count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked_streams,
-       min(parked_at) AS oldest_parked,
+       min(coalesce(first_parked_at, parked_at)) FILTER (WHERE parked_at IS NOT NULL)
+           AS oldest_parked,
        count(*) FILTER (WHERE parked_at IS NULL AND NOT EXISTS (
            SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
              AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows,
@@ -488,7 +526,8 @@ LEFT JOIN LATERAL (
                SELECT 1 FROM reaction_work p WHERE p.subscriber_name = w.subscriber_name
                  AND p.stream_id = w.stream_id AND p.parked_at IS NOT NULL)) AS open_rows,
            count(*) FILTER (WHERE w.parked_at IS NOT NULL) AS parked_streams,
-           min(w.parked_at) AS oldest_parked,
+           min(coalesce(w.first_parked_at, w.parked_at)) FILTER (WHERE w.parked_at IS NOT NULL)
+               AS oldest_parked,
            count(*) FILTER (WHERE w.lease_expires_at > now()) AS in_flight
     FROM reaction_work w WHERE w.subscriber_name = b.subscriber_name
 ) AS work ON true
@@ -539,12 +578,13 @@ ORDER BY bucket
 # is unique per process, so rows never contend.
 BEAT = """
 INSERT INTO worker_heartbeats (worker_id, host, pid, started_at, last_seen_at,
-    interval_seconds, subscribers, doing, stopped_at)
+    interval_seconds, subscribers, doing, stopped_at, wakeups_working)
 VALUES (%(worker_id)s, %(host)s, %(pid)s, %(started_at)s, now(), %(interval)s,
-    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL)
+    %(subscribers)s::jsonb, %(doing)s::jsonb, NULL, %(wakeups_working)s)
 ON CONFLICT (worker_id) DO UPDATE
 SET last_seen_at = now(), interval_seconds = EXCLUDED.interval_seconds,
-    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL
+    subscribers = EXCLUDED.subscribers, doing = EXCLUDED.doing, stopped_at = NULL,
+    wakeups_working = EXCLUDED.wakeups_working
 """
 
 # A clean shutdown says so, rather than leaving the row to go stale.
@@ -583,7 +623,8 @@ SELECT worker_id, host, pid, started_at, last_seen_at, interval_seconds, subscri
        stopped_at IS NULL
          AND last_seen_at >= now() - make_interval(secs => interval_seconds * %(intervals)s)
          AS live,
-       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds
+       extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds,
+       wakeups_working
 FROM worker_heartbeats
 ORDER BY (stopped_at IS NULL) DESC, last_seen_at DESC
 """
@@ -649,7 +690,7 @@ WHERE b.subscriber_name = reaction_work.subscriber_name
 WORK_FACTS = """
 SELECT subscriber_name,
        count(*) FILTER (WHERE parked_at IS NOT NULL),
-       min(parked_at),
+       min(coalesce(first_parked_at, parked_at)) FILTER (WHERE parked_at IS NOT NULL),
        count(*) FILTER (WHERE parked_at IS NULL AND next_retry_at IS NOT NULL),
        min(next_retry_at) FILTER (WHERE parked_at IS NULL),
        coalesce(array_agg(DISTINCT split_part(lease_token, '#', 1))
@@ -710,6 +751,10 @@ WHERE subscriber_name = %(name)s
 
 # Wake every worker's loops: a retry is due, or a subscriber was resumed.
 WAKE_WORKERS = "SELECT pg_notify('eventdesk_events', '')"
+
+# A worker's proof that its wake-ups arrive: a NOTIFY of its own, sent through the ordinary
+# connection, that its listener must receive (subscribers/listener.py).
+WAKE_CHECK = "SELECT pg_notify('eventdesk_events', %(payload)s)"
 
 # Every failing item a fingerprint can group: a bookmark retrying or wedged on an event.
 FAILING_BOOKMARKS = """

@@ -26,8 +26,11 @@ class ParkedStream:
     cursor: Cursor
     attempts: int
     last_error: str
+    #: When the head last parked (after a failed "retry now": that failure).
     parked_at: datetime
     waiting: int
+    #: When the head first parked: how long the stream has been stuck.
+    first_parked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,13 @@ class WorkSummary:
 
 
 def parked_streams(name: str) -> list[ParkedStream]:
-    """The streams parked for reaction ``name``, the longest parked first."""
+    """The streams parked for reaction ``name``, the longest stuck (first parked) first."""
     with connection.cursor() as cursor:
         cursor.execute(sql.PARKED_STREAMS, {"name": name})
         return [
-            ParkedStream(r[0], r[1], r[2], Cursor(int(r[3]), int(r[4])), r[5], r[6], r[7], r[8])
+            ParkedStream(
+                r[0], r[1], r[2], Cursor(int(r[3]), int(r[4])), r[5], r[6], r[7], r[8], r[9]
+            )
             for r in cursor.fetchall()
         ]
 

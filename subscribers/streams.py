@@ -28,12 +28,12 @@ from config.options import options
 from eventstore.postgres import PostgresEventStore, row_to_event
 from eventstore.types import Cursor, RecordedEvent, StreamAppend
 from subscribers import sql
-from subscribers.bookmarks import Failure
+from subscribers.failures import Failure, FailureSite, record_failure
 from subscribers.leases import LeaseKeeper
 from subscribers.outcome import is_connection_error
 from subscribers.reactions import appends_of
 from subscribers.registry import Registered
-from subscribers.retry import RetryDecision, decide_retry
+from subscribers.retry import RetryDecision
 
 #: Events one intake statement takes in at most (it runs again while it comes back full).
 INTAKE_BATCH = 500
@@ -199,30 +199,11 @@ def settle(entry: Registered, result: HandleResult) -> Settled:
 
 
 def _record_failure(claim: Claim, failure: Failure) -> Settled:
-    opts = options()
-    decision = decide_retry(
-        failing_event_id=claim.event.event_id,
-        previous_failing_event_id=claim.event.event_id,
-        previous_attempts=claim.attempts,
-        max_attempts=opts.max_attempts,
-        base_seconds=opts.retry_base_seconds,
-        cap_seconds=opts.retry_cap_seconds,
-    )
+    site = FailureSite.work_row(claim.row_id, claim.token, claim.event.event_id, claim.attempts)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            sql.FAIL_WORK,
-            {
-                "id": claim.row_id,
-                "token": claim.token,
-                "attempts": decision.attempts,
-                "error": failure.error,
-                "traceback": failure.traceback,
-                "delay": decision.delay_seconds,
-                "parked": decision.wedged,
-            },
-        )
-        if cursor.fetchone() is None:
-            return Settled(claim, lost=True, failure=failure)
+        decision = record_failure(cursor, site, failure)
+    if decision is None:
+        return Settled(claim, lost=True, failure=failure)
     return Settled(claim, decision=decision, failure=failure)
 
 

@@ -10,6 +10,7 @@ path in tests/subscribers.py and tests/reliability/subscribers.py.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -21,11 +22,13 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from django.db import connection
 
+from tests.pgbouncer import DEFAULT_BINARY, PgBouncer, make_pgbouncer, remove
 from tests.subscribers import CREATE_APPLIED_TABLE, GatedReaction
 from tests.support import ROOT, free_port
 
@@ -101,9 +104,8 @@ def served_database_url(application_name: str = "") -> str:
 def console_env(application_name: str = "", **overrides: str) -> dict[str, str]:
     """The environment of a server on the test database, defaults as for `make run`."""
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_DEBUG"}
-    env.update(
-        DATABASE_URL=served_database_url(application_name), PYTHONUNBUFFERED="1", **overrides
-    )
+    env.update(DATABASE_URL=served_database_url(application_name), PYTHONUNBUFFERED="1")
+    env.update(overrides)  # DATABASE_URL too (a console through PgBouncer)
     return env
 
 
@@ -122,7 +124,14 @@ def start_console(argv: list[str], port: int, log: Path, **env: str) -> ServedCo
         if process.poll() is not None:
             raise AssertionError(f"{argv} exited with {process.returncode}:\n{served.output()}")
         try:
-            served.get("/admin/login/")
+            # Any answer will do, a redirect too (not followed: with EVENTDESK_PUBLIC_URL
+            # set, plain HTTP is sent to a host that is not this one).
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                probe.request("GET", "/admin/login/")
+                probe.getresponse().read()
+            finally:
+                probe.close()
             return served
         except OSError:  # not listening yet
             pass
@@ -210,3 +219,66 @@ def promtool() -> str:
 def prometheus_binary() -> str:
     """The path of Debian's ``prometheus`` server."""
     return _debian_binary("prometheus")
+
+
+# --- rebuilds: the test projections' own tables (tests/rebuilds.py) ---
+
+
+@pytest.fixture
+def rebuild_tables(transactional_db: None) -> Iterator[None]:
+    """Empty tables for the rebuild tests' projections; after the test they go, with every
+    rebuild schema and role this database has."""
+    from tests.rebuilds import DROP_REBUILD_LEFTOVERS, TABLE_MODELS, FailsOnThirteen, Totals
+
+    with connection.cursor() as cursor:
+        cursor.execute(DROP_REBUILD_LEFTOVERS)
+    with connection.schema_editor() as editor:
+        for model in TABLE_MODELS:
+            editor.create_model(model)
+    Totals.factor, Totals.gate, FailsOnThirteen.armed = 1, None, False
+    yield
+    Totals.factor, Totals.gate, FailsOnThirteen.armed = 1, None, False
+    with connection.cursor() as cursor:
+        cursor.execute(DROP_REBUILD_LEFTOVERS)
+
+
+@pytest.fixture
+def rebuilds(settings: Any, rebuild_tables: None) -> Any:
+    """The rebuild acts' world (tests/rebuild_world.py): ``test.rb_totals`` projected with
+    its first code, the fix deployed; a ``RebuildWorld`` to take a rebuild where a test
+    needs it."""
+    from tests.rebuild_world import rebuild_world
+
+    return rebuild_world(settings)
+
+
+# --- A real PgBouncer in transaction mode (tests/pgbouncer.py) ------------------------
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_binary() -> str:
+    """The path of Debian's ``pgbouncer`` (1.18 on Debian 12); CI installs it (.ci/run).
+    A developer without it sees the tests skipped with the reason; in CI a missing one
+    fails."""
+    found = shutil.which(os.environ.get("EVENTDESK_PGBOUNCER", "pgbouncer")) or (
+        DEFAULT_BINARY if os.access(DEFAULT_BINARY, os.X_OK) else None
+    )
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("pgbouncer is required in CI but missing (see .ci/run)")
+        pytest.skip("no pgbouncer: install Debian's pgbouncer package to run these")
+    return found
+
+
+@pytest.fixture
+def pgbouncer(django_db_setup: None, pgbouncer_binary: str) -> Iterator[PgBouncer]:
+    """A PgBouncer of this test's own, in transaction mode, on a free port, in front of the
+    test database's server: ``pgbouncer.url(dbname)`` is a DATABASE_URL through it;
+    ``stop()`` and ``start()`` restart it on the same port. Removed at the end."""
+    db = connection.settings_dict
+    bouncer = make_pgbouncer(
+        pgbouncer_binary, db["HOST"], int(db["PORT"] or 5432), db["USER"], db["PASSWORD"] or ""
+    )
+    bouncer.start()
+    yield bouncer
+    remove(bouncer)

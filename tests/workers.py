@@ -114,3 +114,27 @@ def run_worker(
 def stream_reaction(base: type[StreamJobs] = StreamJobs, **attrs: Any) -> SubscriberRegistry:
     """A registry of one stream-ordered reaction: ``base`` with ``attrs`` overridden."""
     return build_registry([type(base.__name__, (base,), attrs)()])
+
+
+def start_pooled_worker(
+    database_url: str,
+    subscribers: Sequence[str],
+    log: Path,
+    *,
+    poll: float,
+    direct_listen: bool,
+    **options: str,
+) -> subprocess.Popen[bytes]:
+    """``run_subscribers`` with ``database_url`` through a transaction-mode pooler
+    (EVENTDESK_DB_POOLER=transaction) and, with ``direct_listen``,
+    EVENTDESK_LISTEN_DATABASE_URL straight to the test database."""
+    env = worker_env(subscribers, poll_interval_seconds=str(poll), db_pooler="transaction")
+    env.update({f"EVENTDESK_{key.upper()}": value for key, value in options.items()})
+    env["DATABASE_URL"] = database_url
+    if direct_listen:
+        env["EVENTDESK_LISTEN_DATABASE_URL"] = database_url_for_tests("eventdesk-listen")
+    with open(log, "wb") as output:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "run_subscribers"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip

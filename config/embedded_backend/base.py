@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.backends.postgresql import base
-
 from config import embedded_pg
+from config.postgres_backend import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

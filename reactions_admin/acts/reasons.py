@@ -7,6 +7,7 @@ own (the codes ``reason_required`` and ``reason_too_long`` are the same in every
 
 from __future__ import annotations
 
+import bisect
 import unicodedata
 from dataclasses import dataclass
 
@@ -17,6 +18,24 @@ MAX_REASON_LENGTH = 2000
 #: Separators (Z*), controls, format characters such as the zero-width space (C*) and
 #: combining marks on nothing (M*) do not: a reason made only of them says nothing.
 VISIBLE_CATEGORIES = frozenset("LNPS")
+
+#: Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt, as of 14.0,
+#: this Python's Unicode version): a renderer shows them as nothing, whatever their
+#: category. Most are format characters or marks, refused already; the Hangul fillers
+#: (U+115F, U+1160, U+3164, U+FFA0) are letters by category, and a reason made of them
+#: looked filled in while saying nothing.
+DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)  # fmt: skip
+_IGNORABLE_STARTS = [first for first, _ in DEFAULT_IGNORABLE]
+#: Blank by design though neither ignorable nor a space: the Hangul fillers (listed
+#: above too, named here because they are the ones found accepted) and the Braille
+#: pattern with no dots, a symbol that prints as an empty cell.
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 REASON_REQUIRED = "reason_required"
 REASON_TOO_LONG = "reason_too_long"
@@ -31,8 +50,13 @@ class ReasonRefused:
 
 
 def is_visible_character(char: str) -> bool:
-    """Whether ``char`` shows when printed (its Unicode category is in ``VISIBLE_CATEGORIES``)."""
-    return unicodedata.category(char)[0] in VISIBLE_CATEGORIES
+    """Whether ``char`` shows when printed: its Unicode category is in
+    ``VISIBLE_CATEGORIES``, and it is neither default-ignorable nor a blank character."""
+    if unicodedata.category(char)[0] not in VISIBLE_CATEGORIES or char in BLANK_CHARACTERS:
+        return False
+    code = ord(char)
+    i = bisect.bisect_right(_IGNORABLE_STARTS, code) - 1
+    return i < 0 or code > DEFAULT_IGNORABLE[i][1]
 
 
 def has_visible_character(text: str) -> bool:

@@ -4,7 +4,8 @@
 and returns a :class:`Diagnosis`: caught up; catching up at R events/s with an ETA; or
 stalled, with every cause that applies (wedged, retrying, streams parked, intake
 paused, paused by an operator, the horizon held, no live worker, a lease held by a
-worker that stopped beating). Every reading door shows this one diagnosis: the home
+worker that stopped beating), and what slows it without stopping it (wake-ups that do
+not arrive). Every reading door shows this one diagnosis: the home
 page, ``GET /agent/subscribers``, the MCP tool ``diagnose_subscriber`` and
 ``manage.py subscribers``.
 
@@ -38,6 +39,7 @@ class State(enum.Enum):
     PARKED = "parked"
     INTAKE_PAUSED = "intake_paused"
     HORIZON = "horizon"
+    WAKEUPS = "wakeups_not_arriving"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class SubscriberFacts:
     next_row_retry_at: datetime | None = None
     #: Live workers whose heartbeat names this subscriber.
     live_workers: tuple[str, ...] = ()
+    #: The poll intervals of those whose wake-ups do not arrive (their own check NOTIFY
+    #: never reached them: LISTEN through a transaction pooler): they only poll.
+    polling_only: tuple[float, ...] = ()
     leases: tuple[LeaseFact, ...] = ()
     horizon: HorizonFact | None = None
     #: Events per second over the recent past, from the lag history (issue 12's samples);
@@ -200,10 +205,13 @@ def diagnose(facts: SubscriberFacts) -> Diagnosis:
             text = f"catching up at {facts.rate:.1f} events/s: {_lag(facts)} behind"
             if eta is not None:
                 text += f", ETA {duration(eta)}"
+        # Each new event waits for a poll: worth saying in the headline.
+        text += "".join(f"; {c.text}" for c in causes if c.state is State.WAKEUPS)
         return Diagnosis(State.CATCHING_UP, text, tuple(causes), facts.rate, eta, facts.lag)
     # Nothing left in the global order, but something to say (streams parked, no worker):
-    # a parked stream is the headline; "no live worker" only qualifies "caught up".
-    notable = [c for c in causes if c.state is not State.NO_WORKER]
+    # a parked stream is the headline; "no live worker" and wake-ups that do not arrive
+    # only qualify "caught up".
+    notable = [c for c in causes if c.state not in (State.NO_WORKER, State.WAKEUPS)]
     if notable:
         text = "; ".join(c.text for c in [*notable, *(c for c in causes if c not in notable)])
         return Diagnosis(notable[0].state, text, tuple(causes), facts.rate, None, 0)
@@ -223,6 +231,7 @@ def _causes(facts: SubscriberFacts) -> list[Cause | None]:
         _parked(facts),
         _intake_paused(facts),
         _horizon(facts),
+        _wakeups(facts),
     ]
 
 
@@ -297,6 +306,21 @@ def _horizon(facts: SubscriberFacts) -> Cause | None:
         f"{held.open_seconds:.0f} s: {held.hidden_events} committed event(s) stay invisible "
         f"(SELECT pg_terminate_backend({held.pid}) ends it)",
         blocking=True,
+    )
+
+
+def _wakeups(facts: SubscriberFacts) -> Cause | None:
+    if not facts.polling_only or facts.status == "paused":
+        return None
+    every = "/".join(f"{seconds:g}" for seconds in sorted(set(facts.polling_only)))
+    which = ""
+    if len(facts.polling_only) < len(facts.live_workers):
+        which = f" on {len(facts.polling_only)} of its {len(facts.live_workers)} workers"
+    return Cause(
+        State.WAKEUPS,
+        f"wake-ups are not arriving{which}; polling every {every} s"
+        " (set EVENTDESK_LISTEN_DATABASE_URL: docs/pooler.md)",
+        blocking=False,
     )
 
 

@@ -33,7 +33,7 @@ from reactions_admin.guards import authorize
 from subscribers import sql
 from subscribers.heartbeat import live_workers
 from subscribers.history import handled_types_json
-from subscribers.models import Bookmark
+from subscribers.models import Bookmark, Rebuild
 from subscribers.registry import configured_registry
 
 #: The permission that lets a user (by token or session) read /metrics: the same one that
@@ -104,7 +104,8 @@ class ConsoleCollector(Collector):
         )
         oldest_parked = GaugeMetricFamily(
             "eventdesk_subscriber_oldest_parked_seconds",
-            "How long the longest-parked stream has waited (0 when none).",
+            "How long the longest-parked stream has waited since it first parked (a failed"
+            " retry does not restart it; 0 when none).",
             labels=sub,
         )
         intake_paused = GaugeMetricFamily(
@@ -136,6 +137,7 @@ class ConsoleCollector(Collector):
         yield from (parked, oldest_parked, intake_paused, in_flight)
         yield _live_workers([row[0] for row in rows])
         yield from _horizon()
+        yield from _rebuilds(now)
         yield GaugeMetricFamily(
             "eventdesk_metrics_scrape_duration_seconds",
             "How long the database reads of this scrape took.",
@@ -176,6 +178,38 @@ def _horizon() -> Iterator[Metric]:
         holder.add_metric([str(h.pid), h.user, h.database, h.application], 1)
     yield held
     yield holder
+
+
+#: A rebuild's phases while it has not ended (the label values of ``eventdesk_rebuild_phase``).
+REBUILD_PHASES = tuple(str(phase) for phase in Rebuild.OPEN_PHASES)
+
+
+def _rebuilds(now: Any) -> Iterator[Metric]:
+    """Each open rebuild: events left, its phase, and how long since it last moved. They
+    stay apart from the subscribers' gauges (a rebuild is not behind the way they are)."""
+    sub = ["subscriber"]
+    remaining = GaugeMetricFamily(
+        "eventdesk_rebuild_events_remaining",
+        "Events a projection's rebuild has still to replay (at its last count).",
+        labels=sub,
+    )
+    phase = GaugeMetricFamily(
+        "eventdesk_rebuild_phase",
+        "1 for the phase an open rebuild is in, 0 for the others.",
+        labels=["subscriber", "phase"],
+    )
+    still = GaugeMetricFamily(
+        "eventdesk_rebuild_seconds_since_progress",
+        "Seconds since an open rebuild last recorded progress.",
+        labels=sub,
+    )
+    for rebuild in Rebuild.objects.filter(phase__in=REBUILD_PHASES).order_by("projection_name"):
+        name = rebuild.projection_name
+        remaining.add_metric([name], max(0, rebuild.events_total - rebuild.events_done))
+        for value in REBUILD_PHASES:
+            phase.add_metric([name, value], 1.0 if rebuild.phase == value else 0.0)
+        still.add_metric([name], _age(now, rebuild.updated_at))
+    yield from (remaining, phase, still)
 
 
 def _age(now: Any, then: Any) -> float:

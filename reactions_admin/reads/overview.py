@@ -33,9 +33,11 @@ from reactions_admin.reads.diagnosis import (
     count,
     diagnose,
 )
+from reactions_admin.reads.rebuild_progress import open_rebuilds, progress_payload, progress_text
 from subscribers import history, sql
 from subscribers.heartbeat import WorkerInfo, workers
 from subscribers.models import Bookmark
+from subscribers.rebuilds import RebuildProgress
 from subscribers.registry import configured_registry
 
 #: Reading the console needs one of these.
@@ -44,6 +46,7 @@ VIEW_PERMISSIONS = (
     "subscribers.view_bookmark",
     "reactions_admin.dismiss_event",
     "reactions_admin.operate_subscriber",
+    "reactions_admin.rebuild_projection",
 )
 
 
@@ -68,6 +71,12 @@ class SubscriberReport:
     bookmark: Bookmark
     facts: SubscriberFacts
     diagnosis: Diagnosis
+    #: A projection's rebuild in progress (phase, events done of total, rate, ETA).
+    rebuild: RebuildProgress | None = None
+
+    @property
+    def rebuild_text(self) -> str:
+        return progress_text(self.rebuild) if self.rebuild is not None else ""
 
     @property
     def name(self) -> str:
@@ -98,6 +107,7 @@ class SubscriberReport:
             "parked_streams": self.facts.parked_streams,
             "live_workers": list(self.facts.live_workers),
             "diagnosis": self.diagnosis.as_json(),
+            "rebuild": progress_payload(self.rebuild) if self.rebuild is not None else None,
         }
 
 
@@ -188,16 +198,20 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
     found = workers()
     by_id = {worker.worker_id: worker for worker in found}
     running: dict[str, list[str]] = {}
+    polling: dict[str, list[float]] = {}
     for worker in found:
         if worker.live:
             for name in worker.subscribers:
                 running.setdefault(name, []).append(worker.worker_id)
+                if worker.wakeups_working is False:
+                    polling.setdefault(name, []).append(worker.interval_seconds)
     work = _work_facts()
     horizon = _horizon()
     failing = _failing_types([row.failing_event_id for row in rows if row.failing_event_id])
     registry = configured_registry()
     rate_of = rate_source([row.subscriber_name for row in rows])
     max_attempts = options().max_attempts
+    rebuilding = open_rebuilds()
     reports = []
     for row in rows:
         entry = registry.get(row.subscriber_name) if registry else None
@@ -235,12 +249,14 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
             retrying_rows=retrying,
             next_row_retry_at=next_retry,
             live_workers=tuple(running.get(row.subscriber_name, ())),
+            polling_only=tuple(polling.get(row.subscriber_name, ())),
             leases=tuple(_lease(owner, by_id) for owner in sorted(lease_owners)),
             horizon=horizon,
             rate=rate_of.get(row.subscriber_name, (None, None))[0],
             eta_seconds=rate_of.get(row.subscriber_name, (None, None))[1],
         )
-        reports.append(SubscriberReport(row, facts, diagnose(facts)))
+        rebuild = rebuilding.get(row.subscriber_name)
+        reports.append(SubscriberReport(row, facts, diagnose(facts), rebuild))
     return reports, found
 
 

@@ -113,6 +113,7 @@ def parked_payload(parked: ParkedStream) -> dict[str, Any]:
         "attempts": parked.attempts,
         "last_error": parked.last_error,
         "parked_at": parked.parked_at.isoformat(),
+        "first_parked_at": parked.first_parked_at.isoformat(),
         "waiting": parked.waiting,
     }
 

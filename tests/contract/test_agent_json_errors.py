@@ -43,6 +43,13 @@ DOCUMENTED = {
     "/agent/failures/{fingerprint}": {"get"},
     "/agent/failures/{fingerprint}/dismiss": {"post"},
     "/agent/failures/{fingerprint}/retry": {"post"},
+    "/agent/subscribers/{name}/rebuild": {"get", "post"},
+    "/agent/subscribers/{name}/rebuild/swap": {"post"},
+    "/agent/subscribers/{name}/rebuild/cancel": {"post"},
+    "/agent/subscribers/{name}/rebuild/roll-back": {"post"},
+    "/agent/subscribers/{name}/rebuild/pause": {"post"},
+    "/agent/subscribers/{name}/rebuild/resume": {"post"},
+    "/agent/subscribers/{name}/rebuild/retry": {"post"},
 }
 
 

@@ -1,5 +1,6 @@
-"""Text PostgreSQL cannot store (a NUL character, a lone surrogate) through every door:
-a clear 4xx with a code, nothing written, never a 500 or a database error leaking out.
+"""Text PostgreSQL cannot store (a NUL character, a lone surrogate), and a reason that only
+looks filled in (Hangul fillers), through every door: a clear 4xx with a code, nothing
+written, never a 500 or a database error leaking out.
 
 Found while fuzzing the API: before the fix, each of these was a 500 (``DataError``).
 Pinned here because a bounded fuzzing run does not hit them on every seed.
@@ -64,6 +65,9 @@ def test_a_nul_in_a_reaction_name_is_404_when_read(world, path) -> None:
         ("/agent/reactions/mailer/dismiss-event", "\x00", 400, "unstorable_text"),
         # JSON may escape a lone surrogate; Python decodes it, PostgreSQL cannot store it.
         ("/agent/reactions/mailer/dismiss-event", "poison \ud800", 400, "unstorable_text"),
+        # Letters by category that render as nothing: a reason that only looks filled in.
+        ("/agent/reactions/mailer/dismiss-event", "\u3164", 400, "reason_required"),
+        ("/agent/reactions/mailer/dismiss-event", "\u115f\u1160 \uffa0", 400, "reason_required"),
     ],
 )
 def test_unstorable_text_is_a_4xx_through_rest(world, path, reason, status, code) -> None:
@@ -79,7 +83,11 @@ def test_unstorable_text_is_a_4xx_through_rest(world, path, reason, status, code
 @pytest.mark.django_db(transaction=True)  # the in-process server looks the token up in a thread
 @pytest.mark.parametrize(
     ("name", "reason", "code"),
-    [("mail\x00er", "poison", "reaction_not_found"), ("mailer", "a\x00b", "unstorable_text")],
+    [
+        ("mail\x00er", "poison", "reaction_not_found"),
+        ("mailer", "a\x00b", "unstorable_text"),
+        ("mailer", "\u3164\u3164", "reason_required"),
+    ],
 )
 def test_unstorable_text_is_a_tool_error_through_mcp(world, name, reason, code) -> None:
     arguments = {

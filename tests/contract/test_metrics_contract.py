@@ -13,7 +13,8 @@ from django.db import connection
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from reactions_admin.acts.tokens.handler import issue_token
+from reactions_admin.acts.tokens.handler import issue_token, revoke
+from reactions_admin.models import ApiToken
 from subscribers import sql
 from subscribers.heartbeat import Heartbeat
 from subscribers.metrics import WorkerMetrics
@@ -40,6 +41,9 @@ CONSOLE = {
     "eventdesk_horizon_held_seconds": ("gauge", set()),
     "eventdesk_horizon_holder_info": ("gauge", {"pid", "user", "database", "application"}),
     "eventdesk_metrics_scrape_duration_seconds": ("gauge", set()),
+    "eventdesk_rebuild_events_remaining": ("gauge", {"subscriber"}),
+    "eventdesk_rebuild_phase": ("gauge", {"subscriber", "phase"}),
+    "eventdesk_rebuild_seconds_since_progress": ("gauge", {"subscriber"}),
 }
 #: A worker's metrics (family names: counters lose their ``_total`` in the parser).
 WORKER = {
@@ -54,6 +58,8 @@ WORKER = {
     "eventdesk_worker_batch_duration_seconds": ("histogram", {"subscriber"}),
     "eventdesk_worker_reactions_in_flight": ("gauge", {"subscriber"}),
     "eventdesk_worker_subscriber_running": ("gauge", {"subscriber"}),
+    # No sample until the listener's first check concluded (run_once never listens).
+    "eventdesk_worker_wakeups_working": ("gauge", {"listen_connection"}),
 }
 SUBSCRIBERS = ["tests.subscribers.TypedProjection", "tests.subscribers.EchoReaction"]
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
@@ -237,8 +243,7 @@ def test_who_may_read_metrics() -> None:
     assert client.get("/metrics", headers=_bearer(issue_token(outsider).secret)).status_code == 403
     revoked = issue_token(operator("robot"))
     assert client.get("/metrics", headers=_bearer(revoked.secret)).status_code == 200
-    revoked.token.revoked_at = revoked.token.created_at
-    revoked.token.save()
+    revoke(ApiToken.objects.filter(pk=revoked.token.pk))
     assert client.get("/metrics", headers=_bearer(revoked.secret)).status_code == 401
     # A logged-in user who may view bookmarks reads them with the session.
     client.force_login(operator("person"))

@@ -26,7 +26,7 @@ from reactions_admin.reads.reactions import list_parked_streams
 from subscribers.bookmarks import ensure_bookmarks
 from subscribers.leases import LeaseKeeper
 from subscribers.registry import build_registry
-from subscribers.stream_work import parked_streams, stream_rows
+from subscribers.stream_work import parked_streams, stream_rows, work_summary
 from subscribers.streams import take_in_and_claim
 from tests.contract.conftest import STREAM_JOBS, ParkedWorld
 from tests.factories import append, jobs, operator
@@ -313,6 +313,26 @@ def test_a_retried_stream_runs_its_head_once_more_and_parks_again_if_it_fails(
     )
     [again] = parked_streams(NAME)
     assert (again.event_id, again.attempts, again.waiting) == (parked.poison.event_id, 3, 2)
+
+
+def test_a_failed_retry_keeps_when_the_stream_first_parked(parked: ParkedWorld) -> None:
+    [first] = parked_streams(NAME)
+    assert first.first_parked_at == first.parked_at
+    retry_parked_stream(NAME, "bad", operator(operates=True, permitted=False))
+    run_worker_until(
+        lambda: StreamJobs.attempts[parked.poison.event_id] == 3 and parked_streams(NAME),
+        "the retried head to fail and park again",
+    )
+    [again] = parked_streams(NAME)
+    # parked_at restarts with the new failure; the first parking is kept, and shown.
+    assert again.parked_at > first.parked_at
+    assert again.first_parked_at == first.first_parked_at
+    [listed] = list_parked_streams(NAME, operator("reader", permitted=False))
+    assert (listed["first_parked_at"], listed["parked_at"]) == (
+        first.first_parked_at.isoformat(), again.parked_at.isoformat(),
+    )  # fmt: skip
+    # The oldest-parked age counts from the first parking.
+    assert work_summary(NAME).oldest_parked == first.first_parked_at
 
 
 def test_a_retried_stream_that_succeeds_runs_the_waiting_events_in_order(

@@ -47,7 +47,7 @@ def test_demo_projections_catch_up_the_drafter_wedges_and_one_debrief_stream_par
     seed()
     registry = load_registry()
     assert {entry.name for entry in registry} == {
-        "demo.run_board", "demo.agent_stats", "demo.caution_log",
+        "demo.run_board", "demo.agent_stats", "demo.caution_log", "demo.scorecards",
         "demo.run_debriefer", "demo.caution_drafter",
     }  # fmt: skip
 

@@ -23,7 +23,8 @@ from reactions_admin.acts.failure_groups.handler import (
     retry_failure_group,
 )
 from reactions_admin.acts.operations.handler import OPERATION_STREAM, pause, resume, retry_now
-from subscribers.bookmarks import BookmarkState, Failure, record_failure
+from subscribers.bookmarks import BookmarkState
+from subscribers.failures import Failure, FailureSite, record_failure
 from subscribers.leases import LeaseKeeper
 from subscribers.models import Bookmark
 from subscribers.registry import build_registry
@@ -146,7 +147,8 @@ def test_a_failure_recorded_while_paused_keeps_the_pause() -> None:
 
     with transaction.atomic(), connection.cursor() as cursor:
         state = BookmarkState(bookmark("test.echo").cursor, 0, None)
-        record_failure(cursor, "test.echo", state.cursor, state, Failure(ping, "E: x", ""))
+        site = FailureSite.bookmark("test.echo", state.cursor, state)
+        record_failure(cursor, site, Failure(ping, "E: x", ""))
     mark = bookmark("test.echo")
     assert (mark.status, mark.paused_from, mark.attempts) == ("paused", "retrying", 1)
 

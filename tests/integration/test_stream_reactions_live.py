@@ -128,5 +128,9 @@ def test_a_workers_connections_stay_bounded_at_concurrency_32(
 
     wait_for(busy, timeout=120, what="96 jobs of 1 s at concurrency 32")
     assert most["in_flight"] >= 16  # really many handle calls at once
-    # The reaction's loop, the lease renewer and the listener: not one per handle.
-    assert most["backends"] <= 3, most
+    # Not one per handle (32 in flight): the reaction's loop, the lease renewer, the
+    # heartbeat, the lag sampler and the wake-up check's NOTIFY (threads of the worker's
+    # own, each with a pooled connection while it works; any may overlap), and the
+    # listener. Seen: 4, the heartbeat's clean-up beside the loop's commit and the check
+    # (3 had been asserted, and failed whenever they overlapped).
+    assert most["backends"] <= 6, most

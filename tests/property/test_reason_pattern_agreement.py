@@ -24,7 +24,11 @@ from reactions_admin.guards import is_storable
 
 PATTERN = re.compile(REASON_PATTERN)
 VALIDATOR = jsonschema_rs.validator_for({"type": "string", "pattern": REASON_PATTERN})
-INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u0301\ufe0f\x07 \t\n\u3000\u00a0"
+INVISIBLE = (
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\u0301\ufe0f\x07 \t\n\u3000\u00a0"
+    # Letters by category that render as nothing (Hangul fillers), Braille's blank cell.
+    "\u3164\u115f\u1160\uffa0\u2800"
+)
 
 reasons = st.one_of(
     st.text(max_size=60),
@@ -46,6 +50,9 @@ def handler_accepts(reason: str) -> bool:
 @given(reasons)
 @example("\u200b")
 @example("\u200bx")
+@example("\u3164")
+@example("\uffa0\u115f\u1160")
+@example("\u3164x")
 @example(" " + "y" * MAX_REASON_LENGTH + " ")
 @example("y" * (MAX_REASON_LENGTH + 1))
 @example("a\x00")

@@ -154,3 +154,25 @@ def test_a_parked_stream_is_the_headline_when_nothing_else_is_behind() -> None:
     assert diagnosis.summary.startswith("1 stream(s) parked, the oldest since ")
     assert "catching up" not in diagnosis.summary
     assert count([diagnosis]).wedged == 1
+
+
+def test_wakeups_that_do_not_arrive_qualify_caught_up_and_catching_up_without_stalling() -> None:
+    polling = replace(BASE, polling_only=(5.0,))
+    caught_up = diagnose(polling)
+    assert caught_up.state is State.CAUGHT_UP
+    assert caught_up.summary.startswith("caught up; wake-ups are not arriving; polling every 5 s")
+    assert "EVENTDESK_LISTEN_DATABASE_URL" in caught_up.summary
+    assert not caught_up.stalled
+    behind = diagnose(replace(polling, lag=40))
+    assert behind.state is State.CATCHING_UP
+    assert [c.state for c in behind.causes] == [State.WAKEUPS]
+    assert behind.summary.startswith("catching up: 40 event(s) behind; wake-ups are not arriving")
+    assert behind.as_json()["causes"][0]["state"] == "wakeups_not_arriving"
+
+
+def test_wakeups_that_do_not_arrive_on_some_workers_say_how_many() -> None:
+    facts = replace(BASE, live_workers=("a", "b", "c"), polling_only=(5.0,))
+    [cause] = diagnose(facts).causes
+    assert cause.text.startswith(
+        "wake-ups are not arriving on 1 of its 3 workers; polling every 5 s"
+    )

@@ -40,12 +40,31 @@ def test_the_reason_is_trimmed() -> None:
     assert decision.reason == "bad data"
 
 
-@pytest.mark.parametrize("reason", ["", " ", "\t\n  ", "\u3000"])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "",
+        " ",
+        "\t\n  ",
+        "\u3000",
+        # Letters by category that render as nothing (Hangul fillers), and Braille's blank.
+        "\u3164",
+        "\u115f\u1160",
+        "\uffa0",
+        " \u3164\u200b\u3164 ",
+        "\u2800\u2800",
+    ],
+)
 def test_a_blank_reason_is_rejected(reason: str) -> None:
     decision = decide_dismissal(BOOKMARK, Cursor(200, 1), reason, visible=True)
     assert isinstance(decision, DismissalRejected)
     assert decision.refusal is Rejection.REASON_REQUIRED
     assert decision.refusal.value == "reason_required"
+
+
+def test_a_filler_beside_a_visible_character_is_accepted() -> None:
+    decision = decide_dismissal(BOOKMARK, Cursor(200, 1), "\u3164 OPS-12", visible=True)
+    assert isinstance(decision, DismissalAccepted)
 
 
 def test_a_reason_of_the_maximum_length_is_accepted() -> None:

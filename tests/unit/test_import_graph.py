@@ -38,13 +38,14 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.Try):
             pending.extend(node.body + node.orelse + node.finalbody)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module in modules:
-                targets.add(node.module)
-            targets.update(
-                f"{node.module}.{alias.name}"
-                for alias in node.names
-                if f"{node.module}.{alias.name}" in modules
-            )
+            for alias in node.names:
+                # ``from package import submodule`` depends on the submodule; any other
+                # name comes from the module itself (a package's ``__init__``).
+                submodule = f"{node.module}.{alias.name}"
+                if submodule in modules:
+                    targets.add(submodule)
+                elif node.module in modules:
+                    targets.add(node.module)
         elif isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names if alias.name in modules)
     return targets

@@ -3,6 +3,11 @@
 Creating and revoking a token are operator acts: each is audited as a decision
 (context ``ApiToken``, choice ``TokenCreated`` or ``TokenRevoked``, the actor and the
 token's prefix, never its secret) appended in the transaction that writes the token.
+
+``revoke`` is the only way a token is revoked: the database refuses to commit a
+``revoked_at`` set without its ``TokenRevoked`` decision, and to delete a live token.
+Deleting a user therefore revokes the user's live tokens first, through ``revoke``, in
+the deletion's transaction (``revoke_tokens_of_deleted_user``).
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ def _register(
         choice=choice,
         actor=actor,
         inputs={
+            # The database checks a revocation against this (migration 0006).
+            "token_id": token.pk,
             "token_prefix": token.prefix,
             "token_name": token.name,
             "token_owner": {"username": owner.get_username(), "id": owner.pk},
@@ -145,3 +152,11 @@ def revoke(tokens: QuerySet[ApiToken], *, actor: DecisionActor = None, via: str 
         for token in live:
             _register(token, "TokenRevoked", actor, via, correlation_id)
     return len(live)
+
+
+def revoke_tokens_of_deleted_user(sender: type[Any], instance: Any, **_: Any) -> None:
+    """``pre_delete`` of the user model: revoke the user's live tokens, audited, in the
+    transaction that deletes the user (their rows then go with it, as revoked ones). The
+    decisions name no operator (Django's deletion does not say who): the admin's own log
+    entry does; ``via`` says why."""
+    revoke(ApiToken.objects.filter(user=instance), actor=None, via="user_deleted")

@@ -15,7 +15,8 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -26,8 +27,11 @@ from config.options import options
 from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
+from reactions_admin.acts.rebuilds.handler import REBUILD_PERMISSION
 from reactions_admin.doors.admin.actions import pause_action, resume_action, retry_now_action
 from reactions_admin.doors.admin.dismissal import dismiss_event
+from reactions_admin.doors.admin.rebuilds import ACTIONS as REBUILD_ACTIONS
+from reactions_admin.doors.admin.rebuilds import rebuild_page, rebuild_summary
 from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads import charts
 from reactions_admin.reads.charts import lag_chart, rate_text
@@ -56,10 +60,10 @@ class BookmarkAdmin(ReadOnlyAdmin):
     readonly_fields = (
         "subscriber_name", "kind", "cursor_display", "lag", "rate", "lag_trend", "status",
         "attempts", "failing_event", "last_error", "last_traceback", "failed_at", "next_retry_at",
-        "lease_owner", "lease_expires_at", "created_at", "updated_at",
+        "lease_owner", "lease_expires_at", "created_at", "updated_at", "rebuild",
     )  # fmt: skip
     fields = readonly_fields
-    actions = [dismiss_event, retry_now_action, pause_action, resume_action]
+    actions = [dismiss_event, retry_now_action, pause_action, resume_action, *REBUILD_ACTIONS]
     also_viewable_with = OPERATOR_PERMISSIONS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Bookmark]:
@@ -71,6 +75,26 @@ class BookmarkAdmin(ReadOnlyAdmin):
 
     def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(OPERATE_PERMISSION)
+
+    def has_rebuild_projection_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REBUILD_PERMISSION)
+
+    def get_urls(self) -> list[URLPattern]:
+        # The rebuild page of a projection (its progress and diff): before the change
+        # view's catch-all pattern.
+        rebuild = path(
+            "<path:object_id>/rebuild/",
+            self.admin_site.admin_view(self.rebuild_view),
+            name="subscribers_bookmark_rebuild",
+        )
+        return [rebuild, *super().get_urls()]
+
+    def rebuild_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        return rebuild_page(request, object_id, self)
+
+    @admin.display(description="rebuild")
+    def rebuild(self, bookmark: Bookmark) -> SafeString | str:
+        return rebuild_summary(bookmark)
 
     @admin.display(description="batch")
     def batch_size(self, bookmark: Bookmark) -> str:

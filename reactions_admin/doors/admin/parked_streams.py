@@ -114,8 +114,10 @@ class ParkedStreamAdmin(ReadOnlyAdmin):
     operate them), not the model's own."""
 
     list_display = ("reaction", "stream_id", "head_event", "short_error", "attempts",
-                    "parked_at", "waiting")  # fmt: skip
+                    "first_parked_at", "parked_at", "waiting")  # fmt: skip
     list_display_links = None
+    # The longest stuck first: since the head first parked (a failed retry parks it again).
+    ordering = ("first_parked_at", "stream_id")
     list_filter = ("subscriber_name",)
     search_fields = ("stream_id", "last_error")
     actions = [dismiss_heads, dismiss_streams, retry_streams]

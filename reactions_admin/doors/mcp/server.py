@@ -25,6 +25,7 @@ from reactions_admin.doors.mcp.console import (
     register_console_tools,
 )
 from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
+from reactions_admin.doors.mcp.rebuilds import register_rebuild_tools
 from reactions_admin.reads.reactions import list_parked_streams as parked_streams_of
 from reactions_admin.reads.reactions import list_reactions as reaction_statuses
 
@@ -82,4 +83,5 @@ def build_mcp_server(*, token: str | None = None) -> MCPServer:
         return await door.act(ctx, RETRY_PARKED_STREAM, given)
 
     register_console_tools(server, door)
+    register_rebuild_tools(server, door)
     return server

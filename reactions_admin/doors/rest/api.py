@@ -22,6 +22,7 @@ from reactions_admin import errors
 from reactions_admin.doors.access import actor_for_token
 from reactions_admin.doors.rest.console import router as console_router
 from reactions_admin.doors.rest.reactions import router as reactions_router
+from reactions_admin.doors.rest.rebuilds import router as rebuilds_router
 
 logger = logging.getLogger("eventdesk.api")
 
@@ -113,3 +114,4 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 api.add_router("", reactions_router)
 api.add_router("", console_router)
+api.add_router("", rebuilds_router)

@@ -23,7 +23,13 @@ from reactions_admin.acts.failure_groups.handler import (
 )
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
 from reactions_admin.doors.rest.acts import operation, run
-from reactions_admin.doors.rest.schemas import ALWAYS, REASON_PATTERN, CursorOut, refusals
+from reactions_admin.doors.rest.schemas import (
+    ALWAYS,
+    REASON_PATTERN,
+    CursorOut,
+    RebuildProgressOut,
+    refusals,
+)
 from reactions_admin.reads.overview import list_workers, overview, subscriber_report
 
 router = Router(tags=["subscribers"])
@@ -74,6 +80,9 @@ class SubscriberOut(Schema):
     parked_streams: int
     live_workers: list[str]
     diagnosis: DiagnosisOut
+    rebuild: RebuildProgressOut | None = Field(
+        None, description="A projection's rebuild in progress: phase, events done, rate, ETA."
+    )
 
 
 class CountsOut(Schema):
@@ -96,6 +105,12 @@ class WorkerOut(Schema):
     silent_seconds: float
     subscribers: list[str]
     doing: list[dict[str, Any]]
+    wakeups_working: bool | None = Field(
+        None,
+        description="Whether its own check NOTIFY reached its listener: false when it only "
+        "polls (LISTEN through a transaction pooler); null when not known yet",
+    )
+    wakeups: str = Field("", description='"wake-ups are not arriving; polling every N s", or ""')
 
 
 class OverviewOut(Schema):

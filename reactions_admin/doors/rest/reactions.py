@@ -73,7 +73,10 @@ class ParkedStreamOut(Schema):
     cursor: CursorOut
     attempts: int
     last_error: str
+    #: When the head last parked (a failed "retry now" parks it again).
     parked_at: str
+    #: When it first parked: how long the stream has been stuck.
+    first_parked_at: str
     #: Events of the stream waiting behind the head.
     waiting: int
 

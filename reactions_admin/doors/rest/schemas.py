@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ninja import Schema
+from pydantic import Field
 
 from reactions_admin.acts.reasons import MAX_REASON_LENGTH, visible_character_class
 
@@ -13,6 +14,29 @@ from reactions_admin.acts.reasons import MAX_REASON_LENGTH, visible_character_cl
 class CursorOut(Schema):
     transaction_id: int
     position: int
+
+
+class RebuildProgressOut(Schema):
+    """A projection's rebuild as its worker last recorded it."""
+
+    projection: str
+    phase: str = Field(
+        description="copying_schema, building, indexing, catching_up, verifying, ready, "
+        "paused, failed (open); swapped, cancelled, rolled_back (ended)"
+    )
+    phase_label: str
+    events_done: int
+    events_total: int
+    events_remaining: int
+    rate_events_per_second: float
+    eta_seconds: float | None
+    started_at: str
+    started_by: str
+    reason: str
+    note: str = Field(description="What it waits for, in words (empty when nothing).")
+    last_error: str
+    kept_until: str | None = Field(description="Until when the swap's old tables are kept.")
+    text: str = Field(description="The progress in one line, for people.")
 
 
 class ErrorOut(Schema):

@@ -67,5 +67,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{stream['stream_id']}\thead {stream['event_id']} ({stream['event_type']})"
                 f"\tattempts {stream['attempts']}\tparked since {stream['parked_at']}"
+                f" (first {stream['first_parked_at']})"
                 f"\t{stream['waiting']} waiting\t{stream['last_error'][:120]}"
             )

@@ -45,9 +45,12 @@ class Command(BaseCommand):
         rows = [("NAME", "KIND", "STATUS", "LAG", "FAILING EVENT", "DIAGNOSIS")]
         rows += [_row(report) for report in reports]
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rebuilds = {report.name: report.rebuild_text for report in reports if report.rebuild}
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             self.stdout.write("  ".join([*cells, row[5]]))
+            if row[0] in rebuilds:  # a projection's rebuild in progress, under its row
+                self.stdout.write(" " * (widths[0] + 2) + rebuilds[row[0]])
 
 
 def _row(report: SubscriberReport) -> tuple[str, str, str, str, str, str]:

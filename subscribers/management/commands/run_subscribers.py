@@ -63,6 +63,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if not len(registry):
             raise CommandError("No subscriber to run (see EVENTDESK_SUBSCRIBERS and the options).")
+        self.check(databases=["default"], tags=["eventdesk_rebuilds"])  # declared tables exist
         metrics = None
         if opts["metrics_port"] is not None:
             metrics = WorkerMetrics()

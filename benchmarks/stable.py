@@ -1,0 +1,44 @@
+"""Figures that hold still: every measurement from the same state, the sides of a ratio
+measured interleaved, and the median of the rounds taken.
+
+A ratio whose two sides are measured minutes apart measures the minutes too: a
+checkpoint, autovacuum, a warming cache or a neighbour's burst on a shared machine.
+Here each round measures every side once, one after the other (the order alternates
+from round to round, so neither side always goes first), each after ``settle``; the
+figure is the median over the rounds, and the spread (min-max) is kept beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from benchmarks.db import BenchDatabase
+
+#: The tables the measured code reads and writes (the peer's own are dropped and made
+#: anew for each of its measurements).
+MEASURED_TABLES = (
+    "events", "projection_bookmarks", "bench_type_counts", "bench_stream_rows", "bench_arrivals",
+)  # fmt: skip
+
+
+def settle(db: BenchDatabase) -> None:
+    """The same starting state for every measurement: dead rows vacuumed, statistics
+    fresh, dirty pages written (no checkpoint lands in the middle of a measurement).
+    Autovacuum is off on the private cluster (``--isolated``) for the whole run."""
+    with db.connect(autocommit=True) as conn:
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(MEASURED_TABLES)}")
+        conn.execute("CHECKPOINT")
+
+
+def interleaved(
+    db: BenchDatabase, sides: Mapping[str, Callable[[], float]], rounds: int
+) -> dict[str, list[float]]:
+    """Measure each side ``rounds`` times, interleaved (A B, B A, A B, ...), each from a
+    settled state; return each side's figures in round order."""
+    figures: dict[str, list[float]] = {name: [] for name in sides}
+    order = list(sides)
+    for round_ in range(rounds):
+        for name in order if round_ % 2 == 0 else order[::-1]:
+            settle(db)
+            figures[name].append(sides[name]())
+    return figures

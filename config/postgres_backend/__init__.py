@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend, with a pooled connection checked before use."""

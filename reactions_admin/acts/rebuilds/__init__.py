@@ -1,0 +1,1 @@
+"""Rebuild a projection (blue/green): start, swap, cancel, roll back, with a reason, audited."""

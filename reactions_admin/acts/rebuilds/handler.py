@@ -1,0 +1,354 @@
+"""The operator's acts on a projection rebuild: start, swap, cancel, roll back.
+
+Each is the dismissal's shape: authorize (``reactions_admin.rebuild_projection``), ask the
+pure decider (``decider``: the reason), then in one durable ``atomic()`` run the engine's
+inner step (``subscribers.rebuilds``: it locks what it needs, makes its change or raises
+``RebuildRefused``) and append the act's ``DecisionRegistered`` (context
+``ProjectionRebuild``) in the same transaction: both land or neither does. Every door
+(admin, REST, MCP, CLI) calls these and maps the same errors.
+
+The swap and the roll back take their locks under a lock timeout of 100 ms, so that
+readers never queue long behind them; when a long reader holds a table the act tries
+again a few times (``with_lock_retries``: the rebuild's progress says what it waits for)
+and then answers 503 ``rebuild_locks_busy``: nothing changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from eventstore.decisions import register_decision
+from reactions_admin import errors
+from reactions_admin.acts.act import Act, OnSubscriber
+from reactions_admin.acts.operations.decider import Refused
+from reactions_admin.acts.preamble import admit, require_storable
+from reactions_admin.acts.rebuilds.decider import Choice, Go, Request, audit, decide
+from reactions_admin.guards import Actor, database_errors, is_storable
+from subscribers import rebuilds as engine
+
+#: The permission every rebuild act needs.
+REBUILD_PERMISSION = "reactions_admin.rebuild_projection"
+#: Every rebuild decision is appended to this stream (the worker's own ones too).
+REBUILD_STREAM = "decisions-projection-rebuild"
+#: How many times a swap or a roll back tries for its locks before it answers 503.
+LOCK_TRIES = 10
+
+
+@dataclass(frozen=True)
+class StartRebuild(OnSubscriber):
+    """The input of a start: which projection, why, and whether the worker swaps as soon
+    as the projection's ``verify()`` finds no problem (``--swap-when-verified``)."""
+
+    swap_when_verified: bool = False
+
+
+@dataclass(frozen=True)
+class RebuildActResult:
+    """What an accepted act did, and the decision that records it."""
+
+    decision_event_id: uuid.UUID
+    subscriber_name: str
+    choice: str
+    #: The rebuild's phase after the act (``copying_schema`` after a start, ``swapped``,
+    #: ``cancelled``, ``rolled_back``).
+    phase: str
+    #: The decision's inputs: what the engine did (positions, tables, the verification
+    #: summary of a swap).
+    inputs: Mapping[str, Any]
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON form every door returns."""
+        return {
+            "decision_event_id": str(self.decision_event_id),
+            "subscriber_name": self.subscriber_name,
+            "choice": self.choice,
+            "phase": self.phase,
+            "inputs": dict(self.inputs),
+        }
+
+    def text(self) -> str:
+        """ "demo.scorecards: RebuildSwapped, now swapped. Decision …" """
+        return (
+            f"{self.subscriber_name}: {self.choice}, now {self.phase.replace('_', ' ')}. "
+            f"Decision {self.decision_event_id}."
+        )
+
+
+@contextmanager
+def engine_refusals() -> Iterator[None]:
+    """The engine's ``RebuildRefused(code, detail)`` as the console's error of that code."""
+    try:
+        yield
+    except engine.RebuildRefused as refused:
+        raise errors.for_rebuild_refusal(refused.code, refused.detail) from refused
+
+
+def _check(request: Request, actor: Actor) -> Go:
+    admit(actor, REBUILD_PERMISSION)
+    require_storable(request.reason)
+    if not is_storable(request.projection):
+        raise errors.SubscriberNotFound(f"No subscriber named {request.projection!r}.")
+    decision = decide(request)
+    if isinstance(decision, Refused):
+        raise errors.from_rejection(decision)
+    return decision
+
+
+def _act(
+    go: Go,
+    actor: Actor,
+    via: str,
+    step: Callable[[], tuple[str, Mapping[str, Any]]],
+) -> RebuildActResult:
+    """One try: the engine's step and the decision, in one durable transaction."""
+    with transaction.atomic(durable=True):
+        phase, done = step()
+        recorded = audit(go, done)
+        event = register_decision(
+            REBUILD_STREAM,
+            context=recorded.context,
+            choice=recorded.choice,
+            reason=recorded.reason,
+            actor=actor,
+            inputs=recorded.inputs,
+            via=via,
+        )
+    return RebuildActResult(
+        event.event_id, go.request.projection, recorded.choice, phase, recorded.inputs
+    )
+
+
+def _run(
+    request: Request,
+    actor: Actor,
+    via: str,
+    step: Callable[[], tuple[str, Mapping[str, Any]]],
+    *,
+    retry_locks: bool = False,
+) -> RebuildActResult:
+    go = _check(request, actor)
+    with database_errors(), engine_refusals():
+        if retry_locks:
+            return engine.with_lock_retries(
+                lambda: _act(go, actor, via, step), name=request.projection, tries=LOCK_TRIES
+            )
+        return _act(go, actor, via, step)
+
+
+def _user(actor: Actor) -> Any:
+    return actor if actor.is_authenticated else None
+
+
+def start_rebuild(
+    subscriber_name: str,
+    reason: str,
+    actor: Actor,
+    *,
+    swap_when_verified: bool = False,
+    via: str = "api",
+) -> RebuildActResult:
+    """Start a rebuild of a projection: a worker configured with it builds its tables again
+    from the events beside the live ones (which stay in service), catches up with the live
+    projection and compares the two at one position; the swap is another act (or, with
+    swap_when_verified, the worker's as soon as the projection's verify() finds no problem)."""
+    name = subscriber_name
+    request = Request(Choice.START, name, reason, swap_when_verified)
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        rebuild = engine.start_rebuild(
+            name,
+            reason=reason.strip(),
+            started_by=_user(actor),
+            swap_when_verified=swap_when_verified,
+        )
+        return rebuild.phase, {"rebuild_id": rebuild.pk, "tables": list(rebuild.tables)}
+
+    return _run(request, actor, via, step)
+
+
+def swap_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Swap a verified rebuild in: in one short transaction the new tables take the live
+    ones' names, at the live position; the previous tables are kept for a roll back. The
+    decision carries the verification summary. A long reader holding a table makes it try
+    again a few times, then give up with nothing changed."""
+    name = subscriber_name
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        swapped = engine.swap_rebuild(name)
+        return swapped.rebuild.phase, swapped.as_inputs()
+
+    return _run(Request(Choice.SWAP, name, reason), actor, via, step, retry_locks=True)
+
+
+def cancel_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Cancel a rebuild in progress and drop its new tables; the live tables are untouched."""
+    name = subscriber_name
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        cancelled = engine.cancel_rebuild(name)
+        return cancelled.rebuild.phase, cancelled.as_inputs()
+
+    return _run(Request(Choice.CANCEL, name, reason), actor, via, step)
+
+
+def roll_back_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Roll back the last swap: the tables it kept take the live names again, and the
+    projection's bookmark goes back to their position; the live projection catches up from
+    there with the code it runs now (the old data returns, not the old code)."""
+    name = subscriber_name
+
+    def step() -> tuple[str, Mapping[str, Any]]:
+        rolled = engine.roll_back_rebuild(name)
+        return rolled.rebuild.phase, rolled.as_inputs()
+
+    return _run(Request(Choice.ROLL_BACK, name, reason), actor, via, step, retry_locks=True)
+
+
+def _phase_step(
+    name: str, inner: Callable[[str], Any]
+) -> Callable[[], tuple[str, Mapping[str, Any]]]:
+    def step() -> tuple[str, Mapping[str, Any]]:
+        before = engine.current_rebuild(name)
+        rebuild = inner(name)
+        return rebuild.phase, {
+            "rebuild_id": rebuild.pk,
+            "phase_before": before.phase if before is not None else None,
+            "phase_after": rebuild.phase,
+            "events_done": rebuild.events_done,
+        }
+
+    return step
+
+
+def pause_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Pause a rebuild in progress: no worker works on it until it is resumed (its batch in
+    flight ends first); the live projection goes on."""
+    step = _phase_step(subscriber_name, engine.pause_rebuild)
+    return _run(Request(Choice.PAUSE, subscriber_name, reason), actor, via, step)
+
+
+def resume_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Resume a paused rebuild where it stood."""
+    step = _phase_step(subscriber_name, engine.resume_rebuild)
+    return _run(Request(Choice.RESUME, subscriber_name, reason), actor, via, step)
+
+
+def retry_rebuild(
+    subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
+) -> RebuildActResult:
+    """Retry a failed rebuild from where it stood (its attempts start over): after fixing
+    the code that failed, or the cause outside it."""
+    step = _phase_step(subscriber_name, engine.retry_rebuild)
+    return _run(Request(Choice.RETRY, subscriber_name, reason), actor, via, step)
+
+
+#: What every rebuild act may refuse: the reason, an unknown subscriber.
+_REFUSALS = (
+    errors.ReasonRequired,
+    errors.ReasonTooLong,
+    errors.UnstorableText,
+    errors.SubscriberNotFound,
+)
+
+START = Act(
+    name="start_rebuild",
+    verb="Rebuild",
+    permission=REBUILD_PERMISSION,
+    input=StartRebuild,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.ReactionCannotBeRebuilt, errors.ProjectionNotRebuildable,
+        errors.RebuildInProgress,
+    ),
+    run=start_rebuild,
+)  # fmt: skip
+
+SWAP = Act(
+    name="swap_rebuild",
+    verb="Swap the rebuild in",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.NoRebuild, errors.RebuildNotReady, errors.RebuildFailed,
+        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
+    ),
+    run=swap_rebuild,
+)  # fmt: skip
+
+CANCEL = Act(
+    name="cancel_rebuild",
+    verb="Cancel the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild),
+    run=cancel_rebuild,
+    destructive=True,
+)
+
+ROLL_BACK = Act(
+    name="roll_back_rebuild",
+    verb="Roll back the last swap",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(
+        *_REFUSALS, errors.NothingToRollBack, errors.RebuildInProgress,
+        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
+    ),
+    run=roll_back_rebuild,
+    destructive=True,
+)  # fmt: skip
+
+PAUSE = Act(
+    name="pause_rebuild",
+    verb="Pause the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
+    run=pause_rebuild,
+)
+
+RESUME = Act(
+    name="resume_rebuild",
+    verb="Resume the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
+    run=resume_rebuild,
+)
+
+RETRY = Act(
+    name="retry_rebuild",
+    verb="Retry the rebuild",
+    permission=REBUILD_PERMISSION,
+    input=OnSubscriber,
+    result=RebuildActResult,
+    refusals=(*_REFUSALS, errors.NoRebuild),
+    run=retry_rebuild,
+)
+
+#: The acts other than a start, by the option that picks one (the CLI's ``--swap``).
+BY_FLAG = {
+    "swap": SWAP, "cancel": CANCEL, "roll_back": ROLL_BACK,
+    "pause": PAUSE, "resume": RESUME, "retry": RETRY,
+}  # fmt: skip

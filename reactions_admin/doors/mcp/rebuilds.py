@@ -1,0 +1,100 @@
+"""The rebuild's MCP tools: ``rebuild_state`` (progress, estimate, the diff as JSON) and the
+acts ``start_rebuild``, ``swap_rebuild``, ``cancel_rebuild``, ``roll_back_rebuild``,
+``pause_rebuild``, ``resume_rebuild``, ``retry_rebuild``, each
+adapted from its declaration (``acts.rebuilds.handler``); a refusal is a tool error
+carrying the REST API's ``{"code", "detail"}``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from reactions_admin.acts.act import OnSubscriber
+from reactions_admin.acts.rebuilds.handler import (
+    CANCEL,
+    PAUSE,
+    RESUME,
+    RETRY,
+    ROLL_BACK,
+    START,
+    SWAP,
+    StartRebuild,
+)
+from reactions_admin.doors.mcp.console import Reason
+from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
+from reactions_admin.reads.rebuilds import rebuild_state as read_state
+
+ProjectionName = Annotated[
+    str,
+    Field(
+        description="The projection's name (a subscriber of kind projection), e.g. demo.scorecards."
+    ),
+]
+SwapWhenVerified = Annotated[
+    bool,
+    Field(
+        description="Swap as soon as the projection's verify() finds no problem (the worker "
+        "swaps, audited with you as the actor). Default false: you swap after reading the diff."
+    ),
+]
+
+
+def register_rebuild_tools(server: MCPServer, door: McpDoor) -> None:
+    """Add the rebuild's tools to ``server``."""
+
+    @server.tool(annotations=READ_ONLY)
+    async def rebuild_state(projection_name: ProjectionName, ctx: Context) -> CallToolResult:
+        """A projection's rebuild: phase, events done of total, rate, ETA; the diff its
+        verification found (rows only in the live tables, only in the new ones, differing;
+        up to 20 samples of each, side by side, with the changed columns); the estimate of
+        a new one (events, rate, duration, extra disk); the acts that apply now."""
+        return await door.read(ctx, lambda actor: read_state(projection_name, actor).as_json())
+
+    @server.tool(**tool(START))
+    async def start_rebuild(
+        projection_name: ProjectionName,
+        reason: Reason,
+        ctx: Context,
+        swap_when_verified: SwapWhenVerified = False,
+    ) -> CallToolResult:
+        given = StartRebuild(projection_name, reason, swap_when_verified)
+        return await door.act(ctx, START, given)
+
+    @server.tool(**tool(SWAP))
+    async def swap_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, SWAP, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(CANCEL))
+    async def cancel_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, CANCEL, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(ROLL_BACK))
+    async def roll_back_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, ROLL_BACK, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(PAUSE))
+    async def pause_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, PAUSE, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(RESUME))
+    async def resume_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, RESUME, OnSubscriber(projection_name, reason))
+
+    @server.tool(**tool(RETRY))
+    async def retry_rebuild(
+        projection_name: ProjectionName, reason: Reason, ctx: Context
+    ) -> CallToolResult:
+        return await door.act(ctx, RETRY, OnSubscriber(projection_name, reason))

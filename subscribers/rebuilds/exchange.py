@@ -1,0 +1,192 @@
+"""The table exchange of a swap and of a roll back, once the rows and bookmarks are locked.
+
+``ALTER TABLE ... SET SCHEMA`` moves a table with its indexes, constraints, owned
+sequences, triggers and policies, and touches only the catalogs: the exchange takes
+milliseconds whatever the size. Readers wait only for it (behind ACCESS EXCLUSIVE
+locks taken under the caller's lock timeout) and then see the other tables, whole:
+a reader that waited resolves the table name again once it gets its lock.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection
+from django.utils import timezone
+
+import subscribers.rebuilds.errors as errors
+import subscribers.rebuilds.sql as sql
+from eventstore.types import Cursor
+from subscribers.models import Rebuild
+from subscribers.rebuilds.definition import describe, differences, qi
+from subscribers.rebuilds.errors import RebuildRefused
+from subscribers.rebuilds.replay import apply_upto
+from subscribers.rebuilds.steps import (
+    RollBackResult,
+    SwapResult,
+    definition_changes,
+    drop_rebuild_role,
+    keep_until,
+)
+from subscribers.registry import Registered
+
+# The projection's bookmark after a swap or a roll back: at the position of the tables it
+# now has, its failure state cleared (the tables changed under it); a pause is kept.
+MOVE_LIVE = """
+UPDATE projection_bookmarks
+SET last_transaction_id = %(tx)s, last_position = %(pos)s,
+    status = CASE WHEN status = 'paused' THEN 'paused' ELSE 'active' END,
+    paused_from = CASE WHEN status = 'paused' THEN 'active' ELSE paused_from END,
+    attempts = 0, failing_event_id = NULL, last_error = '', last_traceback = '',
+    failed_at = NULL, next_retry_at = NULL, updated_at = now()
+WHERE subscriber_name = %(name)s
+"""
+
+
+def _lock_live(name: str) -> Cursor:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.LOCK_LIVE, {"name": name})
+        row = cursor.fetchone()
+    if row is None:
+        raise RebuildRefused(errors.NO_REBUILD, f"{name} has no bookmark")
+    return Cursor(int(row[0]), int(row[1]))
+
+
+def _live_names(rebuild: Rebuild) -> list[str]:
+    return [f"{qi(t['schema'])}.{qi(t['table'])}" for t in rebuild.tables]
+
+
+def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
+    """The swap, the rebuild row locked and ready (see ``steps.swap_rebuild``)."""
+    name = rebuild.projection_name
+    live = _lock_live(name)
+    changed = definition_changes(rebuild, rebuild.definitions)
+    if changed:
+        raise RebuildRefused(
+            errors.TABLE_DEFINITION_CHANGED,
+            "a migration changed the live tables during the rebuild ("
+            + "; ".join(changed)[:1500]
+            + "): the new tables do not have it; cancel and start the rebuild again",
+        )
+    clone_gaps = _clone_gaps(rebuild)
+    if clone_gaps:
+        raise RebuildRefused(
+            errors.REBUILD_NOT_READY,
+            "the new tables do not match the live definition yet: " + "; ".join(clone_gaps)[:1500],
+        )
+    applied, position = apply_upto(rebuild, entry, live)
+    if position != live:
+        raise RebuildRefused(
+            errors.REBUILD_NOT_READY,
+            f"the new tables could not be brought to the live position {tuple(live)}",
+        )
+    new_names = [f"{qi(rebuild.schema)}.{qi(t['table'])}" for t in rebuild.tables]
+    with connection.cursor() as cursor:
+        # Everything that can happen before the tables are locked happens here, so that
+        # readers wait only for the exchange itself.
+        dropped = _drop_older_kept(rebuild)
+        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
+        swapped = {}
+        for t in rebuild.tables:
+            # What the live tables will be: the new ones, with row security as live had it.
+            swapped[t["table"]] = describe(cursor, rebuild.schema, t["table"], t["schema"])
+            swapped[t["table"]]["row_security"] = rebuild.definitions[t["table"]]["row_security"]
+        drop_rebuild_role(rebuild)
+        # Readers queue behind this request for at most the lock timeout (100 ms).
+        cursor.execute(f"LOCK TABLE {', '.join(_live_names(rebuild) + new_names)}"
+                       " IN ACCESS EXCLUSIVE MODE")  # fmt: skip
+        locked = time.perf_counter()
+        for t in rebuild.tables:
+            cursor.execute(
+                f"ALTER TABLE {qi(t['schema'])}.{qi(t['table'])}"
+                f" SET SCHEMA {qi(rebuild.kept_schema)}"
+            )
+            cursor.execute(
+                f"ALTER TABLE {qi(rebuild.schema)}.{qi(t['table'])} SET SCHEMA {qi(t['schema'])}"
+            )
+            enable, force = rebuild.definitions[t["table"]]["row_security"]
+            target = f"{qi(t['schema'])}.{qi(t['table'])}"
+            if enable:
+                cursor.execute(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY")
+            if force:
+                cursor.execute(f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY")
+        cursor.execute(f"DROP SCHEMA {qi(rebuild.schema)}")  # empty now
+        cursor.execute(MOVE_LIVE, {"name": name, "tx": live[0], "pos": live[1]})
+        # Heard at commit: a live batch that passed over the locked bookmark goes again.
+        cursor.execute(sql.WAKE_WORKERS)
+        held_ms = (time.perf_counter() - locked) * 1000
+    now = timezone.now()
+    rebuild.phase = Rebuild.Phase.SWAPPED
+    rebuild.swapped_transaction_id, rebuild.swapped_position = live
+    rebuild.swapped_at = rebuild.ended_at = rebuild.phase_changed_at = rebuild.updated_at = now
+    rebuild.swapped_definitions = swapped
+    rebuild.kept_until = keep_until()
+    rebuild.note, rebuild.lease_owner, rebuild.lease_expires_at = "", "", None
+    rebuild.save()
+    return SwapResult(rebuild, live, applied, rebuild.verification, dropped, held_ms)
+
+
+def _clone_gaps(rebuild: Rebuild) -> list[str]:
+    """How the new tables differ from the live ones (row security aside: switched on at
+    the swap). Empty once every index is built."""
+    found: list[str] = []
+    with connection.cursor() as cursor:
+        for t in rebuild.tables:
+            live = describe(cursor, t["schema"], t["table"], t["schema"])
+            new = describe(cursor, rebuild.schema, t["table"], t["schema"])
+            found += differences(t["table"], live, new)
+    return found
+
+
+def _drop_older_kept(rebuild: Rebuild) -> str | None:
+    """An earlier swap's kept tables go: only the last swap can be rolled back."""
+    older = (
+        Rebuild.objects.select_for_update()
+        .filter(
+            projection_name=rebuild.projection_name,
+            phase=Rebuild.Phase.SWAPPED,
+            kept_dropped_at__isnull=True,
+        )
+        .exclude(pk=rebuild.pk)
+        .first()
+    )
+    if older is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {qi(older.kept_schema)} CASCADE")
+    older.kept_dropped_at = timezone.now()
+    older.save(update_fields=["kept_dropped_at"])
+    return older.kept_schema
+
+
+def roll_back_locked(rebuild: Rebuild) -> RollBackResult:
+    """The roll back, the swapped rebuild row locked (see ``steps.roll_back_rebuild``)."""
+    name = rebuild.projection_name
+    before = _lock_live(name)
+    changed = definition_changes(rebuild, rebuild.swapped_definitions or {})
+    if changed:
+        raise RebuildRefused(
+            errors.TABLE_DEFINITION_CHANGED,
+            "a migration changed the live tables since the swap ("
+            + "; ".join(changed)[:1500]
+            + "): the kept tables never received it, so they cannot come back",
+        )
+    assert rebuild.swapped_transaction_id is not None
+    assert rebuild.swapped_position is not None
+    after = Cursor(rebuild.swapped_transaction_id, rebuild.swapped_position)
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {', '.join(_live_names(rebuild))} IN ACCESS EXCLUSIVE MODE")
+        cursor.execute(f"DROP TABLE {', '.join(_live_names(rebuild))}")
+        for t in rebuild.tables:
+            cursor.execute(
+                f"ALTER TABLE {qi(rebuild.kept_schema)}.{qi(t['table'])}"
+                f" SET SCHEMA {qi(t['schema'])}"
+            )
+        cursor.execute(f"DROP SCHEMA {qi(rebuild.kept_schema)}")
+        cursor.execute(MOVE_LIVE, {"name": name, "tx": after[0], "pos": after[1]})
+        cursor.execute(sql.WAKE_WORKERS)
+    now = timezone.now()
+    rebuild.phase = Rebuild.Phase.ROLLED_BACK
+    rebuild.kept_dropped_at = rebuild.phase_changed_at = rebuild.updated_at = now
+    rebuild.save()
+    return RollBackResult(rebuild, before, after)

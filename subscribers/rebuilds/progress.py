@@ -1,0 +1,79 @@
+"""A rebuild's progress as every reading page shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from subscribers.models import Rebuild
+
+
+@dataclass(frozen=True)
+class RebuildProgress:
+    """Phase, events done of total, rate, ETA, and what it waits for."""
+
+    projection: str
+    phase: str
+    phase_label: str
+    events_done: int
+    events_total: int
+    #: Events per second over the recent batches (0 before the first).
+    rate: float
+    #: Seconds left at that rate (None when unknown or done).
+    eta_seconds: float | None
+    started_at: datetime
+    started_by: str
+    reason: str
+    note: str
+    last_error: str
+    verification: dict[str, Any] | None
+    kept_until: datetime | None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.events_total - self.events_done)
+
+    def as_payload(self) -> dict[str, Any]:
+        """The JSON form (REST, MCP)."""
+        return {
+            "projection": self.projection,
+            "phase": self.phase,
+            "phase_label": self.phase_label,
+            "events_done": self.events_done,
+            "events_total": self.events_total,
+            "events_remaining": self.remaining,
+            "rate_events_per_second": round(self.rate, 1),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+            "started_at": self.started_at.isoformat(),
+            "started_by": self.started_by,
+            "reason": self.reason,
+            "note": self.note,
+            "last_error": self.last_error,
+            "verification": self.verification,
+            "kept_until": self.kept_until.isoformat() if self.kept_until else None,
+        }
+
+
+def rebuild_progress(rebuild: Rebuild) -> RebuildProgress:
+    """The progress of ``rebuild`` as last recorded by its worker."""
+    remaining = max(0, rebuild.events_total - rebuild.events_done)
+    eta = remaining / rebuild.rate if rebuild.rate > 0 and rebuild.is_open else None
+    if rebuild.phase in (Rebuild.Phase.READY, Rebuild.Phase.VERIFYING):
+        eta = 0.0 if rebuild.phase == Rebuild.Phase.READY else eta
+    return RebuildProgress(
+        projection=rebuild.projection_name,
+        phase=rebuild.phase,
+        phase_label=rebuild.get_phase_display(),
+        events_done=rebuild.events_done,
+        events_total=max(rebuild.events_total, rebuild.events_done),
+        rate=rebuild.rate,
+        eta_seconds=eta,
+        started_at=rebuild.created_at,
+        started_by=rebuild.started_by,
+        reason=rebuild.reason,
+        note=rebuild.note,
+        last_error=rebuild.last_error,
+        verification=rebuild.verification,
+        kept_until=rebuild.kept_until if rebuild.kept_dropped_at is None else None,
+    )

@@ -32,7 +32,7 @@ def assert_refused(
     """The decider refuses with ``rejection``, which the doors answer with ``status``."""
     decision = decide_dismissal(bookmark, event, reason, visible=True)
     assert isinstance(decision, DismissalRejected)
-    assert decision.rejection is rejection
+    assert decision.refusal is rejection
     assert from_rejection(decision).status == status
 
 
@@ -57,7 +57,7 @@ def test_otherwise_accepted_and_the_new_cursor_is_the_events(bookmark, event, re
         assert decision.reason == reason.strip()
     else:
         assert isinstance(decision, DismissalRejected)
-        assert decision.rejection is Rejection.REWIND_REFUSED
+        assert decision.refusal is Rejection.REWIND_REFUSED
 
 
 @given(bookmark=cursors, event=cursors, reason=st.text(max_size=MAX_REASON_LENGTH + 50))
@@ -68,5 +68,5 @@ def test_every_outcome_is_accepted_or_a_typed_rejection(bookmark, event, reason)
         assert 0 < len(decision.reason) <= MAX_REASON_LENGTH
     else:
         error = from_rejection(decision)
-        assert error.code == decision.rejection.value
+        assert error.code == decision.refusal.value
         assert error.status in (400, 409)

@@ -64,8 +64,8 @@ def test_the_reason_is_trimmed() -> None:
 )
 def test_a_blank_reason_is_rejected(reason: str) -> None:
     decision = rejected(BOOKMARK, Cursor(200, 1), reason)
-    assert decision.rejection is Rejection.REASON_REQUIRED
-    assert decision.rejection.value == "reason_required"
+    assert decision.refusal is Rejection.REASON_REQUIRED
+    assert decision.refusal.value == "reason_required"
 
 
 def test_a_filler_beside_a_visible_character_is_accepted() -> None:
@@ -80,30 +80,30 @@ def test_a_reason_of_the_maximum_length_is_accepted() -> None:
 
 def test_a_reason_over_the_maximum_is_rejected() -> None:
     decision = rejected(BOOKMARK, Cursor(200, 1), "x" * (MAX_REASON_LENGTH + 1))
-    assert decision.rejection is Rejection.REASON_TOO_LONG
+    assert decision.refusal is Rejection.REASON_TOO_LONG
     assert str(MAX_REASON_LENGTH) in decision.detail
 
 
 def test_the_event_at_the_bookmark_is_refused() -> None:
     decision = rejected(BOOKMARK, BOOKMARK, "again")
-    assert decision.rejection is Rejection.REWIND_REFUSED
+    assert decision.refusal is Rejection.REWIND_REFUSED
 
 
 @pytest.mark.parametrize("event", [Cursor(100, 6), Cursor(99, 500), START])
 def test_an_event_before_the_bookmark_is_refused(event: Cursor) -> None:
     decision = rejected(BOOKMARK, event, "rewind")
-    assert decision.rejection is Rejection.REWIND_REFUSED
+    assert decision.refusal is Rejection.REWIND_REFUSED
     assert str(BOOKMARK) in decision.detail
 
 
 def test_a_blank_reason_is_reported_before_a_rewind() -> None:
     decision = rejected(BOOKMARK, START, "")
-    assert decision.rejection is Rejection.REASON_REQUIRED
+    assert decision.refusal is Rejection.REASON_REQUIRED
 
 
 def test_a_too_long_reason_is_reported_before_a_rewind() -> None:
     decision = rejected(BOOKMARK, START, "x" * (MAX_REASON_LENGTH + 1))
-    assert decision.rejection is Rejection.REASON_TOO_LONG
+    assert decision.refusal is Rejection.REASON_TOO_LONG
 
 
 def test_the_decider_imports_nothing_from_django() -> None:

@@ -31,7 +31,7 @@ PRIOR = PriorDismissal(
 
 def rejection(decision: DismissalAccepted | DismissalRejected) -> Rejection:
     assert isinstance(decision, DismissalRejected), decision
-    return decision.rejection
+    return decision.refusal
 
 
 def test_an_event_not_yet_visible_is_refused_with_a_code_of_its_own() -> None:

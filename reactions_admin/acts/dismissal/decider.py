@@ -16,6 +16,7 @@ from typing import Any
 
 from eventstore.types import Cursor
 from reactions_admin.acts.reasons import ReasonRefused, check_reason
+from reactions_admin.acts.refusal import Rejected
 
 
 class Rejection(enum.Enum):
@@ -75,16 +76,8 @@ class DismissalAccepted:
 
 
 @dataclass(frozen=True)
-class DismissalRejected:
+class DismissalRejected(Rejected[Rejection]):
     """The dismissal must not happen; ``detail`` says why in words an operator reads."""
-
-    rejection: Rejection
-    detail: str
-
-    @property
-    def code(self) -> str:
-        """The stable error code."""
-        return self.rejection.value
 
 
 Decision = DismissalAccepted | DismissalRejected

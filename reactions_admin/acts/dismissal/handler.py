@@ -16,20 +16,15 @@ from dataclasses import replace
 
 from django.utils import timezone
 
-from eventstore.decisions import DECISION_EVENT_TYPE, register_decision
 from eventstore.horizon import horizon_holders
-from eventstore.models import Event
 from eventstore.store import get_event_store
 from eventstore.types import Cursor
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnEvent
+from reactions_admin.acts.dismissal.audit import prior_dismissal, record_dismissal
 from reactions_admin.acts.dismissal.decider import (
-    DECISION_STREAM,
-    DISMISSAL_CHOICE,
-    DISMISSAL_CONTEXT,
     DismissalRejected,
     DismissalResult,
-    PriorDismissal,
     Rejection,
     decide_dismissal,
 )
@@ -100,7 +95,7 @@ def dismiss_locked(
     if is_stream_ordered(subscriber_name):
         return dismiss_head_locked(bookmark, event, reason, actor, via, correlation_id)
     # Only a refused rewind needs the (stream-scanning) look for an earlier decision.
-    prior = None if event.cursor > bookmark.cursor else _prior_dismissal(subscriber_name, target)
+    prior = None if event.cursor > bookmark.cursor else prior_dismissal(subscriber_name, target)
     decision = decide_dismissal(
         bookmark.cursor,
         event.cursor,
@@ -109,7 +104,7 @@ def dismiss_locked(
         prior=prior,
     )
     if isinstance(decision, DismissalRejected):
-        if decision.rejection is Rejection.EVENT_NOT_VISIBLE_YET:
+        if decision.refusal is Rejection.EVENT_NOT_VISIBLE_YET:
             decision = replace(decision, detail=f"{decision.detail} {_held_back_by()}")
         raise errors.from_rejection(decision)
     # Exact, not just "what is visible now": the target is under the horizon, so every
@@ -125,23 +120,14 @@ def dismiss_locked(
         else store.count_between(decision.cursor_before, decision.cursor_after, event_types)
     )
     _move_past(bookmark, decision.cursor_after)
-    recorded = register_decision(
-        DECISION_STREAM,
-        context=DISMISSAL_CONTEXT,
-        choice=DISMISSAL_CHOICE,
-        reason=decision.reason,
-        actor=actor,
-        inputs=decision.inputs(
-            reaction=subscriber_name,
-            event_id=event.event_id,
-            event_type=event.event_type,
-            passed_over=passed_over,
-            handled_passed_over=handled_passed_over,
-        ),
-        via=via,
-        correlation_id=correlation_id,
-        causation_id=event.event_id,
+    inputs = decision.inputs(
+        reaction=subscriber_name,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        passed_over=passed_over,
+        handled_passed_over=handled_passed_over,
     )
+    recorded = record_dismissal(event.event_id, decision.reason, inputs, actor, via, correlation_id)
     return DismissalResult(
         decision_event_id=recorded.event_id,
         subscriber_name=subscriber_name,
@@ -150,30 +136,6 @@ def dismiss_locked(
         cursor_after=decision.cursor_after,
         events_passed_over=passed_over,
         handled_events_passed_over=handled_passed_over,
-    )
-
-
-def _prior_dismissal(subscriber_name: str, event_id: uuid.UUID) -> PriorDismissal | None:
-    """The latest decision that dismissed ``event_id`` in this reaction, if one did."""
-    found = (
-        Event.objects.filter(
-            stream_id=DECISION_STREAM,
-            event_type=DECISION_EVENT_TYPE,
-            data__choice=DISMISSAL_CHOICE,
-            data__inputs__reaction=subscriber_name,
-            data__inputs__event_id=str(event_id),
-        )
-        .order_by("-stream_version")
-        .only("event_id", "data", "recorded_at")
-        .first()
-    )
-    if found is None:
-        return None
-    actor = found.data.get("actor") or {}
-    return PriorDismissal(
-        decision_event_id=found.event_id,
-        actor=str(actor.get("username") or actor.get("os_user") or ""),
-        recorded_at=found.recorded_at,
     )
 
 

@@ -22,14 +22,13 @@ from typing import Any
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
-from eventstore.decisions import register_decision
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnFailureGroup
 from reactions_admin.acts.dismissal.handler import dismiss_locked
 from reactions_admin.acts.failure_groups.decider import FailingItem, GroupAccepted, decide_group
 from reactions_admin.acts.failure_groups.fingerprint import Fingerprint, fingerprint
 from reactions_admin.acts.operations.decider import Refused, decide_retry_now
-from reactions_admin.acts.operations.handler import OPERATION_STREAM, carry_out, lock_subject
+from reactions_admin.acts.operations.handler import carry_out, lock_subject, record
 from reactions_admin.acts.parked_streams.handler import retry_stream_locked
 from reactions_admin.acts.parked_streams.rows import locked_stream
 from reactions_admin.acts.preamble import acting_transaction, admit, require_storable
@@ -250,16 +249,7 @@ def _act_on_group(
             if dismiss
             else _retry_each(decision, actor, via, correlation_id)
         )
-        recorded = register_decision(
-            OPERATION_STREAM,
-            context=decision.audit.context,
-            choice=decision.audit.choice,
-            reason=decision.audit.reason,
-            actor=actor,
-            inputs=decision.audit.inputs,
-            via=via,
-            correlation_id=correlation_id,
-        )
+        recorded = record(decision.audit, actor, via, correlation_id=correlation_id)
     return GroupResult(
         fingerprint_id, decision.audit.choice, len(items), recorded.event_id, item_decisions
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reactions_admin.acts import reasons
+from reactions_admin.acts.refusal import Rejected
 
 #: The ``context`` of every decision these actions record.
 CONTEXT = "SubscriberOperation"
@@ -68,16 +69,8 @@ class Accepted:
 
 
 @dataclass(frozen=True)
-class Refused:
+class Refused(Rejected[Refusal]):
     """The action must not happen; ``detail`` says why."""
-
-    refusal: Refusal
-    detail: str
-
-    @property
-    def code(self) -> str:
-        """The stable error code."""
-        return self.refusal.value
 
 
 #: Stands for the database's ``now()`` in ``Accepted.changes``.

@@ -16,10 +16,12 @@ from typing import Any
 from django.db import connection
 
 from eventstore.decisions import register_decision
+from eventstore.types import RecordedEvent
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.operations.decider import (
     Accepted,
+    Audit,
     Refused,
     Subject,
     decide_pause,
@@ -78,6 +80,21 @@ def lock_subject(name: str) -> Subject:
     return Subject(row[0], row[1], row[2], int(row[3]), row[4], row[5], int(row[6]))
 
 
+def record(audit: Audit, actor: Actor, via: str, **ids: uuid.UUID | None) -> RecordedEvent:
+    """Append ``audit`` as a ``DecisionRegistered`` on the operations' stream (``ids``:
+    its ``correlation_id``, ``causation_id``)."""
+    return register_decision(
+        OPERATION_STREAM,
+        context=audit.context,
+        choice=audit.choice,
+        reason=audit.reason,
+        actor=actor,
+        inputs=audit.inputs,
+        via=via,
+        **ids,
+    )
+
+
 def carry_out(subject: Subject, accepted: Accepted) -> str:
     """Apply an accepted decision's changes to the locked bookmark; return the status after."""
     changes = accepted.changes
@@ -123,16 +140,7 @@ def _act(
         if isinstance(decision, Refused):
             raise errors.from_rejection(decision)
         after = carry_out(subject, decision)
-        recorded = register_decision(
-            OPERATION_STREAM,
-            context=decision.audit.context,
-            choice=decision.audit.choice,
-            reason=decision.audit.reason,
-            actor=actor,
-            inputs=decision.audit.inputs,
-            via=via,
-            causation_id=subject.failing_event_id,
-        )
+        recorded = record(decision.audit, actor, via, causation_id=subject.failing_event_id)
     return ActionResult(
         recorded.event_id, subscriber_name, decision.audit.choice, subject.status, after
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from eventstore.types import Cursor
 from reactions_admin.acts.reasons import ReasonRefused, check_reason
+from reactions_admin.acts.refusal import Rejected
 
 
 class StreamRefusal(enum.Enum):
@@ -33,16 +34,8 @@ class StreamRefusal(enum.Enum):
 
 
 @dataclass(frozen=True)
-class StreamRejected:
+class StreamRejected(Rejected[StreamRefusal]):
     """The act must not happen; ``detail`` says why in words an operator reads."""
-
-    refusal: StreamRefusal
-    detail: str
-
-    @property
-    def code(self) -> str:
-        """The stable error code."""
-        return self.refusal.value
 
 
 @dataclass(frozen=True)

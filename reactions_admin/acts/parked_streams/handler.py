@@ -25,12 +25,8 @@ from eventstore.store import get_event_store
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnStream
-from reactions_admin.acts.dismissal.decider import (
-    DECISION_STREAM,
-    DISMISSAL_CHOICE,
-    DISMISSAL_CONTEXT,
-    DismissalResult,
-)
+from reactions_admin.acts.dismissal.audit import record_dismissal
+from reactions_admin.acts.dismissal.decider import DismissalResult
 from reactions_admin.acts.parked_streams.decider import (
     EventsDismissed,
     StreamRejected,
@@ -280,16 +276,9 @@ def _dismiss_rows(
     delete_rows(decision.reaction, [item.event_id for item in decision.items])
     results = []
     for item in decision.items:
-        recorded = register_decision(
-            DECISION_STREAM,
-            context=DISMISSAL_CONTEXT,
-            choice=DISMISSAL_CHOICE,
-            reason=decision.reason,
-            actor=actor,
-            inputs=decision.inputs(item),
-            via=via,
-            correlation_id=correlation_id,
-            causation_id=item.event_id,
+        inputs = decision.inputs(item)
+        recorded = record_dismissal(
+            item.event_id, decision.reason, inputs, actor, via, correlation_id
         )
         results.append(
             DismissalResult(

@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from eventstore.admin import ReadOnlyAdmin
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnEvent, OnStream
 from reactions_admin.acts.dismissal.handler import DISMISS_EVENT
@@ -107,8 +108,10 @@ retry_streams = stream_action(RETRY_PARKED_STREAM, "retry_streams", _on_stream, 
 
 
 @admin.register(ParkedStream)
-class ParkedStreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Parked streams, read-only: they change only through the audited actions."""
+class ParkedStreamAdmin(ReadOnlyAdmin):
+    """Parked streams, read-only (never added, changed or deleted here): they change only
+    through the audited actions. Viewing needs a permission to read reactions (or to
+    operate them), not the model's own."""
 
     list_display = ("reaction", "stream_id", "head_event", "short_error", "attempts",
                     "first_parked_at", "parked_at", "waiting")  # fmt: skip
@@ -161,12 +164,3 @@ class ParkedStreamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

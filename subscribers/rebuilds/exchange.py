@@ -78,12 +78,14 @@ def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
             f"the new tables could not be brought to the live position {tuple(live)}",
         )
     new_names = [f"{qi(rebuild.schema)}.{qi(t['table'])}" for t in rebuild.tables]
+    # Before the lock: readers wait for what follows it (the older kept tables' drop
+    # grows with their size).
+    dropped = _drop_older_kept(rebuild)
     with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
         # Readers queue behind this request for at most the lock timeout (100 ms).
         cursor.execute(f"LOCK TABLE {', '.join(_live_names(rebuild) + new_names)}"
                        " IN ACCESS EXCLUSIVE MODE")  # fmt: skip
-        dropped = _drop_older_kept(rebuild)
-        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
         for t in rebuild.tables:
             cursor.execute(
                 f"ALTER TABLE {qi(t['schema'])}.{qi(t['table'])}"

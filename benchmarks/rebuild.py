@@ -263,7 +263,7 @@ def _phase_run(db: BenchDatabase, rate: float, duration: float, rebuild: bool) -
 
 def phases(db: BenchDatabase, results: Results, *, events: int, rate: float, rounds: int) -> None:
     label = f"rebuild {events:,} events: live p99 at {rate:g}/s"
-    names = ("building", "indexing", "catching_up", "verifying", "swapping")
+    names = ("copying_schema", "building", "indexing", "catching_up", "verifying", "swapping")
     without: list[float] = []
     during: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     counts: dict[str, int] = {}

@@ -240,14 +240,17 @@ def _phase_run(db: BenchDatabase, rate: float, duration: float, rebuild: bool) -
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        appender = live.Appender(rate, duration).start()
-        appender.join()
-        values = live._latencies_ms(appender)
-        deadline = time.monotonic() + 120
+        # Pings until the rebuild has swapped (and a second more), or for ``duration``.
+        appender = live.Appender(rate, duration if pk is None else 600.0).start()
+        deadline = time.monotonic() + 300.0
         while pk is not None and time.monotonic() < deadline:
             if Rebuild.objects.get(pk=pk).phase in ("swapped", "failed"):
+                time.sleep(1.0)
+                appender.stop.set()
                 break
             time.sleep(0.1)
+        appender.join()
+        values = live._latencies_ms(appender)
         stop.set()
         sampler.join()
     by_phase: dict[str, list[float]] = {}
@@ -269,7 +272,7 @@ def phases(db: BenchDatabase, results: Results, *, events: int, rate: float, rou
     without: list[float] = []
     during: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     counts: dict[str, int] = {}
-    duration = 5.0 + events / 5_000  # long enough to cover the rebuild under load
+    duration = 5.0
     for round_ in range(rounds):
         base: float | None = None
         found: dict[str, list[float]] = {}

@@ -246,9 +246,10 @@ def _phase_run(db: BenchDatabase, rate: float, duration: float, rebuild: bool) -
         while pk is not None and time.monotonic() < deadline:
             if Rebuild.objects.get(pk=pk).phase in ("swapped", "failed"):
                 time.sleep(1.0)
-                appender.stop.set()
                 break
             time.sleep(0.1)
+        if pk is not None:
+            appender.stop.set()
         appender.join()
         values = live._latencies_ms(appender)
         stop.set()

@@ -12,6 +12,7 @@ from benchmarks.results import RESULTS_DIR, Results, load_average, machine_info
 
 SECTIONS = (
     "append", "catchup", "latency", "reaction", "reactions", "dismissal", "growth", "metrics",
+    "rebuild",
 )  # fmt: skip
 
 
@@ -48,6 +49,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=3,
         help="interleaved rounds per ratio (the median is judged; default 3)",
     )
+    parser.add_argument(
+        "--rebuild-events", type=int, help="rebuilt history (1,000,000; quick 100,000)"
+    )
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the bench database")
     return parser.parse_args(argv)
 
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
 
-    from benchmarks import append, catchup, growth, live, metrics, reactions
+    from benchmarks import append, catchup, growth, live, metrics, reactions, rebuild
 
     results = Results()
     print(f"Eventdesk benchmarks ({'quick' if quick else 'full'}) on database {db.name!r}")
@@ -122,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
                     catchup_events=args.events or (20_000 if quick else 100_000),
                     rounds=args.rounds)  # fmt: skip
         section_done("metrics")
+    if "rebuild" in sections:
+        rebuild.run(db, results, events=args.rebuild_events or (100_000 if quick else 1_000_000),
+                    rate=args.rate, rounds=args.rounds)  # fmt: skip
+        section_done("rebuild")
     options = {
         "quick": quick, "events": events, "peer_events": peer_events, "growth_large": large,
         "duration": duration, "rate": args.rate, "reaction_events": reaction_events,

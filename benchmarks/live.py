@@ -112,6 +112,7 @@ class Appender:
         self.extra = sorted(extra)
         self.committed: dict[uuid.UUID, float] = {}
         self.late = 0
+        self.stop = threading.Event()  # set: no more pings
         self.thread = threading.Thread(target=self._run, name="bench-appender", daemon=True)
 
     def start(self) -> Appender:
@@ -131,6 +132,8 @@ class Appender:
         started = time.monotonic()
         try:
             for i in range(int(self.rate * self.duration)):
+                if self.stop.is_set():
+                    break
                 due = started + i / self.rate
                 while extra and extra[0][0] <= due - started:
                     _, kind = extra.pop(0)

@@ -63,3 +63,22 @@ class StreamRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.projection} {self.stream_id}: {self.events}"
+
+
+class RebuildStream(models.Model):
+    """One row per stream in a table of its own (the rebuild benchmark's projection: the
+    catch-up's ``StreamRow`` without the shared ``projection`` column, so that it can be
+    rebuilt), with a secondary index for the rebuild's indexing phase."""
+
+    stream_id = models.CharField(max_length=200, primary_key=True)
+    events = models.BigIntegerField(default=0)
+    last_type = models.CharField(max_length=200, default="")
+    last_position = models.BigIntegerField(default=0, db_index=True)
+
+    objects: ClassVar[models.Manager[RebuildStream]] = models.Manager()
+
+    class Meta:
+        db_table = "bench_rebuild_streams"
+
+    def __str__(self) -> str:
+        return f"{self.stream_id}: {self.events}"

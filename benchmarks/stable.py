@@ -18,6 +18,8 @@ from benchmarks.db import BenchDatabase
 #: anew for each of its measurements).
 MEASURED_TABLES = (
     "events", "projection_bookmarks", "bench_type_counts", "bench_stream_rows", "bench_arrivals",
+    "bench_rebuild_streams", "demo_runs", "demo_agent_stats", "demo_cautions",
+    "projection_rebuilds",
 )  # fmt: skip
 
 

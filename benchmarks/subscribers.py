@@ -16,7 +16,7 @@ from django.db import connection, models
 from django.db.models import F
 
 from benchmarks import rawloop
-from benchmarks.models import Arrival, StreamRow, TypeCount
+from benchmarks.models import Arrival, RebuildStream, StreamRow, TypeCount
 from eventstore.types import RecordedEvent, StreamAppend
 
 BULK_UPSERT = """
@@ -295,3 +295,25 @@ for _n in range(METRICS_PROBES):
     globals()[f"metrics_probe_{_n:02d}"] = MetricsProbe(
         f"bench-metrics-{_n:02d}", ("bench.Rare",) if _n % 2 else None
     )
+
+
+class RebuildStreamBoard:
+    """The rebuild benchmark's projection: one row per stream in a table of its own
+    (``bench_rebuild_streams``), through the unit of work; the demo's run events."""
+
+    name = "bench-rebuild-streams"
+    batch_size = 100
+    event_types = ("RunStarted", "StepRecorded", "RunCompleted", "RunFailed")
+
+    models = (RebuildStream,)
+
+    def apply_rows(self, events: list[RecordedEvent], rows: Any) -> None:
+        rows.load(RebuildStream, stream_id={event.stream_id for event in events})
+        for event in events:
+            row = rows.get_or_new(RebuildStream, stream_id=event.stream_id)
+            row.events += 1
+            row.last_type = event.event_type
+            row.last_position = event.position
+
+
+rebuild_streams = RebuildStreamBoard()

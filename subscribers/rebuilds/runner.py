@@ -212,6 +212,12 @@ class RebuildRunner:
             wanted = int(rebuild.batch_size * TARGET_BATCH_SECONDS / elapsed)
             rebuild.batch_size = max(MIN_BATCH, min(options().rebuild_batch_size, wanted))
         self._batches += 1
+        if self._batches % RECOUNT_EVERY == 1:
+            # New tables have no statistics (autovacuum comes a minute late at best): each
+            # batch's load then seq-scanned the growing table.
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE " + ", ".join(f"{qi(rebuild.schema)}.{qi(str(t['table']))}"
+                                                      for t in rebuild.tables))  # fmt: skip
         if self._batches % RECOUNT_EVERY == 0 or not done.full:
             rebuild.events_total = rebuild.events_done + self._remaining(rebuild, entry)
         if done.failure is not None:

@@ -264,6 +264,18 @@ def test_each_refusal_has_the_same_code_at_every_door(
     assert (list(Rebuild.objects.order_by("pk").values()), choices()) == before
 
 
+def test_the_admin_shows_a_refusal_with_the_subscriber_name_as_written(rebuilds, ops) -> None:
+    # Django's admin capitalizes every message: "Test.rb_totals has no rebuild…" names a
+    # subscriber that does not exist.
+    client = Client()
+    client.force_login(ops)
+    selected = {"action": "cancel_rebuild_action", ACTION_CHECKBOX_NAME: [NAME], "index": 0}
+    shown = client.post(CHANGELIST, {**selected, "reason": "x", "apply": "go"}, follow=True)
+    page = shown.content.decode()
+    assert f"{NAME}: {NAME} has no rebuild in progress. (no_rebuild)" in page
+    assert NAME.capitalize() not in page
+
+
 def test_the_cli_acts_only_as_a_named_user(rebuilds) -> None:
     assert cli(NAME, "--reason", "x") == (
         3,

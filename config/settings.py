@@ -19,7 +19,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Off unless asked for (DJANGO_DEBUG=1): with it on, any 404 shows the URLconf.
 DEBUG = os.environ.get("DJANGO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
-# Without DJANGO_SECRET_KEY, a key of this installation's own, made on first use.
+# Without DJANGO_SECRET_KEY, a key of this installation's own, made on first use (and
+# `check --deploy` says so: config/checks.py).
+SECRET_KEY_MADE_HERE = not os.environ.get("DJANGO_SECRET_KEY")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secret_file.read_or_create(
     BASE_DIR / ".data" / "secret-key", get_random_secret_key
 )

@@ -25,7 +25,10 @@ HTTPS_VARIABLES = (
     "EVENTDESK_HSTS_SECONDS",
     "DJANGO_ALLOWED_HOSTS",
     "DJANGO_DEBUG",
+    "DJANGO_SECRET_KEY",
 )
+#: A production host's key, the same on every host (docs/deployment.md).
+SHARED_KEY = "a-key-every-host-shares-" + "x" * 40
 
 
 def _settings_for(proxy_ssl_header: str = "") -> dict[str, object]:
@@ -51,13 +54,27 @@ def behind_proxy() -> Iterator[None]:
 def test_check_deploy_reports_nothing_with_a_public_url() -> None:
     done = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=_manage_env(EVENTDESK_PUBLIC_URL=PUBLIC),
+        cwd=ROOT, env=_manage_env(EVENTDESK_PUBLIC_URL=PUBLIC, DJANGO_SECRET_KEY=SHARED_KEY),
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     # Only the two HSTS checks docs/deployment.md explains are silenced.
     assert "System check identified no issues (2 silenced)." in output
+
+
+def test_check_deploy_says_when_the_secret_key_is_this_hosts_own() -> None:
+    # Without DJANGO_SECRET_KEY each host makes its own key in .data/: sessions and CSRF
+    # tokens of one console process are refused by another.
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=_manage_env(EVENTDESK_PUBLIC_URL=PUBLIC),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "(eventdesk.W001) DJANGO_SECRET_KEY is not set" in output
+    assert "System check identified 1 issue (2 silenced)." in output
 
 
 def test_without_a_public_url_no_setting_changes() -> None:

@@ -23,6 +23,7 @@ from eventstore.postgres import PostgresEventStore
 from reactions_admin.acts.rebuilds.handler import REBUILD_STREAM
 from reactions_admin.acts.tokens.handler import issue_token
 from reactions_admin.doors.mcp.server import build_mcp_server
+from reactions_admin.templatetags.console import stamp
 from subscribers.models import Rebuild
 from tests.rebuild_doors import ACTION, OPTION, REST_PATH, TOOL
 
@@ -256,6 +257,30 @@ def test_each_refusal_has_the_same_code_at_every_door(
         shown = admin_act(client, ACTION[act], name)[1]
         assert f"({code})" in shown
     assert (list(Rebuild.objects.order_by("pk").values()), choices()) == before
+
+
+def test_the_admin_shows_a_refusal_with_the_subscriber_name_as_written(rebuilds, ops) -> None:
+    # Django's admin capitalizes every message: "Test.rb_totals has no rebuild…" names a
+    # subscriber that does not exist.
+    client = Client()
+    client.force_login(ops)
+    selected = {"action": "cancel_rebuild_action", ACTION_CHECKBOX_NAME: [NAME], "index": 0}
+    shown = client.post(CHANGELIST, {**selected, "reason": "x", "apply": "go"}, follow=True)
+    page = shown.content.decode()
+    assert f"{NAME}: {NAME} has no rebuild in progress. (no_rebuild)" in page
+    assert NAME.capitalize() not in page
+
+
+def test_the_rebuild_page_gives_times_with_seconds_and_timezone(rebuilds, ops) -> None:
+    # As the console does ("Times carry seconds and the timezone"), not Django's
+    # "Dec. 6, 2026, 3:15 a.m.".
+    rebuilds.started()
+    client = Client()
+    client.force_login(ops)
+    page = client.get(PAGE).content.decode()
+    started = stamp(Rebuild.objects.get().created_at)
+    assert started.endswith(" UTC")
+    assert started in page, page
 
 
 def test_the_cli_acts_only_as_a_named_user(rebuilds) -> None:

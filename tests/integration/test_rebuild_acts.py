@@ -174,6 +174,13 @@ START, SWAP, CANCEL, ROLL_BACK = handler.START, handler.SWAP, handler.CANCEL, ha
         ("nothing", ROLL_BACK, "test.rb_totals", "x", 409, "nothing_to_roll_back"),
         ("ready", ROLL_BACK, "test.rb_totals", "x", 409, "rebuild_in_progress"),
         ("ready", SWAP, "test.rb_totals", "", 400, "reason_required"),
+        # An unknown name is not found by every act, not only by a start and a swap.
+        ("nothing", SWAP, "test.nobody", "x", 404, "subscriber_not_found"),
+        ("nothing", CANCEL, "test.nobody", "x", 404, "subscriber_not_found"),
+        ("nothing", ROLL_BACK, "test.nobody", "x", 404, "subscriber_not_found"),
+        ("nothing", handler.PAUSE, "test.nobody", "x", 404, "subscriber_not_found"),
+        ("nothing", handler.RESUME, "test.nobody", "x", 404, "subscriber_not_found"),
+        ("nothing", handler.RETRY, "test.nobody", "x", 404, "subscriber_not_found"),
     ],
 )
 def test_each_refusal_has_its_code_and_changes_nothing(

@@ -31,6 +31,7 @@ from reactions_admin.acts.preamble import admit, require_storable
 from reactions_admin.acts.rebuilds.decider import Choice, Go, Request, audit, decide
 from reactions_admin.guards import Actor, database_errors, is_storable
 from subscribers import rebuilds as engine
+from subscribers.registry import configured_registry
 
 #: The permission every rebuild act needs.
 REBUILD_PERMISSION = "reactions_admin.rebuild_projection"
@@ -89,6 +90,21 @@ def engine_refusals() -> Iterator[None]:
         raise errors.for_rebuild_refusal(refused.code, refused.detail) from refused
 
 
+@contextmanager
+def unknown_name_first(name: str) -> Iterator[None]:
+    """Nothing to act on *and* no subscriber of that name: say the latter (404
+    ``subscriber_not_found``), as a start and a swap do, not ``no_rebuild``. Only then:
+    the open rebuild of a projection since removed from the configuration can still be
+    cancelled."""
+    try:
+        yield
+    except (errors.NoRebuild, errors.NothingToRollBack) as nothing:
+        registry = configured_registry()
+        if registry is None or registry.get(name) is None:
+            raise errors.SubscriberNotFound(f"No subscriber named {name!r}.") from nothing
+        raise
+
+
 def _check(request: Request, actor: Actor) -> Go:
     admit(actor, REBUILD_PERMISSION)
     require_storable(request.reason)
@@ -133,7 +149,7 @@ def _run(
     retry_locks: bool = False,
 ) -> RebuildActResult:
     go = _check(request, actor)
-    with database_errors(), engine_refusals():
+    with database_errors(), unknown_name_first(request.projection), engine_refusals():
         if retry_locks:
             return engine.with_lock_retries(
                 lambda: _act(go, actor, via, step), name=request.projection, tries=LOCK_TRIES

@@ -11,14 +11,20 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from reactions_admin.acts.act import OnFailureGroup, OnSubscriber
+from reactions_admin.acts.act import OnFailureGroup
 from reactions_admin.acts.failure_groups.handler import (
     DISMISS_FAILURE_GROUP,
     RETRY_FAILURE_GROUP,
     failure_groups,
 )
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
-from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
+from reactions_admin.doors.mcp.door import (
+    READ_ONLY,
+    McpDoor,
+    Reason,
+    add_subscriber_act_tool,
+    tool,
+)
 from reactions_admin.reads.overview import list_workers, overview, subscriber_report
 
 #: Argument schemas, shared by the tools (each argument described for the agent).
@@ -34,10 +40,6 @@ EventId = Annotated[
         description="The event's id, a UUID (e.g. 0b6c0e1e-3f0f-4f5e-9d47-2f1c1a6c9a10).",
         json_schema_extra={"format": "uuid"},
     ),
-]
-Reason = Annotated[
-    str,
-    Field(description="Why you act, in words (recorded in the audit trail; required)."),
 ]
 
 
@@ -86,23 +88,8 @@ def register_console_tools(server: MCPServer, door: McpDoor) -> None:
             ctx, lambda actor: {"workers": [w.as_json() for w in list_workers(actor)]}
         )
 
-    @server.tool(**tool(RETRY_NOW))
-    async def retry_subscriber_now(
-        subscriber_name: SubscriberName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, RETRY_NOW, OnSubscriber(subscriber_name, reason))
-
-    @server.tool(**tool(PAUSE))
-    async def pause_subscriber(
-        subscriber_name: SubscriberName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, PAUSE, OnSubscriber(subscriber_name, reason))
-
-    @server.tool(**tool(RESUME))
-    async def resume_subscriber(
-        subscriber_name: SubscriberName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, RESUME, OnSubscriber(subscriber_name, reason))
+    for act in (RETRY_NOW, PAUSE, RESUME):
+        add_subscriber_act_tool(server, door, act, "subscriber_name", SubscriberName)
 
     @server.tool(annotations=READ_ONLY)
     async def list_failure_groups(ctx: Context) -> CallToolResult:

@@ -11,23 +11,31 @@ the tool's; its name, description and hints come from the declaration.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
 
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, In, Out
+from reactions_admin.acts.act import Act, In, OnSubscriber, Out
 from reactions_admin.acts.tokens.handler import bearer_secret
 from reactions_admin.doors.access import actor_for_token
 from reactions_admin.guards import Actor
 
 T = TypeVar("T")
+
+#: The reason every act asks for (argument schema shared by the tools).
+Reason = Annotated[
+    str,
+    Field(description="Why you act, in words (recorded in the audit trail; required)."),
+]
 
 
 def in_django(work: Callable[[], T]) -> T:
@@ -88,3 +96,29 @@ class McpDoor:
     async def act(self, ctx: Context, act: Act[In, Out], given: In) -> CallToolResult:
         """``act`` as the caller: its result's payload, or its refusal as a tool error."""
         return await self.read(ctx, lambda actor: act(given, actor, via="mcp").as_payload())
+
+
+def add_subscriber_act_tool(
+    server: MCPServer, door: McpDoor, act: Act[OnSubscriber, Any], argument: str, schema: Any
+) -> None:
+    """Add ``act`` to ``server`` as a tool taking the subscriber's name as ``argument``
+    (described by ``schema``) and a ``reason``: the acts whose input is only
+    ``OnSubscriber``. The SDK reads the arguments from the signature, so the signature is
+    written out here, the same as a hand-written ``(argument, reason, ctx)`` function's."""
+
+    async def call(ctx: Context, reason: str, **named: str) -> CallToolResult:
+        return await door.act(ctx, act, OnSubscriber(named[argument], reason))
+
+    call.__name__ = call.__qualname__ = act.name  # the schema's title: "<name>Arguments"
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [
+        inspect.Parameter(argument, keyword, annotation=schema),
+        inspect.Parameter("reason", keyword, annotation=Reason),
+        inspect.Parameter("ctx", keyword, annotation=Context),
+    ]
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=CallToolResult
+    )
+    call.__annotations__ = {p.name: p.annotation for p in parameters}
+    call.__annotations__["return"] = CallToolResult
+    server.tool(**tool(act))(call)

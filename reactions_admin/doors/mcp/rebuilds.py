@@ -12,7 +12,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from reactions_admin.acts.act import OnSubscriber
 from reactions_admin.acts.rebuilds.handler import (
     CANCEL,
     PAUSE,
@@ -23,8 +22,13 @@ from reactions_admin.acts.rebuilds.handler import (
     SWAP,
     StartRebuild,
 )
-from reactions_admin.doors.mcp.console import Reason
-from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
+from reactions_admin.doors.mcp.door import (
+    READ_ONLY,
+    McpDoor,
+    Reason,
+    add_subscriber_act_tool,
+    tool,
+)
 from reactions_admin.reads.rebuilds import rebuild_state as read_state
 
 ProjectionName = Annotated[
@@ -63,38 +67,5 @@ def register_rebuild_tools(server: MCPServer, door: McpDoor) -> None:
         given = StartRebuild(projection_name, reason, swap_when_verified)
         return await door.act(ctx, START, given)
 
-    @server.tool(**tool(SWAP))
-    async def swap_rebuild(
-        projection_name: ProjectionName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, SWAP, OnSubscriber(projection_name, reason))
-
-    @server.tool(**tool(CANCEL))
-    async def cancel_rebuild(
-        projection_name: ProjectionName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, CANCEL, OnSubscriber(projection_name, reason))
-
-    @server.tool(**tool(ROLL_BACK))
-    async def roll_back_rebuild(
-        projection_name: ProjectionName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, ROLL_BACK, OnSubscriber(projection_name, reason))
-
-    @server.tool(**tool(PAUSE))
-    async def pause_rebuild(
-        projection_name: ProjectionName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, PAUSE, OnSubscriber(projection_name, reason))
-
-    @server.tool(**tool(RESUME))
-    async def resume_rebuild(
-        projection_name: ProjectionName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, RESUME, OnSubscriber(projection_name, reason))
-
-    @server.tool(**tool(RETRY))
-    async def retry_rebuild(
-        projection_name: ProjectionName, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        return await door.act(ctx, RETRY, OnSubscriber(projection_name, reason))
+    for act in (SWAP, CANCEL, ROLL_BACK, PAUSE, RESUME, RETRY):
+        add_subscriber_act_tool(server, door, act, "projection_name", ProjectionName)

@@ -19,12 +19,11 @@ from reactions_admin.acts.parked_streams.handler import DISMISS_PARKED_STREAM, R
 from reactions_admin.doors.mcp.console import (
     EventId,
     OptionalReason,
-    Reason,
     StreamId,
     SubscriberName,
     register_console_tools,
 )
-from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, tool
+from reactions_admin.doors.mcp.door import READ_ONLY, McpDoor, Reason, tool
 from reactions_admin.doors.mcp.rebuilds import register_rebuild_tools
 from reactions_admin.reads.reactions import list_parked_streams as parked_streams_of
 from reactions_admin.reads.reactions import list_reactions as reaction_statuses

@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Schema
+from ninja import Router, Schema
 
-from reactions_admin.acts.act import Act, In, Out
+from reactions_admin.acts.act import Act, In, OnSubscriber, Out
 from reactions_admin.doors.rest.schemas import ALWAYS, refusals
 
 #: Every act takes a JSON body: too large (413), or of the wrong shape (422).
@@ -36,3 +36,26 @@ def operation(act: Act[Any, Any], response: type[Schema], **more: Any) -> dict[s
 def run(request: HttpRequest, act: Act[In, Out], given: In) -> dict[str, Any]:
     """Call ``act`` as the request's caller and answer its result's JSON."""
     return act(given, request.auth, via="rest").as_payload()  # type: ignore[attr-defined]
+
+
+def add_subscriber_act_route(
+    router: Router,
+    path: str,
+    act: Act[OnSubscriber, Any],
+    response: type[Schema],
+    body: type[Schema],
+    *,
+    view: str,
+    module: str,
+) -> None:
+    """Add ``POST path`` for ``act``, whose input is only ``OnSubscriber``: the route
+    written ``def <view>(request, name: str, body: <body>)`` in ``module`` would be
+    (ninja names its operation id and URL after the view's name and module)."""
+
+    def route(request: HttpRequest, name: str, body: Any) -> Any:  # body: ``body``, below
+        return run(request, act, OnSubscriber(name, body.reason))
+
+    route.__name__ = route.__qualname__ = view
+    route.__module__ = module
+    route.__annotations__ = {"request": HttpRequest, "name": str, "body": body, "return": Any}
+    router.post(path, **operation(act, response))(route)

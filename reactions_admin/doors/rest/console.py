@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field, field_validator
 
-from reactions_admin.acts.act import OnFailureGroup, OnSubscriber
+from reactions_admin.acts.act import OnFailureGroup
 from reactions_admin.acts.failure_groups.handler import (
     DISMISS_FAILURE_GROUP,
     RETRY_FAILURE_GROUP,
@@ -22,7 +22,7 @@ from reactions_admin.acts.failure_groups.handler import (
     failure_groups,
 )
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
-from reactions_admin.doors.rest.acts import operation, run
+from reactions_admin.doors.rest.acts import add_subscriber_act_route, operation, run
 from reactions_admin.doors.rest.schemas import (
     ALWAYS,
     REASON_PATTERN,
@@ -167,19 +167,20 @@ class ActionOut(Schema):
     status_after: str
 
 
-@router.post("/subscribers/{name}/retry-now", **operation(RETRY_NOW, ActionOut))
-def retry_subscriber_now(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, RETRY_NOW, OnSubscriber(name, body.reason))
-
-
-@router.post("/subscribers/{name}/pause", **operation(PAUSE, ActionOut))
-def pause_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, PAUSE, OnSubscriber(name, body.reason))
-
-
-@router.post("/subscribers/{name}/resume", **operation(RESUME, ActionOut))
-def resume_subscriber(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, RESUME, OnSubscriber(name, body.reason))
+for path, act, view in (
+    ("retry-now", RETRY_NOW, "retry_subscriber_now"),
+    ("pause", PAUSE, "pause_subscriber"),
+    ("resume", RESUME, "resume_subscriber"),
+):
+    add_subscriber_act_route(
+        router,
+        f"/subscribers/{{name}}/{path}",
+        act,
+        ActionOut,
+        ReasonIn,
+        view=view,
+        module=__name__,
+    )
 
 
 class FailingItemOut(Schema):

@@ -13,7 +13,6 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field
 
-from reactions_admin.acts.act import OnSubscriber
 from reactions_admin.acts.rebuilds.handler import (
     CANCEL,
     PAUSE,
@@ -24,7 +23,7 @@ from reactions_admin.acts.rebuilds.handler import (
     SWAP,
     StartRebuild,
 )
-from reactions_admin.doors.rest.acts import operation, run
+from reactions_admin.doors.rest.acts import add_subscriber_act_route, operation, run
 from reactions_admin.doors.rest.console import ReasonIn
 from reactions_admin.doors.rest.schemas import ALWAYS, RebuildProgressOut, refusals
 from reactions_admin.reads.rebuilds import rebuild_state
@@ -132,31 +131,20 @@ def start(request: HttpRequest, name: str, body: RebuildStartIn) -> Any:
     return run(request, START, StartRebuild(name, body.reason, body.swap_when_verified))
 
 
-@router.post("/subscribers/{name}/rebuild/swap", **operation(SWAP, RebuildActOut))
-def swap(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, SWAP, OnSubscriber(name, body.reason))
-
-
-@router.post("/subscribers/{name}/rebuild/cancel", **operation(CANCEL, RebuildActOut))
-def cancel(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, CANCEL, OnSubscriber(name, body.reason))
-
-
-@router.post("/subscribers/{name}/rebuild/roll-back", **operation(ROLL_BACK, RebuildActOut))
-def roll_back(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, ROLL_BACK, OnSubscriber(name, body.reason))
-
-
-@router.post("/subscribers/{name}/rebuild/pause", **operation(PAUSE, RebuildActOut))
-def pause(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, PAUSE, OnSubscriber(name, body.reason))
-
-
-@router.post("/subscribers/{name}/rebuild/resume", **operation(RESUME, RebuildActOut))
-def resume(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, RESUME, OnSubscriber(name, body.reason))
-
-
-@router.post("/subscribers/{name}/rebuild/retry", **operation(RETRY, RebuildActOut))
-def retry(request: HttpRequest, name: str, body: ReasonIn) -> Any:
-    return run(request, RETRY, OnSubscriber(name, body.reason))
+for path, act, view in (
+    ("swap", SWAP, "swap"),
+    ("cancel", CANCEL, "cancel"),
+    ("roll-back", ROLL_BACK, "roll_back"),
+    ("pause", PAUSE, "pause"),
+    ("resume", RESUME, "resume"),
+    ("retry", RETRY, "retry"),
+):
+    add_subscriber_act_route(
+        router,
+        f"/subscribers/{{name}}/rebuild/{path}",
+        act,
+        RebuildActOut,
+        ReasonIn,
+        view=view,
+        module=__name__,
+    )

@@ -9,7 +9,7 @@ class ReactionsAdminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from config import checks  # noqa: F401  (registers the deploy checks)
+        from config import checks, squashed  # noqa: F401  (registers the checks)
         from reactions_admin.acts.tokens.handler import revoke_tokens_of_deleted_user
 
         # Deleting a user revokes the user's tokens through the audited act first.

@@ -85,6 +85,14 @@ ALWAYS: tuple[type[errors.ReactionsError], ...] = (
     errors.Unavailable,
 )
 
+#: The reason rule's refusals (``reasons.check_reason``, ``preamble.require_storable``):
+#: every act that asks for a reason may answer them, first.
+REASON_REFUSALS: tuple[type[errors.ReactionsError], ...] = (
+    errors.ReasonRequired,
+    errors.ReasonTooLong,
+    errors.UnstorableText,
+)
+
 
 @dataclass(frozen=True)
 class Act(Generic[In, Out]):
@@ -136,3 +144,38 @@ class Act(Generic[In, Out]):
         """The doc, the permission it needs and the codes it may refuse with: what a REST
         operation, an MCP tool and a command say about the act."""
         return f"{self.doc}\n\nNeeds {self.permission}. Refused: {', '.join(self.codes)}."
+
+
+@dataclass(frozen=True)
+class Family(Generic[In]):
+    """What the acts of one family (one module of the acts room) share: their input, the
+    permission they need and the refusals every one of them may answer. ``act`` declares
+    one member with what is its own."""
+
+    input: type[In]
+    permission: str
+    refusals: tuple[type[errors.ReactionsError], ...]
+
+    def act(
+        self,
+        name: str,
+        verb: str,
+        run: Callable[..., Out],
+        result: type[Out],
+        *refusals: type[errors.ReactionsError],
+        permission: str = "",
+        input: type[In] | None = None,
+        destructive: bool = False,
+    ) -> Act[In, Out]:
+        """The act ``name``: the family's refusals, then its own ``refusals``; another
+        ``permission`` or a larger ``input`` where it needs one."""
+        return Act(
+            name=name,
+            verb=verb,
+            permission=permission or self.permission,
+            input=input or self.input,
+            result=result,
+            refusals=(*self.refusals, *refusals),
+            run=run,
+            destructive=destructive,
+        )

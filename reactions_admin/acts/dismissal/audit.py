@@ -8,15 +8,17 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from eventstore.decisions import DECISION_EVENT_TYPE, register_decision
+from eventstore.decisions import DECISION_EVENT_TYPE
 from eventstore.models import Event
 from eventstore.types import RecordedEvent
+from reactions_admin.acts.decision import record
 from reactions_admin.acts.dismissal.decider import (
     DECISION_STREAM,
     DISMISSAL_CHOICE,
     DISMISSAL_CONTEXT,
     PriorDismissal,
 )
+from reactions_admin.acts.operations.decider import Audit
 from reactions_admin.guards import Actor
 
 
@@ -29,16 +31,9 @@ def record_dismissal(
     correlation_id: uuid.UUID,
 ) -> RecordedEvent:
     """Append the decision that dismissed ``event_id``, in the caller's transaction."""
-    return register_decision(
-        DECISION_STREAM,
-        context=DISMISSAL_CONTEXT,
-        choice=DISMISSAL_CHOICE,
-        reason=reason,
-        actor=actor,
-        inputs=inputs,
-        via=via,
-        correlation_id=correlation_id,
-        causation_id=event_id,
+    audit = Audit(DISMISSAL_CONTEXT, DISMISSAL_CHOICE, reason, inputs)
+    return record(
+        DECISION_STREAM, audit, actor, via, correlation_id=correlation_id, causation_id=event_id
     )
 
 

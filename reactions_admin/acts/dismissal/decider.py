@@ -17,6 +17,7 @@ from typing import Any
 from eventstore.types import Cursor
 from reactions_admin.acts.reasons import ReasonRefused, check_reason
 from reactions_admin.acts.refusal import Rejected
+from reactions_admin.acts.result import FieldsPayload
 
 
 class Rejection(enum.Enum):
@@ -84,7 +85,7 @@ Decision = DismissalAccepted | DismissalRejected
 
 
 @dataclass(frozen=True)
-class DismissalResult:
+class DismissalResult(FieldsPayload):
     """What a dismissal did (the handler's answer to every door)."""
 
     decision_event_id: uuid.UUID
@@ -121,20 +122,6 @@ class DismissalResult:
             f"from {self.cursor_before} to {self.cursor_after}, {self.passed_over_text()} "
             f"passed over. Decision {self.decision_event_id}."
         )
-
-    def as_payload(self) -> dict[str, Any]:
-        """The JSON form every door returns."""
-        return {
-            "decision_event_id": str(self.decision_event_id),
-            "subscriber_name": self.subscriber_name,
-            "event_id": str(self.event_id),
-            "cursor_before": self.cursor_before._asdict(),
-            "cursor_after": self.cursor_after._asdict(),
-            "events_passed_over": self.events_passed_over,
-            "handled_events_passed_over": self.handled_events_passed_over,
-            "ordering": self.ordering,
-            "stream_id": self.stream_id,
-        }
 
 
 def decide_dismissal(

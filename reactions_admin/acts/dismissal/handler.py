@@ -20,7 +20,7 @@ from eventstore.horizon import horizon_holders
 from eventstore.store import get_event_store
 from eventstore.types import Cursor
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, OnEvent
+from reactions_admin.acts.act import REASON_REFUSALS, Act, OnEvent
 from reactions_admin.acts.dismissal.audit import prior_dismissal, record_dismissal
 from reactions_admin.acts.dismissal.decider import (
     DismissalRejected,
@@ -179,9 +179,7 @@ DISMISS_EVENT = Act(
     result=DismissalResult,
     refusals=(
         errors.InvalidEventId,
-        errors.ReasonRequired,
-        errors.ReasonTooLong,
-        errors.UnstorableText,
+        *REASON_REFUSALS,
         errors.ReactionNotFound,
         errors.EventNotFound,
         errors.RewindRefused,

@@ -23,15 +23,21 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, OnFailureGroup
+from reactions_admin.acts.act import REASON_REFUSALS, Family, OnFailureGroup
+from reactions_admin.acts.decision import record
 from reactions_admin.acts.dismissal.handler import dismiss_locked
 from reactions_admin.acts.failure_groups.decider import FailingItem, GroupAccepted, decide_group
 from reactions_admin.acts.failure_groups.fingerprint import Fingerprint, fingerprint
 from reactions_admin.acts.operations.decider import Refused, decide_retry_now
-from reactions_admin.acts.operations.handler import carry_out, lock_subject, record
+from reactions_admin.acts.operations.handler import (
+    OPERATION_STREAM,
+    carry_out,
+    lock_subject,
+)
 from reactions_admin.acts.parked_streams.handler import retry_stream_locked
 from reactions_admin.acts.parked_streams.rows import locked_stream
 from reactions_admin.acts.preamble import acting_transaction, admit, require_storable
+from reactions_admin.acts.result import FieldsPayload
 from reactions_admin.guards import (
     DISMISS_PERMISSION,
     OPERATE_PERMISSION,
@@ -92,7 +98,7 @@ class FailureGroup:
 
 
 @dataclass(frozen=True)
-class GroupResult:
+class GroupResult(FieldsPayload):
     """What acting on a group did."""
 
     fingerprint: str
@@ -100,16 +106,6 @@ class GroupResult:
     count: int
     decision_event_id: uuid.UUID
     item_decision_ids: tuple[uuid.UUID, ...]
-
-    def as_payload(self) -> dict[str, Any]:
-        """The JSON form every door returns."""
-        return {
-            "fingerprint": self.fingerprint,
-            "choice": self.choice,
-            "count": self.count,
-            "decision_event_id": str(self.decision_event_id),
-            "item_decision_ids": [str(i) for i in self.item_decision_ids],
-        }
 
     def text(self) -> str:
         """What it did, for a person."""
@@ -249,7 +245,9 @@ def _act_on_group(
             if dismiss
             else _retry_each(decision, actor, via, correlation_id)
         )
-        recorded = record(decision.audit, actor, via, correlation_id=correlation_id)
+        recorded = record(
+            OPERATION_STREAM, decision.audit, actor, via, correlation_id=correlation_id
+        )
     return GroupResult(
         fingerprint_id, decision.audit.choice, len(items), recorded.event_id, item_decisions
     )
@@ -288,48 +286,25 @@ def _retry_each(
     return tuple(ids)
 
 
-DISMISS_FAILURE_GROUP = Act(
-    name="dismiss_failure_group",
-    verb="Dismiss the group",
-    permission=DISMISS_PERMISSION,
-    input=OnFailureGroup,
-    result=GroupResult,
-    refusals=(
-        errors.ReasonRequired,
-        errors.ReasonTooLong,
-        errors.UnstorableText,
-        errors.FailureGroupChanged,
-        errors.FailureGroupBusy,
-        errors.NotDismissable,
-        # Each item's own dismissal (``dismiss_locked``), under the group's locks.
-        errors.ReactionNotFound,
-        errors.EventNotFound,
-        errors.RewindRefused,
-        errors.EventNotVisibleYet,
-        errors.StreamRefused,
-    ),
-    run=dismiss_failure_group,
-    destructive=True,
+#: Every act on a failure group: the group as previewed, and a reason.
+FAILURE_GROUPS = Family(
+    OnFailureGroup,
+    DISMISS_PERMISSION,
+    (*REASON_REFUSALS, errors.FailureGroupChanged, errors.FailureGroupBusy),
 )
 
-RETRY_FAILURE_GROUP = Act(
-    name="retry_failure_group",
-    verb="Retry the group",
+DISMISS_FAILURE_GROUP = FAILURE_GROUPS.act(
+    "dismiss_failure_group", "Dismiss the group", dismiss_failure_group, GroupResult,
+    errors.NotDismissable,
+    # Each item's own dismissal (``dismiss_locked``), under the group's locks.
+    errors.ReactionNotFound, errors.EventNotFound, errors.RewindRefused,
+    errors.EventNotVisibleYet, errors.StreamRefused,
+    destructive=True,
+)  # fmt: skip
+RETRY_FAILURE_GROUP = FAILURE_GROUPS.act(
+    "retry_failure_group", "Retry the group", retry_failure_group, GroupResult,
+    # Each item's own retry, under the group's locks.
+    errors.SubscriberNotFound, errors.ReactionNotFound, errors.NothingToRetry,
+    errors.SubscriberPaused, errors.StreamRefused,
     permission=OPERATE_PERMISSION,
-    input=OnFailureGroup,
-    result=GroupResult,
-    refusals=(
-        errors.ReasonRequired,
-        errors.ReasonTooLong,
-        errors.UnstorableText,
-        errors.FailureGroupChanged,
-        errors.FailureGroupBusy,
-        # Each item's own retry, under the group's locks.
-        errors.SubscriberNotFound,
-        errors.ReactionNotFound,
-        errors.NothingToRetry,
-        errors.SubscriberPaused,
-        errors.StreamRefused,
-    ),
-    run=retry_failure_group,
-)
+)  # fmt: skip

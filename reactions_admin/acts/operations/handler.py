@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import connection
 
-from eventstore.decisions import register_decision
-from eventstore.types import RecordedEvent
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, OnSubscriber
+from reactions_admin.acts.act import REASON_REFUSALS, Family, OnSubscriber
+from reactions_admin.acts.decision import record
 from reactions_admin.acts.operations.decider import (
     Accepted,
-    Audit,
     Refused,
     Subject,
     decide_pause,
@@ -29,6 +26,7 @@ from reactions_admin.acts.operations.decider import (
     decide_retry_now,
 )
 from reactions_admin.acts.preamble import acting_transaction, admit, require_storable
+from reactions_admin.acts.result import FieldsPayload
 from reactions_admin.guards import OPERATE_PERMISSION, Actor, is_storable
 from subscribers import sql
 
@@ -37,7 +35,7 @@ OPERATION_STREAM = "decisions-subscriber-operations"
 
 
 @dataclass(frozen=True)
-class ActionResult:
+class ActionResult(FieldsPayload):
     """What an accepted action did."""
 
     decision_event_id: uuid.UUID
@@ -45,16 +43,6 @@ class ActionResult:
     choice: str
     status_before: str
     status_after: str
-
-    def as_payload(self) -> dict[str, Any]:
-        """The JSON form every door returns."""
-        return {
-            "decision_event_id": str(self.decision_event_id),
-            "subscriber_name": self.subscriber_name,
-            "choice": self.choice,
-            "status_before": self.status_before,
-            "status_after": self.status_after,
-        }
 
     def text(self) -> str:
         """What it did, for a person: "Pause: mailer wedged → paused. Decision …"."""
@@ -78,21 +66,6 @@ def lock_subject(name: str) -> Subject:
     if row is None:
         raise errors.SubscriberNotFound(f"No subscriber named {name!r}.")
     return Subject(row[0], row[1], row[2], int(row[3]), row[4], row[5], int(row[6]))
-
-
-def record(audit: Audit, actor: Actor, via: str, **ids: uuid.UUID | None) -> RecordedEvent:
-    """Append ``audit`` as a ``DecisionRegistered`` on the operations' stream (``ids``:
-    its ``correlation_id``, ``causation_id``)."""
-    return register_decision(
-        OPERATION_STREAM,
-        context=audit.context,
-        choice=audit.choice,
-        reason=audit.reason,
-        actor=actor,
-        inputs=audit.inputs,
-        via=via,
-        **ids,
-    )
 
 
 def carry_out(subject: Subject, accepted: Accepted) -> str:
@@ -140,7 +113,9 @@ def _act(
         if isinstance(decision, Refused):
             raise errors.from_rejection(decision)
         after = carry_out(subject, decision)
-        recorded = record(decision.audit, actor, via, causation_id=subject.failing_event_id)
+        recorded = record(
+            OPERATION_STREAM, decision.audit, actor, via, causation_id=subject.failing_event_id
+        )
     return ActionResult(
         recorded.event_id, subscriber_name, decision.audit.choice, subject.status, after
     )
@@ -164,40 +139,16 @@ def resume(subscriber_name: str, reason: str, actor: Actor, *, via: str = "api")
     return _act("resume", subscriber_name, reason, actor, via)
 
 
-#: What every operation on a subscriber may refuse: the reason, an unknown subscriber.
-_REFUSALS = (
-    errors.ReasonRequired,
-    errors.ReasonTooLong,
-    errors.UnstorableText,
-    errors.SubscriberNotFound,
-)
+#: Every operation on a subscriber: its name and a reason; an unknown subscriber is 404.
+OPERATIONS = Family(OnSubscriber, OPERATE_PERMISSION, (*REASON_REFUSALS, errors.SubscriberNotFound))
 
-RETRY_NOW = Act(
-    name="retry_subscriber_now",
-    verb="Retry now",
-    permission=OPERATE_PERMISSION,
-    input=OnSubscriber,
-    result=ActionResult,
-    refusals=(*_REFUSALS, errors.NothingToRetry, errors.SubscriberPaused),
-    run=retry_now,
+RETRY_NOW = OPERATIONS.act(
+    "retry_subscriber_now",
+    "Retry now",
+    retry_now,
+    ActionResult,
+    errors.NothingToRetry,
+    errors.SubscriberPaused,
 )
-
-PAUSE = Act(
-    name="pause_subscriber",
-    verb="Pause",
-    permission=OPERATE_PERMISSION,
-    input=OnSubscriber,
-    result=ActionResult,
-    refusals=(*_REFUSALS, errors.AlreadyPaused),
-    run=pause,
-)
-
-RESUME = Act(
-    name="resume_subscriber",
-    verb="Resume",
-    permission=OPERATE_PERMISSION,
-    input=OnSubscriber,
-    result=ActionResult,
-    refusals=(*_REFUSALS, errors.NotPaused),
-    run=resume,
-)
+PAUSE = OPERATIONS.act("pause_subscriber", "Pause", pause, ActionResult, errors.AlreadyPaused)
+RESUME = OPERATIONS.act("resume_subscriber", "Resume", resume, ActionResult, errors.NotPaused)

@@ -17,16 +17,17 @@ decisions in the same transaction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from eventstore.decisions import register_decision
 from eventstore.store import get_event_store
 from eventstore.types import RecordedEvent
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, OnStream
+from reactions_admin.acts.act import REASON_REFUSALS, Family, OnStream
+from reactions_admin.acts.decision import record
 from reactions_admin.acts.dismissal.audit import record_dismissal
 from reactions_admin.acts.dismissal.decider import DismissalResult
+from reactions_admin.acts.operations.decider import Audit
 from reactions_admin.acts.parked_streams.decider import (
     EventsDismissed,
     StreamRejected,
@@ -49,6 +50,7 @@ from reactions_admin.acts.preamble import (
     locked_reaction,
     require_storable,
 )
+from reactions_admin.acts.result import FieldsPayload
 from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION, Actor, is_storable
 from reactions_admin.reads.reactions import is_stream_ordered
 from subscribers.models import Bookmark
@@ -86,7 +88,7 @@ class StreamDismissalResult:
 
 
 @dataclass(frozen=True)
-class StreamRetryResult:
+class StreamRetryResult(FieldsPayload):
     """What retrying a parked stream did."""
 
     decision_event_id: uuid.UUID
@@ -103,17 +105,6 @@ class StreamRetryResult:
             f"{self.event_id}, attempt {self.attempts + 1}); {self.waiting} event(s) follow. "
             f"Decision {self.decision_event_id}."
         )
-
-    def as_payload(self) -> dict[str, Any]:
-        """The JSON form every door returns."""
-        return {
-            "decision_event_id": str(self.decision_event_id),
-            "subscriber_name": self.subscriber_name,
-            "stream_id": self.stream_id,
-            "event_id": str(self.event_id),
-            "attempts": self.attempts,
-            "waiting": self.waiting,
-        }
 
 
 def dismiss_stream_head(
@@ -227,17 +218,11 @@ def retry_stream_locked(
     decision: StreamRetried = _accepted(
         decide_stream_retry(subscriber_name, stream_id, stream, trimmed)
     )
-    unpark_head(subscriber_name, decision.head.event_id)
-    recorded = register_decision(
-        RETRY_STREAM,
-        context="ParkedStreamRetry",
-        choice="StreamRetried",
-        reason=decision.reason,
-        actor=actor,
-        inputs=decision.inputs(),
-        via=via,
-        correlation_id=correlation_id,
-        causation_id=decision.head.event_id,
+    head = decision.head.event_id
+    unpark_head(subscriber_name, head)
+    audit = Audit("ParkedStreamRetry", "StreamRetried", decision.reason, decision.inputs())
+    recorded = record(
+        RETRY_STREAM, audit, actor, via, correlation_id=correlation_id, causation_id=head
     )
     return StreamRetryResult(
         recorded.event_id,
@@ -296,43 +281,24 @@ def _dismiss_rows(
     return tuple(results)
 
 
-#: What every act on a parked stream may refuse: the reason, the reaction, the stream.
-_REFUSALS = (
-    errors.ReasonRequired,
-    errors.ReasonTooLong,
-    errors.UnstorableText,
-    errors.ReactionNotFound,
-    errors.StreamRefused,
+#: Every act on a parked stream: the reaction, the stream and a reason (optional to
+#: retry); the reaction must be stream-ordered and the stream parked.
+DISMISSING = Family(
+    OnStream,
+    DISMISS_PERMISSION,
+    (*REASON_REFUSALS, errors.ReactionNotFound, errors.StreamRefused),
 )
+RETRYING = replace(DISMISSING, permission=OPERATE_PERMISSION, refusals=DISMISSING.refusals[1:])
 
-DISMISS_STREAM_HEAD = Act(
-    name="dismiss_stream_head",
-    verb="Dismiss the head event",
-    permission=DISMISS_PERMISSION,
-    input=OnStream,
-    result=DismissalResult,
-    refusals=_REFUSALS,
-    run=dismiss_stream_head,
+DISMISS_STREAM_HEAD = DISMISSING.act(
+    "dismiss_stream_head", "Dismiss the head event", dismiss_stream_head, DismissalResult,
     destructive=True,
-)
-
-DISMISS_PARKED_STREAM = Act(
-    name="dismiss_parked_stream",
-    verb="Dismiss the whole stream",
-    permission=DISMISS_PERMISSION,
-    input=OnStream,
-    result=StreamDismissalResult,
-    refusals=_REFUSALS,
-    run=dismiss_parked_stream,
+)  # fmt: skip
+DISMISS_PARKED_STREAM = DISMISSING.act(
+    "dismiss_parked_stream", "Dismiss the whole stream", dismiss_parked_stream,
+    StreamDismissalResult,
     destructive=True,
-)
-
-RETRY_PARKED_STREAM = Act(
-    name="retry_parked_stream",
-    verb="Retry the stream now",
-    permission=OPERATE_PERMISSION,
-    input=OnStream,
-    result=StreamRetryResult,
-    refusals=_REFUSALS[1:],
-    run=retry_parked_stream,
+)  # fmt: skip
+RETRY_PARKED_STREAM = RETRYING.act(
+    "retry_parked_stream", "Retry the stream now", retry_parked_stream, StreamRetryResult
 )

@@ -23,12 +23,13 @@ from typing import Any
 
 from django.db import transaction
 
-from eventstore.decisions import register_decision
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, OnSubscriber
+from reactions_admin.acts.act import REASON_REFUSALS, Family, OnSubscriber
+from reactions_admin.acts.decision import record
 from reactions_admin.acts.operations.decider import Refused
 from reactions_admin.acts.preamble import admit, require_storable
 from reactions_admin.acts.rebuilds.decider import Choice, Go, Request, audit, decide
+from reactions_admin.acts.result import FieldsPayload
 from reactions_admin.guards import Actor, database_errors, is_storable
 from subscribers import rebuilds as engine
 from subscribers.registry import configured_registry
@@ -40,6 +41,10 @@ REBUILD_STREAM = "decisions-projection-rebuild"
 #: How many times a swap or a roll back tries for its locks before it answers 503.
 LOCK_TRIES = 10
 
+#: The engine's part of an act, run in the act's transaction: the rebuild's phase after
+#: it, and what it did (the decision's inputs).
+Step = Callable[[], tuple[str, Mapping[str, Any]]]
+
 
 @dataclass(frozen=True)
 class StartRebuild(OnSubscriber):
@@ -50,7 +55,7 @@ class StartRebuild(OnSubscriber):
 
 
 @dataclass(frozen=True)
-class RebuildActResult:
+class RebuildActResult(FieldsPayload):
     """What an accepted act did, and the decision that records it."""
 
     decision_event_id: uuid.UUID
@@ -62,16 +67,6 @@ class RebuildActResult:
     #: The decision's inputs: what the engine did (positions, tables, the verification
     #: summary of a swap).
     inputs: Mapping[str, Any]
-
-    def as_payload(self) -> dict[str, Any]:
-        """The JSON form every door returns."""
-        return {
-            "decision_event_id": str(self.decision_event_id),
-            "subscriber_name": self.subscriber_name,
-            "choice": self.choice,
-            "phase": self.phase,
-            "inputs": dict(self.inputs),
-        }
 
     def text(self) -> str:
         """ "demo.scorecards: RebuildSwapped, now swapped. Decision …" """
@@ -116,25 +111,12 @@ def _check(request: Request, actor: Actor) -> Go:
     return decision
 
 
-def _act(
-    go: Go,
-    actor: Actor,
-    via: str,
-    step: Callable[[], tuple[str, Mapping[str, Any]]],
-) -> RebuildActResult:
+def _act(go: Go, actor: Actor, via: str, step: Step) -> RebuildActResult:
     """One try: the engine's step and the decision, in one durable transaction."""
     with transaction.atomic(durable=True):
         phase, done = step()
         recorded = audit(go, done)
-        event = register_decision(
-            REBUILD_STREAM,
-            context=recorded.context,
-            choice=recorded.choice,
-            reason=recorded.reason,
-            actor=actor,
-            inputs=recorded.inputs,
-            via=via,
-        )
+        event = record(REBUILD_STREAM, recorded, actor, via)
     return RebuildActResult(
         event.event_id, go.request.projection, recorded.choice, phase, recorded.inputs
     )
@@ -144,7 +126,7 @@ def _run(
     request: Request,
     actor: Actor,
     via: str,
-    step: Callable[[], tuple[str, Mapping[str, Any]]],
+    step: Step,
     *,
     retry_locks: bool = False,
 ) -> RebuildActResult:
@@ -195,26 +177,17 @@ def swap_rebuild(
     ones' names, at the live position; the previous tables are kept for a roll back. The
     decision carries the verification summary. A long reader holding a table makes it try
     again a few times, then give up with nothing changed."""
-    name = subscriber_name
-
-    def step() -> tuple[str, Mapping[str, Any]]:
-        swapped = engine.swap_rebuild(name)
-        return swapped.rebuild.phase, swapped.as_inputs()
-
-    return _run(Request(Choice.SWAP, name, reason), actor, via, step, retry_locks=True)
+    step = _reported_step(subscriber_name, engine.swap_rebuild)
+    request = Request(Choice.SWAP, subscriber_name, reason)
+    return _run(request, actor, via, step, retry_locks=True)
 
 
 def cancel_rebuild(
     subscriber_name: str, reason: str, actor: Actor, *, via: str = "api"
 ) -> RebuildActResult:
     """Cancel a rebuild in progress and drop its new tables; the live tables are untouched."""
-    name = subscriber_name
-
-    def step() -> tuple[str, Mapping[str, Any]]:
-        cancelled = engine.cancel_rebuild(name)
-        return cancelled.rebuild.phase, cancelled.as_inputs()
-
-    return _run(Request(Choice.CANCEL, name, reason), actor, via, step)
+    step = _reported_step(subscriber_name, engine.cancel_rebuild)
+    return _run(Request(Choice.CANCEL, subscriber_name, reason), actor, via, step)
 
 
 def roll_back_rebuild(
@@ -223,18 +196,25 @@ def roll_back_rebuild(
     """Roll back the last swap: the tables it kept take the live names again, and the
     projection's bookmark goes back to their position; the live projection catches up from
     there with the code it runs now (the old data returns, not the old code)."""
-    name = subscriber_name
+    step = _reported_step(subscriber_name, engine.roll_back_rebuild)
+    request = Request(Choice.ROLL_BACK, subscriber_name, reason)
+    return _run(request, actor, via, step, retry_locks=True)
+
+
+def _reported_step(name: str, inner: Callable[[str], Any]) -> Step:
+    """An engine step that reports what it did (a swap, a cancel, a roll back): the
+    rebuild's phase after it, and its ``as_inputs()`` for the decision."""
 
     def step() -> tuple[str, Mapping[str, Any]]:
-        rolled = engine.roll_back_rebuild(name)
-        return rolled.rebuild.phase, rolled.as_inputs()
+        done = inner(name)
+        return done.rebuild.phase, done.as_inputs()
 
-    return _run(Request(Choice.ROLL_BACK, name, reason), actor, via, step, retry_locks=True)
+    return step
 
 
-def _phase_step(
-    name: str, inner: Callable[[str], Any]
-) -> Callable[[], tuple[str, Mapping[str, Any]]]:
+def _phase_step(name: str, inner: Callable[[str], Any]) -> Step:
+    """An engine step that only moves the rebuild's phase (a pause, a resume, a retry)."""
+
     def step() -> tuple[str, Mapping[str, Any]]:
         before = engine.current_rebuild(name)
         rebuild = inner(name)
@@ -274,93 +254,40 @@ def retry_rebuild(
     return _run(Request(Choice.RETRY, subscriber_name, reason), actor, via, step)
 
 
-#: What every rebuild act may refuse: the reason, an unknown subscriber.
-_REFUSALS = (
-    errors.ReasonRequired,
-    errors.ReasonTooLong,
-    errors.UnstorableText,
-    errors.SubscriberNotFound,
-)
+#: Every rebuild act: the projection's name and a reason; an unknown subscriber is 404.
+REBUILDS = Family(OnSubscriber, REBUILD_PERMISSION, (*REASON_REFUSALS, errors.SubscriberNotFound))
 
-START = Act(
-    name="start_rebuild",
-    verb="Rebuild",
-    permission=REBUILD_PERMISSION,
+START = REBUILDS.act(
+    "start_rebuild", "Rebuild", start_rebuild, RebuildActResult,
+    errors.ReactionCannotBeRebuilt, errors.ProjectionNotRebuildable, errors.RebuildInProgress,
     input=StartRebuild,
-    result=RebuildActResult,
-    refusals=(
-        *_REFUSALS, errors.ReactionCannotBeRebuilt, errors.ProjectionNotRebuildable,
-        errors.RebuildInProgress,
-    ),
-    run=start_rebuild,
 )  # fmt: skip
-
-SWAP = Act(
-    name="swap_rebuild",
-    verb="Swap the rebuild in",
-    permission=REBUILD_PERMISSION,
-    input=OnSubscriber,
-    result=RebuildActResult,
-    refusals=(
-        *_REFUSALS, errors.NoRebuild, errors.RebuildNotReady, errors.RebuildFailed,
-        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
-    ),
-    run=swap_rebuild,
+SWAP = REBUILDS.act(
+    "swap_rebuild", "Swap the rebuild in", swap_rebuild, RebuildActResult,
+    errors.NoRebuild, errors.RebuildNotReady, errors.RebuildFailed,
+    errors.TableDefinitionChanged, errors.RebuildLocksBusy,
 )  # fmt: skip
-
-CANCEL = Act(
-    name="cancel_rebuild",
-    verb="Cancel the rebuild",
-    permission=REBUILD_PERMISSION,
-    input=OnSubscriber,
-    result=RebuildActResult,
-    refusals=(*_REFUSALS, errors.NoRebuild),
-    run=cancel_rebuild,
-    destructive=True,
-)
-
-ROLL_BACK = Act(
-    name="roll_back_rebuild",
-    verb="Roll back the last swap",
-    permission=REBUILD_PERMISSION,
-    input=OnSubscriber,
-    result=RebuildActResult,
-    refusals=(
-        *_REFUSALS, errors.NothingToRollBack, errors.RebuildInProgress,
-        errors.TableDefinitionChanged, errors.RebuildLocksBusy,
-    ),
-    run=roll_back_rebuild,
+CANCEL = REBUILDS.act(
+    "cancel_rebuild", "Cancel the rebuild", cancel_rebuild, RebuildActResult,
+    errors.NoRebuild,
     destructive=True,
 )  # fmt: skip
-
-PAUSE = Act(
-    name="pause_rebuild",
-    verb="Pause the rebuild",
-    permission=REBUILD_PERMISSION,
-    input=OnSubscriber,
-    result=RebuildActResult,
-    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
-    run=pause_rebuild,
-)
-
-RESUME = Act(
-    name="resume_rebuild",
-    verb="Resume the rebuild",
-    permission=REBUILD_PERMISSION,
-    input=OnSubscriber,
-    result=RebuildActResult,
-    refusals=(*_REFUSALS, errors.NoRebuild, errors.RebuildFailed),
-    run=resume_rebuild,
-)
-
-RETRY = Act(
-    name="retry_rebuild",
-    verb="Retry the rebuild",
-    permission=REBUILD_PERMISSION,
-    input=OnSubscriber,
-    result=RebuildActResult,
-    refusals=(*_REFUSALS, errors.NoRebuild),
-    run=retry_rebuild,
+ROLL_BACK = REBUILDS.act(
+    "roll_back_rebuild", "Roll back the last swap", roll_back_rebuild, RebuildActResult,
+    errors.NothingToRollBack, errors.RebuildInProgress, errors.TableDefinitionChanged,
+    errors.RebuildLocksBusy,
+    destructive=True,
+)  # fmt: skip
+PAUSE = REBUILDS.act(
+    "pause_rebuild", "Pause the rebuild", pause_rebuild, RebuildActResult,
+    errors.NoRebuild, errors.RebuildFailed,
+)  # fmt: skip
+RESUME = REBUILDS.act(
+    "resume_rebuild", "Resume the rebuild", resume_rebuild, RebuildActResult,
+    errors.NoRebuild, errors.RebuildFailed,
+)  # fmt: skip
+RETRY = REBUILDS.act(
+    "retry_rebuild", "Retry the rebuild", retry_rebuild, RebuildActResult, errors.NoRebuild
 )
 
 #: The acts other than a start, by the option that picks one (the CLI's ``--swap``).

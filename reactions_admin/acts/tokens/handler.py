@@ -24,7 +24,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from eventstore.decisions import DecisionActor, register_decision
+from eventstore.decisions import DecisionActor
+from reactions_admin.acts.decision import record
+from reactions_admin.acts.operations.decider import Audit
 from reactions_admin.models import ApiToken
 
 #: Every Eventdesk token starts with this, so a leaked one is recognisable in logs and scanners.
@@ -70,21 +72,15 @@ def _register(
     token: ApiToken, choice: str, actor: DecisionActor, via: str, correlation_id: uuid.UUID
 ) -> None:
     owner: Any = token.user
-    register_decision(
-        TOKEN_DECISION_STREAM,
-        context=TOKEN_CONTEXT,
-        choice=choice,
-        actor=actor,
-        inputs={
-            # The database checks a revocation against this (migration 0006).
-            "token_id": token.pk,
-            "token_prefix": token.prefix,
-            "token_name": token.name,
-            "token_owner": {"username": owner.get_username(), "id": owner.pk},
-        },
-        via=via,
-        correlation_id=correlation_id,
-    )
+    inputs = {
+        # The database checks a revocation against this (migration 0006).
+        "token_id": token.pk,
+        "token_prefix": token.prefix,
+        "token_name": token.name,
+        "token_owner": {"username": owner.get_username(), "id": owner.pk},
+    }
+    audit = Audit(TOKEN_CONTEXT, choice, "", inputs)
+    record(TOKEN_DECISION_STREAM, audit, actor, via, correlation_id=correlation_id)
 
 
 def user_for_token(secret: str) -> User | None:

@@ -20,9 +20,14 @@ def add_actor_argument(parser: CommandParser, *, required: bool = True) -> None:
         "--as",
         dest="username",
         required=required,
-        help="The acting user (their permissions apply)."
-        + ("" if required else " Without it, the shell's account reads."),
+        help="The acting user (their permissions apply)"
+        + ("." if required else "; an act needs one. Without it, the shell's account reads."),
     )
+
+
+def option(name: str) -> str:
+    """The option ``name`` as one types it: ``roll_back`` is ``--roll-back``."""
+    return f"--{name.replace('_', '-')}"
 
 
 def actor_named(username: str | None) -> Actor:
@@ -66,9 +71,7 @@ class ActCommand(BaseCommand):
         if self.flags:
             chosen = parser.add_mutually_exclusive_group()
             for flag, act in self.flags.items():
-                chosen.add_argument(
-                    f"--{flag.replace('_', '-')}", action="store_true", help=act.doc
-                )
+                chosen.add_argument(option(flag), action="store_true", help=act.doc)
 
     def handle(self, *args: Any, **options: Any) -> None:
         act = next((a for flag, a in self.flags.items() if options[flag]), self.act)

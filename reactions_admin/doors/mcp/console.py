@@ -11,7 +11,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from reactions_admin.acts.act import OnFailureGroup
 from reactions_admin.acts.failure_groups.handler import (
     DISMISS_FAILURE_GROUP,
     RETRY_FAILURE_GROUP,
@@ -22,8 +21,7 @@ from reactions_admin.doors.mcp.door import (
     READ_ONLY,
     McpDoor,
     Reason,
-    add_subscriber_act_tool,
-    tool,
+    add_act_tool,
 )
 from reactions_admin.reads.overview import list_workers, overview, subscriber_report
 
@@ -88,8 +86,8 @@ def register_console_tools(server: MCPServer, door: McpDoor) -> None:
             ctx, lambda actor: {"workers": [w.as_json() for w in list_workers(actor)]}
         )
 
-    for act in (RETRY_NOW, PAUSE, RESUME):
-        add_subscriber_act_tool(server, door, act, "subscriber_name", SubscriberName)
+    for operation in (RETRY_NOW, PAUSE, RESUME):
+        add_act_tool(server, door, operation, subscriber_name=SubscriberName, reason=Reason)
 
     @server.tool(annotations=READ_ONLY)
     async def list_failure_groups(ctx: Context) -> CallToolResult:
@@ -100,16 +98,7 @@ def register_console_tools(server: MCPServer, door: McpDoor) -> None:
             ctx, lambda actor: {"groups": [g.as_json() for g in failure_groups(actor)]}
         )
 
-    @server.tool(**tool(DISMISS_FAILURE_GROUP))
-    async def dismiss_failure_group(
-        fingerprint: Fingerprint, expected_count: ExpectedCount, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        given = OnFailureGroup(fingerprint, expected_count, reason)
-        return await door.act(ctx, DISMISS_FAILURE_GROUP, given)
-
-    @server.tool(**tool(RETRY_FAILURE_GROUP))
-    async def retry_failure_group(
-        fingerprint: Fingerprint, expected_count: ExpectedCount, reason: Reason, ctx: Context
-    ) -> CallToolResult:
-        given = OnFailureGroup(fingerprint, expected_count, reason)
-        return await door.act(ctx, RETRY_FAILURE_GROUP, given)
+    for act in (DISMISS_FAILURE_GROUP, RETRY_FAILURE_GROUP):
+        add_act_tool(
+            server, door, act, fingerprint=Fingerprint, expected_count=ExpectedCount, reason=Reason
+        )

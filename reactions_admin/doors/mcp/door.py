@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from reactions_admin import errors
-from reactions_admin.acts.act import Act, In, OnSubscriber, Out
+from reactions_admin.acts.act import Act, In, Out
 from reactions_admin.acts.tokens.handler import bearer_secret
 from reactions_admin.doors.access import actor_for_token
 from reactions_admin.guards import Actor
@@ -98,24 +98,27 @@ class McpDoor:
         return await self.read(ctx, lambda actor: act(given, actor, via="mcp").as_payload())
 
 
-def add_subscriber_act_tool(
-    server: MCPServer, door: McpDoor, act: Act[OnSubscriber, Any], argument: str, schema: Any
-) -> None:
-    """Add ``act`` to ``server`` as a tool taking the subscriber's name as ``argument``
-    (described by ``schema``) and a ``reason``: the acts whose input is only
-    ``OnSubscriber``. The SDK reads the arguments from the signature, so the signature is
-    written out here, the same as a hand-written ``(argument, reason, ctx)`` function's."""
+def add_act_tool(server: MCPServer, door: McpDoor, act: Act[Any, Any], **arguments: Any) -> None:
+    """Add ``act`` to ``server`` as a tool named as the act whose arguments are
+    ``arguments`` (name -> schema, an ``Annotated`` type; ``(schema, default)`` for an
+    optional one), in order; they make the act's input in the same order
+    (``fingerprint=…, expected_count=…, reason=…``: ``OnFailureGroup(fingerprint_id,
+    expected_count, reason)``). The SDK reads the arguments from the signature, so the
+    signature is written out here, the same as a hand-written function's."""
+    names = list(arguments)
 
-    async def call(ctx: Context, reason: str, **named: str) -> CallToolResult:
-        return await door.act(ctx, act, OnSubscriber(named[argument], reason))
+    async def call(ctx: Context, **named: Any) -> CallToolResult:
+        return await door.act(ctx, act, act.input(*(named[name] for name in names)))
 
     call.__name__ = call.__qualname__ = act.name  # the schema's title: "<name>Arguments"
-    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
-        inspect.Parameter(argument, keyword, annotation=schema),
-        inspect.Parameter("reason", keyword, annotation=Reason),
-        inspect.Parameter("ctx", keyword, annotation=Context),
+        inspect.Parameter(name, keyword, annotation=schema[0], default=schema[1])
+        if isinstance(schema, tuple)
+        else inspect.Parameter(name, keyword, annotation=schema)
+        for name, schema in arguments.items()
     ]
+    parameters.append(inspect.Parameter("ctx", keyword, annotation=Context))
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         parameters, return_annotation=CallToolResult
     )

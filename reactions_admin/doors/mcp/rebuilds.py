@@ -12,22 +12,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from reactions_admin.acts.rebuilds.handler import (
-    CANCEL,
-    PAUSE,
-    RESUME,
-    RETRY,
-    ROLL_BACK,
-    START,
-    SWAP,
-    StartRebuild,
-)
+from reactions_admin.acts.rebuilds.handler import BY_FLAG, START
 from reactions_admin.doors.mcp.door import (
     READ_ONLY,
     McpDoor,
     Reason,
-    add_subscriber_act_tool,
-    tool,
+    add_act_tool,
 )
 from reactions_admin.reads.rebuilds import rebuild_state as read_state
 
@@ -57,15 +47,13 @@ def register_rebuild_tools(server: MCPServer, door: McpDoor) -> None:
         a new one (events, rate, duration, extra disk); the acts that apply now."""
         return await door.read(ctx, lambda actor: read_state(projection_name, actor).as_json())
 
-    @server.tool(**tool(START))
-    async def start_rebuild(
-        projection_name: ProjectionName,
-        reason: Reason,
-        ctx: Context,
-        swap_when_verified: SwapWhenVerified = False,
-    ) -> CallToolResult:
-        given = StartRebuild(projection_name, reason, swap_when_verified)
-        return await door.act(ctx, START, given)
-
-    for act in (SWAP, CANCEL, ROLL_BACK, PAUSE, RESUME, RETRY):
-        add_subscriber_act_tool(server, door, act, "projection_name", ProjectionName)
+    add_act_tool(
+        server,
+        door,
+        START,
+        projection_name=ProjectionName,
+        reason=Reason,
+        swap_when_verified=(SwapWhenVerified, False),
+    )
+    for act in BY_FLAG.values():
+        add_act_tool(server, door, act, projection_name=ProjectionName, reason=Reason)

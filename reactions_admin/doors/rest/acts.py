@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 
 from reactions_admin.acts.act import Act, In, OnSubscriber, Out
-from reactions_admin.doors.rest.schemas import ALWAYS, refusals
+from reactions_admin.doors.rest.schemas import ALWAYS, ReasonIn, refusals
 
 #: Every act takes a JSON body: too large (413), or of the wrong shape (422).
 BODY_REFUSALS = (413, 422)
@@ -43,19 +43,18 @@ def add_subscriber_act_route(
     path: str,
     act: Act[OnSubscriber, Any],
     response: type[Schema],
-    body: type[Schema],
     *,
     view: str,
     module: str,
 ) -> None:
     """Add ``POST path`` for ``act``, whose input is only ``OnSubscriber``: the route
-    written ``def <view>(request, name: str, body: <body>)`` in ``module`` would be
+    written ``def <view>(request, name: str, body: ReasonIn)`` in ``module`` would be
     (ninja names its operation id and URL after the view's name and module)."""
 
-    def route(request: HttpRequest, name: str, body: Any) -> Any:  # body: ``body``, below
+    def route(request: HttpRequest, name: str, body: ReasonIn) -> Any:
         return run(request, act, OnSubscriber(name, body.reason))
 
     route.__name__ = route.__qualname__ = view
     route.__module__ = module
-    route.__annotations__ = {"request": HttpRequest, "name": str, "body": body, "return": Any}
+    route.__annotations__ = {"request": HttpRequest, "name": str, "body": ReasonIn, "return": Any}
     router.post(path, **operation(act, response))(route)

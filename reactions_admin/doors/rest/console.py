@@ -25,8 +25,8 @@ from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
 from reactions_admin.doors.rest.acts import add_subscriber_act_route, operation, run
 from reactions_admin.doors.rest.schemas import (
     ALWAYS,
-    REASON_PATTERN,
     CursorOut,
+    ReasonIn,
     RebuildProgressOut,
     refusals,
 )
@@ -147,16 +147,6 @@ def workers(request: HttpRequest) -> Any:
 # --- actions -----------------------------------------------------------------------------
 
 
-class ReasonIn(Schema):
-    reason: str = Field(
-        description="Why you act (recorded in the audit trail). Trimmed; it must not be blank "
-        "(400 reason_required) nor longer than 2000 characters (400 reason_too_long), nor "
-        "hold a NUL character (400 unstorable_text).",
-        min_length=1,
-        json_schema_extra={"pattern": REASON_PATTERN},
-    )
-
-
 class ActionOut(Schema):
     """What an accepted action did, and the decision that records it."""
 
@@ -167,20 +157,10 @@ class ActionOut(Schema):
     status_after: str
 
 
-for path, act, view in (
-    ("retry-now", RETRY_NOW, "retry_subscriber_now"),
-    ("pause", PAUSE, "pause_subscriber"),
-    ("resume", RESUME, "resume_subscriber"),
-):
-    add_subscriber_act_route(
-        router,
-        f"/subscribers/{{name}}/{path}",
-        act,
-        ActionOut,
-        ReasonIn,
-        view=view,
-        module=__name__,
-    )
+# Each route's view is named as its act (ninja names the operation after it).
+for path, act in (("retry-now", RETRY_NOW), ("pause", PAUSE), ("resume", RESUME)):
+    route = f"/subscribers/{{name}}/{path}"
+    add_subscriber_act_route(router, route, act, ActionOut, view=act.name, module=__name__)
 
 
 class FailingItemOut(Schema):

@@ -13,19 +13,9 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field
 
-from reactions_admin.acts.rebuilds.handler import (
-    CANCEL,
-    PAUSE,
-    RESUME,
-    RETRY,
-    ROLL_BACK,
-    START,
-    SWAP,
-    StartRebuild,
-)
+from reactions_admin.acts.rebuilds.handler import BY_FLAG, START, StartRebuild
 from reactions_admin.doors.rest.acts import add_subscriber_act_route, operation, run
-from reactions_admin.doors.rest.console import ReasonIn
-from reactions_admin.doors.rest.schemas import ALWAYS, RebuildProgressOut, refusals
+from reactions_admin.doors.rest.schemas import ALWAYS, ReasonIn, RebuildProgressOut, refusals
 from reactions_admin.reads.rebuilds import rebuild_state
 
 router = Router(tags=["rebuilds"])
@@ -131,20 +121,7 @@ def start(request: HttpRequest, name: str, body: RebuildStartIn) -> Any:
     return run(request, START, StartRebuild(name, body.reason, body.swap_when_verified))
 
 
-for path, act, view in (
-    ("swap", SWAP, "swap"),
-    ("cancel", CANCEL, "cancel"),
-    ("roll-back", ROLL_BACK, "roll_back"),
-    ("pause", PAUSE, "pause"),
-    ("resume", RESUME, "resume"),
-    ("retry", RETRY, "retry"),
-):
-    add_subscriber_act_route(
-        router,
-        f"/subscribers/{{name}}/rebuild/{path}",
-        act,
-        RebuildActOut,
-        ReasonIn,
-        view=view,
-        module=__name__,
-    )
+# ``/swap``, ``/cancel``, ``/roll-back``, ...; each route's view is named as the flag.
+for flag, act in BY_FLAG.items():
+    path = f"/subscribers/{{name}}/rebuild/{flag.replace('_', '-')}"
+    add_subscriber_act_route(router, path, act, RebuildActOut, view=flag, module=__name__)

@@ -67,6 +67,16 @@ REASON_PATTERN: str = (
 )
 
 
+class ReasonIn(Schema):
+    reason: str = Field(
+        description="Why you act (recorded in the audit trail). Trimmed; it must not be blank "
+        "(400 reason_required) nor longer than 2000 characters (400 reason_too_long), nor "
+        "hold a NUL character (400 unstorable_text).",
+        min_length=1,
+        json_schema_extra={"pattern": REASON_PATTERN},
+    )
+
+
 def refusals(*statuses: int) -> dict[int, Any]:
     """The error responses an operation can give, each documented with its body."""
     return {status: ValidationErrorOut if status == 422 else ErrorOut for status in statuses}

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.rebuilds.handler import BY_FLAG, START, RebuildActResult, StartRebuild
-from reactions_admin.doors.cli import actor_named, refuse
+from reactions_admin.doors.cli import actor_named, add_actor_argument, option, refuse
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
     KINDS,
@@ -43,19 +43,14 @@ class Command(BaseCommand):
             help=f"{START.doc} (The act when --reason comes without another act.)",
         )
         for flag, act in BY_FLAG.items():
-            chosen.add_argument(f"--{flag.replace('_', '-')}", action="store_true", help=act.doc)
+            chosen.add_argument(option(flag), action="store_true", help=act.doc)
         parser.add_argument("--reason", help="Why you act (recorded in the audit trail).")
         parser.add_argument(
             "--swap-when-verified",
             action="store_true",
             help="With a start: the worker swaps as soon as verify() finds no problem.",
         )
-        parser.add_argument(
-            "--as",
-            dest="username",
-            help="The acting user (their permissions apply); an act needs one. Without it, "
-            "the state is read as the shell's account.",
-        )
+        add_actor_argument(parser, required=False)
         parser.add_argument("--json", action="store_true", help="Print JSON (as the REST API).")
 
     def handle(self, *args: Any, **options: Any) -> None:

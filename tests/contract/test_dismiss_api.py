@@ -170,6 +170,15 @@ def test_wrong_shapes_are_422_with_a_code(events, token, body) -> None:
     assert decisions() == []
 
 
+def test_a_422_names_the_field_as_sent_in_the_body(events, token) -> None:
+    # ninja's own location adds the view's body parameter: "body.body.reason".
+    response = post(Client(), {"event_id": str(uuid.uuid4())}, **bearer(token))
+    assert_error(response, 422, "validation_error")
+    body = response.json()
+    assert body["detail"] == "Invalid request: body.reason: Field required", body
+    assert [error["loc"] for error in body["errors"]] == [["body", "reason"]]
+
+
 def test_html_in_the_reason_is_stored_as_text(events, token) -> None:
     reason = '<script>alert("x")</script> & <b>bold</b>'
     response = post(

@@ -79,14 +79,24 @@ def _request_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResp
     return _reactions_error(request, too_large)
 
 
+def _as_sent(location: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Where a problem is, as the client sent it: ninja puts the name of the view's body
+    parameter after ``body`` (``body.body.reason``), a name the client never sees; every
+    operation takes one body, so the field is ``body.reason``."""
+    if location[:1] == ("body",):
+        return ("body", *location[2:])
+    return location
+
+
 @api.exception_handler(ValidationError)
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    found = [{**error, "loc": _as_sent(tuple(error.get("loc", ())))} for error in exc.errors]
     problems = [
-        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
-        for error in exc.errors
+        f"{'.'.join(str(part) for part in error['loc'])}: {error.get('msg', 'invalid')}"
+        for error in found
     ]
     detail = "Invalid request: " + "; ".join(problems)
-    return _error(request, 422, "validation_error", detail, errors=exc.errors)
+    return _error(request, 422, "validation_error", detail, errors=found)
 
 
 _HTTP_CODES = {400: "malformed_request", 401: "not_authenticated", 403: "permission_denied"}

@@ -125,7 +125,7 @@ def mcp_door(
 ) -> tuple[int, str]:
     secret = tokens[caller]
     headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-    arguments = {"projection_name": NAME, "reason": "matrix"}
+    arguments = {"subscriber_name": NAME, "reason": "matrix"}
     return mcp_outcome(mcp_over_http(base_url, TOOL[act], arguments, headers))
 
 

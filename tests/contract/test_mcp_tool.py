@@ -50,6 +50,17 @@ def test_the_tools_are_listed(token) -> None:
     assert {"dismiss_event_in_reaction", "list_reactions"} <= names
 
 
+def test_every_tool_names_the_subscriber_it_acts_on_subscriber_name(token) -> None:
+    async def main():
+        async with Client(build_mcp_server(token=token)) as client:
+            return await client.list_tools()
+
+    arguments = {tool.name: set(tool.input_schema["properties"]) for tool in anyio.run(main).tools}
+    assert "subscriber_name" in arguments["rebuild_state"]
+    assert "subscriber_name" in arguments["swap_rebuild"]
+    assert all("projection_name" not in taken for taken in arguments.values()), arguments
+
+
 def test_dismiss_event_in_reaction(events, token) -> None:
     arguments = {
         "subscriber_name": "mailer",
@@ -230,3 +241,30 @@ def test_a_dismissal_over_stdio(events, token) -> None:
     assert not result.is_error, result.content
     assert Bookmark.objects.get(pk="mailer").cursor == events[1].cursor
     assert decisions()[0].metadata["via"] == "mcp"
+
+
+def test_the_stdio_command_help_lists_every_tool_it_serves(token) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    async def main():
+        async with Client(build_mcp_server(token=token)) as client:
+            return await client.list_tools()
+
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "mcp_server", "--help"],
+        cwd=str(settings.BASE_DIR),
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    listed = shown[shown.index("Tools: ") :].replace("\n", " ")
+    names = [tool.name for tool in anyio.run(main).tools]
+    assert len(names) > 20
+    for name in names:
+        assert f" {name}," in listed or f" {name}." in listed, name

@@ -139,18 +139,18 @@ def test_rest(rebuilds, secret) -> None:
 
 
 def test_mcp(rebuilds, secret) -> None:
-    failed, fresh = mcp(secret, "rebuild_state", projection_name=NAME)
+    failed, fresh = mcp(secret, "rebuild_state", subscriber_name=NAME)
     assert not failed
     assert fresh["acts"] == ["start"]
-    failed, started = mcp(secret, "start_rebuild", projection_name=NAME, reason="fix")
+    failed, started = mcp(secret, "start_rebuild", subscriber_name=NAME, reason="fix")
     assert (failed, started["choice"]) == (False, "RebuildStarted")
     rebuilds.built()
-    _, ready = mcp(secret, "rebuild_state", projection_name=NAME)
+    _, ready = mcp(secret, "rebuild_state", subscriber_name=NAME)
     assert ready["diff"]["tables"][0]["samples"]["differing"][0]["changed"] == ["total"]
-    assert mcp(secret, "swap_rebuild", projection_name=NAME, reason="read")[1]["phase"] == "swapped"
-    assert not mcp(secret, "roll_back_rebuild", projection_name=NAME, reason="no")[0]
-    assert not mcp(secret, "start_rebuild", projection_name=NAME, reason="y")[0]
-    assert not mcp(secret, "cancel_rebuild", projection_name=NAME, reason="z")[0]
+    assert mcp(secret, "swap_rebuild", subscriber_name=NAME, reason="read")[1]["phase"] == "swapped"
+    assert not mcp(secret, "roll_back_rebuild", subscriber_name=NAME, reason="no")[0]
+    assert not mcp(secret, "start_rebuild", subscriber_name=NAME, reason="y")[0]
+    assert not mcp(secret, "cancel_rebuild", subscriber_name=NAME, reason="z")[0]
     assert [c for c, _ in choices()] == [
         "RebuildStarted", "RebuildSwapped", "RebuildRolledBack", "RebuildStarted",
         "RebuildCancelled",
@@ -248,7 +248,7 @@ def test_each_refusal_has_the_same_code_at_every_door(
     before = (list(Rebuild.objects.order_by("pk").values()), choices())
     observed, body = rest(secret, "post", f"{name}/rebuild{REST_PATH[act]}", {"reason": "x"})
     assert (observed, body["code"]) == (status, code), body
-    assert mcp(secret, TOOL[act], projection_name=name, reason="x") == (True, body)
+    assert mcp(secret, TOOL[act], subscriber_name=name, reason="x") == (True, body)
     returncode, message = cli(name, *OPTION[act], "--reason", "x", "--as", "ops")
     assert (returncode, message) == (3, f"{code}: {body['detail']}")
     if name.startswith("test.rb_"):  # the admin acts on a bookmark it lists
@@ -296,7 +296,7 @@ def test_pause_resume_and_retry_through_every_door(rebuilds, ops, secret) -> Non
     rebuilds.failed()
     status, retried = rest(secret, "post", f"{NAME}/rebuild/retry", {"reason": "fixed"})
     assert (status, retried["choice"]) == (200, "RebuildRetried")
-    failed, paused = mcp(secret, "pause_rebuild", projection_name=NAME, reason="busy")
+    failed, paused = mcp(secret, "pause_rebuild", subscriber_name=NAME, reason="busy")
     assert (failed, paused["phase"]) == (False, "paused")
     code, out = cli(NAME, "--resume", "--reason", "quiet", "--as", "ops")
     assert code == 0

@@ -40,20 +40,20 @@ def register_rebuild_tools(server: MCPServer, door: McpDoor) -> None:
     """Add the rebuild's tools to ``server``."""
 
     @server.tool(annotations=READ_ONLY)
-    async def rebuild_state(projection_name: ProjectionName, ctx: Context) -> CallToolResult:
+    async def rebuild_state(subscriber_name: ProjectionName, ctx: Context) -> CallToolResult:
         """A projection's rebuild: phase, events done of total, rate, ETA; the diff its
         verification found (rows only in the live tables, only in the new ones, differing;
         up to 20 samples of each, side by side, with the changed columns); the estimate of
         a new one (events, rate, duration, extra disk); the acts that apply now."""
-        return await door.read(ctx, lambda actor: read_state(projection_name, actor).as_json())
+        return await door.read(ctx, lambda actor: read_state(subscriber_name, actor).as_json())
 
     add_act_tool(
         server,
         door,
         START,
-        projection_name=ProjectionName,
+        subscriber_name=ProjectionName,
         reason=Reason,
         swap_when_verified=(SwapWhenVerified, False),
     )
     for act in BY_FLAG.values():
-        add_act_tool(server, door, act, projection_name=ProjectionName, reason=Reason)
+        add_act_tool(server, door, act, subscriber_name=ProjectionName, reason=Reason)

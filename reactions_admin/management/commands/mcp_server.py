@@ -16,8 +16,19 @@ from reactions_admin.acts.tokens.handler import user_for_token
 from reactions_admin.doors.mcp.server import build_mcp_server
 
 
+def served_tools() -> list[str]:
+    """The names of the tools the server serves, as it lists them to a client."""
+    return [tool.name for tool in anyio.run(build_mcp_server().list_tools)]
+
+
 class Command(BaseCommand):
     help = "Serve the Eventdesk MCP tools over stdio, acting with an API token."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # What ``--help`` says it serves is read from the server itself, never a list kept here.
+        parser.epilog = f"Tools: {', '.join(served_tools())}."
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--token", help="An API token (default: EVENTDESK_API_TOKEN).")

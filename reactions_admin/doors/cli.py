@@ -40,10 +40,21 @@ def actor_named(username: str | None) -> Actor:
     return user
 
 
+#: The exit status of a command line that is refused before anything runs: argparse's, for
+#: a required option left out (``dismiss_event`` without ``--reason``).
+USAGE_ERROR = 2
+
+
 def refuse(exc: errors.ReactionsError) -> NoReturn:
     """Exit with the refusal's code and detail: status 3 (the caller's fault) or 4
-    (unavailable; try again). 2 stays argparse's usage error."""
+    (unavailable; try again). 2 stays the usage error (``usage_error``)."""
     raise CommandError(f"{exc.code}: {exc.detail}", returncode=4 if exc.status >= 500 else 3)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Exit with status 2, as argparse does for a required option left out, for an option
+    that only another one requires (``--swap`` needs ``--reason``): argparse cannot say so."""
+    raise CommandError(message, returncode=USAGE_ERROR)
 
 
 class ActCommand(BaseCommand):

@@ -72,7 +72,7 @@ def test_the_rebuild_story(page, console_server, bugged_demo) -> None:
     page.screenshot(path=str(SHOTS / "rebuild-1-start-form.png"), full_page=True)
     page.click("form input[type=submit].default")
     page.wait_for_url(f"{base}/admin/subscribers/bookmark/")
-    assert "Rebuild: demo.scorecards: RebuildStarted" in page.inner_text(".messagelist")
+    assert "Rebuild: demo.scorecards: rebuild started" in page.inner_text(".messagelist")
 
     # 2. Watch it: the home page shows the rebuild beside the projection.
     page.goto(f"{base}/admin/console/")
@@ -100,7 +100,7 @@ def test_the_rebuild_story(page, console_server, bugged_demo) -> None:
     page.fill("#id_reason", "The diff is exactly the fix")
     page.click("form input[type=submit].default")
     page.wait_for_url(f"{base}/admin/subscribers/bookmark/")
-    assert "RebuildSwapped" in page.inner_text(".messagelist")
+    assert "rebuild swapped" in page.inner_text(".messagelist")
     assert totals() == {"completed": 9, "failed": 2}
     page.goto(f"{base}/admin/demo/agentscorecard/")
     assert "75" in page.inner_text("#result_list")
@@ -112,7 +112,7 @@ def test_the_rebuild_story(page, console_server, bugged_demo) -> None:
     page.fill("#id_reason", "Showing the roll back")
     page.click("form input[type=submit].default")
     page.wait_for_url(f"{base}/admin/subscribers/bookmark/")
-    assert "RebuildRolledBack" in page.inner_text(".messagelist")
+    assert "rebuild rolled back" in page.inner_text(".messagelist")
     assert totals() == {"completed": 11, "failed": 0}
     page.goto(f"{base}/admin/reactions_admin/decision/?context=ProjectionRebuild")
     audit = page.inner_text("#result_list")

@@ -189,7 +189,7 @@ def test_dismissing_a_failure_group_through_every_door(world, door, caller) -> N
         assert Bookmark.objects.get(pk="mailer").failing_event_id is None
         return
     if door == "cli" and caller == "anonymous":
-        assert observed[0] == 1  # --dismiss needs --as
+        assert observed[0] == 2  # --dismiss needs --as: a usage error
     else:
         expected = REFUSED[(door, caller)]
         assert observed == expected
@@ -285,3 +285,15 @@ def test_every_action_and_its_permission_is_in_the_openapi_document() -> None:
     ]:
         assert permission in paths[path]["post"]["description"], path
     assert "reactions_admin.view_console" in paths["/agent/subscribers"]["get"]["description"]
+
+
+def test_failures_without_the_options_an_act_needs_is_a_usage_error() -> None:
+    # Exit 2, as argparse's for a required option left out (dismiss_event without --reason).
+    assert command_outcome("failures", "--dismiss", "f" * 16, "--as", "ops") == (
+        2,
+        "--dismiss/--retry need --expect N, --reason and --as USERNAME",
+    )
+    assert command_outcome("failures", "--retry", "f" * 16, "--expect", "1", "--reason", "x") == (
+        2,
+        "--dismiss/--retry need --as USERNAME",
+    )

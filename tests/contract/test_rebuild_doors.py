@@ -165,7 +165,7 @@ def test_cli(rebuilds, ops) -> None:
     assert "replays 20 events" in shown
     code, out = cli(NAME, "--reason", "fix", "--as", "ops", "--swap-when-verified")
     assert code == 0
-    assert out.startswith("Rebuild: test.rb_totals: RebuildStarted, now copying schema.")
+    assert out.startswith("Rebuild: test.rb_totals: rebuild started, now copying schema.")
     Rebuild.objects.update(swap_when_verified=False)  # the swap is the operator's, below
     rebuilds.built()
     code, shown = cli(NAME)
@@ -200,7 +200,9 @@ def test_admin(rebuilds, ops) -> None:
     # Before confirming: events to replay, the rate so far, the duration, the extra disk.
     for shown in ('class="events-to-replay">20<', "not measured yet", "extra-disk", "KB"):
         assert shown in page, shown
-    assert admin_act(client, "rebuild_action")[1].startswith("Rebuild: test.rb_totals: Rebuild")
+    assert admin_act(client, "rebuild_action")[1].startswith(
+        "Rebuild: test.rb_totals: rebuild started"
+    )
     rebuilds.built()
     diff = client.get(PAGE)
     text = diff.content.decode()
@@ -213,11 +215,13 @@ def test_admin(rebuilds, ops) -> None:
         "progress and diff"
         in client.get(f"/admin/subscribers/bookmark/{NAME}/change/").content.decode()
     )
-    assert "RebuildSwapped" in admin_act(client, "swap_rebuild_action")[1]
-    assert "RebuildRolledBack" in admin_act(client, "roll_back_rebuild_action")[1]
-    assert "RebuildStarted" in admin_act(client, "rebuild_action", swap_when_verified="on")[1]
+    assert "rebuild swapped, now swapped" in admin_act(client, "swap_rebuild_action")[1]
+    assert (
+        "rebuild rolled back, now rolled back" in admin_act(client, "roll_back_rebuild_action")[1]
+    )
+    assert "rebuild started" in admin_act(client, "rebuild_action", swap_when_verified="on")[1]
     assert Rebuild.objects.get(phase="copying_schema").swap_when_verified
-    assert "RebuildCancelled" in admin_act(client, "cancel_rebuild_action")[1]
+    assert "rebuild cancelled" in admin_act(client, "cancel_rebuild_action")[1]
     assert {via for _, via in choices()} == {"admin"}
     assert len(choices()) == 5
 
@@ -288,8 +292,18 @@ def test_the_cli_acts_only_as_a_named_user(rebuilds) -> None:
         3,
         "not_authenticated: name the acting user with --as USERNAME.",
     )
-    assert cli(NAME, "--swap") == (1, "--reason is required to act (why, for the audit trail).")
+    # A required option left out is a usage error (2), as argparse says for dismiss_event.
+    assert cli(NAME, "--swap") == (2, "--reason is required to act (why, for the audit trail).")
     assert Rebuild.objects.count() == 0
+
+
+def test_the_cli_names_the_acts_that_apply_as_its_options(rebuilds) -> None:
+    rebuilds.swapped()
+    code, shown = cli(NAME)
+    assert code == 0
+    assert "Acts now: --start, --roll-back" in shown.splitlines(), shown
+    rebuilds.started()
+    assert "Acts now: --pause, --cancel" in cli(NAME)[1].splitlines()
 
 
 def test_pause_resume_and_retry_through_every_door(rebuilds, ops, secret) -> None:
@@ -300,9 +314,9 @@ def test_pause_resume_and_retry_through_every_door(rebuilds, ops, secret) -> Non
     assert (failed, paused["phase"]) == (False, "paused")
     code, out = cli(NAME, "--resume", "--reason", "quiet", "--as", "ops")
     assert code == 0
-    assert "RebuildResumed" in out
+    assert "rebuild resumed" in out
     client = Client()
     client.force_login(ops)
-    assert "RebuildPaused" in admin_act(client, "pause_rebuild_action")[1]
+    assert "rebuild paused" in admin_act(client, "pause_rebuild_action")[1]
     assert [via for _, via in choices()][-4:] == ["rest", "mcp", "cli", "admin"]
     assert phase() == "paused"

@@ -48,3 +48,13 @@ def test_the_choices_are_the_issues_and_pause_resume_retry() -> None:
         "RebuildStarted", "RebuildSwapped", "RebuildCancelled", "RebuildRolledBack",
         "RebuildPaused", "RebuildResumed", "RebuildRetried",
     ]  # fmt: skip
+
+
+def test_a_decision_is_said_in_plain_words() -> None:
+    # Messages for people name the act in words; the choice stays the event's data.
+    assert Choice.ROLL_BACK.said == "rebuild rolled back"
+    assert Choice.START.said == "rebuild started"
+    assert {choice.said for choice in Choice} == {
+        "rebuild started", "rebuild swapped", "rebuild cancelled", "rebuild rolled back",
+        "rebuild paused", "rebuild resumed", "rebuild retried",
+    }  # fmt: skip

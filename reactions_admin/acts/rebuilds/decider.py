@@ -11,6 +11,7 @@ other deciders this imports nothing from Django and never raises.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,12 @@ class Choice(enum.Enum):
     PAUSE = "RebuildPaused"
     RESUME = "RebuildResumed"
     RETRY = "RebuildRetried"
+
+    @property
+    def said(self) -> str:
+        """The decision in plain words, for messages: "rebuild rolled back" (the value,
+        ``RebuildRolledBack``, is the event's data, not a word for people)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", " ", self.value).lower()
 
     @property
     def verb(self) -> str:

@@ -69,9 +69,10 @@ class RebuildActResult(FieldsPayload):
     inputs: Mapping[str, Any]
 
     def text(self) -> str:
-        """ "demo.scorecards: RebuildSwapped, now swapped. Decision …" """
+        """ "demo.scorecards: rebuild swapped, now swapped. Decision …" """
         return (
-            f"{self.subscriber_name}: {self.choice}, now {self.phase.replace('_', ' ')}. "
+            f"{self.subscriber_name}: {Choice(self.choice).said}, "
+            f"now {self.phase.replace('_', ' ')}. "
             f"Decision {self.decision_event_id}."
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from reactions_admin import errors
 from reactions_admin.acts.act import OnFailureGroup
@@ -16,7 +16,7 @@ from reactions_admin.acts.failure_groups.handler import (
     failure_groups,
     read_groups_as_shell,
 )
-from reactions_admin.doors.cli import actor_named, add_actor_argument, refuse
+from reactions_admin.doors.cli import actor_named, add_actor_argument, refuse, usage_error
 
 
 class Command(BaseCommand):
@@ -39,9 +39,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         fingerprint = options["dismiss"] or options["retry"]
         if fingerprint and (options["expect"] is None or options["reason"] is None):
-            raise CommandError("--dismiss/--retry need --expect N, --reason and --as USERNAME")
+            usage_error("--dismiss/--retry need --expect N, --reason and --as USERNAME")
         if fingerprint and options["username"] is None:
-            raise CommandError("--dismiss/--retry need --as USERNAME")
+            usage_error("--dismiss/--retry need --as USERNAME")
         try:
             if fingerprint:
                 act = DISMISS_FAILURE_GROUP if options["dismiss"] else RETRY_FAILURE_GROUP

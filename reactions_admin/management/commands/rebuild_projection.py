@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.rebuilds.handler import BY_FLAG, START, RebuildActResult, StartRebuild
-from reactions_admin.doors.cli import actor_named, add_actor_argument, option, refuse
+from reactions_admin.doors.cli import actor_named, add_actor_argument, option, refuse, usage_error
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
     KINDS,
@@ -60,13 +60,13 @@ class Command(BaseCommand):
         if act is None and (options["start"] or options["reason"] is not None):
             act = START
         if options["swap_when_verified"] and act is not START:
-            raise CommandError("--swap-when-verified goes with starting a rebuild.")
+            usage_error("--swap-when-verified goes with starting a rebuild.")
         try:
             if act is None:
                 self._show(options)
                 return
             if options["reason"] is None:
-                raise CommandError("--reason is required to act (why, for the audit trail).")
+                usage_error("--reason is required to act (why, for the audit trail).")
             if options["username"] is None:
                 raise errors.NotAuthenticated("name the acting user with --as USERNAME.")
             actor = actor_named(options["username"])
@@ -128,7 +128,7 @@ def state_lines(state: RebuildState) -> list[str]:
             f"{e.extra_bytes / 1_048_576:.1f} MiB more disk ({', '.join(e.tables) or 'no tables'})."
         )
     if state.acts:
-        lines.append("Acts now: " + ", ".join(state.acts))
+        lines.append("Acts now: " + ", ".join(option(act) for act in state.acts))
     diff = state.diff
     if diff is None:
         return lines

@@ -66,7 +66,7 @@ class FailureSite:
         same_place = state.cursor == at
         return cls(
             sql.RECORD_FAILURE,
-            {"name": name, "tx": at[0], "pos": at[1], "owner": owner},
+            {"name": name, "tx": at[0], "pos": at[1], "owner": owner, "keep_lease": False},
             state.failing_event_id if same_place else None,
             state.attempts if same_place else 0,
         )
@@ -76,8 +76,14 @@ class FailureSite:
         """The bookmark of a reaction whose lease was taken over while ``handle`` ran,
         locked where the claim found it (``state``); the lease stays with its holder."""
         return cls(
-            sql.RECORD_LOST_LEASE,
-            {"name": name, "tx": state.cursor[0], "pos": state.cursor[1]},
+            sql.RECORD_FAILURE,
+            {
+                "name": name,
+                "tx": state.cursor[0],
+                "pos": state.cursor[1],
+                "owner": "",
+                "keep_lease": True,
+            },
             state.failing_event_id,
             state.attempts,
         )

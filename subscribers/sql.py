@@ -145,25 +145,13 @@ UPDATE projection_bookmarks SET lease_owner = '', lease_expires_at = NULL, updat
 WHERE starts_with(lease_owner, %(owner)s || '#')
 """
 
-# An attempt whose lease was lost meanwhile failed too (its result is discarded), and
-# counts: a handle that keeps losing its lease backs off and wedges instead of repeating
-# its outside effects forever. The lease now belongs to someone else and is left alone;
-# so is an operator's pause. The caller holds the row locked at this cursor.
-RECORD_LOST_LEASE = """
-UPDATE projection_bookmarks
-SET status = CASE WHEN status = 'paused' THEN status ELSE %(status)s END,
-    attempts = %(attempts)s, failing_event_id = %(event_id)s,
-    last_error = %(error)s, last_traceback = %(traceback)s, failed_at = now(),
-    next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
-                         ELSE now() + make_interval(secs => %(delay)s::float8) END,
-    updated_at = now()
-WHERE subscriber_name = %(name)s AND last_transaction_id = %(tx)s AND last_position = %(pos)s
-RETURNING next_retry_at
-"""
-
 # The failure is recorded against the cursor it happened at (and, for a reaction, only
 # while the lease is this claim's token): a bookmark an operator has moved is left alone.
 # A pause set meanwhile is kept; the retrying/wedged status is what resume brings back.
+# An attempt whose lease was lost meanwhile failed too (its result is discarded), and
+# counts: a handle that keeps losing its lease backs off and wedges instead of repeating
+# its outside effects forever. That lease now belongs to someone else and is kept
+# (keep_lease, with no owner to match); the caller holds the row locked at this cursor.
 RECORD_FAILURE = """
 UPDATE projection_bookmarks
 SET status = CASE WHEN status = 'paused' THEN status ELSE %(status)s END,
@@ -172,7 +160,9 @@ SET status = CASE WHEN status = 'paused' THEN status ELSE %(status)s END,
     last_error = %(error)s, last_traceback = %(traceback)s, failed_at = now(),
     next_retry_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
                          ELSE now() + make_interval(secs => %(delay)s::float8) END,
-    lease_owner = '', lease_expires_at = NULL, updated_at = now()
+    lease_owner = CASE WHEN %(keep_lease)s THEN lease_owner ELSE '' END,
+    lease_expires_at = CASE WHEN %(keep_lease)s THEN lease_expires_at END,
+    updated_at = now()
 WHERE subscriber_name = %(name)s AND last_transaction_id = %(tx)s AND last_position = %(pos)s
   AND (%(owner)s = '' OR lease_owner = %(owner)s)
 RETURNING next_retry_at

@@ -269,6 +269,37 @@ def test_a_result_discarded_for_a_lost_lease_is_a_failed_attempt_then_retried() 
     assert_healthy_and_unleased(LosesItsLease.name)
 
 
+class PausedAndLosesItsLease:
+    """While ``handle`` runs, an operator pauses the reaction and its lease is taken over."""
+
+    name = "test.paused_loses_lease"
+    event_types = ("Question",)
+    batch_size = 1
+
+    def handle(self, event: RecordedEvent) -> list[StreamAppend]:
+        record(self.name, event)
+        Bookmark.objects.filter(subscriber_name=self.name).update(
+            status="paused", paused_from="active", lease_owner="elsewhere:9:beef#2",
+            lease_expires_at=FUTURE,
+        )  # fmt: skip
+        return answer_to(event)
+
+
+def test_a_lost_lease_failure_during_a_pause_is_what_resume_brings_back() -> None:
+    question = append("question", "Question")[0]
+    subs = build_registry([PausedAndLosesItsLease()])
+    Worker(subs).run_once()
+    mark = bookmark(PausedAndLosesItsLease.name)
+    # The pause stays; the failed attempt is what a resume returns to (not "active",
+    # which would skip the backoff), exactly as for any other failure during a pause.
+    assert (mark.status, mark.paused_from, mark.attempts, mark.failing_event_id) == (
+        "paused", "retrying", 1, question.event_id,
+    )  # fmt: skip
+    assert "LeaseLost" in mark.last_error
+    assert mark.lease_owner == "elsewhere:9:beef#2"  # the new holder's lease is left alone
+    assert answers() == Counter()
+
+
 class DismissedWhileHandled:
     """An operator dismisses the very event being handled, while ``handle`` runs."""
 

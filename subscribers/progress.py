@@ -9,6 +9,7 @@ from config.options import options
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor
 from subscribers.outcome import Outcome
+from subscribers.pace import duration, eta_seconds
 
 logger = logging.getLogger("eventdesk.progress")
 
@@ -72,10 +73,8 @@ class Progress:
         (events passed over count too: they are part of the distance)."""
         if at is None or behind is None or self._backlog_from is None:
             return "ETA unknown"
-        speed = (at.position - self._backlog_from) / elapsed
-        if speed <= 0:
-            return "ETA unknown"
-        return f"ETA ~{_duration(behind / speed)}"
+        eta = eta_seconds(behind, (at.position - self._backlog_from) / elapsed)
+        return "ETA unknown" if eta is None else f"ETA ~{duration(eta)}"
 
 
 def _approximate_lag(at: Cursor | None) -> int | None:
@@ -84,11 +83,3 @@ def _approximate_lag(at: Cursor | None) -> int | None:
         return None
     head = PostgresEventStore().head()
     return max(0, head.position - at.position)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString
 
 from subscribers import history
 from subscribers.history import RateAndEta, Sample
+from subscribers.pace import duration
 
 LINE = "#417690"  # the admin's own blue
 AXIS = "#999"
@@ -66,7 +67,7 @@ def sparkline(taken: Sequence[Sample], width: int = 120, height: int = 24) -> Sa
         width,
         height,
         f"lag trend, peak {top} events",
-        f"lag over the last {_duration(pairs[-1][0])}, peak {top} events",
+        f"lag over the last {duration(pairs[-1][0])}, peak {top} events",
         coordinates,
         LINE,
     )
@@ -104,8 +105,8 @@ def lag_chart(taken: Sequence[Sample], width: int = 720, height: int = 200) -> S
         line=LINE,
         points=coordinates,
         peak=f"peak {top}{'+' if capped else ''} events behind",
-        since=f"{_duration(pairs[-1][0])} ago",
-        label=f"lag in events over the last {_duration(pairs[-1][0])}, peak {top}",
+        since=f"{duration(pairs[-1][0])} ago",
+        label=f"lag in events over the last {duration(pairs[-1][0])}, peak {top}",
     )
 
 
@@ -118,15 +119,7 @@ def rate_text(estimate: RateAndEta) -> str:
         return text + ", caught up"
     if estimate.eta_seconds is None:
         return text + ", behind and not gaining"
-    return text + f", caught up in ~{_duration(estimate.eta_seconds)}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    return text + f", caught up in ~{duration(estimate.eta_seconds)}"
 
 
 #: The sparkline in the lists covers this much history; the chart on a bookmark's page

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from subscribers.pace import ago as ago  # re-exported: ``when`` reads with it
+from subscribers.pace import duration, eta_seconds
+
 #: A transaction open longer than this, holding committed events back, is a cause (the
 #: loader reads only such holders into ``SubscriberFacts.horizon``).
 HORIZON_SECONDS = 10.0
@@ -191,8 +194,8 @@ def diagnose(facts: SubscriberFacts) -> Diagnosis:
     intake paused, the horizon; with none, catching up or caught up."""
     causes = [c for c in _causes(facts) if c is not None]
     eta = facts.eta_seconds
-    if eta is None and facts.rate and facts.lag > 0:
-        eta = facts.lag / facts.rate
+    if eta is None and facts.lag > 0:
+        eta = eta_seconds(facts.lag, facts.rate)
     if causes and any(c.blocking for c in causes):
         headline = next(c for c in causes if c.blocking)
         return Diagnosis(
@@ -363,26 +366,6 @@ def _lag(facts: SubscriberFacts) -> str:
 def _short(text: str, limit: int = 160) -> str:
     line = text.strip().splitlines()[0] if text.strip() else "(none recorded)"
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def duration(seconds: float) -> str:
-    """A duration as people say it: "45 s", "4 min", "2 h 5 min", "3 d"."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = seconds / 60
-    if minutes < 60:
-        return f"{minutes:.0f} min"
-    hours, rest = divmod(int(minutes), 60)
-    if hours < 48:
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    return f"{hours // 24} d"
-
-
-def ago(moment: datetime, now: datetime) -> str:
-    """How long ago (or from now) ``moment`` is: "4 min ago", "in 12 s"."""
-    delta = (now - moment).total_seconds()
-    return f"{duration(delta)} ago" if delta >= 0 else f"in {duration(-delta)}"
 
 
 def timestamp(moment: datetime) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from subscribers import rebuilds as engine
 from subscribers.models import Rebuild
+from subscribers.pace import duration
 
 #: The phases of a rebuild that has not ended.
 OPEN_PHASES = tuple(str(phase) for phase in Rebuild.OPEN_PHASES)
@@ -37,15 +38,7 @@ def progress_text(progress: engine.RebuildProgress) -> str:
         if progress.rate > 0:
             text += f", {progress.rate:.0f} events/s"
         if progress.eta_seconds is not None and progress.phase != "ready":
-            text += f", ETA {_duration(progress.eta_seconds)}"
+            text += f", ETA {duration(progress.eta_seconds)}"
     if progress.note:
         text += f" ({progress.note})"
     return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

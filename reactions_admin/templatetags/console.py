@@ -11,7 +11,8 @@ from django.utils.safestring import SafeString
 
 from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads import charts
-from reactions_admin.reads.diagnosis import ago, timestamp
+from reactions_admin.reads.diagnosis import timestamp
+from subscribers.pace import ago
 
 register = template.Library()
 

@@ -10,6 +10,7 @@ from django.db import connection
 import subscribers.rebuilds.sql as sql
 from eventstore.types import START
 from subscribers.models import Rebuild
+from subscribers.pace import eta_seconds
 from subscribers.rebuilds.declared import declared_tables
 from subscribers.registry import SubscriberRegistry, configured_registry
 
@@ -72,7 +73,7 @@ def estimate_rebuild(name: str, registry: SubscriberRegistry | None = None) -> R
         projection=name,
         events=events,
         rate=rate,
-        seconds=events / rate if rate else None,
+        seconds=eta_seconds(events, rate),
         extra_bytes=size,
         tables=tables,
     )

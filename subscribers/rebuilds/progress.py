@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from subscribers.models import Rebuild
+from subscribers.pace import eta_seconds
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class RebuildProgress:
 
 def rebuild_progress(rebuild: Rebuild) -> RebuildProgress:
     """The progress of ``rebuild`` as last recorded by its worker."""
-    remaining = max(0, rebuild.events_total - rebuild.events_done)
-    eta = remaining / rebuild.rate if rebuild.rate > 0 and rebuild.is_open else None
+    remaining = rebuild.events_total - rebuild.events_done
+    eta = eta_seconds(remaining, rebuild.rate) if rebuild.is_open else None
     if rebuild.phase in (Rebuild.Phase.READY, Rebuild.Phase.VERIFYING):
         eta = 0.0 if rebuild.phase == Rebuild.Phase.READY else eta
     return RebuildProgress(

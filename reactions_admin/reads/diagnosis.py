@@ -161,10 +161,13 @@ class Counts:
     stalled: int = 0
     total: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
+    #: Stream-ordered reactions with streams parked: the other streams go on.
+    degraded: int = 0
 
     def as_json(self) -> dict[str, int]:
         return {
             "wedged": self.wedged,
+            "degraded": self.degraded,
             "retrying": self.retrying,
             "paused": self.paused,
             "stalled": self.stalled,
@@ -173,19 +176,21 @@ class Counts:
 
 
 def count(diagnoses: Iterable[Diagnosis]) -> Counts:
-    """Wedged (a wedged bookmark or a parked stream), retrying, paused, and stalled (any
-    blocking cause) among ``diagnoses``."""
-    wedged = retrying = paused = stalled = total = 0
+    """Wedged (a wedged bookmark), degraded (streams parked, the others going on),
+    retrying, paused, and stalled (any blocking cause) among ``diagnoses``; a subscriber
+    both wedged and with streams parked counts in both."""
+    wedged = degraded = retrying = paused = stalled = total = 0
     by_state: dict[str, int] = {}
     for diagnosis in diagnoses:
         codes = diagnosis.codes
         total += 1
-        wedged += bool(codes & {State.WEDGED, State.PARKED})
+        wedged += State.WEDGED in codes
+        degraded += State.PARKED in codes
         retrying += State.RETRYING in codes
         paused += State.PAUSED in codes
         stalled += diagnosis.stalled
         by_state[diagnosis.state.value] = by_state.get(diagnosis.state.value, 0) + 1
-    return Counts(wedged, retrying, paused, stalled, total, by_state)
+    return Counts(wedged, retrying, paused, stalled, total, by_state, degraded)
 
 
 def diagnose(facts: SubscriberFacts) -> Diagnosis:

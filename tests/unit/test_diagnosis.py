@@ -135,7 +135,25 @@ def test_counts() -> None:
         diagnose(replace(BASE, lag=1, live_workers=())),
     ]
     counts = count(diagnoses)
-    assert counts.as_json() == {"wedged": 1, "retrying": 1, "paused": 1, "stalled": 4, "total": 5}
+    assert counts.as_json() == {
+        "wedged": 1,
+        "degraded": 0,
+        "retrying": 1,
+        "paused": 1,
+        "stalled": 4,
+        "total": 5,
+    }
+
+
+def test_a_wedged_and_a_degraded_subscriber_count_once_each() -> None:
+    wedged = diagnose(replace(BASE, status="wedged", lag=1))
+    parked = diagnose(
+        replace(
+            BASE, stream_ordered=True, parked_streams=1, oldest_parked=NOW - timedelta(minutes=4)
+        )
+    )
+    counts = count([wedged, parked])
+    assert (counts.wedged, counts.degraded, counts.total) == (1, 1, 2)
 
 
 def test_times_have_seconds_and_a_timezone_and_ages_read_naturally() -> None:
@@ -153,7 +171,7 @@ def test_a_parked_stream_is_the_headline_when_nothing_else_is_behind() -> None:
     assert diagnosis.state is State.PARKED
     assert diagnosis.summary.startswith("1 stream(s) parked, the oldest since ")
     assert "catching up" not in diagnosis.summary
-    assert count([diagnosis]).wedged == 1
+    assert (count([diagnosis]).wedged, count([diagnosis]).degraded) == (0, 1)
 
 
 def test_wakeups_that_do_not_arrive_qualify_caught_up_and_catching_up_without_stalling() -> None:

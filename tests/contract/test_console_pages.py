@@ -59,7 +59,7 @@ def test_the_admin_index_is_the_home_page(events) -> None:
     page = ops().get("/admin/")
     assert page.status_code == 200
     shown = text(page)
-    assert "1 wedged 0 retrying 0 paused 2 stalled of 2 subscriber(s)" in shown
+    assert "1 wedged 0 degraded 0 retrying 0 paused 2 stalled of 2 subscriber(s)" in shown
     assert f"wedged on event {events[1].event_id} (OrderPlaced) with error {ERROR}" in shown
     assert "(4 min ago)" in shown
     assert re.search(r"updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", shown)

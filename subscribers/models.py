@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models.functions import Now
 
@@ -121,6 +123,12 @@ class ReactionWork(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_name}: {self.event_id} ({self.stream_id})"
+
+    @property
+    def parked_since(self) -> datetime | None:
+        """When its stream got stuck: the first parking (a failed retry parks it again and
+        does not restart the age), as ``oldest_parked`` counts it in SQL."""
+        return self.first_parked_at or self.parked_at
 
 
 class SubscriberSample(models.Model):

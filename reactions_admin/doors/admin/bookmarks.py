@@ -21,7 +21,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
-from django.utils.timesince import timesince
 
 from config.options import options
 from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
@@ -35,6 +34,7 @@ from reactions_admin.doors.admin.rebuilds import rebuild_page, rebuild_summary
 from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads import charts
 from reactions_admin.reads.charts import lag_chart, rate_text
+from reactions_admin.reads.diagnosis import when
 from reactions_admin.reads.overview import bookmarks_with_lag
 from subscribers import history, sql
 from subscribers.models import Bookmark
@@ -58,7 +58,7 @@ class BookmarkAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "status")
     search_fields = ("subscriber_name", "last_error")
     readonly_fields = (
-        "subscriber_name", "kind", "cursor_display", "lag", "rate", "lag_trend", "status",
+        "subscriber_name", "kind", "cursor_display", "lag", "rate", "lag_trend", "health",
         "attempts", "failing_event", "last_error", "last_traceback", "failed_at", "next_retry_at",
         "lease_owner", "lease_expires_at", "created_at", "updated_at", "rebuild",
     )  # fmt: skip
@@ -218,9 +218,9 @@ def _stream_health(bookmark: Bookmark, work: WorkSummary, label: str) -> str:
             f"{work.parked_streams} parked stream{'s' if work.parked_streams != 1 else ''}",
         )
         return format_html(
-            '<strong style="color: #ba2121">Degraded</strong>: {} (oldest parked {} ago); {}',
+            '<strong style="color: #ba2121">Degraded</strong>: {} (oldest parked since {}); {}',
             parked,
-            timesince(work.oldest_parked),
+            when(work.oldest_parked, timezone.now()),
             format_html_join(", ", "{}", ((part,) for part in parts)),
         )
     return format_html("{}; {}", label, format_html_join(", ", "{}", ((part,) for part in parts)))

@@ -20,6 +20,7 @@ from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from eventstore.admin import ReadOnlyAdmin
@@ -31,7 +32,9 @@ from reactions_admin.doors.admin.actions import AdminAction, admin_action
 from reactions_admin.errors import ReactionsError
 from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.models import ParkedStream
+from reactions_admin.reads.diagnosis import when
 from reactions_admin.reads.reactions import VIEW_PERMISSIONS
+from reactions_admin.templatetags.console import stamp
 from subscribers import sql
 
 TEMPLATE = "admin/reactions_admin/parkedstream/confirm_action.html"
@@ -114,7 +117,7 @@ class ParkedStreamAdmin(ReadOnlyAdmin):
     operate them), not the model's own."""
 
     list_display = ("reaction", "stream_id", "head_event", "short_error", "attempts",
-                    "first_parked_at", "parked_at", "waiting")  # fmt: skip
+                    "parked_since", "last_parked", "waiting")  # fmt: skip
     list_display_links = None
     # The longest stuck first: since the head first parked (a failed retry parks it again).
     ordering = ("first_parked_at", "stream_id")
@@ -147,6 +150,14 @@ class ParkedStreamAdmin(ReadOnlyAdmin):
         if len(text) <= 90:
             return text
         return format_html('<span title="{}">{}…</span>', text, text[:89])
+
+    @admin.display(description="parked since", ordering="first_parked_at")
+    def parked_since(self, row: ParkedStream) -> str:
+        return when(row.parked_since, timezone.now())
+
+    @admin.display(description="last parked", ordering="parked_at")
+    def last_parked(self, row: ParkedStream) -> str:
+        return stamp(row.parked_at)
 
     @admin.display(description="waiting behind", ordering="behind")
     def waiting(self, row: ParkedStream) -> int:

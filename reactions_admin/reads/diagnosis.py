@@ -246,10 +246,17 @@ def _causes(facts: SubscriberFacts) -> list[Cause | None]:
 def _paused(facts: SubscriberFacts) -> Cause | None:
     if facts.status != "paused":
         return None
-    who = facts.paused_by or "an operator"
-    since = f" since {when(facts.paused_at, facts.now)}" if facts.paused_at else ""
-    why = f": {facts.pause_reason}" if facts.pause_reason else ""
-    return Cause(State.PAUSED, f"paused by {who}{since}{why}")
+    return Cause(
+        State.PAUSED, paused_text(facts.paused_by, facts.paused_at, facts.pause_reason, facts.now)
+    )
+
+
+def paused_text(by: str, at: datetime | None, reason: str, now: datetime) -> str:
+    """A pause in words, a subscriber's or a rebuild's: "paused by alice since
+    2026-11-28 03:11:39 UTC (30 s ago): schema migration"."""
+    since = f" since {when(at, now)}" if at else ""
+    why = f": {reason}" if reason else ""
+    return f"paused by {by or 'an operator'}{since}{why}"
 
 
 def _wedged(facts: SubscriberFacts) -> Cause | None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+
+from reactions_admin.reads.diagnosis import paused_text
 from subscribers import rebuilds as engine
 from subscribers.models import Rebuild
 from subscribers.pace import duration
@@ -39,6 +42,9 @@ def progress_text(progress: engine.RebuildProgress) -> str:
             text += f", {progress.rate:.0f} events/s"
         if progress.eta_seconds is not None and progress.phase != "ready":
             text += f", ETA {duration(progress.eta_seconds)}"
+    if progress.phase == "paused":
+        pause = (progress.paused_by, progress.paused_at, progress.pause_reason, timezone.now())
+        text += f"; {paused_text(*pause)}"
     if progress.note:
         text += f" ({progress.note})"
     return text

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 
 import subscribers.rebuilds.sql as sql
-from eventstore.types import START
+from eventstore.types import START, Cursor
 from subscribers.models import Rebuild
 from subscribers.pace import eta_seconds
 from subscribers.rebuilds.declared import declared_tables
@@ -40,22 +40,35 @@ class RebuildEstimate:
         }
 
 
+def events_to_replay(
+    name: str, registry: SubscriberRegistry | None = None, after: Cursor = START
+) -> int:
+    """The events of ``name``'s types after ``after`` up to where the live projection
+    stands: what a rebuild from ``after`` replays."""
+    registry = registry if registry is not None else configured_registry()
+    entry = registry.get(name) if registry is not None else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql.LIVE_CURSOR, {"name": name})
+        row = cursor.fetchone()
+        upto = (int(row[0]), int(row[1])) if row else START
+        params: dict[str, Any] = {
+            "tx": after.transaction_id, "pos": after.position, "to_tx": upto[0], "to_pos": upto[1],
+        }  # fmt: skip
+        query = sql.COUNT_UPTO
+        if entry is not None and entry.event_types is not None:
+            query, params["types"] = sql.COUNT_UPTO_OF_TYPES, list(entry.event_types)
+        cursor.execute(query, params)
+        return int(cursor.fetchone()[0])
+
+
 def estimate_rebuild(name: str, registry: SubscriberRegistry | None = None) -> RebuildEstimate:
     """The estimate for a rebuild of ``name`` now (a projection that may not be rebuildable:
     the form shows the figures and the refusal apart)."""
     registry = registry if registry is not None else configured_registry()
     entry = registry.get(name) if registry is not None else None
     tables = [t.table for t in declared_tables(entry)] if entry is not None else []
+    events = events_to_replay(name, registry)
     with connection.cursor() as cursor:
-        cursor.execute(sql.LIVE_CURSOR, {"name": name})
-        row = cursor.fetchone()
-        upto = (int(row[0]), int(row[1])) if row else START
-        params: dict[str, Any] = {"tx": 0, "pos": 0, "to_tx": upto[0], "to_pos": upto[1]}
-        query = sql.COUNT_UPTO
-        if entry is not None and entry.event_types is not None:
-            query, params["types"] = sql.COUNT_UPTO_OF_TYPES, list(entry.event_types)
-        cursor.execute(query, params)
-        events = int(cursor.fetchone()[0])
         cursor.execute(
             "SELECT coalesce(sum(pg_total_relation_size(to_regclass(quote_ident(t)))), 0)"
             " FROM unnest(%(tables)s::text[]) AS t",

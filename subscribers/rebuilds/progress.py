@@ -6,8 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from eventstore.decisions import DECISION_EVENT_TYPE
+from eventstore.models import Event
 from subscribers.models import Rebuild
 from subscribers.pace import eta_seconds
+from subscribers.rebuilds.audit import REBUILD_STREAM
+from subscribers.rebuilds.estimate import events_to_replay
+
+#: The choice of the decision an operator's pause appends (``Choice.PAUSE`` of
+#: ``reactions_admin.acts.rebuilds.decider``, which this engine does not import).
+PAUSE_CHOICE = "RebuildPaused"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class RebuildProgress:
     last_error: str
     verification: dict[str, Any] | None
     kept_until: datetime | None
+    #: While paused: who paused it, why and when (the pause's decision).
+    paused_by: str = ""
+    pause_reason: str = ""
+    paused_at: datetime | None = None
 
     @property
     def remaining(self) -> int:
@@ -53,12 +65,24 @@ class RebuildProgress:
             "last_error": self.last_error,
             "verification": self.verification,
             "kept_until": self.kept_until.isoformat() if self.kept_until else None,
+            "paused_by": self.paused_by,
+            "pause_reason": self.pause_reason,
+            "paused_at": self.paused_at.isoformat() if self.paused_at else None,
         }
 
 
 def rebuild_progress(rebuild: Rebuild) -> RebuildProgress:
-    """The progress of ``rebuild`` as last recorded by its worker."""
-    remaining = rebuild.events_total - rebuild.events_done
+    """The progress of ``rebuild`` as last recorded by its worker; paused, also who paused
+    it and why, and (paused before a worker counted them) the events it has to replay."""
+    total = rebuild.events_total
+    pause: dict[str, Any] = {}
+    if rebuild.phase == Rebuild.Phase.PAUSED:
+        pause = _pause(rebuild)
+        if total == 0:
+            total = rebuild.events_done + events_to_replay(
+                rebuild.projection_name, after=rebuild.cursor
+            )
+    remaining = total - rebuild.events_done
     eta = eta_seconds(remaining, rebuild.rate) if rebuild.is_open else None
     if rebuild.phase in (Rebuild.Phase.READY, Rebuild.Phase.VERIFYING):
         eta = 0.0 if rebuild.phase == Rebuild.Phase.READY else eta
@@ -67,7 +91,7 @@ def rebuild_progress(rebuild: Rebuild) -> RebuildProgress:
         phase=rebuild.phase,
         phase_label=rebuild.get_phase_display(),
         events_done=rebuild.events_done,
-        events_total=max(rebuild.events_total, rebuild.events_done),
+        events_total=max(total, rebuild.events_done),
         rate=rebuild.rate,
         eta_seconds=eta,
         started_at=rebuild.created_at,
@@ -77,4 +101,28 @@ def rebuild_progress(rebuild: Rebuild) -> RebuildProgress:
         last_error=rebuild.last_error,
         verification=rebuild.verification,
         kept_until=rebuild.kept_until if rebuild.kept_dropped_at is None else None,
+        **pause,
     )
+
+
+def _pause(rebuild: Rebuild) -> dict[str, Any]:
+    """``paused_by``, ``pause_reason``, ``paused_at`` from the decision that paused
+    ``rebuild`` (the last one: a rebuild resumed and paused again shows the second)."""
+    decision = (
+        Event.objects.filter(
+            stream_id=REBUILD_STREAM,
+            event_type=DECISION_EVENT_TYPE,
+            data__choice=PAUSE_CHOICE,
+            data__inputs__rebuild_id=rebuild.pk,
+        )
+        .order_by("-position")
+        .first()
+    )
+    if decision is None:
+        return {}
+    actor = decision.data.get("actor") or {}
+    return {
+        "paused_by": str(actor.get("username") or actor.get("os_user") or ""),
+        "pause_reason": str(decision.data.get("reason") or ""),
+        "paused_at": decision.recorded_at,
+    }

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
@@ -44,8 +45,10 @@ def test_every_page_gives_a_parked_stream_the_same_age(parked: ParkedWorld) -> N
         "bookmarks": reverse("admin:subscribers_bookmark_changelist"),
         "parked streams": reverse("admin:reactions_admin_parkedstream_changelist"),
     }
-    for page, url in pages.items():
-        response = client.get(url)
+    head = ParkedStream.objects.get(subscriber_name=parked.name, stream_id="bad")
+    confirm = {"action": "dismiss_heads", ACTION_CHECKBOX_NAME: [head.pk], "index": 0}
+    for page, url in [*pages.items(), ("parked streams' action", pages["parked streams"])]:
+        response = client.post(url, confirm) if "action" in page else client.get(url)
         assert response.status_code == 200, page
         text = response.content.decode()
         assert "(2 h 5 min ago)" in text, page
@@ -78,3 +81,15 @@ def test_a_paused_rebuild_shows_its_progress_and_who_paused_it_why(rebuilds: Any
     assert "rebuild paused: 0 of 20 events; paused by alice since " in home
     assert "the nightly batch window" in home
     assert Choice.PAUSE.value == PAUSE_CHOICE  # the engine reads the act's decision
+
+
+def test_the_rebuild_form_says_to_deploy_the_fix_first(rebuilds: Any) -> None:
+    client = logged_in(rebuilder("alice"))
+    changelist = reverse("admin:subscribers_bookmark_changelist")
+    selected = {"action": "rebuild_action", ACTION_CHECKBOX_NAME: [REBUILT], "index": 0}
+    form = client.post(changelist, selected).content.decode()
+    assert "Deploy the fixed projection code to the workers first" in form
+    assert "a rebuild replays the events through the code the workers run now" in form
+    rebuilds.started()
+    pause = client.post(changelist, {**selected, "action": "pause_rebuild_action"})
+    assert "Deploy the fixed projection code" not in pause.content.decode()  # a start's note

@@ -58,7 +58,7 @@ def test_the_overview_diagnoses_each_subscriber_and_counts() -> None:
     )
     assert "no live worker runs it" in [c.text for c in by_name["digest"].causes]
     assert seen.counts.as_json() == {
-        "wedged": 1, "retrying": 0, "paused": 0, "stalled": 2, "total": 3,
+        "wedged": 1, "degraded": 0, "retrying": 0, "paused": 0, "stalled": 2, "total": 3,
     }  # fmt: skip
     assert [w.state for w in seen.workers] == ["live", "gone"]
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
+from eventstore.store import EventStore
 from eventstore.types import (
     START,
     ConcurrencyError,
@@ -24,7 +25,7 @@ from eventstore.types import (
 )
 
 
-class InMemoryEventStore:
+class InMemoryEventStore(EventStore):
     """Events in a list, in global order. Thread-safe."""
 
     durable = False
@@ -74,14 +75,9 @@ class InMemoryEventStore:
                 self._streams.setdefault(stored.stream_id, []).append(stored)
             return list(recorded)
 
-    def read_all(
-        self,
-        after: Cursor = START,
-        limit: int = 100,
-        event_types: Collection[str] | None = None,
+    def read_after(
+        self, after: Cursor, limit: int, event_types: Collection[str] | None
     ) -> list[RecordedEvent]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
         wanted = None if event_types is None else set(event_types)
         with self._lock:
             found: list[RecordedEvent] = []

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import DataError, IntegrityError, connections, transaction
 
 from eventstore import sql
+from eventstore.store import EventStore
 from eventstore.types import (
     START,
     ConcurrencyError,
@@ -44,7 +45,7 @@ def row_to_event(row: Sequence[Any]) -> RecordedEvent:
 OPTIMISTIC_TRIES = 3
 
 
-class PostgresEventStore:
+class PostgresEventStore(EventStore):
     """The ``events`` table, through Django's connection (so it joins the caller's transaction)."""
 
     durable = True
@@ -176,14 +177,9 @@ class PostgresEventStore:
                 return ConcurrencyError(append.stream_id, append.expected_version, actual)
         return ConcurrencyError(checked[0][0].stream_id, -1, -1)  # raced, then resolved
 
-    def read_all(
-        self,
-        after: Cursor = START,
-        limit: int = 100,
-        event_types: Collection[str] | None = None,
+    def read_after(
+        self, after: Cursor, limit: int, event_types: Collection[str] | None
     ) -> list[RecordedEvent]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
         params: dict[str, Any] = {"tx": after.transaction_id, "pos": after.position, "limit": limit}
         query = sql.READ_AFTER
         if event_types is not None:

@@ -12,8 +12,9 @@ from eventstore.types import START, Cursor, RecordedEvent, StreamAppend
 
 class EventStore(Protocol):
     """What every event store offers. ``PostgresEventStore`` is the real one;
-    ``InMemoryEventStore`` is a fake for pure unit tests. Both pass the same
-    contract tests (``tests/contract/test_event_store_contract.py``)."""
+    ``InMemoryEventStore`` is a fake for pure unit tests. Both subclass this protocol (for
+    ``read_all``) and pass the same contract tests
+    (``tests/contract/test_event_store_contract.py``)."""
 
     #: False for the in-memory store: it has no bookmark table, so nothing that
     #: moves bookmarks (the worker, a dismissal) can run against it.
@@ -29,7 +30,16 @@ class EventStore(Protocol):
         limit: int = 100,
         event_types: Collection[str] | None = None,
     ) -> list[RecordedEvent]:
-        """Up to ``limit`` events after ``after``, in global order, under the horizon."""
+        """Up to ``limit`` events after ``after``, in global order, under the horizon. Both
+        stores inherit this check of the limit and read in ``read_after``."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        return self.read_after(after, limit, event_types)
+
+    def read_after(
+        self, after: Cursor, limit: int, event_types: Collection[str] | None
+    ) -> list[RecordedEvent]:
+        """``read_all`` once its limit is checked."""
         ...
 
     def read_stream(

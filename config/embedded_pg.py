@@ -31,9 +31,10 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SERVER_USER = "eventdesk-pg"
 PORT = 5432
@@ -170,26 +171,47 @@ def _server_user() -> pwd.struct_passwd:
     return pwd.getpwnam(SERVER_USER)
 
 
-def _run(layout: ServerLayout, program: str, *args: str, timeout: float = 120) -> str:
-    cmd = [str(layout.bin_dir / program), *args]
-    kwargs: dict[str, object] = {}
-    if layout.run_as is not None:
-        entry = _server_user()
-        kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+def as_server_user() -> dict[str, Any]:
+    """``subprocess`` arguments that run a program as the unprivileged server user when we
+    are root (PostgreSQL refuses to run as root); none otherwise."""
+    if not _is_root():
+        return {}
+    entry = _server_user()
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def run_program(
+    bin_dir: Path,
+    program: str,
+    *args: str,
+    cwd: Path,
+    timeout: float = 120,
+    failure_detail: Callable[[], str] = str,
+) -> str:
+    """Run one of the server's programs (``initdb``, ``pg_ctl``) in a clean environment, as
+    the server user when we are root: its output, or ``EmbeddedServerError`` with what it
+    said (and ``failure_detail()``, read once it failed)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
     try:
         done = subprocess.run(
-            cmd, cwd=layout.root, env=env, capture_output=True, text=True,
-            timeout=timeout, check=False, **kwargs,  # type: ignore[call-overload]
+            [str(bin_dir / program), *args], cwd=cwd, env=env, capture_output=True, text=True,
+            timeout=timeout, check=False, **as_server_user(),
         )  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise EmbeddedServerError(f"{program} timed out after {timeout:.0f}s") from exc
     if done.returncode != 0:
         raise EmbeddedServerError(
             f"{program} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}".rstrip()
-            + _log_tail(layout)
+            + failure_detail()
         )
     return str(done.stdout)
+
+
+def _run(layout: ServerLayout, program: str, *args: str, timeout: float = 120) -> str:
+    return run_program(
+        layout.bin_dir, program, *args, cwd=layout.root, timeout=timeout,
+        failure_detail=lambda: _log_tail(layout),
+    )  # fmt: skip
 
 
 def _log_tail(layout: ServerLayout, lines: int = 20) -> str:

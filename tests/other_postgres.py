@@ -29,21 +29,20 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
-from config import embedded_pg
+from config.embedded_pg import (
+    DATABASE,
+    SUPERUSER,
+    EmbeddedServerError,
+    as_server_user,
+    run_program,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-SUPERUSER = "postgres"
-DATABASE = "eventdesk"
 #: Attempts at a free port: another process may take the one we picked before we bind it.
 PORT_ATTEMPTS = 3
-
-
-class ClusterError(RuntimeError):
-    """The throwaway cluster could not be made or started."""
 
 
 @dataclass(frozen=True)
@@ -66,24 +65,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _as_server_user() -> dict[str, Any]:
-    """subprocess arguments that run a program as the unprivileged server user, if root."""
-    if os.geteuid() != 0:
-        return {}
-    entry = embedded_pg._server_user()  # created on first use, like the embedded server's
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-
-
 def _run(bindir: Path, program: str, *args: str, cwd: Path) -> str:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
-    done = subprocess.run(
-        [str(bindir / program), *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=120, check=False, **_as_server_user(),
-    )  # fmt: skip
-    if done.returncode != 0:
-        output = f"{done.stdout}{done.stderr}"
-        raise ClusterError(f"{program} failed (exit {done.returncode}):\n{output}")
-    return str(done.stdout)
+    return run_program(bindir, program, *args, cwd=cwd)
 
 
 def server_major(bindir: Path) -> int:
@@ -93,7 +76,7 @@ def server_major(bindir: Path) -> int:
     ).stdout
     found = re.search(r"\(PostgreSQL\) (\d+)", output)
     if found is None:
-        raise ClusterError(f"cannot read the version of {bindir / 'postgres'}: {output!r}")
+        raise EmbeddedServerError(f"cannot read the version of {bindir / 'postgres'}: {output!r}")
     return int(found.group(1))
 
 
@@ -102,7 +85,7 @@ def throwaway_cluster(bindir: Path) -> Iterator[Cluster]:
     """A new cluster of ``bindir``'s version, running until the block ends, then removed."""
     root = Path(tempfile.mkdtemp(prefix="eventdesk-pg-"))
     try:
-        user = _as_server_user()
+        user = as_server_user()
         if user:
             os.chown(root, user["user"], user["group"])
         password = secrets.token_hex(16)
@@ -145,10 +128,10 @@ def _start(bindir: Path, root: Path) -> int:
                 "-o", options, "-w", "-t", "60", "start", cwd=root,
             )  # fmt: skip
             return port
-        except ClusterError:
+        except EmbeddedServerError:
             log = (root / "server.log").read_text(errors="replace")
             if "could not bind" not in log or attempt == PORT_ATTEMPTS - 1:
-                raise ClusterError(f"the server did not start:\n{log}") from None
+                raise EmbeddedServerError(f"the server did not start:\n{log}") from None
     raise AssertionError("unreachable")
 
 

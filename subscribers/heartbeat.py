@@ -25,6 +25,8 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
 
 from subscribers import sql
+from subscribers.connection import discard_connection
+from subscribers.json_form import attributes
 
 logger = logging.getLogger("eventdesk.heartbeat")
 
@@ -90,10 +92,7 @@ class WorkerInfo:
     def as_json(self) -> dict[str, Any]:
         """The JSON form the REST API, the MCP tool and the CLI show."""
         return {
-            "worker_id": self.worker_id,
-            "host": self.host,
-            "pid": self.pid,
-            "state": self.state,
+            **attributes(self, "worker_id", "host", "pid", "state"),
             "started_at": self.started_at.isoformat(),
             "last_seen_at": self.last_seen_at.isoformat(),
             "silent_seconds": round(self.silent_seconds, 3),
@@ -220,10 +219,7 @@ class Heartbeat:
             step()
         except (OperationalError, InterfaceError) as exc:
             logger.warning("worker %s could not beat: %s", self.worker_id, exc)
-            try:
-                connection.close()
-            except Exception:  # a broken connection may fail to close; dropped either way
-                connection.connection = None
+            discard_connection()
 
 
 def leased_reactions(worker_id: str, event_types: dict[str, list[str]]) -> list[Doing]:

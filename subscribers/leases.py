@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError, connection
 
 from config.options import options
 from subscribers import sql
+from subscribers.connection import discard_connection
 
 logger = logging.getLogger("eventdesk.leases")
 
@@ -122,7 +123,7 @@ class LeaseKeeper:
                     continue
                 self._renew_once()
         finally:
-            _close_connection()
+            discard_connection()
 
     def _renew_once(self) -> None:
         try:
@@ -130,20 +131,13 @@ class LeaseKeeper:
         except (OperationalError, InterfaceError) as exc:
             # The leases run out if the database stays away; the settle then finds out.
             logger.warning("could not renew the leases of %s: %s", self.owner, exc)
-            _close_connection()  # the next renewal starts on a fresh connection
+            discard_connection()  # the next renewal starts on a fresh connection
         except BaseException:
-            _close_connection()
+            discard_connection()
             raise
         else:
             # While leases are held the connection is kept: with a connection pool, the
             # next renewal must not queue behind the handle calls for a free slot.
             # Idle, it is given back (no backend kept for nothing).
             if not self.held():
-                _close_connection()
-
-
-def _close_connection() -> None:
-    try:
-        connection.close()
-    except Exception:  # a broken connection may fail to close; it is dropped either way
-        connection.connection = None
+                discard_connection()

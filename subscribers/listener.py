@@ -27,6 +27,7 @@ from config import database_url
 from config.options import options
 from eventstore.sql import NOTIFY_CHANNEL
 from subscribers import sql
+from subscribers.connection import discard_connection
 
 logger = logging.getLogger("eventdesk.listener")
 
@@ -125,7 +126,7 @@ class WakeupCheck:
             self._next_at = now + RECONNECT_CAP_SECONDS
             return
         finally:
-            _close_quietly()
+            discard_connection()
         self._token, self._sent_at = token, now
 
     def received(self, payload: str) -> bool:
@@ -206,11 +207,4 @@ def listen(
                 logger.warning("listener connection lost (%s); reconnecting in %.1fs", exc, delay)
                 stop.wait(delay)
     finally:
-        _close_quietly()
-
-
-def _close_quietly() -> None:
-    try:
-        connection.close()
-    except Exception:  # a broken connection may fail to close; it is dropped either way
-        connection.connection = None
+        discard_connection()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from subscribers.json_form import attributes
 from subscribers.pace import ago as ago  # re-exported: ``when`` reads with it
 from subscribers.pace import duration, eta_seconds
 
@@ -165,14 +166,7 @@ class Counts:
     degraded: int = 0
 
     def as_json(self) -> dict[str, int]:
-        return {
-            "wedged": self.wedged,
-            "degraded": self.degraded,
-            "retrying": self.retrying,
-            "paused": self.paused,
-            "stalled": self.stalled,
-            "total": self.total,
-        }
+        return attributes(self, "wedged", "degraded", "retrying", "paused", "stalled", "total")
 
 
 def count(diagnoses: Iterable[Diagnosis]) -> Counts:

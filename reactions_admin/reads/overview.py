@@ -36,6 +36,7 @@ from reactions_admin.reads.diagnosis import (
 from reactions_admin.reads.rebuild_progress import open_rebuilds, progress_payload, progress_text
 from subscribers import history, sql
 from subscribers.heartbeat import WorkerInfo, workers
+from subscribers.json_form import attributes
 from subscribers.models import Bookmark
 from subscribers.rebuilds import RebuildProgress
 from subscribers.registry import configured_registry
@@ -236,12 +237,8 @@ def _reports(bookmarks: Any) -> tuple[list[SubscriberReport], list[WorkerInfo]]:
             failing_event_type=failing.get(row.failing_event_id, "")
             if row.failing_event_id
             else "",
-            last_error=row.last_error,
-            failed_at=row.failed_at,
-            next_retry_at=row.next_retry_at,
-            paused_at=row.paused_at,
-            paused_by=row.paused_by,
-            pause_reason=row.pause_reason,
+            **attributes(row, "last_error", "failed_at", "next_retry_at"),
+            **attributes(row, "paused_at", "paused_by", "pause_reason"),
             stream_ordered=bool(entry and entry.stream_ordered) or row.subscriber_name in work,
             parked_streams=parked,
             oldest_parked=oldest,

@@ -21,6 +21,7 @@ from reactions_admin.guards import Actor, database_errors, require_durable_store
 from reactions_admin.reads.overview import authorize_view
 from reactions_admin.reads.rebuild_progress import OPEN_PHASES, progress_payload
 from subscribers import rebuilds as engine
+from subscribers.json_form import attributes
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry
 
@@ -83,11 +84,7 @@ class TableDiff:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "table": self.table,
-            "matched_by": self.matched_by,
-            "natural_key": self.natural_key,
-            "live_rows": self.live_rows,
-            "new_rows": self.new_rows,
+            **attributes(self, "table", "matched_by", "natural_key", "live_rows", "new_rows"),
             **self.counts,
             "columns": self.columns,
             "samples": {kind: [row.as_json() for row in self.samples[kind]] for kind in KINDS},
@@ -110,10 +107,7 @@ class RebuildDiff:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "position": self.position,
-            "verified_at": self.verified_at,
-            "changed_rows": self.changed_rows,
-            "problems": self.problems,
+            **attributes(self, "position", "verified_at", "changed_rows", "problems"),
             "tables": [table.as_json() for table in self.tables],
         }
 

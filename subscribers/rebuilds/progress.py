@@ -8,6 +8,7 @@ from typing import Any
 
 from eventstore.decisions import DECISION_EVENT_TYPE
 from eventstore.models import Event
+from subscribers.json_form import attributes
 from subscribers.models import Rebuild
 from subscribers.pace import eta_seconds
 from subscribers.rebuilds.audit import REBUILD_STREAM
@@ -50,23 +51,14 @@ class RebuildProgress:
     def as_payload(self) -> dict[str, Any]:
         """The JSON form (REST, MCP)."""
         return {
-            "projection": self.projection,
-            "phase": self.phase,
-            "phase_label": self.phase_label,
-            "events_done": self.events_done,
-            "events_total": self.events_total,
+            **attributes(self, "projection", "phase", "phase_label", "events_done", "events_total"),
             "events_remaining": self.remaining,
             "rate_events_per_second": round(self.rate, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
             "started_at": self.started_at.isoformat(),
-            "started_by": self.started_by,
-            "reason": self.reason,
-            "note": self.note,
-            "last_error": self.last_error,
-            "verification": self.verification,
+            **attributes(self, "started_by", "reason", "note", "last_error", "verification"),
             "kept_until": self.kept_until.isoformat() if self.kept_until else None,
-            "paused_by": self.paused_by,
-            "pause_reason": self.pause_reason,
+            **attributes(self, "paused_by", "pause_reason"),
             "paused_at": self.paused_at.isoformat() if self.paused_at else None,
         }
 

@@ -10,7 +10,21 @@ from django.db.models.functions import Now
 from eventstore.types import Cursor
 
 
-class Bookmark(models.Model):
+class FailingEvent(models.Model):
+    """The event a subscriber (or a rebuild) is stuck on: its id, the error and traceback of
+    the last attempt, when it failed, and when it is tried again."""
+
+    failing_event_id = models.UUIDField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_traceback = models.TextField(blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Bookmark(FailingEvent):
     """One row per subscriber (``projection_bookmarks``).
 
     The cursor ``(last_transaction_id, last_position)`` is the last event the
@@ -34,11 +48,6 @@ class Bookmark(models.Model):
     last_position = models.BigIntegerField(default=0)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     attempts = models.PositiveIntegerField(default=0, help_text="Attempts on the failing event.")
-    failing_event_id = models.UUIDField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    last_traceback = models.TextField(blank=True, default="")
-    failed_at = models.DateTimeField(null=True, blank=True)
-    next_retry_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     #: A stream-ordered reaction whose unfinished rows reached ``intake_limit``: since when
@@ -200,7 +209,7 @@ class WorkerHeartbeat(models.Model):
         return self.worker_id
 
 
-class Rebuild(models.Model):
+class Rebuild(FailingEvent):
     """One rebuild of one projection: a subscriber of its own kind.
 
     ``(last_transaction_id, last_position)`` is its bookmark: the last event applied to
@@ -253,11 +262,6 @@ class Rebuild(models.Model):
     #: The batch size in force (it adapts to keep each transaction short).
     batch_size = models.PositiveIntegerField(default=1000)
     attempts = models.PositiveIntegerField(default=0)
-    failing_event_id = models.UUIDField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    last_traceback = models.TextField(blank=True, default="")
-    failed_at = models.DateTimeField(null=True, blank=True)
-    next_retry_at = models.DateTimeField(null=True, blank=True)
     #: A worker doing a long step (indexing, verifying) holds a lease instead of a lock.
     lease_owner = models.CharField(max_length=250, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -280,17 +284,6 @@ class Rebuild(models.Model):
     phase_changed_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(db_default=Now())
 
-    #: The phases of a rebuild that has not ended (one per projection at most).
-    OPEN_PHASES = (
-        Phase.COPYING_SCHEMA,
-        Phase.BUILDING,
-        Phase.INDEXING,
-        Phase.CATCHING_UP,
-        Phase.VERIFYING,
-        Phase.READY,
-        Phase.PAUSED,
-        Phase.FAILED,
-    )
     #: The phases a worker works on.
     WORKED_PHASES = (
         Phase.COPYING_SCHEMA,
@@ -300,6 +293,8 @@ class Rebuild(models.Model):
         Phase.VERIFYING,
         Phase.READY,
     )
+    #: The phases of a rebuild that has not ended (one per projection at most).
+    OPEN_PHASES = (*WORKED_PHASES, Phase.PAUSED, Phase.FAILED)
 
     class Meta:
         db_table = "projection_rebuilds"

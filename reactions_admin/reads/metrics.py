@@ -60,63 +60,53 @@ class ConsoleCollector(Collector):
             )
             rows = cursor.fetchall()
         now = timezone.now()
-        sub = ["subscriber"]
         info = GaugeMetricFamily(
             "eventdesk_subscriber_info",
             "A subscriber's kind and ordering (always 1).",
             labels=["subscriber", "kind", "ordering"],
         )
-        position = GaugeMetricFamily(
+        position = _per_subscriber(
             "eventdesk_subscriber_position",
             "The position of the event the subscriber's cursor stands on.",
-            labels=sub,
         )
-        lag_events = GaugeMetricFamily(
+        lag_events = _per_subscriber(
             "eventdesk_subscriber_lag_events",
             "Committed events of the types it handles that it has not done yet"
             f" (at most {sql.METRICS_LAG_CAP} past its cursor, plus unfinished stream work).",
-            labels=sub,
         )
-        lag_capped = GaugeMetricFamily(
+        lag_capped = _per_subscriber(
             "eventdesk_subscriber_lag_capped",
             "1 when lag_events stopped at the cap: the lag is at least that.",
-            labels=sub,
         )
-        lag_seconds = GaugeMetricFamily(
+        lag_seconds = _per_subscriber(
             "eventdesk_subscriber_lag_seconds",
             "Age of the oldest event it has not done (parked streams excluded); 0 when caught up.",
-            labels=sub,
         )
         status = GaugeMetricFamily(
             "eventdesk_subscriber_status",
             "1 for the subscriber's current status, 0 for the others.",
             labels=["subscriber", "status"],
         )
-        attempts = GaugeMetricFamily(
+        attempts = _per_subscriber(
             "eventdesk_subscriber_attempts",
             "Failed attempts on the event it is stuck on (0 when none).",
-            labels=sub,
         )
-        parked = GaugeMetricFamily(
+        parked = _per_subscriber(
             "eventdesk_subscriber_parked_streams",
             "Streams parked (stream-ordered reactions; 0 otherwise).",
-            labels=sub,
         )
-        oldest_parked = GaugeMetricFamily(
+        oldest_parked = _per_subscriber(
             "eventdesk_subscriber_oldest_parked_seconds",
             "How long the longest-parked stream has waited since it first parked (a failed"
             " retry does not restart it; 0 when none).",
-            labels=sub,
         )
-        intake_paused = GaugeMetricFamily(
+        intake_paused = _per_subscriber(
             "eventdesk_subscriber_intake_paused",
             "1 while a stream-ordered reaction takes in nothing (intake_limit reached).",
-            labels=sub,
         )
-        in_flight = GaugeMetricFamily(
+        in_flight = _per_subscriber(
             "eventdesk_subscriber_claims_in_flight",
             "Stream-ordered work under a live lease, over all workers.",
-            labels=sub,
         )
         for row in rows:
             (name, kind, state, tries, paused_at, _tx, pos, past, open_rows, oldest,
@@ -187,21 +177,18 @@ REBUILD_PHASES = tuple(str(phase) for phase in Rebuild.OPEN_PHASES)
 def _rebuilds(now: Any) -> Iterator[Metric]:
     """Each open rebuild: events left, its phase, and how long since it last moved. They
     stay apart from the subscribers' gauges (a rebuild is not behind the way they are)."""
-    sub = ["subscriber"]
-    remaining = GaugeMetricFamily(
+    remaining = _per_subscriber(
         "eventdesk_rebuild_events_remaining",
         "Events a projection's rebuild has still to replay (at its last count).",
-        labels=sub,
     )
     phase = GaugeMetricFamily(
         "eventdesk_rebuild_phase",
         "1 for the phase an open rebuild is in, 0 for the others.",
         labels=["subscriber", "phase"],
     )
-    still = GaugeMetricFamily(
+    still = _per_subscriber(
         "eventdesk_rebuild_seconds_since_progress",
         "Seconds since an open rebuild last recorded progress.",
-        labels=sub,
     )
     for rebuild in Rebuild.objects.filter(phase__in=REBUILD_PHASES).order_by("projection_name"):
         name = rebuild.projection_name
@@ -210,6 +197,11 @@ def _rebuilds(now: Any) -> Iterator[Metric]:
             phase.add_metric([name, value], 1.0 if rebuild.phase == value else 0.0)
         still.add_metric([name], _age(now, rebuild.updated_at))
     yield from (remaining, phase, still)
+
+
+def _per_subscriber(name: str, documentation: str) -> GaugeMetricFamily:
+    """A gauge with one label, the subscriber's name."""
+    return GaugeMetricFamily(name, documentation, labels=["subscriber"])
 
 
 def _age(now: Any, then: Any) -> float:

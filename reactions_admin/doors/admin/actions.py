@@ -16,11 +16,12 @@ from django.contrib.admin import helpers
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
 from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
 from reactions_admin.errors import ReactionsError
-from reactions_admin.guards import is_storable
+from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION, is_storable
 from reactions_admin.reads.overview import SubscriberReport, read_as_shell
 from subscribers.models import Bookmark
 
@@ -36,6 +37,24 @@ class ReasonForm(forms.Form):
     )
 
 
+class ActPermissions:
+    """``has_<codename>_permission`` for the acts a changelist offers, as
+    ``@admin.action(permissions=[...])`` asks its ModelAdmin (mixed in before it)."""
+
+    def has_dismiss_event_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(DISMISS_PERMISSION)
+
+    def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(OPERATE_PERMISSION)
+
+
+def error_cell(text: str) -> str:
+    """An error in a changelist's cell: its first 89 characters, the whole in the title."""
+    if len(text) <= 90:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[:89])
+
+
 M = TypeVar("M", bound=Model)
 #: A changelist action, as Django's admin calls it.
 AdminAction = Callable[["admin.ModelAdmin[M]", HttpRequest, "QuerySet[M]"], TemplateResponse | None]
@@ -47,10 +66,30 @@ def permission_name(act: Act[Any, Any]) -> str:
     return act.permission.partition(".")[2]
 
 
-def selection_is_storable(request: HttpRequest) -> bool:
+def selection_is_storable(
+    request: HttpRequest, modeladmin: admin.ModelAdmin[Any] | None = None, what: str = ""
+) -> bool:
     """Whether PostgreSQL can even compare the selected keys: a crafted selection holding a
-    NUL character selects nothing."""
-    return all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+    NUL character selects nothing. Given the ``modeladmin``, a refusal says so ("Select at
+    least one ``what``.")."""
+    storable = all(is_storable(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+    if not storable and modeladmin is not None:
+        modeladmin.message_user(request, f"Select at least one {what}.", messages.ERROR)
+    return storable
+
+
+def acted(
+    request: HttpRequest, act: Act[Any, Any], given: Any, *, about: str = "", done: str = ""
+) -> bool:
+    """Run ``act`` on ``given`` as the logged-in user, its outcome shown as a message (a
+    refusal's begins with ``about``, a success's with ``done``); True when it was done."""
+    try:
+        result = act(given, request.user, via="admin")
+    except ReactionsError as exc:
+        messages.error(request, f"{about}{exc.detail} ({exc.code})")
+        return False
+    messages.success(request, f"{done}{result.text()}")
+    return True
 
 
 def admin_action(
@@ -84,24 +123,14 @@ def _confirm_then(
     request: HttpRequest,
     queryset: QuerySet[Bookmark],
 ) -> TemplateResponse | None:
-    if not selection_is_storable(request):
-        modeladmin.message_user(request, "Select at least one subscriber.", messages.ERROR)
+    if not selection_is_storable(request, modeladmin, "subscriber"):
         return None
     selected = list(queryset.order_by("subscriber_name"))
     form = ReasonForm(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         for bookmark in selected:
             given = OnSubscriber(bookmark.subscriber_name, form.cleaned_data["reason"])
-            try:
-                result = act(given, request.user, via="admin")
-            except ReactionsError as exc:
-                modeladmin.message_user(
-                    request,
-                    f"{bookmark.subscriber_name}: {exc.detail} ({exc.code})",
-                    messages.ERROR,
-                )
-                continue
-            modeladmin.message_user(request, result.text(), messages.SUCCESS)
+            acted(request, act, given, about=f"{bookmark.subscriber_name}: ")
         return None
     names = {bookmark.subscriber_name for bookmark in selected}
     reports: list[SubscriberReport] = [

@@ -27,11 +27,16 @@ from eventstore.admin import OPERATOR_PERMISSIONS, ReadOnlyAdmin
 from eventstore.horizon import horizon_holders
 from eventstore.models import Event
 from reactions_admin.acts.rebuilds.handler import REBUILD_PERMISSION
-from reactions_admin.doors.admin.actions import pause_action, resume_action, retry_now_action
+from reactions_admin.doors.admin.actions import (
+    ActPermissions,
+    error_cell,
+    pause_action,
+    resume_action,
+    retry_now_action,
+)
 from reactions_admin.doors.admin.dismissal import dismiss_event
 from reactions_admin.doors.admin.rebuilds import ACTIONS as REBUILD_ACTIONS
 from reactions_admin.doors.admin.rebuilds import rebuild_page, rebuild_summary
-from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads import charts
 from reactions_admin.reads.charts import lag_chart, rate_text
 from reactions_admin.reads.diagnosis import when
@@ -46,7 +51,7 @@ HORIZON_WARNING_SECONDS = 10.0
 
 
 @admin.register(Bookmark)
-class BookmarkAdmin(ReadOnlyAdmin):
+class BookmarkAdmin(ActPermissions, ReadOnlyAdmin):
     """The subscribers' bookmarks. Actions: "Dismiss event…" (``reactions_admin.dismiss_event``),
     "Retry now…", "Pause…", "Resume…" (``reactions_admin.operate_subscriber``), each on
     a confirmation page asking for a reason, the way ``delete_selected`` asks."""
@@ -69,12 +74,6 @@ class BookmarkAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Bookmark]:
         # One correlated, capped count per row, in the same query as the page.
         return bookmarks_with_lag(super().get_queryset(request))  # type: ignore[no-any-return]
-
-    def has_dismiss_event_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(DISMISS_PERMISSION)
-
-    def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(OPERATE_PERMISSION)
 
     def has_rebuild_projection_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(REBUILD_PERMISSION)
@@ -163,10 +162,7 @@ class BookmarkAdmin(ReadOnlyAdmin):
 
     @admin.display(description="last error")
     def short_error(self, bookmark: Bookmark) -> str:
-        text = bookmark.last_error
-        if len(text) <= 90:
-            return text
-        return format_html('<span title="{}">{}…</span>', text, text[:89])
+        return error_cell(bookmark.last_error)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -30,6 +30,7 @@ from reactions_admin.acts.failure_groups.handler import (
 )
 from reactions_admin.acts.failure_groups.handler import failure_groups as read_failure_groups
 from reactions_admin.acts.operations.handler import PAUSE, RESUME, RETRY_NOW
+from reactions_admin.doors.admin.actions import acted
 from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
 from reactions_admin.reads.overview import (
     Overview,
@@ -77,25 +78,32 @@ def console_overview(request: HttpRequest) -> Overview | None:
         return None
 
 
-def _read_page(
-    request: HttpRequest, template: str, title: str, read: Callable[[], dict[str, Any]]
-) -> HttpResponse:
-    """A reading page: ``read`` (which authorizes) fills the template, or the refusal shows."""
-    try:
-        shown = read()
-    except errors.ReactionsError as exc:
-        return _refused(request, exc)
-    return TemplateResponse(
-        request, f"admin/reactions_admin/console/{template}", _context(request, title, **shown)
-    )
+def reading_page(
+    template: str, title: str, key: str, read: Callable[[Any], Any]
+) -> Callable[[HttpRequest], HttpResponse]:
+    """A page that only reads: ``read(user)`` (which authorizes) fills ``template`` under
+    ``key``, or the refusal shows."""
+
+    @staff_member_required
+    def page(request: HttpRequest) -> HttpResponse:
+        try:
+            shown = read(request.user)
+        except errors.ReactionsError as exc:
+            return _refused(request, exc)
+        context = _context(request, title, **{key: shown})
+        return TemplateResponse(request, f"admin/reactions_admin/console/{template}", context)
+
+    return page
 
 
-@staff_member_required
-def home(request: HttpRequest) -> HttpResponse:
-    """The home page: counts, then one row per subscriber with its diagnosis."""
-    return _read_page(
-        request, "home.html", "Operator console", lambda: {"overview": overview(request.user)}
-    )
+#: The home page: counts, then one row per subscriber with its diagnosis.
+home = reading_page("home.html", "Operator console", "overview", overview)
+#: Every worker from its heartbeat: live, stopped or gone; what it runs and does.
+workers_page = reading_page("workers.html", "Workers", "workers", list_workers)
+#: Failing items grouped by error fingerprint.
+failures_page = reading_page(
+    "failures.html", "Failures by fingerprint", "groups", read_failure_groups
+)
 
 
 @staff_member_required
@@ -113,25 +121,6 @@ def fragment(request: HttpRequest) -> HttpResponse:
 
 
 @staff_member_required
-def workers_page(request: HttpRequest) -> HttpResponse:
-    """Every worker from its heartbeat: live, stopped or gone; what it runs and does."""
-    return _read_page(
-        request, "workers.html", "Workers", lambda: {"workers": list_workers(request.user)}
-    )
-
-
-@staff_member_required
-def failures_page(request: HttpRequest) -> HttpResponse:
-    """Failing items grouped by error fingerprint."""
-    return _read_page(
-        request,
-        "failures.html",
-        "Failures by fingerprint",
-        lambda: {"groups": read_failure_groups(request.user)},
-    )
-
-
-@staff_member_required
 @require_http_methods(["GET", "POST"])
 def failure_group_page(request: HttpRequest, fingerprint: str) -> HttpResponse:
     """One group: how many items match, each item; then dismiss or retry all of them."""
@@ -140,15 +129,12 @@ def failure_group_page(request: HttpRequest, fingerprint: str) -> HttpResponse:
         act = DISMISS_FAILURE_GROUP if "dismiss" in request.POST else RETRY_FAILURE_GROUP
         try:
             expected = int(request.POST.get("expected_count", "-1"))
-            given = OnFailureGroup(fingerprint, expected, form.cleaned_data["reason"])
-            result = act(given, request.user, via="admin")
         except ValueError:
             messages.error(request, "The previewed count is missing.")
-        except errors.ReactionsError as exc:
-            messages.error(request, f"{exc.detail} ({exc.code})")
         else:
-            messages.success(request, result.text())
-            return redirect("console-failures")
+            given = OnFailureGroup(fingerprint, expected, form.cleaned_data["reason"])
+            if acted(request, act, given):
+                return redirect("console-failures")
     try:
         found = failure_group(fingerprint, request.user)
     except errors.ReactionsError as exc:
@@ -176,12 +162,7 @@ def subscriber_action(request: HttpRequest, name: str, action: str) -> HttpRespo
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         given = OnSubscriber(name, form.cleaned_data["reason"])
-        try:
-            result = act(given, request.user, via="admin")
-        except errors.ReactionsError as exc:
-            messages.error(request, f"{name}: {exc.detail} ({exc.code})")
-        else:
-            messages.success(request, result.text())
+        if acted(request, act, given, about=f"{name}: "):
             return redirect("console-home")
     try:
         authorize_view(request.user)

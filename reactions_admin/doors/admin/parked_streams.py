@@ -28,9 +28,14 @@ from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnEvent, OnStream
 from reactions_admin.acts.dismissal.handler import DISMISS_EVENT
 from reactions_admin.acts.parked_streams.handler import DISMISS_PARKED_STREAM, RETRY_PARKED_STREAM
-from reactions_admin.doors.admin.actions import AdminAction, admin_action
+from reactions_admin.doors.admin.actions import (
+    ActPermissions,
+    AdminAction,
+    admin_action,
+    error_cell,
+)
 from reactions_admin.errors import ReactionsError
-from reactions_admin.guards import DISMISS_PERMISSION, OPERATE_PERMISSION
+from reactions_admin.guards import OPERATE_PERMISSION
 from reactions_admin.models import ParkedStream
 from reactions_admin.reads.diagnosis import when
 from reactions_admin.reads.reactions import VIEW_PERMISSIONS
@@ -111,7 +116,7 @@ retry_streams = stream_action(RETRY_PARKED_STREAM, "retry_streams", _on_stream, 
 
 
 @admin.register(ParkedStream)
-class ParkedStreamAdmin(ReadOnlyAdmin):
+class ParkedStreamAdmin(ActPermissions, ReadOnlyAdmin):
     """Parked streams, read-only (never added, changed or deleted here): they change only
     through the audited actions. Viewing needs a permission to read reactions (or to
     operate them), not the model's own."""
@@ -146,10 +151,7 @@ class ParkedStreamAdmin(ReadOnlyAdmin):
 
     @admin.display(description="error")
     def short_error(self, row: ParkedStream) -> str:
-        text = row.last_error
-        if len(text) <= 90:
-            return text
-        return format_html('<span title="{}">{}…</span>', text, text[:89])
+        return error_cell(row.last_error)
 
     @admin.display(description="parked since", ordering="first_parked_at")
     def parked_since(self, row: ParkedStream) -> str:
@@ -162,12 +164,6 @@ class ParkedStreamAdmin(ReadOnlyAdmin):
     @admin.display(description="waiting behind", ordering="behind")
     def waiting(self, row: ParkedStream) -> int:
         return int(getattr(row, "behind", 0))
-
-    def has_dismiss_event_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(DISMISS_PERMISSION)
-
-    def has_operate_subscriber_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(OPERATE_PERMISSION)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         user = request.user

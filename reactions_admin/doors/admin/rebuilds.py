@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -28,7 +28,12 @@ from reactions_admin import errors
 from reactions_admin.acts.act import Act, OnSubscriber
 from reactions_admin.acts.rebuilds import handler
 from reactions_admin.acts.rebuilds.handler import RebuildActResult, StartRebuild
-from reactions_admin.doors.admin.actions import AdminAction, admin_action, selection_is_storable
+from reactions_admin.doors.admin.actions import (
+    AdminAction,
+    acted,
+    admin_action,
+    selection_is_storable,
+)
 from reactions_admin.reads.rebuild_progress import progress_text
 from reactions_admin.reads.rebuilds import (
     KIND_LABELS,
@@ -78,15 +83,12 @@ class RebuildAction:
     def starts(self) -> bool:
         return self.act is handler.START
 
-    def run(self, name: str, form: RebuildForm, user: Any) -> RebuildActResult:
-        """The act on ``name`` with the form's reason (and, for a start, its option)."""
+    def given(self, name: str, form: RebuildForm) -> OnSubscriber:
+        """The act's input for ``name``: the form's reason (and, for a start, its option)."""
         reason = form.cleaned_data["reason"]
-        given: OnSubscriber = (
-            StartRebuild(name, reason, form.cleaned_data["swap_when_verified"])
-            if self.starts
-            else OnSubscriber(name, reason)
-        )
-        return self.act(given, user, via="admin")
+        if self.starts:
+            return StartRebuild(name, reason, form.cleaned_data["swap_when_verified"])
+        return OnSubscriber(name, reason)
 
 
 START = RebuildAction(handler.START, "rebuild_action")
@@ -114,21 +116,13 @@ def _run(
     request: HttpRequest,
     queryset: QuerySet[Bookmark],
 ) -> TemplateResponse | None:
-    if not selection_is_storable(request):
-        modeladmin.message_user(request, "Select at least one projection.", messages.ERROR)
+    if not selection_is_storable(request, modeladmin, "projection"):
         return None
     names = [bookmark.subscriber_name for bookmark in queryset.order_by("subscriber_name")]
     form = RebuildForm(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         for name in names:
-            try:
-                result = act.run(name, form, request.user)
-            except errors.ReactionsError as exc:
-                modeladmin.message_user(
-                    request, f"{name}: {exc.detail} ({exc.code})", messages.ERROR
-                )
-                continue
-            modeladmin.message_user(request, f"{act.verb}: {result.text()}", messages.SUCCESS)
+            acted(request, act.act, act.given(name, form), about=f"{name}: ", done=f"{act.verb}: ")
         return None
     context: dict[str, Any] = {
         **modeladmin.admin_site.each_context(request),
@@ -168,11 +162,6 @@ BY_KEY = {
     "start": START, "swap": SWAP, "pause": PAUSE, "resume": RESUME, "retry": RETRY,
     "cancel": CANCEL, "roll_back": ROLL_BACK,
 }  # fmt: skip
-#: The acts by the names ``RebuildState.acts`` gives them.
-BY_KEY = {
-    "start": START, "swap": SWAP, "pause": PAUSE, "resume": RESUME, "retry": RETRY,
-    "cancel": CANCEL, "roll_back": ROLL_BACK,
-}  # fmt: skip
 ACTIONS = [
     rebuild_action, swap_rebuild_action, cancel_rebuild_action, roll_back_rebuild_action,
     pause_rebuild_action, resume_rebuild_action, retry_rebuild_action,
@@ -190,6 +179,9 @@ def _text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class DiffCell:
+    """One value of the diff table: cut to ``CELL`` characters (``full`` in its title), and
+    whether it changed."""
+
     text: str
     full: str
     changed: bool
@@ -206,6 +198,9 @@ class DiffLine:
 
 @dataclass(frozen=True)
 class DiffSection:
+    """One kind of difference in one table (only live, only new, differing): how many rows
+    in all, and the sample lines shown."""
+
     kind: str
     label: str
     total: int

@@ -36,7 +36,7 @@ from reactions_admin.reads.diagnosis import (
 from reactions_admin.reads.rebuild_progress import open_rebuilds, progress_payload, progress_text
 from subscribers import history, sql
 from subscribers.heartbeat import WorkerInfo, workers
-from subscribers.json_form import attributes
+from subscribers.json_form import attributes, iso
 from subscribers.models import Bookmark
 from subscribers.rebuilds import RebuildProgress
 from subscribers.registry import configured_registry
@@ -96,11 +96,11 @@ class SubscriberReport:
             "attempts": b.attempts,
             "failing_event_id": str(b.failing_event_id) if b.failing_event_id else None,
             "last_error": b.last_error,
-            "failed_at": _iso(b.failed_at),
-            "next_retry_at": _iso(b.next_retry_at),
+            "failed_at": iso(b.failed_at),
+            "next_retry_at": iso(b.next_retry_at),
             "lease_owner": b.lease_owner,
             "paused": (
-                {"by": b.paused_by, "at": _iso(b.paused_at), "reason": b.pause_reason}
+                {"by": b.paused_by, "at": iso(b.paused_at), "reason": b.pause_reason}
                 if b.status == Bookmark.Status.PAUSED
                 else None
             ),
@@ -294,7 +294,3 @@ def _failing_types(ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
     return dict(Event.objects.filter(event_id__in=ids).values_list("event_id", "event_type"))
-
-
-def _iso(moment: Any) -> str | None:
-    return moment.isoformat() if moment else None

@@ -19,6 +19,7 @@ from reactions_admin.guards import (
     require_durable_store,
 )
 from subscribers import sql
+from subscribers.json_form import iso
 from subscribers.models import Bookmark
 from subscribers.registry import configured_registry, handled_event_types
 from subscribers.stream_work import ParkedStream, parked_streams, work_summary
@@ -69,8 +70,8 @@ def reaction_status(bookmark: Bookmark) -> dict[str, Any]:
         "attempts": bookmark.attempts,
         "failing_event_id": str(bookmark.failing_event_id) if bookmark.failing_event_id else None,
         "last_error": bookmark.last_error,
-        "failed_at": bookmark.failed_at.isoformat() if bookmark.failed_at else None,
-        "next_retry_at": bookmark.next_retry_at.isoformat() if bookmark.next_retry_at else None,
+        "failed_at": iso(bookmark.failed_at),
+        "next_retry_at": iso(bookmark.next_retry_at),
         "lease_owner": bookmark.lease_owner,
     }
 

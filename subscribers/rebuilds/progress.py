@@ -8,7 +8,7 @@ from typing import Any
 
 from eventstore.decisions import DECISION_EVENT_TYPE
 from eventstore.models import Event
-from subscribers.json_form import attributes
+from subscribers.json_form import attributes, iso
 from subscribers.models import Rebuild
 from subscribers.pace import eta_seconds
 from subscribers.rebuilds.audit import REBUILD_STREAM
@@ -57,9 +57,9 @@ class RebuildProgress:
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
             "started_at": self.started_at.isoformat(),
             **attributes(self, "started_by", "reason", "note", "last_error", "verification"),
-            "kept_until": self.kept_until.isoformat() if self.kept_until else None,
+            "kept_until": iso(self.kept_until),
             **attributes(self, "paused_by", "pause_reason"),
-            "paused_at": self.paused_at.isoformat() if self.paused_at else None,
+            "paused_at": iso(self.paused_at),
         }
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.db import models
 
 
-class Run(models.Model):
+class KeyedRow(models.Model):
+    """A read model's row, named by its key (a run's id, an agent's name)."""
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return str(self.pk)
+
+
+class Run(KeyedRow):
     """One agent run, as the ``RunBoard`` projection sees it."""
 
     class Status(models.TextChoices):
@@ -30,11 +40,8 @@ class Run(models.Model):
         db_table = "demo_runs"
         ordering = ("run_id",)
 
-    def __str__(self) -> str:
-        return self.run_id
 
-
-class AgentStats(models.Model):
+class AgentStats(KeyedRow):
     """Totals per agent (the ``AgentStatsProjection``)."""
 
     agent = models.CharField(max_length=100, primary_key=True)
@@ -48,9 +55,6 @@ class AgentStats(models.Model):
         db_table = "demo_agent_stats"
         ordering = ("agent",)
         verbose_name_plural = "agent stats"
-
-    def __str__(self) -> str:
-        return self.agent
 
 
 class Caution(models.Model):
@@ -72,7 +76,7 @@ class Caution(models.Model):
         return f"{self.severity}: {self.message[:60]}"
 
 
-class AgentScorecard(models.Model):
+class AgentScorecard(KeyedRow):
     """How each agent's runs end (the ``AgentScorecards`` projection, ``demo.scorecards``):
     the projection the rebuild story repairs."""
 
@@ -88,11 +92,8 @@ class AgentScorecard(models.Model):
         db_table = "demo_scorecards"
         ordering = ("agent",)
 
-    def __str__(self) -> str:
-        return self.agent
 
-
-class FailedRun(models.Model):
+class FailedRun(KeyedRow):
     """A run that failed, with its error (the ``AgentScorecards`` projection)."""
 
     run_id = models.CharField(max_length=100, primary_key=True)
@@ -103,6 +104,3 @@ class FailedRun(models.Model):
     class Meta:
         db_table = "demo_failed_runs"
         ordering = ("failed_at",)
-
-    def __str__(self) -> str:
-        return self.run_id

@@ -101,6 +101,12 @@ class ServedConsole:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
 
+    def page(self, path: str) -> str:
+        """GET ``path``, which must answer 200: the body."""
+        status, body = self.get(path)
+        assert status == 200, (path, status)
+        return body
+
 
 def served_database_url(application_name: str = "") -> str:
     """DATABASE_URL for the test database (a unix socket directory is %2F-encoded), its

@@ -24,7 +24,18 @@ from django.db.models import F, Q, Sum
 from eventstore.types import RecordedEvent
 
 
-class RbTotal(models.Model):
+class RbModel(models.Model):
+    """A model of the rebuild tests, in the tests' own app, named by its primary key."""
+
+    class Meta:
+        abstract = True
+        app_label = "test_readmodels"
+
+    def __str__(self) -> str:
+        return str(self.pk)
+
+
+class RbTotal(RbModel):
     """The total per key."""
 
     key = models.CharField(max_length=50, primary_key=True)
@@ -33,17 +44,13 @@ class RbTotal(models.Model):
 
     objects: ClassVar[models.Manager[RbTotal]] = models.Manager()
 
-    class Meta:
-        app_label = "test_readmodels"
+    class Meta(RbModel.Meta):
         db_table = "rb_totals"
         constraints = [models.CheckConstraint(condition=Q(n__gte=0), name="rb_totals_n_counted")]
         indexes = [models.Index(fields=["total"], name="rb_totals_by_total")]
 
-    def __str__(self) -> str:
-        return str(self.pk)
 
-
-class RbEntry(models.Model):
+class RbEntry(RbModel):
     """One row per event: a surrogate key, matched by its natural key (the event id)."""
 
     event_id = models.UUIDField(unique=True)
@@ -52,42 +59,30 @@ class RbEntry(models.Model):
 
     objects: ClassVar[models.Manager[RbEntry]] = models.Manager()
 
-    class Meta:
-        app_label = "test_readmodels"
+    class Meta(RbModel.Meta):
         db_table = "rb_entries"
         indexes = [models.Index(fields=["key", "amount"], name="rb_entries_key_amount")]
 
-    def __str__(self) -> str:
-        return str(self.pk)
 
-
-class RbLonely(models.Model):
+class RbLonely(RbModel):
     """Declared by ``PointedAt``; ``RbPointer`` points at it from outside (no table made)."""
 
     objects: ClassVar[models.Manager[RbLonely]] = models.Manager()
 
-    class Meta:
-        app_label = "test_readmodels"
+    class Meta(RbModel.Meta):
         db_table = "rb_lonely"
 
-    def __str__(self) -> str:
-        return str(self.pk)
 
-
-class RbPointer(models.Model):
+class RbPointer(RbModel):
     lonely = models.ForeignKey(RbLonely, on_delete=models.CASCADE)
 
     objects: ClassVar[models.Manager[RbPointer]] = models.Manager()
 
-    class Meta:
-        app_label = "test_readmodels"
+    class Meta(RbModel.Meta):
         db_table = "rb_pointer"
 
-    def __str__(self) -> str:
-        return str(self.pk)
 
-
-class RbNote(models.Model):
+class RbNote(RbModel):
     """A table no rebuildable projection declares (the guard's target)."""
 
     key = models.CharField(max_length=50)
@@ -95,12 +90,8 @@ class RbNote(models.Model):
 
     objects: ClassVar[models.Manager[RbNote]] = models.Manager()
 
-    class Meta:
-        app_label = "test_readmodels"
+    class Meta(RbModel.Meta):
         db_table = "rb_notes"
-
-    def __str__(self) -> str:
-        return str(self.pk)
 
 
 #: Every rebuild schema and role of this database, and the test tables.
@@ -128,13 +119,19 @@ DROP TABLE IF EXISTS rb_entries, rb_totals, rb_notes, rb_outside CASCADE;
 TABLE_MODELS = (RbTotal, RbEntry, RbNote)
 
 
-class Totals:
-    """The plain-ORM projection. ``factor`` is its "bug": a deploy changes it."""
+class OnTotalsTables:
+    """What each projection onto rb_totals and rb_entries declares: its tables, the events
+    it takes, its batch."""
 
-    name = "test.rb_totals"
     models = (RbTotal, RbEntry)
     event_types = ("Added",)
     batch_size = 50
+
+
+class Totals(OnTotalsTables):
+    """The plain-ORM projection. ``factor`` is its "bug": a deploy changes it."""
+
+    name = "test.rb_totals"
     factor: ClassVar[int] = 1
     #: Set: ``apply`` waits on it (a kill lands mid-build).
     gate: ClassVar[threading.Event | None] = None
@@ -186,13 +183,10 @@ class BrokenInvariant(Totals):
         return ["no total may be odd"]
 
 
-class RawTotals:
+class RawTotals(OnTotalsTables):
     """The same rows through raw SQL in ``apply_batch`` (unqualified table names)."""
 
     name = "test.rb_raw_totals"
-    models = (RbTotal, RbEntry)
-    event_types = ("Added",)
-    batch_size = 50
     #: A table it writes without declaring it ('' for none).
     undeclared: ClassVar[str] = ""
 

@@ -51,6 +51,8 @@ def applied(subscriber: str) -> list[tuple[Any, ...]]:
 
 
 class RecordingProjection:
+    """Records each event it applies (as do the projections that extend it)."""
+
     name = "test.recorder"
     batch_size = 10
 
@@ -58,24 +60,21 @@ class RecordingProjection:
         record(self.name, event)
 
 
-class SlowRecordingProjection:
+class SlowRecordingProjection(RecordingProjection):
     """Slow enough per event that a kill lands in the middle of a batch."""
 
     name = "test.slow_recorder"
     batch_size = 25
 
     def apply(self, event: RecordedEvent) -> None:
-        record(self.name, event)
+        super().apply(event)
         time.sleep(0.02)
 
 
-class TypedProjection:
+class TypedProjection(RecordingProjection):
     name = "test.typed"
     event_types = ("Wanted",)
     batch_size = 5
-
-    def apply(self, event: RecordedEvent) -> None:
-        record(self.name, event)
 
 
 class BatchProjection:
@@ -91,12 +90,11 @@ class BatchProjection:
             record(self.name, event)
 
 
-class FragileProjection:
+class FragileProjection(RecordingProjection):
     name = "test.fragile"
-    batch_size = 10
 
     def apply(self, event: RecordedEvent) -> None:
-        record(self.name, event)
+        super().apply(event)
         if event.data.get("poison"):
             raise ValueError(f"cannot project {event.event_id}")
 

@@ -151,9 +151,9 @@ def command_outcome(*args: str) -> tuple[int, str]:
 VIA = {"rest": "rest", "admin": "admin", "mcp-http": "mcp", "cli": "cli"}
 
 
-def agent_call(base: str, token: str, path: str, body: Any = None) -> tuple[int, Any]:
+def agent_answer(base: str, token: str, path: str, body: Any = None) -> tuple[int, str]:
     """The agent API of a served console (``base`` + ``path``) with ``token``: a GET, or a
-    POST of ``body`` as JSON; the status and the JSON answer (a refusal's too)."""
+    POST of ``body`` as JSON; the status and the text of the answer (a refusal's too)."""
     request = urllib.request.Request(
         base + path,
         data=None if body is None else json.dumps(body).encode(),
@@ -162,10 +162,16 @@ def agent_call(base: str, token: str, path: str, body: Any = None) -> tuple[int,
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
+            return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         with exc:
-            return exc.code, json.loads(exc.read())
+            return exc.code, exc.read().decode()
+
+
+def agent_call(base: str, token: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """:func:`agent_answer`, its answer read as JSON."""
+    status, text = agent_answer(base, token, path, body)
+    return status, json.loads(text)
 
 
 def post_dismiss(base: str, token: str, name: str, event_id: Any, reason: str) -> tuple[int, Any]:

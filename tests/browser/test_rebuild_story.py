@@ -10,6 +10,7 @@ Screenshots of each step go to .data/screenshots/rebuild-*.png for a person to l
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
@@ -47,6 +48,16 @@ def bugged_demo(rebuild_tables: None) -> None:
     with override_settings(EVENTDESK=WITH_THE_BUG):
         drain(load_registry(), lambda: sum(totals().values()) == 11, "the scorecards")
     assert totals() == {"completed": 11, "failed": 0}
+
+
+def act(page: Any, base: str, button: str, reason: str) -> str:
+    """On the rebuild's page: ``button``, then the reason and the confirmation; the messages
+    the Bookmarks page then shows."""
+    page.click(f"input[value='{button}']")
+    page.fill("#id_reason", reason)
+    page.click("form input[type=submit].default")
+    page.wait_for_url(f"{base}/admin/subscribers/bookmark/")
+    return str(page.inner_text(".messagelist"))
 
 
 def test_the_rebuild_story(page, console_server, bugged_demo) -> None:
@@ -96,11 +107,8 @@ def test_the_rebuild_story(page, console_server, bugged_demo) -> None:
     page.screenshot(path=str(SHOTS / "rebuild-3-diff.png"), full_page=True)
 
     # 4. Swap it in, and see the scorecards repaired.
-    page.click("input[value='Swap the rebuild in…']")
-    page.fill("#id_reason", "The diff is exactly the fix")
-    page.click("form input[type=submit].default")
-    page.wait_for_url(f"{base}/admin/subscribers/bookmark/")
-    assert "rebuild swapped" in page.inner_text(".messagelist")
+    shown = act(page, base, "Swap the rebuild in…", "The diff is exactly the fix")
+    assert "rebuild swapped" in shown
     assert totals() == {"completed": 9, "failed": 2}
     page.goto(f"{base}/admin/demo/agentscorecard/")
     assert "75" in page.inner_text("#result_list")
@@ -108,11 +116,8 @@ def test_the_rebuild_story(page, console_server, bugged_demo) -> None:
 
     # 5. Roll back: the old data returns.
     page.goto(f"{base}/admin/subscribers/bookmark/{NAME}/rebuild/")
-    page.click("input[value='Roll back the last swap…']")
-    page.fill("#id_reason", "Showing the roll back")
-    page.click("form input[type=submit].default")
-    page.wait_for_url(f"{base}/admin/subscribers/bookmark/")
-    assert "rebuild rolled back" in page.inner_text(".messagelist")
+    shown = act(page, base, "Roll back the last swap…", "Showing the roll back")
+    assert "rebuild rolled back" in shown
     assert totals() == {"completed": 11, "failed": 0}
     page.goto(f"{base}/admin/reactions_admin/decision/?context=ProjectionRebuild")
     audit = page.inner_text("#result_list")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,6 @@ import pytest
 from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -46,15 +44,17 @@ from eventstore.types import RecordedEvent
 from reactions_admin.acts.tokens.handler import issue_token, revoke_tokens
 from reactions_admin.models import ApiToken
 from subscribers.models import Bookmark
+from tests.contract import access
 from tests.factories import operator, wedged_mailer
-from tests.support import VIA, command_outcome, decisions, mcp_outcome, mcp_over_http
+from tests.support import VIA, decisions, mcp_over_http
 
 # The MCP door is served by uvicorn in a thread with its own database connection.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CALLERS = ["none", "revoked", "wrong", "unpermitted", "permitted"]
 CHANGELIST = reverse("admin:subscribers_bookmark_changelist")
-LOGIN = reverse("admin:login")
+REST_PATH = "/agent/reactions/mailer/dismiss-event"
+TOOL = "dismiss_event_in_reaction"
 
 
 @dataclass
@@ -103,113 +103,61 @@ def deactivate(username: str) -> None:
     User.objects.filter(username=username).update(is_active=False)
 
 
-# -- the doors: each returns what the caller observed -----------------------------------------
+# -- the act at each door, each caller's credentials -------------------------------------------
 
 
-def rest_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
-    secret = world.tokens[caller]
-    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
-    response = Client(enforce_csrf_checks=True).post(
-        "/agent/reactions/mailer/dismiss-event",
-        json.dumps({"event_id": world.target, "reason": "poison"}),
-        content_type="application/json",
-        **headers,
-    )
-    return response.status_code, response.json()["code"] if response.status_code != 200 else ""
-
-
-def admin_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
-    client = Client()
-    headers: dict[str, Any] = {}
-    if caller == "permitted":
-        client.force_login(User.objects.get(username="operator"))
-    elif caller == "unpermitted":
-        client.force_login(User.objects.get(username="intern"))
-    elif caller == "revoked":
-        client.force_login(User.objects.get(username="departed"))
-        deactivate("departed")
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {world.tokens['revoked']}"}
-    elif caller == "wrong":
-        client.cookies[settings.SESSION_COOKIE_NAME] = secrets.token_hex(16)
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {world.tokens['wrong']}"}
+def dismissal(world: World) -> access.Act:
+    """Dismiss the event "mailer" is wedged on, with reason "poison"."""
     selected = {"action": "dismiss_event", ACTION_CHECKBOX_NAME: ["mailer"], "index": 0}
-    opened = client.post(CHANGELIST, selected, **headers)
-    applied = client.post(
-        CHANGELIST,
-        {**selected, "event_id": world.target, "reason": "poison", "apply": "Dismiss the event"},
-        **headers,
+    confirmed = {"event_id": world.target, "reason": "poison", "apply": "Dismiss the event"}
+    return access.Act(
+        rest=(REST_PATH, {"event_id": world.target, "reason": "poison"}),
+        admin=(CHANGELIST, selected, confirmed),
+        mcp=(TOOL, {"subscriber_name": "mailer", "event_id": world.target, "reason": "poison"}),
+        cli=["dismiss_event", "mailer", world.target, "--reason", "poison"],
     )
-    if applied.status_code == 302 and applied["Location"].startswith(LOGIN):
-        assert opened["Location"].startswith(LOGIN)
-        return 302, "login"
-    shown = [str(message) for message in get_messages(applied.wsgi_request)]
-    if applied.status_code == 200:  # the changelist again: its messages are on the page
-        shown.append(applied.content.decode())
-    return applied.status_code, " ".join(shown)
 
 
-def mcp_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
-    secret = world.tokens[caller]
-    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-    return mcp_outcome(mcp_call(base_url, headers, world.target))
-
-
-def mcp_call(base_url: str, headers: dict[str, str], event_id: str) -> httpx2.Response:
-    arguments = {"subscriber_name": "mailer", "event_id": event_id, "reason": "poison"}
-    return mcp_over_http(base_url, "dismiss_event_in_reaction", arguments, headers)
-
-
-def cli_door(caller: str, world: World, base_url: str) -> tuple[int, str]:
-    args = ["dismiss_event", "mailer", world.target, "--reason", "poison"]
+def caller_of(name: str, world: World) -> access.Caller:
+    """The caller ``name`` in each door's credential; "revoked" is the user "departed",
+    deactivated after its login (the admin's and the CLI's analogue of a revoked token)."""
     username = {
         "revoked": "departed",
         "wrong": "ghost",
         "unpermitted": "intern",
         "permitted": "operator",
-    }.get(caller)
-    if caller == "revoked":
-        deactivate("departed")
-    if username:
-        args += ["--as", username]
-    return command_outcome(*args)
+    }.get(name)
+    return access.Caller(
+        secret=world.tokens[name],
+        username=username,
+        secret_in_admin=name in ("revoked", "wrong"),
+        since_login=(lambda: deactivate("departed")) if name == "revoked" else None,
+    )
 
 
-DOORS: dict[str, Callable[[str, World, str], tuple[int, str]]] = {
-    "rest": rest_door,
-    "admin": admin_door,
-    "mcp-http": mcp_door,
-    "cli": cli_door,
-}
+def mcp_call(base_url: str, headers: dict[str, str], event_id: str) -> httpx2.Response:
+    arguments = {"subscriber_name": "mailer", "event_id": event_id, "reason": "poison"}
+    return mcp_over_http(base_url, TOOL, arguments, headers)
 
-#: What each caller must observe at each door: (status or exit code, text it must contain).
-EXPECTED: dict[tuple[str, str], tuple[int, str]] = {
-    **{("rest", c): (401, "not_authenticated") for c in ("none", "revoked", "wrong")},
-    ("rest", "unpermitted"): (403, "permission_denied"),
-    ("rest", "permitted"): (200, ""),
-    **{("admin", c): (302, "login") for c in ("none", "revoked", "wrong")},
-    # The action is not offered without its permission (Django's delete_selected pattern).
-    ("admin", "unpermitted"): (200, "Subscribers: bookmarks, lag and health"),
-    ("admin", "permitted"): (302, "Dismissed event"),
-    **{("mcp-http", c): (401, "not_authenticated") for c in ("none", "revoked", "wrong")},
-    ("mcp-http", "unpermitted"): (200, "permission_denied"),
-    ("mcp-http", "permitted"): (200, ""),
-    # argparse's own usage error (a missing --as) exits 1 through call_command.
-    ("cli", "none"): (1, "--as"),
-    ("cli", "revoked"): (3, "not_authenticated"),
-    ("cli", "wrong"): (3, "not_authenticated"),
-    ("cli", "unpermitted"): (3, "permission_denied"),
-    ("cli", "permitted"): (0, ""),
-}
+
+EXPECTED = access.matrix(
+    {
+        "none": access.WITHOUT_AS,
+        "revoked": access.UNAUTHENTICATED,
+        "wrong": access.UNAUTHENTICATED,
+        # The action is not offered without its permission (Django's delete_selected pattern).
+        "unpermitted": {**access.UNPERMITTED, "admin": (200, access.BOOKMARKS)},
+        "permitted": {**access.PERMITTED, "admin": (302, "Dismissed event")},
+    }
+)
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("door", access.DOORS)
 def test_only_a_permitted_user_dismisses_through_any_door(door, caller, world, base_url) -> None:
     before = state()
-    observed_status, observed_text = DOORS[door](caller, world, base_url)
-    status, text = EXPECTED[(door, caller)]
-    assert observed_status == status, observed_text
-    assert text in observed_text
+    observed = access.through(door, dismissal(world), caller_of(caller, world), base_url)
+    access.assert_observed(observed, EXPECTED[(door, caller)])
     if caller != "permitted":
         assert state() == before, f"a refused {door} call by {caller!r} changed state"
         assert decisions() == []
@@ -231,7 +179,7 @@ def test_a_rest_session_post_with_a_wrong_csrf_token_is_refused(world) -> None:
     client.cookies[settings.CSRF_COOKIE_NAME] = "a" * 32
     before = state()
     response = client.post(
-        "/agent/reactions/mailer/dismiss-event",
+        REST_PATH,
         json.dumps({"event_id": world.target, "reason": "poison"}),
         content_type="application/json",
         HTTP_X_CSRFTOKEN="b" * 32,
@@ -308,8 +256,8 @@ def test_mcp_ignores_an_admin_session_cookie(world, base_url) -> None:
 def test_tokens_are_stored_only_as_digests(world, base_url) -> None:
     """After the tokens were issued and used (REST, MCP), no table holds a secret."""
     for caller in ("unpermitted", "permitted"):
-        rest_door(caller, world, base_url)
-    mcp_door("unpermitted", world, base_url)
+        access.through("rest", dismissal(world), caller_of(caller, world), base_url)
+    access.through("mcp-http", dismissal(world), caller_of("unpermitted", world), base_url)
     secrets_issued = [secret for secret in world.tokens.values() if secret]
     for secret in secrets_issued:
         if secret == world.tokens["wrong"]:

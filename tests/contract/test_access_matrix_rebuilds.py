@@ -18,25 +18,21 @@ operator       ... of a staff user with ``reactions_admin.rebuild_projection``
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
-from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client
 
 from eventstore.postgres import PostgresEventStore
 from reactions_admin.acts.rebuilds.handler import REBUILD_STREAM
 from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.models import Bookmark, Rebuild
+from tests.contract import access
 from tests.rebuild_doors import ACTION, OPTION, REST_PATH, TOOL
-from tests.support import VIA, command_outcome, mcp_outcome, mcp_over_http
+from tests.support import VIA
 
 NAME = "test.rb_totals"
 CHANGELIST = "/admin/subscribers/bookmark/"
@@ -83,94 +79,38 @@ def state() -> tuple[Any, ...]:
     )
 
 
-# -- the doors: each returns (status or exit code, what the caller saw) -------------------------
-
-
-def rest_door(
-    act: str, caller: str, tokens: dict[str, str | None], base_url: str
-) -> tuple[int, str]:
-    secret = tokens[caller]
-    headers: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
-    response = Client(enforce_csrf_checks=True).post(
-        f"/agent/subscribers/{NAME}/rebuild{REST_PATH[act]}",
-        json.dumps({"reason": "matrix"}),
-        content_type="application/json",
-        **headers,
-    )
-    return response.status_code, response.json().get("code", "")
-
-
-def admin_door(
-    act: str, caller: str, tokens: dict[str, str | None], base_url: str
-) -> tuple[int, str]:
-    client = Client()
-    if caller in USERS:
-        client.force_login(User.objects.get(username=USERS[caller]))
-    elif caller == "bad-token":
-        client.cookies[settings.SESSION_COOKIE_NAME] = secrets.token_hex(16)
+def rebuild_act(act: str) -> access.Act:
+    """``act`` on the projection, with reason "matrix"."""
     selected = {"action": ACTION[act], ACTION_CHECKBOX_NAME: [NAME], "index": 0}
-    opened = client.post(CHANGELIST, selected)
-    applied = client.post(CHANGELIST, {**selected, "reason": "matrix", "apply": "go"})
-    if applied.status_code == 302 and "/login/" in applied["Location"]:
-        assert opened["Location"] == applied["Location"]
-        return 302, "login"
-    shown = [str(message) for message in get_messages(applied.wsgi_request)]
-    if applied.status_code == 200:  # the changelist again: its messages are on the page
-        shown.append(applied.content.decode())
-    return applied.status_code, " ".join(shown)
+    return access.Act(
+        rest=(f"/agent/subscribers/{NAME}/rebuild{REST_PATH[act]}", {"reason": "matrix"}),
+        admin=(CHANGELIST, selected, {"reason": "matrix", "apply": "go"}),
+        mcp=(TOOL[act], {"subscriber_name": NAME, "reason": "matrix"}),
+        cli=["rebuild_projection", NAME, *OPTION[act], "--reason", "matrix"],
+    )
 
 
-def mcp_door(
-    act: str, caller: str, tokens: dict[str, str | None], base_url: str
-) -> tuple[int, str]:
-    secret = tokens[caller]
-    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-    arguments = {"subscriber_name": NAME, "reason": "matrix"}
-    return mcp_outcome(mcp_over_http(base_url, TOOL[act], arguments, headers))
-
-
-def cli_door(
-    act: str, caller: str, tokens: dict[str, str | None], base_url: str
-) -> tuple[int, str]:
+def caller_of(caller: str, tokens: dict[str, str | None]) -> access.Caller:
     username = {"bad-token": "ghost", **USERS}.get(caller)
-    args = [NAME, *OPTION[act], "--reason", "matrix"]
-    if username:
-        args += ["--as", username]
-    return command_outcome("rebuild_projection", *args)
+    return access.Caller(secret=tokens[caller], username=username)
 
-
-DOORS: dict[str, Callable[[str, str, dict[str, str | None], str], tuple[int, str]]] = {
-    "rest": rest_door,
-    "admin": admin_door,
-    "mcp-http": mcp_door,
-    "cli": cli_door,
-}
 
 #: What each caller observes at each door: (status or exit code, text it must contain).
-EXPECTED: dict[tuple[str, str], tuple[int, str]] = {
-    **{("rest", c): (401, "not_authenticated") for c in ("anonymous", "bad-token")},
-    ("rest", "no-permission"): (403, "permission_denied"),
-    ("rest", "view-only"): (403, "permission_denied"),
-    ("rest", "operator"): (200, ""),
-    **{("admin", c): (302, "login") for c in ("anonymous", "bad-token")},
-    ("admin", "no-permission"): (403, ""),  # no view permission: Django's own 403
-    # The changelist again: the actions are not offered without the permission.
-    ("admin", "view-only"): (200, "Subscribers: bookmarks, lag and health"),
-    ("admin", "operator"): (302, "Decision"),
-    **{("mcp-http", c): (401, "not_authenticated") for c in ("anonymous", "bad-token")},
-    ("mcp-http", "no-permission"): (200, "permission_denied"),
-    ("mcp-http", "view-only"): (200, "permission_denied"),
-    ("mcp-http", "operator"): (200, ""),
-    ("cli", "anonymous"): (3, "not_authenticated"),  # an act needs --as
-    ("cli", "bad-token"): (3, "not_authenticated"),
-    ("cli", "no-permission"): (3, "permission_denied"),
-    ("cli", "view-only"): (3, "permission_denied"),
-    ("cli", "operator"): (0, ""),
-}
+EXPECTED = access.matrix(
+    {
+        "anonymous": access.UNAUTHENTICATED,  # at the CLI too: an act needs --as
+        "bad-token": access.UNAUTHENTICATED,
+        # No view permission: Django's own 403.
+        "no-permission": {**access.UNPERMITTED, "admin": (403, "")},
+        # The changelist again: the actions are not offered without the permission.
+        "view-only": {**access.UNPERMITTED, "admin": (200, access.BOOKMARKS)},
+        "operator": {**access.PERMITTED, "admin": (302, "Decision")},
+    }
+)
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("door", access.DOORS)
 @pytest.mark.parametrize("act", ACTS)
 def test_only_an_operator_rebuilds_through_any_door(
     act, door, caller, rebuilds, tokens, base_url
@@ -179,10 +119,8 @@ def test_only_an_operator_rebuilds_through_any_door(
     if setup is not None:
         getattr(rebuilds, setup)()
     before = state()
-    observed_status, observed_text = DOORS[door](act, caller, tokens, base_url)
-    status, text = EXPECTED[(door, caller)]
-    assert observed_status == status, observed_text
-    assert text in observed_text
+    observed = access.through(door, rebuild_act(act), caller_of(caller, tokens), base_url)
+    access.assert_observed(observed, EXPECTED[(door, caller)])
     if caller != "operator":
         assert state() == before, f"a refused {act} at the {door} by {caller!r} changed state"
         return

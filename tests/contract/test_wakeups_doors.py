@@ -31,14 +31,19 @@ def viewer() -> User:
     return User.objects.get(pk=user.pk)
 
 
-@pytest.fixture
-def polling_worker() -> None:
+def board_and_worker(pid: int, name: str, *, wakeups_working: bool) -> None:
+    """The projection "board", and a live worker ``host:{pid}:{name}`` running it."""
     Bookmark.objects.create(subscriber_name="board", kind="projection")
     now = timezone.now()
     WorkerHeartbeat.objects.create(
-        worker_id="host:7:polling", host="host", pid=7, started_at=now, last_seen_at=now,
-        interval_seconds=5.0, subscribers=["board"], doing=[], wakeups_working=False,
+        worker_id=f"host:{pid}:{name}", host="host", pid=pid, started_at=now, last_seen_at=now,
+        interval_seconds=5.0, subscribers=["board"], doing=[], wakeups_working=wakeups_working,
     )  # fmt: skip
+
+
+@pytest.fixture
+def polling_worker() -> None:
+    board_and_worker(7, "polling", wakeups_working=False)
 
 
 def mcp(secret: str, tool: str, arguments: dict[str, Any]) -> Any:
@@ -71,12 +76,7 @@ def test_every_reading_door_says_the_wakeups_are_not_arriving() -> None:
 
 
 def test_a_worker_whose_wakeups_arrive_says_nothing_of_it() -> None:
-    Bookmark.objects.create(subscriber_name="board", kind="projection")
-    now = timezone.now()
-    WorkerHeartbeat.objects.create(
-        worker_id="host:8:listening", host="host", pid=8, started_at=now, last_seen_at=now,
-        interval_seconds=5.0, subscribers=["board"], doing=[], wakeups_working=True,
-    )  # fmt: skip
+    board_and_worker(8, "listening", wakeups_working=True)
     secret = issue_token(viewer()).secret
     board = Client().get("/agent/subscribers/board", HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert "wake-ups" not in board.content.decode()

@@ -71,6 +71,19 @@ def checked(process: subprocess.Popen[bytes]) -> WorkerInfo | None:
     return found[0] if found and found[0].wakeups_working is not None else None
 
 
+def recording_worker_checked(
+    bouncer: PgBouncer, processes: list[subprocess.Popen[bytes]], log: Path, **options: Any
+) -> WorkerInfo:
+    """A worker through ``bouncer`` running the recording projection (``options``: those of
+    ``start_pooled_worker``): its heartbeat, once its wake-up check has concluded."""
+    worker = start_pooled_worker(through(bouncer), [F + "RecordingProjection"], log, **options)
+    processes.append(worker)
+    found: WorkerInfo = wait_for(
+        lambda: checked(worker), timeout=120, what="the worker's wake-up check"
+    )
+    return found
+
+
 def latency_of_one_event(deadline: float) -> float:
     """Append one event; seconds until the worker has applied it (a direct connection
     watches the projection's table every few milliseconds)."""
@@ -96,12 +109,10 @@ def test_without_a_listen_url_wakeups_do_not_arrive_and_the_worker_says_so_and_p
     pgbouncer: PgBouncer, processes: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
-    worker = start_pooled_worker(
-        through(pgbouncer), [F + "RecordingProjection"], log, poll=SHORT_POLL_SECONDS,
+    info = recording_worker_checked(
+        pgbouncer, processes, log, poll=SHORT_POLL_SECONDS,
         direct_listen=False, wakeup_check_seconds="2",  # several checks, one log line
     )  # fmt: skip
-    processes.append(worker)
-    info = wait_for(lambda: checked(worker), timeout=120, what="the worker's wake-up check")
     assert info.wakeups_working is False
     assert info.wakeups_text == f"wake-ups are not arriving; polling every {SHORT_POLL_SECONDS:g} s"
     # It falls back to polling: every event still arrives.
@@ -121,12 +132,9 @@ def test_with_a_direct_listen_url_wakeups_arrive_through_the_pooler(
     pgbouncer: PgBouncer, processes: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
-    worker = start_pooled_worker(
-        through(pgbouncer), [F + "RecordingProjection"], log, poll=LONG_POLL_SECONDS,
-        direct_listen=True,
-    )  # fmt: skip
-    processes.append(worker)
-    info = wait_for(lambda: checked(worker), timeout=120, what="the worker's wake-up check")
+    info = recording_worker_checked(
+        pgbouncer, processes, log, poll=LONG_POLL_SECONDS, direct_listen=True
+    )
     assert info.wakeups_working is True, log.read_text()
     # The poll interval is 5 minutes: an event applied within ARRIVES_SECONDS was woken up for.
     latencies = [latency_of_one_event(ARRIVES_SECONDS) for _ in range(SAMPLES)]

@@ -113,6 +113,16 @@ def test_a_failure_at_the_flush_is_put_on_its_own_event() -> None:
 # --- the refusals, each with its message ------------------------------------------------
 
 
+def held_board() -> tuple[Rows, Board]:
+    """Board "b1" in its table, loaded by a new Rows: the Rows and the row it holds."""
+    Board.objects.create(code="b1")
+    rows = Rows()
+    rows.load(Board, code=["b1"])
+    board = rows.get(Board, code="b1")
+    assert board is not None
+    return rows, board
+
+
 def test_a_lookup_on_fields_that_are_not_a_unique_key_is_refused() -> None:
     with pytest.raises(NoUniqueKey, match=r"test_readmodels\.Plain has no unique key on \(name\)"):
         Rows().get(Plain, name="x")
@@ -139,11 +149,7 @@ def test_an_orm_query_on_a_held_model_inside_apply_rows_is_refused() -> None:
 
 
 def test_a_changed_primary_key_is_refused() -> None:
-    Board.objects.create(code="b1")
-    rows = Rows()
-    rows.load(Board, code=["b1"])
-    board = rows.get(Board, code="b1")
-    assert board is not None
+    rows, board = held_board()
     board.id = 999_999
     with pytest.raises(Unsupported, match=r"test_readmodels\.Board: the primary key of a loaded"):
         rows.flush()
@@ -177,11 +183,7 @@ def test_a_delete_that_protect_governs_is_refused_when_the_child_is_held() -> No
 
 
 def test_a_load_after_a_delete_is_refused() -> None:
-    Board.objects.create(code="b1")
-    rows = Rows()
-    rows.load(Board, code=["b1"])
-    held = rows.get(Board, code="b1")
-    assert held is not None
+    rows, held = held_board()
     rows.delete(held)
     with pytest.raises(RowsRefused, match=r"test_readmodels\.Card: rows\.load after rows\.delete"):
         rows.load(Card, code=["c1"])

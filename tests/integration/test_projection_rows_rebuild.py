@@ -15,19 +15,16 @@ from subscribers.rebuilds.runner import run_rebuilds_once
 from subscribers.registry import build_registry
 from subscribers.rows import Rows
 from tests.factories import append_to
-from tests.rebuilds import RbEntry, RbTotal, rows
+from tests.rebuilds import OnTotalsTables, RbEntry, RbTotal, rows
 from tests.workers import drain
 
 pytestmark = pytest.mark.usefixtures("rebuild_tables")
 
 
-class TotalsThroughRows:
+class TotalsThroughRows(OnTotalsTables):
     """``tests.rebuilds.Totals`` written with the unit of work."""
 
     name = "test.rb_rows_totals"
-    models = (RbTotal, RbEntry)
-    event_types = ("Added",)
-    batch_size = 50
     factor: ClassVar[int] = 1
 
     def apply_rows(self, events: list[RecordedEvent], rows: Rows) -> None:

@@ -66,6 +66,29 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     process.wait(30)
 
 
+def killed_under_way(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]], events_done: int, what: str
+) -> Rebuild:
+    """A slowed worker, killed once the rebuild has ``events_done`` events: the rebuild as
+    it stood then."""
+    processes.append(first := worker(tmp_path, "first", rb_slow="0.002"))
+    wait_for(lambda: rebuild_row().events_done >= events_done, what=what)
+    kill(first)
+    return rebuild_row()
+
+
+def verified_by_the_next_worker(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> Rebuild:
+    """The next worker takes the rebuild over until it is verified, then is killed: the
+    rebuild as it stood verified."""
+    processes.append(worker(tmp_path, "second"))
+    wait_for(lambda: rebuild_row().phase == "ready", timeout=120, what="the rebuild verified")
+    done = rebuild_row()
+    kill(processes[-1])
+    return done
+
+
 def started(**kwargs: Any) -> Rebuild:
     with transaction.atomic():
         return start_rebuild(
@@ -107,15 +130,10 @@ def test_killed_while_building_the_next_worker_resumes_where_it_stood(
     added(1500)
     live_caught_up()
     started()
-    processes.append(first := worker(tmp_path, "first", rb_slow="0.002"))
-    wait_for(lambda: rebuild_row().events_done >= 300, what="the build under way")
-    kill(first)
-    at_kill = rebuild_row()
+    at_kill = killed_under_way(tmp_path, processes, 300, "the build under way")
     assert at_kill.phase == "building"
     assert 0 < at_kill.events_done < 1500
-    processes.append(worker(tmp_path, "second"))
-    wait_for(lambda: rebuild_row().phase == "ready", timeout=120, what="the rebuild verified")
-    done = rebuild_row()
+    done = verified_by_the_next_worker(tmp_path, processes)
     # Resumed, not started over: every event counted once.
     assert done.events_done == 1500
     assert done.verification is not None
@@ -123,7 +141,6 @@ def test_killed_while_building_the_next_worker_resumes_where_it_stood(
         t["only_live"] == t["only_new"] == t["differing"] == 0
         for t in done.verification["tables"].values()
     )
-    kill(processes[-1])
     swap_here()
     assert_replayed()
 
@@ -137,16 +154,10 @@ def test_killed_while_catching_up_the_next_worker_resumes_where_it_stood(
     steps_until("catching_up")
     added(1500, start=300)  # arrived during the build: the catch-up's work
     live_caught_up()
-    processes.append(first := worker(tmp_path, "first", rb_slow="0.002"))
-    wait_for(lambda: rebuild_row().events_done >= 600, what="the catch-up under way")
-    kill(first)
-    at_kill = rebuild_row()
+    at_kill = killed_under_way(tmp_path, processes, 600, "the catch-up under way")
     assert at_kill.phase == "catching_up"
     assert at_kill.events_done < 1800
-    processes.append(worker(tmp_path, "second"))
-    wait_for(lambda: rebuild_row().phase == "ready", timeout=120, what="the rebuild verified")
-    assert rebuild_row().events_done == 1800
-    kill(processes[-1])
+    assert verified_by_the_next_worker(tmp_path, processes).events_done == 1800
     swap_here()
     assert_replayed()
 

@@ -73,6 +73,24 @@ def start(registry: SubscriberRegistry, name: str | None = None, **kwargs: Any) 
         )
 
 
+def ready_to_swap() -> tuple[SubscriberRegistry, Rebuild]:
+    """Ten events, Totals caught up with them, and its rebuild run until it is ready."""
+    registry = build_registry([Totals()])
+    added(10)
+    caught_up(registry)
+    rebuild = start(registry)
+    run_rebuilds_once(registry)
+    return registry, rebuild
+
+
+def assert_run_to_ready(registry: SubscriberRegistry, rebuild: Rebuild, events_done: int) -> None:
+    """One run of the runner takes ``rebuild`` to ready, with ``events_done`` events."""
+    run_rebuilds_once(registry)
+    rebuild.refresh_from_db()
+    assert rebuild.phase == "ready"
+    assert rebuild.events_done == events_done
+
+
 def refused(step: Callable[[], Any]) -> RebuildRefused:
     with pytest.raises(RebuildRefused) as caught, transaction.atomic(durable=True):
         step()
@@ -212,11 +230,7 @@ def test_a_swap_before_verification_or_with_problems_is_refused() -> None:
 
 
 def test_a_migration_during_the_rebuild_refuses_the_swap_and_since_the_swap_the_roll_back() -> None:
-    registry = build_registry([Totals()])
-    added(10)
-    caught_up(registry)
-    start(registry)
-    run_rebuilds_once(registry)
+    registry, _ = ready_to_swap()
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE rb_totals ADD COLUMN label text NOT NULL DEFAULT ''")
     problem = refused(lambda: swap_rebuild(Totals.name, registry=registry))
@@ -240,11 +254,7 @@ def test_a_migration_during_the_rebuild_refuses_the_swap_and_since_the_swap_the_
 
 
 def test_the_swap_waits_for_a_reader_holding_a_table_without_queueing_others() -> None:
-    registry = build_registry([Totals()])
-    added(10)
-    caught_up(registry)
-    rebuild = start(registry)
-    run_rebuilds_once(registry)
+    registry, rebuild = ready_to_swap()
     reader = raw_connection(autocommit=False)
     reader.execute("SELECT count(*) FROM rb_totals").fetchone()  # holds its lock
     try:
@@ -298,10 +308,7 @@ def test_a_paused_rebuild_waits_and_resumes_where_it_stood() -> None:
     assert not runner.step()
     with transaction.atomic(durable=True):
         resume_rebuild(Totals.name)
-    run_rebuilds_once(registry)
-    rebuild.refresh_from_db()
-    assert rebuild.phase == "ready"
-    assert rebuild.events_done == 30
+    assert_run_to_ready(registry, rebuild, events_done=30)
 
 
 def test_a_failing_event_is_retried_then_the_rebuild_fails_and_can_be_retried(
@@ -327,18 +334,11 @@ def test_a_failing_event_is_retried_then_the_rebuild_fails_and_can_be_retried(
     FailsOnThirteen.armed = False
     with transaction.atomic(durable=True):
         retry_rebuild(FailsOnThirteen.name)
-    run_rebuilds_once(registry)
-    rebuild.refresh_from_db()
-    assert rebuild.phase == "ready"
-    assert rebuild.events_done == 20
+    assert_run_to_ready(registry, rebuild, events_done=20)
 
 
 def test_kept_tables_past_their_window_are_dropped_by_the_system() -> None:
-    registry = build_registry([Totals()])
-    added(10)
-    caught_up(registry)
-    rebuild = start(registry)
-    run_rebuilds_once(registry)
+    registry, rebuild = ready_to_swap()
     with transaction.atomic(durable=True):
         swap_rebuild(Totals.name, registry=registry)
     rebuild.refresh_from_db()

@@ -21,19 +21,14 @@ OLD_DEFAULT_KEY = "eventdesk-development-key-not-for-production-use-0123456789"
 
 
 def test_the_admin_stylesheet_is_served(console_server) -> None:
-    status, body = console_server.get("/static/admin/css/base.css")
-    assert status == 200
-    assert "#header" in body
+    assert "#header" in console_server.page("/static/admin/css/base.css")
 
 
 def test_the_api_docs_use_swagger_served_here(console_server) -> None:
-    status, page = console_server.get("/agent/docs")
-    assert status == 200
+    page = console_server.page("/agent/docs")
     assert "/static/ninja/swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
-    status, bundle = console_server.get("/static/ninja/swagger-ui-bundle.js")
-    assert status == 200
-    assert "SwaggerUIBundle" in bundle
+    assert "SwaggerUIBundle" in console_server.page("/static/ninja/swagger-ui-bundle.js")
 
 
 def test_a_404_does_not_show_the_urlconf(console_server) -> None:

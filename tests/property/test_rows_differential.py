@@ -4,6 +4,7 @@ per-event ORM calls leave, row for row (ids, defaults, timestamps set, cascades)
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,16 +79,25 @@ def check(history: list[Ev], batch: list[Ev], size: int) -> None:
     assert got == expected
 
 
-examples = given(
-    history=st.lists(events, max_size=12),
-    batch=st.lists(events, min_size=1, max_size=60),
-    size=st.sampled_from(BATCH_SIZES),
-)
 unhealthy = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=unhealthy)
-@examples
+def examples(max_examples: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The test over ``max_examples`` drawn histories, batches and batch sizes."""
+
+    def over(test: Callable[..., None]) -> Callable[..., None]:
+        drawn = given(
+            history=st.lists(events, max_size=12),
+            batch=st.lists(events, min_size=1, max_size=60),
+            size=st.sampled_from(BATCH_SIZES),
+        )
+        limits = settings(max_examples=max_examples, deadline=None, suppress_health_check=unhealthy)
+        return limits(drawn(test))
+
+    return over
+
+
+@examples(150)
 def test_rows_leave_the_tables_plain_orm_calls_leave(
     history: list[Ev], batch: list[Ev], size: int
 ) -> None:
@@ -95,8 +105,7 @@ def test_rows_leave_the_tables_plain_orm_calls_leave(
 
 
 @pytest.mark.slow
-@settings(max_examples=600, deadline=None, suppress_health_check=unhealthy)
-@examples
+@examples(600)
 def test_rows_leave_the_tables_plain_orm_calls_leave_many_examples(
     history: list[Ev], batch: list[Ev], size: int
 ) -> None:

@@ -1,11 +1,13 @@
 """What the reliability tests check: reads of their tables, and the invariants over them
-(read models equal to their recomputation, no backward bookmark move, each event once)."""
+(read models equal to their recomputation, no backward bookmark move, each event once);
+the marks of a test that checks them."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+import pytest
 from django.db import connection
 
 from eventstore.postgres import PostgresEventStore
@@ -15,7 +17,12 @@ from tests.reliability.subscribers import (
     ACTUAL_TOTALS,
     EXPECTED_BATCH_TOTALS,
     EXPECTED_TOTALS,
+    MIXED_FEED_NAMES,
 )
+
+#: The marks of a test whose worker processes write the reliability tables: transactions
+#: that really commit (the workers are other processes) and fresh tables (``rel_tables``).
+ON_REL_TABLES = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
 
 
 def fetch(query: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -78,6 +85,17 @@ def receipts_by_order() -> Counter[str]:
 
 def order_ids() -> set[str]:
     return {row[0] for row in fetch("SELECT event_id::text FROM events WHERE event_type='Order'")}
+
+
+def mixed_feed_receipted() -> bool:
+    """The mixed feed's subscribers are at the head and every Order has its Receipt."""
+    return at_head(*MIXED_FEED_NAMES) and len(receipts_by_order()) == len(order_ids())
+
+
+def mixed_feed_matches() -> bool:
+    """The mixed feed's subscribers are at the head and the read models equal their
+    recomputation from the events."""
+    return at_head(*MIXED_FEED_NAMES) and read_models_match()
 
 
 def applied_counts(subscriber: str) -> Counter[Any]:

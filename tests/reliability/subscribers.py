@@ -21,6 +21,10 @@ from eventstore import NewEvent, RecordedEvent, StreamAppend
 
 #: Prefix of the dotted paths that select these subscribers (worker processes' environment).
 R = "tests.reliability.subscribers."
+#: The two projections and the reaction over the mixed feed (Orders and Receipts), and
+#: their names.
+MIXED_FEED_SUBSCRIBERS = [R + "Totals", R + "BatchTotals", R + "Receipts"]
+MIXED_FEED_NAMES = ("rel.totals", "rel.batch_totals", "rel.receipts")
 
 #: Advisory-lock namespace of the overlap check (apart from the store's own locks).
 OVERLAP_NAMESPACE = 0x52_45_4C_31  # "REL1"

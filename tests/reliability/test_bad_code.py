@@ -7,14 +7,13 @@ import random
 import signal
 from pathlib import Path
 
-import pytest
-
 from eventstore import NewEvent, StreamAppend
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import START, RecordedEvent
 from subscribers.models import Bookmark
 from tests.factories import append_mixed
 from tests.reliability.invariants import (
+    ON_REL_TABLES,
     applied_counts,
     at_head,
     backward_moves,
@@ -26,7 +25,7 @@ from tests.reliability.subscribers import R
 from tests.support import wait_for
 from tests.workers import start_worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
+pytestmark = ON_REL_TABLES
 
 HEALTHY = ["rel.totals", "rel.receipts"]
 OPTIONS = {

@@ -17,23 +17,22 @@ import pytest
 from subscribers.models import Bookmark
 from tests.factories import append_mixed
 from tests.reliability.invariants import (
+    ON_REL_TABLES,
     applied_counts,
-    at_head,
     backward_moves,
     fetch,
+    mixed_feed_matches,
+    mixed_feed_receipted,
     order_ids,
     overlaps,
-    read_models_match,
     receipts_by_order,
 )
-from tests.reliability.subscribers import R
+from tests.reliability.subscribers import MIXED_FEED_SUBSCRIBERS
 from tests.support import wait_for
 from tests.workers import start_worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
+pytestmark = ON_REL_TABLES
 
-SUBSCRIBERS = [R + "Totals", R + "BatchTotals", R + "Receipts"]
-NAMES = ("rel.totals", "rel.batch_totals", "rel.receipts")
 OPTIONS = {"lease_seconds": "3", "poll_interval_seconds": "0.2"}
 EVENTS = 2_000
 
@@ -45,7 +44,7 @@ def test_three_workers_share_the_work_without_doubling_it_and_take_over_a_lease(
     rng = random.Random(3)
     workers = {}
     for _ in range(3):
-        process = start_worker(SUBSCRIBERS, log=None, **OPTIONS)
+        process = start_worker(MIXED_FEED_SUBSCRIBERS, log=None, **OPTIONS)
         processes.append(process)
         workers[process.pid] = process
     for n in range(EVENTS // 100):
@@ -62,12 +61,8 @@ def test_three_workers_share_the_work_without_doubling_it_and_take_over_a_lease(
     workers[victim].wait(30)
     killed_at = int(fetch("SELECT coalesce(max(seq), 0) FROM rel_effects")[0][0])
 
-    wait_for(
-        lambda: at_head(*NAMES) and len(receipts_by_order()) == len(order_ids()),
-        timeout=180,
-        what="the two surviving workers to finish",
-    )
-    wait_for(lambda: at_head(*NAMES) and read_models_match(), timeout=60, what="read models")
+    wait_for(mixed_feed_receipted, timeout=180, what="the two surviving workers to finish")
+    wait_for(mixed_feed_matches, timeout=60, what="read models")
     survivors = [p for pid, p in workers.items() if pid != victim]
     assert all(p.poll() is None for p in survivors)
     for process in survivors:

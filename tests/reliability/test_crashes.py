@@ -17,30 +17,27 @@ import pytest
 from subscribers.models import WorkerHeartbeat
 from tests.factories import Feed, append_mixed
 from tests.reliability.invariants import (
+    ON_REL_TABLES,
     applied_counts,
     at_head,
     backward_moves,
     bookmark_moves,
     fetch,
+    mixed_feed_matches,
+    mixed_feed_receipted,
     order_ids,
     read_models_match,
     receipts_by_order,
     scalar,
 )
-from tests.reliability.subscribers import R
+from tests.reliability.subscribers import MIXED_FEED_NAMES, MIXED_FEED_SUBSCRIBERS
 from tests.support import wait_for
 from tests.workers import start_worker
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("rel_tables"),
-    pytest.mark.slow,
-]
+pytestmark = [*ON_REL_TABLES, pytest.mark.slow]
 
 EVENTS = 20_000
 KILLS = 30
-SUBSCRIBERS = [R + "Totals", R + "BatchTotals", R + "Receipts"]
-NAMES = ("rel.totals", "rel.batch_totals", "rel.receipts")
 # A short lease, so the reaction is taken over soon after its worker is killed.
 OPTIONS = {"lease_seconds": "2", "poll_interval_seconds": "0.2"}
 
@@ -59,10 +56,12 @@ def test_thirty_kills_over_twenty_thousand_events_lose_and_double_nothing(
     kills = kills_mid_work = 0
     try:
         while kills < KILLS or feeding.alive():
-            worker = start_worker(SUBSCRIBERS, log=tmp_path / f"worker-{kills}.log", **OPTIONS)
+            worker = start_worker(
+                MIXED_FEED_SUBSCRIBERS, log=tmp_path / f"worker-{kills}.log", **OPTIONS
+            )
             processes.append(worker)
             time.sleep(rng.uniform(0.05, 2.0))
-            behind = not at_head(*NAMES)
+            behind = not at_head(*MIXED_FEED_NAMES)
             worker.send_signal(signal.SIGKILL)
             worker.wait(30)
             kills += 1
@@ -73,14 +72,10 @@ def test_thirty_kills_over_twenty_thousand_events_lose_and_double_nothing(
     assert feeding.appended == EVENTS
 
     # One last worker, left alone, finishes the work.
-    survivor = start_worker(SUBSCRIBERS, log=tmp_path / "survivor.log", **OPTIONS)
+    survivor = start_worker(MIXED_FEED_SUBSCRIBERS, log=tmp_path / "survivor.log", **OPTIONS)
     processes.append(survivor)
-    wait_for(
-        lambda: at_head(*NAMES) and len(receipts_by_order()) == len(order_ids()),
-        timeout=180,
-        what="the last worker to finish",
-    )
-    wait_for(lambda: at_head(*NAMES) and read_models_match(), timeout=60, what="read models")
+    wait_for(mixed_feed_receipted, timeout=180, what="the last worker to finish")
+    wait_for(mixed_feed_matches, timeout=60, what="read models")
     # The killed workers may have finished everything before the survivor even started:
     # SIGTERM only once it is up (its heartbeat is written after its signal handling is in
     # place), or the signal lands before the handler and kills it.

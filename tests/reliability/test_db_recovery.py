@@ -22,7 +22,6 @@ restart").
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +32,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -41,6 +39,7 @@ import pytest
 from config import embedded_pg
 from config.embedded_pg import ServerLayout
 from tests.pgbouncer import PgBouncer, make_pgbouncer, remove
+from tests.reliability.throwaway import database_url, db, manage, running_server
 from tests.subscribers import CREATE_APPLIED_TABLE
 from tests.support import ROOT, free_port, wait_for
 from tests.workers import worker_env
@@ -56,14 +55,6 @@ MAKE_OPERATOR = (
     "u = User.objects.create_user('operator', password='pw-for-tests', is_staff=True); "
     "u.user_permissions.add(Permission.objects.get(codename='view_bookmark'))"
 )
-
-
-def url(layout: ServerLayout, application_name: str) -> str:
-    socket_dir = quote(str(layout.socket_dir), safe="")
-    return (
-        f"postgresql://postgres@{socket_dir}:{embedded_pg.PORT}/eventdesk"
-        f"?application_name={application_name}"
-    )
 
 
 @dataclass
@@ -103,10 +94,7 @@ class Stack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def db(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            host=str(self.layout.socket_dir), port=embedded_pg.PORT, user="postgres",
-            dbname="eventdesk", autocommit=True, connect_timeout=5,
-        )  # fmt: skip
+        return db(self.layout, connect_timeout=5)
 
     def applied(self, subscriber: str) -> int:
         with self.db() as conn:
@@ -117,24 +105,22 @@ class Stack:
 
     def manage(self, *args: str) -> str:
         env = worker_env([])
-        env.update(DATABASE_URL=url(self.layout, "eventdesk-recovery-manage"), DJANGO_DEBUG="0")
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-            capture_output=True, text=True, timeout=180, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        url = database_url(self.layout, "eventdesk-recovery-manage")
+        env.update(DATABASE_URL=url, DJANGO_DEBUG="0")
+        return manage(env, *args)
 
     def env(self, path: str, **extra: str) -> dict[str, str]:
         subscriber = {"direct": "RecordingProjection", "pooled": "TypedProjection"}[path]
         env = worker_env(["tests.subscribers." + subscriber], poll_interval_seconds="5")
         env.update(DJANGO_DEBUG="0", **extra)
         if path == "direct":
-            env["DATABASE_URL"] = url(self.layout, "eventdesk-recovery-direct")
+            env["DATABASE_URL"] = database_url(self.layout, "eventdesk-recovery-direct")
         else:
             env["DATABASE_URL"] = self.bouncer.url("eventdesk", "eventdesk-recovery-pooled")
             env["EVENTDESK_DB_POOLER"] = "transaction"
-            env["EVENTDESK_LISTEN_DATABASE_URL"] = url(self.layout, "eventdesk-recovery-listen")
+            env["EVENTDESK_LISTEN_DATABASE_URL"] = database_url(
+                self.layout, "eventdesk-recovery-listen"
+            )
         return env
 
     def start(self, path: str) -> None:
@@ -169,9 +155,13 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pgbouncer_binary: str) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("recovery")
-    base = tmp / "project"
-    base.mkdir()
-    layout = embedded_pg.ensure_running(embedded_pg.resolve_layout(base))
+    with running_server(tmp) as layout:
+        yield from stack_on(layout, tmp, pgbouncer_binary)
+
+
+def stack_on(layout: ServerLayout, tmp: Path, pgbouncer_binary: str) -> Iterator[Stack]:
+    """PgBouncer in front of ``layout``, a console and a worker on each path, all up;
+    killed and removed after."""
     bouncer = make_pgbouncer(pgbouncer_binary, str(layout.socket_dir), embedded_pg.PORT, "postgres")
     built = Stack(layout, bouncer, tmp)
     try:
@@ -195,9 +185,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, pgbouncer_binary: str) -> It
                 process.send_signal(signal.SIGKILL)
             process.wait(30)
         remove(bouncer)
-        embedded_pg.stop(layout)
-        if layout.outside_tree:
-            shutil.rmtree(layout.root, ignore_errors=True)
 
 
 def recover(stack: Stack, paths: tuple[str, ...], restart: Callable[[], None]) -> dict[str, Any]:

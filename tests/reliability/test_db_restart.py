@@ -8,19 +8,12 @@ REST API answers 503 ``database_unavailable`` (JSON, no traceback) while it is d
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
-import psycopg
 import pytest
 
 from config import embedded_pg
@@ -32,15 +25,16 @@ from tests.reliability.subscribers import (
     ACTUAL_TOTALS,
     EXPECTED_BATCH_TOTALS,
     EXPECTED_TOTALS,
+    MIXED_FEED_NAMES,
+    MIXED_FEED_SUBSCRIBERS,
     TABLES,
-    R,
 )
-from tests.support import ROOT, free_port, wait_for
+from tests.reliability.throwaway import database_url, db, manage, rows
+from tests.support import ROOT, agent_answer, free_port, wait_for
 from tests.workers import worker_env
 
 pytestmark = pytest.mark.slow
 
-NAMES = ("rel.totals", "rel.batch_totals", "rel.receipts")
 APP = "eventdesk-restart-worker"
 
 MAKE_OPERATOR = """
@@ -52,70 +46,10 @@ print(issue_token(user).secret)
 """
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerLayout]:
-    """A PostgreSQL of this test's own, migrated; stopped and removed afterwards."""
-    base = tmp_path / "project"
-    base.mkdir()
-    layout = embedded_pg.ensure_running(embedded_pg.resolve_layout(base))
-    try:
-        yield layout
-    finally:
-        embedded_pg.stop(layout)
-        if layout.outside_tree:
-            shutil.rmtree(layout.root, ignore_errors=True)
-
-
-def url(layout: ServerLayout, application_name: str = "") -> str:
-    query = f"?application_name={application_name}" if application_name else ""
-    return f"postgresql://postgres@{quote(str(layout.socket_dir), safe='')}:5432/eventdesk{query}"
-
-
 def env_for(layout: ServerLayout, application_name: str = "", **options: str) -> dict[str, str]:
-    env = worker_env([R + "Totals", R + "BatchTotals", R + "Receipts"], **options)
-    env.update(DATABASE_URL=url(layout, application_name), DJANGO_DEBUG="0")
+    env = worker_env(MIXED_FEED_SUBSCRIBERS, **options)
+    env.update(DATABASE_URL=database_url(layout, application_name), DJANGO_DEBUG="0")
     return env
-
-
-def manage(layout: ServerLayout, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env_for(layout),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def db(layout: ServerLayout) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=str(layout.socket_dir), port=embedded_pg.PORT, user="postgres", dbname="eventdesk",
-        autocommit=True,
-    )  # fmt: skip
-
-
-def rows(layout: ServerLayout, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with db(layout) as conn:
-        return [tuple(row) for row in conn.execute(query, params).fetchall()]
-
-
-def call(base: str, token: str, path: str, body: Any = None) -> tuple[int, str]:
-    request = urllib.request.Request(
-        base + path,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="GET" if body is None else "POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read().decode()
 
 
 def finished(layout: ServerLayout) -> bool:
@@ -129,14 +63,16 @@ def finished(layout: ServerLayout) -> bool:
     )
     orders = rows(layout, "SELECT count(*) FROM events WHERE event_type = 'Order'")[0][0]
     receipts = rows(layout, "SELECT count(*) FROM events WHERE event_type = 'Receipt'")[0][0]
-    return bool(head) and all(marks.get(n) == head[0] for n in NAMES) and orders == receipts
+    return (
+        bool(head) and all(marks.get(n) == head[0] for n in MIXED_FEED_NAMES) and orders == receipts
+    )
 
 
 def test_the_worker_and_the_api_ride_out_a_database_restart(
     server: ServerLayout, tmp_path: Path
 ) -> None:
-    manage(server, "migrate", "--noinput")
-    token = manage(server, "shell", "-c", MAKE_OPERATOR).strip().splitlines()[-1]
+    manage(env_for(server), "migrate", "--noinput")
+    token = manage(env_for(server), "shell", "-c", MAKE_OPERATOR).strip().splitlines()[-1]
     with db(server) as conn:
         conn.execute(TABLES)
         insert_mixed(conn, "before", 3000)
@@ -165,7 +101,7 @@ def test_the_worker_and_the_api_ride_out_a_database_restart(
 
         def api_up() -> bool:
             try:
-                return call(base, token, "/agent/reactions")[0] == 200
+                return agent_answer(base, token, "/agent/reactions")[0] == 200
             except OSError:
                 return False
 
@@ -182,10 +118,10 @@ def test_the_worker_and_the_api_ride_out_a_database_restart(
         down: list[tuple[int, str]] = []
         deadline = time.monotonic() + 4  # long enough for the backoff to grow
         while time.monotonic() < deadline:
-            down.append(call(base, token, "/agent/reactions"))
-            down.append(call(base, token, "/agent/reactions/rel.receipts"))
+            down.append(agent_answer(base, token, "/agent/reactions"))
+            down.append(agent_answer(base, token, "/agent/reactions/rel.receipts"))
             down.append(
-                call(
+                agent_answer(
                     base,
                     token,
                     "/agent/reactions/rel.receipts/dismiss-event",
@@ -231,7 +167,7 @@ def test_the_worker_and_the_api_ride_out_a_database_restart(
             "SELECT * FROM rel_bookmark_moves WHERE (new_tx, new_pos) < (old_tx, old_pos)",
         )
         assert backward == []
-        assert call(base, token, "/agent/reactions")[0] == 200
+        assert agent_answer(base, token, "/agent/reactions")[0] == 200
         assert worker.poll() is None
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0

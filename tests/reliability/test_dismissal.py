@@ -29,6 +29,7 @@ from reactions_admin.acts.tokens.handler import issue_token
 from subscribers.models import Bookmark
 from tests.factories import append_events, append_mixed, operator, wedged_reaction
 from tests.reliability.invariants import (
+    ON_REL_TABLES,
     backward_moves,
     bookmark_moves,
     fetch,
@@ -48,7 +49,7 @@ from tests.support import (
 )
 from tests.workers import start_worker
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("rel_tables")]
+pytestmark = ON_REL_TABLES
 
 GATE = 0x52_45_4C_32  # advisory-lock key the fault triggers wait on ("REL2")
 

@@ -14,16 +14,12 @@ import uuid
 import pytest
 
 from tests.factories import Appenders
-from tests.reliability.invariants import fetch
+from tests.reliability.invariants import ON_REL_TABLES, fetch
 from tests.reliability.subscribers import R
 from tests.support import wait_for
 from tests.workers import start_worker
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("rel_tables"),
-    pytest.mark.slow,
-]
+pytestmark = [*ON_REL_TABLES, pytest.mark.slow]
 
 APPENDERS = 8
 EVENTS = 10_000

@@ -8,20 +8,17 @@ Runs on a THROWAWAY embedded server (its own data directory), never the suite's.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 import psycopg
 import pytest
 
 from config import embedded_pg
 from config.embedded_pg import ServerLayout
+from tests.reliability.throwaway import database_url, db, manage, rows
 from tests.support import ROOT, wait_for
 from tests.workers import worker_env
 
@@ -67,41 +64,10 @@ WHERE event_type = 'Added' GROUP BY 1 ORDER BY 1
 ACTUAL = "SELECT key, n, total FROM rb_totals ORDER BY 1"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerLayout]:
-    base = tmp_path / "project"
-    base.mkdir()
-    layout = embedded_pg.ensure_running(embedded_pg.resolve_layout(base))
-    try:
-        yield layout
-    finally:
-        embedded_pg.stop(layout)
-        if layout.outside_tree:
-            shutil.rmtree(layout.root, ignore_errors=True)
-
-
 def env_for(layout: ServerLayout, **options: str) -> dict[str, str]:
     env = worker_env([PROJECTION], **options)
-    socket = quote(str(layout.socket_dir), safe="")
-    env.update(DATABASE_URL=f"postgresql://postgres@{socket}:5432/eventdesk", DJANGO_DEBUG="0")
+    env.update(DATABASE_URL=database_url(layout), DJANGO_DEBUG="0")
     return env
-
-
-def manage(layout: ServerLayout, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env_for(layout),
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def rows(layout: ServerLayout, query: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(
-        host=str(layout.socket_dir), port=embedded_pg.PORT, user="postgres", dbname="eventdesk",
-        autocommit=True,
-    ) as conn:  # fmt: skip
-        return [tuple(row) for row in conn.execute(query).fetchall()]
 
 
 def rebuild(layout: ServerLayout) -> tuple[str, int]:
@@ -114,13 +80,12 @@ def rebuild(layout: ServerLayout) -> tuple[str, int]:
 
 
 def test_a_rebuild_rides_out_a_database_crash(server: ServerLayout, tmp_path: Path) -> None:
-    manage(server, "migrate", "--noinput")
-    manage(server, "shell", "-c", SETUP)
-    with psycopg.connect(host=str(server.socket_dir), user="postgres", dbname="eventdesk",
-                         autocommit=True) as conn:  # fmt: skip
+    manage(env_for(server), "migrate", "--noinput")
+    manage(env_for(server), "shell", "-c", SETUP)
+    with db(server) as conn:
         conn.execute(INSERT)
-    manage(server, "run_subscribers", "--once")  # the live projection, caught up
-    manage(server, "shell", "-c", START)
+    manage(env_for(server), "run_subscribers", "--once")  # the live projection, caught up
+    manage(env_for(server), "shell", "-c", START)
     log = tmp_path / "worker.log"
     with open(log, "wb") as output:
         worker = subprocess.Popen(
@@ -135,10 +100,7 @@ def test_a_rebuild_rides_out_a_database_crash(server: ServerLayout, tmp_path: Pa
         # The batches seen so far reach the disk (their commits did not wait for it): a
         # CHECKPOINT flushes the WAL. Without it, on a loaded machine the WAL writer lagged
         # behind and the crash lost every batch (0 done: nothing to prove a resume with).
-        with psycopg.connect(
-            host=str(server.socket_dir), port=embedded_pg.PORT, user="postgres",
-            dbname="eventdesk", autocommit=True,
-        ) as conn:  # fmt: skip
+        with db(server) as conn:
             conn.execute("CHECKPOINT")
         # A crash: no shutdown checkpoint, the WAL is replayed at the next start.
         embedded_pg._run(
@@ -151,7 +113,7 @@ def test_a_rebuild_rides_out_a_database_crash(server: ServerLayout, tmp_path: Pa
         wait_for(lambda: rebuild(server)[0] == "ready", timeout=180, what="the rebuild verified")
         assert rebuild(server)[1] == 1200  # resumed, each event counted once
         assert worker.poll() is None, "the worker died with the database"
-        manage(server, "shell", "-c", SWAP)
+        manage(env_for(server), "shell", "-c", SWAP)
         assert rows(server, ACTUAL) == rows(server, EXPECTED)
         assert "retrying in" in log.read_text()
     finally:

@@ -16,17 +16,13 @@ from typing import Any
 import pytest
 
 from tests.factories import Feed, jobs
-from tests.reliability.invariants import backward_moves, bookmark_moves
+from tests.reliability.invariants import ON_REL_TABLES, backward_moves, bookmark_moves
 from tests.stream_invariants import check_streams, doubled, handled_count, rows
 from tests.subscribers import WideStreamJobs
 from tests.support import wait_for
 from tests.workers import start_worker
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("rel_tables"),
-    pytest.mark.slow,
-]
+pytestmark = [*ON_REL_TABLES, pytest.mark.slow]
 
 JOBS = 3_000
 STREAMS = 300

@@ -7,7 +7,7 @@ import uuid
 
 import anyio
 import pytest
-from django.core.management import call_command
+from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.test import Client
 
@@ -125,3 +125,15 @@ def test_mcp_server_lists_its_tools_only_for_the_help() -> None:
 
     parser = anyio.run(parse_in_a_running_loop)
     assert "retry_rebuild" in parser.format_help()
+
+
+@pytest.mark.parametrize(
+    ("command", "acts"), [("subscribers", False), ("failures", True), ("rebuild_projection", True)]
+)
+def test_as_says_an_act_needs_it_only_where_the_command_acts(command: str, acts: bool) -> None:
+    # ``subscribers`` only reads; ``failures`` and ``rebuild_projection`` read without --as
+    # and act with it.
+    parser = load_command_class("reactions_admin", command).create_parser("manage.py", command)
+    shown = " ".join(parser.format_help().split())
+    assert ("an act needs one" in shown) is acts, shown
+    assert "Without it, the command reads as the shell's account." in shown

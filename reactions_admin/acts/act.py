@@ -115,6 +115,9 @@ class Act(Generic[In, Out]):
     destructive: bool = False
 
     def __post_init__(self) -> None:
+        if not (self.name.isidentifier() and self.name.islower()):
+            # ``Family.act`` takes the name and the verb in a row: "Pause" is the verb.
+            raise TypeError(f"{self.name!r}: an act's name is a snake_case identifier")
         taken = inspect.signature(self.run).parameters
         missing = [field.name for field in fields(self.input) if field.name not in taken]
         if missing or "actor" not in taken or "via" not in taken:

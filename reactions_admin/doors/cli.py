@@ -14,14 +14,17 @@ from reactions_admin.acts.act import Act
 from reactions_admin.guards import Actor
 
 
-def add_actor_argument(parser: CommandParser, *, required: bool = True) -> None:
-    """``--as USERNAME``: the user the command acts as (checked like any other door)."""
+def add_actor_argument(parser: CommandParser, *, required: bool = True, acts: bool = True) -> None:
+    """``--as USERNAME``: the user the command acts as (checked like any other door).
+    ``required=False``: the command also reads without one, as the shell's account;
+    ``acts=False``: it only reads (its help then says nothing of acts)."""
+    needed = "." if required else ("; an act needs one." if acts else ".")
+    reads = "" if required else " Without it, the command reads as the shell's account."
     parser.add_argument(
         "--as",
         dest="username",
         required=required,
-        help="The acting user (their permissions apply)"
-        + ("." if required else "; an act needs one. Without it, the shell's account reads."),
+        help=f"The acting user (their permissions apply){needed}{reads}",
     )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import uuid
 
+import anyio
 import pytest
-from django.core.management import call_command
+from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.test import Client
 
+from reactions_admin.management.commands.mcp_server import Command as McpServerCommand
 from reactions_admin.models import ApiToken
 from subscribers.models import Bookmark
 from tests.factories import operator, wedged_mailer
@@ -113,3 +115,25 @@ def test_revoke_by_prefix_and_for_a_user(events) -> None:
 def test_mcp_server_refuses_to_start_without_a_live_token() -> None:
     with pytest.raises(CommandError, match="not_authenticated"):
         run("mcp_server", "--token", "edk_unknown")
+
+
+def test_mcp_server_lists_its_tools_only_for_the_help() -> None:
+    # Parsing a command line (every start; call_command from async code) runs no event
+    # loop: listing the tools for --help does, so it waits until the help is asked for.
+    async def parse_in_a_running_loop():
+        return McpServerCommand().create_parser("manage.py", "mcp_server")
+
+    parser = anyio.run(parse_in_a_running_loop)
+    assert "retry_rebuild" in parser.format_help()
+
+
+@pytest.mark.parametrize(
+    ("command", "acts"), [("subscribers", False), ("failures", True), ("rebuild_projection", True)]
+)
+def test_as_says_an_act_needs_it_only_where_the_command_acts(command: str, acts: bool) -> None:
+    # ``subscribers`` only reads; ``failures`` and ``rebuild_projection`` read without --as
+    # and act with it.
+    parser = load_command_class("reactions_admin", command).create_parser("manage.py", command)
+    shown = " ".join(parser.format_help().split())
+    assert ("an act needs one" in shown) is acts, shown
+    assert "Without it, the command reads as the shell's account." in shown

@@ -73,7 +73,8 @@ def _register(
 ) -> None:
     owner: Any = token.user
     inputs = {
-        # The database checks a revocation against this (migration 0006).
+        # The database checks a revocation against this (the api_token_revocation_audited
+        # trigger, in reactions_admin's migration).
         "token_id": token.pk,
         "token_prefix": token.prefix,
         "token_name": token.name,

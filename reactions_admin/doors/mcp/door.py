@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Annotated, Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -103,12 +103,25 @@ def add_act_tool(server: MCPServer, door: McpDoor, act: Act[Any, Any], **argumen
     ``arguments`` (name -> schema, an ``Annotated`` type; ``(schema, default)`` for an
     optional one), in order; they make the act's input in the same order
     (``fingerprint=…, expected_count=…, reason=…``: ``OnFailureGroup(fingerprint_id,
-    expected_count, reason)``). The SDK reads the arguments from the signature, so the
-    signature is written out here, the same as a hand-written function's."""
+    expected_count, reason)``). Each argument is named as its field, or as an id field
+    without its ``_id``; any other list is refused here, when the tool is added, not by a
+    call that quietly hands one argument's value to another field. The SDK reads the
+    arguments from the signature, so the signature is written out here, the same as a
+    hand-written function's."""
     names = list(arguments)
+    taken = [field.name for field in fields(act.input)]
+    field_of = dict(zip(names, taken, strict=False))
+    if len(names) != len(taken) or any(
+        name not in (field, field.removesuffix("_id")) for name, field in field_of.items()
+    ):
+        raise TypeError(
+            f"{act.name}: the tool's arguments ({', '.join(names)}) must name the fields of "
+            f"{act.input.__name__} ({', '.join(taken)}), in order"
+        )
 
     async def call(ctx: Context, **named: Any) -> CallToolResult:
-        return await door.act(ctx, act, act.input(*(named[name] for name in names)))
+        given = act.input(**{field: named[name] for name, field in field_of.items()})
+        return await door.act(ctx, act, given)
 
     call.__name__ = call.__qualname__ = act.name  # the schema's title: "<name>Arguments"
     keyword = inspect.Parameter.KEYWORD_ONLY

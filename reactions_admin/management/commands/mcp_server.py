@@ -26,8 +26,16 @@ class Command(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # What ``--help`` says it serves is read from the server itself, never a list kept here.
-        parser.epilog = f"Tools: {', '.join(served_tools())}."
+        format_help = parser.format_help
+
+        def with_tools() -> str:
+            # What ``--help`` says it serves is read from the server itself, never a list
+            # kept here; and only for the help: every run parses its command line, and
+            # listing the tools builds a server and runs an event loop.
+            parser.epilog = f"Tools: {', '.join(served_tools())}."
+            return format_help()
+
+        parser.format_help = with_tools  # type: ignore[method-assign]
         return parser
 
     def add_arguments(self, parser: CommandParser) -> None:

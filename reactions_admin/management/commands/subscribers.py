@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("names", nargs="*", help="Only these subscribers.")
         parser.add_argument("--json", action="store_true", help="Print JSON (as the REST API).")
-        add_actor_argument(parser, required=False)
+        add_actor_argument(parser, required=False, acts=False)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

@@ -12,6 +12,8 @@ from datetime import datetime
 
 from django.db import connections
 
+from eventstore import sql
+
 # The oldest transactions that hold a transaction id: the first one is the horizon.
 HOLDERS = """
 SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(application_name, ''),
@@ -57,3 +59,17 @@ def horizon_holders(
     with connections[using].cursor() as cursor:
         cursor.execute(HOLDERS, {"min_age": min_age_seconds, "limit": limit})
         return [HorizonHolder(*row) for row in cursor.fetchall()]
+
+
+def exempt_from_horizon(using: str = "default") -> None:
+    """Exempt the open transaction from the horizon: no reader waits for it, and it can
+    append no event (the database refuses it). Its first statement, in the outermost
+    ``atomic()``: the database refuses it once the transaction has an xid, and a savepoint
+    rolled back would end the exemption while the transaction goes on."""
+    conn = connections[using]
+    if not conn.in_atomic_block or conn.savepoint_ids:
+        raise RuntimeError(
+            "a transaction is exempted from the horizon first thing in its outermost atomic()"
+        )
+    with conn.cursor() as cursor:
+        cursor.execute(sql.EXEMPT_FROM_HORIZON)

@@ -6,8 +6,16 @@ EVENT_COLUMNS = (
 )
 
 # The horizon: only transactions older than every one still in flight are read, so
-# an event whose transaction began first but commits last is never overtaken.
-HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+# an event whose transaction began first but commits last is never overtaken. Except the
+# transactions that can never append an event (EXEMPT_FROM_HORIZON): they hide none, so
+# they hold no reader back. eventdesk_horizon() (migration eventstore 0003) is that rule,
+# read once per statement (a subquery) from the statement's own snapshot.
+HORIZON = "transaction_id < (SELECT eventdesk_horizon())"
+
+# A transaction's first statement, before it has an xid (refused after): from then on it
+# can append no event (a trigger on events refuses it), and no reader waits for it. For
+# transactions that write only their own tables, such as a rebuild's batches.
+EXEMPT_FROM_HORIZON = "SELECT eventdesk_exempt_from_horizon()"
 
 # Events after a cursor, in global order, under the horizon (index: events_global_order).
 READ_AFTER = f"""
@@ -45,7 +53,7 @@ COUNT_BETWEEN_OF_TYPES = COUNT_BETWEEN + "  AND event_type = ANY(%(types)s)\n"
 
 # Whether an event's transaction is under the horizon: it and every transaction that began
 # before it have ended, so no event can still appear at or before it in the global order.
-VISIBLE = "SELECT %(tx)s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())"
+VISIBLE = "SELECT %(tx)s::text::xid8 < eventdesk_horizon()"
 
 READ_STREAM = f"""
 SELECT {EVENT_COLUMNS} FROM events

@@ -701,7 +701,7 @@ FROM reaction_work GROUP BY subscriber_name
 # Committed events no reader sees yet (an older transaction is still open), capped.
 HIDDEN_EVENTS = """
 SELECT count(*) FROM (
-    SELECT 1 FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+    SELECT 1 FROM events WHERE transaction_id >= (SELECT eventdesk_horizon())
     LIMIT 1000
 ) AS hidden
 """

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 import subscribers.rebuilds.sql as sql
 from config.options import options
+from eventstore.horizon import exempt_from_horizon
 from eventstore.types import Cursor
 from subscribers import sql as subscribers_sql
 from subscribers.failures import Failure
@@ -74,6 +75,8 @@ class RebuildRunner:
         self.stop = stop or threading.Event()
         self._batches = 0
         self._cleaned = 0.0
+        #: A batch that wedged on an event: (rebuild id, event id), failed after it.
+        self._wedged: tuple[int, str] | None = None
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -100,9 +103,20 @@ class RebuildRunner:
         """Do one unit of work on one rebuild; False when none had work."""
         if not self.entries:
             return False
+        self._wedged = None
+        progressed = self._step()
+        if self._wedged is not None:
+            self._fail_wedged(*self._wedged)
+        return progressed
+
+    def _step(self) -> bool:
         claimed: int | None = None
         try:
             with transaction.atomic():
+                # It writes only the rebuild's tables and row: no reader waits for it. Its
+                # decisions (RebuildFailed) are appended after it, in a transaction of
+                # their own.
+                exempt_from_horizon()
                 with connection.cursor() as cursor:
                     # Bounded like a live batch: a hung statement or a batch idling in
                     # Python ends, and with it the transaction that holds the horizon.
@@ -287,10 +301,21 @@ class RebuildRunner:
         rebuild.last_error, rebuild.last_traceback = error[:10_000], failure.traceback
         rebuild.failed_at = timezone.now()
         if decision.wedged:
-            self._fail(rebuild, str(failure.event.event_id))
+            # Failed in a transaction of its own, after this one (which may append nothing).
+            rebuild.next_retry_at = None
+            self._wedged = (rebuild.pk, str(failure.event.event_id))
         else:
             delay = decision.delay_seconds or 0.0
             rebuild.next_retry_at = timezone.now() + timedelta(seconds=delay)
+
+    def _fail_wedged(self, rebuild_id: int, event_id: str) -> None:
+        """The rebuild whose batch wedged on ``event_id`` is *failed*, with its decision."""
+        with transaction.atomic():
+            rebuild = Rebuild.objects.select_for_update().filter(pk=rebuild_id).first()
+            if rebuild is None or rebuild.phase not in _BATCH_PHASES:
+                return  # failed, paused or cancelled meanwhile
+            self._fail(rebuild, event_id)
+            rebuild.save()
 
     def _fail(self, rebuild: Rebuild, event_id: str | None) -> None:
         phase = rebuild.phase
@@ -388,6 +413,7 @@ class RebuildRunner:
 
         def catch_up(upto: Cursor) -> Cursor:
             with transaction.atomic():
+                exempt_from_horizon()  # it appends nothing: a failure raises
                 current = Rebuild.objects.select_for_update().get(pk=rebuild.pk)
                 events = 0
                 while current.cursor < upto and events < LINE_UP_MAX_EVENTS:

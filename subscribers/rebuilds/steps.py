@@ -255,11 +255,15 @@ def swap_rebuild(name: str, *, registry: SubscriberRegistry | None = None) -> Sw
     not free (``with_lock_retries`` tries again). Also refuses ``no_rebuild``,
     ``rebuild_failed``, ``rebuild_not_ready`` and ``table_definition_changed``.
     """
-    from subscribers.rebuilds.exchange import swap_locked
+    from subscribers.rebuilds.exchange import plan_swap, swap_locked
 
     _in_transaction()
     entry = _entry(name, registry)
     _set_lock_timeout(SWAP_LOCK_TIMEOUT)
+    # The catalogs read first, while the transaction has no xid yet: every reader waits
+    # for the rest of it (it appends the decision).
+    ready = Rebuild.objects.filter(projection_name=name, phase=Rebuild.Phase.READY).first()
+    plan = plan_swap(ready) if ready is not None else None
     rebuild = _lock_open(name)
     if rebuild.phase == Rebuild.Phase.FAILED:
         raise RebuildRefused(
@@ -278,7 +282,7 @@ def swap_rebuild(name: str, *, registry: SubscriberRegistry | None = None) -> Sw
             f"verify() found problems in the new tables: {'; '.join(problems)[:1000]}",
         )
     try:
-        return swap_locked(rebuild, entry)
+        return swap_locked(rebuild, entry, plan)
     except OperationalError as exc:
         raise _busy(name, exc) from exc
 

@@ -11,11 +11,18 @@ EVENT_COLUMNS = (
 # they hold no reader back. eventdesk_horizon() (migration eventstore 0003) is that rule,
 # read once per statement (a subquery) from the statement's own snapshot.
 HORIZON = "transaction_id < (SELECT eventdesk_horizon())"
+# A statement that compares with the horizon in two places (the visible head and a batch)
+# must compare with ONE value: two calls may read pg_locks apart, and a transaction found
+# exempt by one may have ended by the other. It names this CTE (evaluated once) and uses
+# HORIZON_ONCE.
+HORIZON_CTE = "horizon AS (SELECT eventdesk_horizon() AS h)"
+HORIZON_ONCE = "transaction_id < (SELECT h FROM horizon)"
 
-# A transaction's first statement, before it has an xid (refused after): from then on it
-# can append no event (a trigger on events refuses it), and no reader waits for it. For
-# transactions that write only their own tables, such as a rebuild's batches.
-EXEMPT_FROM_HORIZON = "SELECT eventdesk_exempt_from_horizon()"
+# A transaction's first statements, before any query (DEFERRABLE is refused after one, and
+# the function refuses a transaction that has an xid): from then on it can append no event
+# (a trigger on events refuses it), and no reader waits for it. For transactions that write
+# only their own tables, such as a rebuild's batches.
+EXEMPT_FROM_HORIZON = ("SET TRANSACTION DEFERRABLE", "SELECT eventdesk_exempt_from_horizon()")
 
 # Events after a cursor, in global order, under the horizon (index: events_global_order).
 READ_AFTER = f"""

@@ -8,10 +8,14 @@ from django.db import migrations
 # hold readers back: a rebuild's batch writes its own tables (it has an xid) for a fraction
 # of a second, and every subscriber used to wait for it.
 #
-# Such a transaction marks itself, as its first act (before it has an xid), with a shared
-# transaction-level advisory lock of key (1162119258 = "EDHZ", 1): it cannot be let go
-# before the transaction ends. From then on the trigger below refuses it any insert into
-# events, so every transaction found holding the marker has appended nothing and never will.
+# Such a transaction marks itself, as its first acts: SET TRANSACTION DEFERRABLE (allowed
+# only before the transaction's first query and outside a savepoint, so it holds to the
+# end; harmless here: it changes only a SERIALIZABLE READ ONLY transaction), then, before
+# it has an xid, a shared transaction-level advisory lock of key (1162119258 = "EDHZ", 1),
+# which cannot be let go before the transaction ends either. From then on the trigger below
+# refuses it any insert into events, so every transaction found holding the marker has
+# appended nothing and never will. The trigger's WHEN reads one setting: an append that is
+# not DEFERRABLE (all of them) pays nothing more.
 #
 # eventdesk_horizon() is the least xid in flight in the caller's snapshot (STABLE: the
 # statement's own snapshot) whose transaction is not found holding the marker, else the
@@ -20,6 +24,10 @@ from django.db import migrations
 # pg_locks sees them consistently, paired by virtualtransaction. A transaction that ended
 # between the snapshot and that read is not found, so it is not exempted: the horizon stays
 # before it (conservative). With nothing in flight, pg_locks is not read at all.
+#
+# The key is reserved: taken by hand (not through eventdesk_exempt_from_horizon(), which
+# refuses a transaction that already has an xid, hence may already have appended), it
+# would exempt a transaction whose events were written before it.
 FORWARD = """
 CREATE FUNCTION eventdesk_horizon() RETURNS xid8
 LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$
@@ -39,13 +47,19 @@ SELECT CASE
          SELECT f FROM pg_snapshot_xip(s) AS f
          WHERE NOT EXISTS (SELECT 1 FROM exempt WHERE exempt.transactionid = xid(f))
          ORDER BY f LIMIT 1),
-        pg_snapshot_xmax(s))
+        -- Every xid listed is exempt. None listed (a standby's snapshot lists none): xmin.
+        CASE WHEN EXISTS (SELECT FROM pg_snapshot_xip(s)) THEN pg_snapshot_xmax(s)
+             ELSE pg_snapshot_xmin(s) END)
     END
 FROM pg_current_snapshot() AS s
 $$;
 
 CREATE FUNCTION eventdesk_exempt_from_horizon() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('transaction_deferrable') <> 'on' THEN
+        RAISE EXCEPTION 'a transaction exempted from the horizon is DEFERRABLE first'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
         RAISE EXCEPTION 'a transaction is exempted from the horizon before it has an xid'
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -64,7 +78,8 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_refuse_exempt BEFORE INSERT ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_exempt();
+    FOR EACH STATEMENT WHEN (current_setting('transaction_deferrable') = 'on')
+    EXECUTE FUNCTION events_refuse_exempt();
 """
 
 BACKWARD = """

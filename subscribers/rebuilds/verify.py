@@ -151,7 +151,8 @@ def line_up_and_compare(
     ):
         with holder.cursor() as hold:
             # It locks the live bookmark and is rolled back: no reader need wait for it.
-            hold.execute(EXEMPT_FROM_HORIZON)
+            for statement in EXEMPT_FROM_HORIZON:
+                hold.execute(statement)
             hold.execute("SELECT set_config('lock_timeout', %s, true)", [LINE_UP_LOCK_TIMEOUT])
             try:
                 hold.execute(sql.LOCK_LIVE, {"name": rebuild.projection_name})

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 
-from eventstore.horizon import exempt_from_horizon
+from eventstore.horizon import exempt_from_horizon, horizon_holders
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import START
 from subscribers.registry import build_registry
@@ -27,6 +27,7 @@ INSERT = (
     "INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)"
     " VALUES (%s, %s, 1, 'Wanted', '{}', '{}')"
 )
+DEFERRABLE = "SET TRANSACTION DEFERRABLE"
 EXEMPT = "SELECT eventdesk_exempt_from_horizon()"
 #: Gives the open transaction its xid, like a rebuild batch's first write.
 TAKE_XID = "SELECT pg_current_xact_id()"
@@ -37,6 +38,7 @@ def recorder() -> Any:
 
 
 def exempt_with_xid(conn: psycopg.Connection[Any]) -> int:
+    conn.execute(DEFERRABLE)
     conn.execute(EXEMPT)
     row = conn.execute(TAKE_XID + "::text::bigint").fetchone()
     assert row is not None
@@ -52,6 +54,9 @@ def test_an_event_committed_while_an_exempt_transaction_is_open_reaches_the_proj
         # Without the exception the batch holds the horizon: this never ends.
         drain(subs, lambda: bookmark("test.recorder").cursor == fast[0].cursor)
         assert PostgresEventStore().is_visible(fast[0].cursor)
+        # Nor does the console name it as the transaction holding readers back.
+        pid = rebuild_batch.info.backend_pid
+        assert not [h for h in horizon_holders(min_age_seconds=0) if h.pid == pid]
         rebuild_batch.commit()
     assert [row[0] for row in applied("test.recorder")] == [fast[0].event_id]
 
@@ -81,6 +86,7 @@ def test_a_transaction_not_exempted_still_holds_the_horizon_behind_an_exempt_one
 
 def test_an_exempt_transaction_cannot_append() -> None:
     with raw_connection(autocommit=False) as conn:
+        conn.execute(DEFERRABLE)
         conn.execute(EXEMPT)
         with pytest.raises(psycopg.errors.RestrictViolation, match="cannot append events"):
             conn.execute(INSERT, [uuid.uuid4(), "refused"])
@@ -94,9 +100,33 @@ def test_an_exempt_transaction_cannot_append() -> None:
 
 def test_a_transaction_with_an_xid_cannot_be_exempted() -> None:
     with raw_connection(autocommit=False) as conn:
+        conn.execute(DEFERRABLE)
         conn.execute(TAKE_XID)
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="before it has"):
             conn.execute(EXEMPT)
+        conn.rollback()
+
+
+def test_the_exemption_holds_to_the_end_of_the_transaction() -> None:
+    """What the trigger's cheap test rests on: DEFERRABLE comes first, and PostgreSQL
+    refuses to take it back after a query, in a savepoint too."""
+    with raw_connection(autocommit=False) as conn:
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="DEFERRABLE"):
+            conn.execute(EXEMPT)
+        conn.rollback()
+        conn.execute(DEFERRABLE)
+        conn.execute(EXEMPT)
+        with pytest.raises(psycopg.errors.ActiveSqlTransaction, match="before any query"):
+            conn.execute("SET TRANSACTION NOT DEFERRABLE")
+        conn.rollback()
+        conn.execute(DEFERRABLE)
+        conn.execute(EXEMPT)
+        conn.execute("SAVEPOINT s")
+        with pytest.raises(psycopg.errors.ActiveSqlTransaction, match="subtransaction"):
+            conn.execute("SET TRANSACTION NOT DEFERRABLE")
+        conn.execute("ROLLBACK TO SAVEPOINT s")
+        with pytest.raises(psycopg.errors.RestrictViolation, match="cannot append events"):
+            conn.execute(INSERT, [uuid.uuid4(), "refused"])
         conn.rollback()
 
 

@@ -11,7 +11,6 @@ and the next worker resumes from there.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -56,10 +55,6 @@ CLEANUP_EVERY_SECONDS = 60.0
 AUTO_SWAP_REFUSED = "the automatic swap was refused"
 #: Recount the events left every this many batches (progress).
 RECOUNT_EVERY = 25
-#: While a rebuild has work, its worker's other threads wait at most about this long for
-#: the GIL after each database round trip. Python's default (5 ms) made a live batch of a
-#: few round trips wait tens of milliseconds behind a rebuild's batch of Python work.
-SWITCH_INTERVAL_SECONDS = 0.0005
 
 _BATCH_PHASES = (Rebuild.Phase.BUILDING, Rebuild.Phase.CATCHING_UP, Rebuild.Phase.READY)
 _LONG_PHASES = (Rebuild.Phase.INDEXING, Rebuild.Phase.VERIFYING)
@@ -88,11 +83,9 @@ class RebuildRunner:
     def run(self) -> None:
         """Work rebuilds until ``stop``; idle, look again every second at most."""
         delay = 0.5
-        usual = sys.getswitchinterval()
         while not self.stop.is_set():
             try:
                 progressed = self.step()
-                sys.setswitchinterval(min(usual, SWITCH_INTERVAL_SECONDS) if progressed else usual)
                 if time.monotonic() - self._cleaned >= CLEANUP_EVERY_SECONDS:
                     self._cleaned = time.monotonic()
                     self.clean_up()
@@ -105,7 +98,6 @@ class RebuildRunner:
                 continue
             if not progressed:
                 self.stop.wait(min(options().poll_interval_seconds, 1.0))
-        sys.setswitchinterval(usual)
 
     def step(self) -> bool:
         """Do one unit of work on one rebuild; False when none had work."""

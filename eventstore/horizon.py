@@ -12,7 +12,10 @@ from datetime import datetime
 
 from django.db import connections
 
-# The oldest transactions that hold a transaction id: the first one is the horizon.
+from eventstore import sql
+
+# The oldest transactions that hold a transaction id: the first one is the horizon. One
+# exempted from it (a rebuild's batch: eventdesk_horizon()) holds no reader back.
 HOLDERS = """
 SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(application_name, ''),
        coalesce(state, ''), xact_start, backend_xid::text::bigint,
@@ -21,6 +24,8 @@ SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(application_n
 FROM pg_stat_activity
 WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
   AND xact_start < clock_timestamp() - make_interval(secs => %(min_age)s)
+  AND pid NOT IN (SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                  AND (l.classid, l.objid, l.objsubid) = (1162119258, 1, 2))
 ORDER BY age(backend_xid) DESC
 LIMIT %(limit)s
 """
@@ -57,3 +62,19 @@ def horizon_holders(
     with connections[using].cursor() as cursor:
         cursor.execute(HOLDERS, {"min_age": min_age_seconds, "limit": limit})
         return [HorizonHolder(*row) for row in cursor.fetchall()]
+
+
+def exempt_from_horizon(using: str = "default") -> None:
+    """Exempt the open transaction from the horizon: no reader waits for it, and it can
+    append no event (the database refuses it). Its first statements, in the outermost
+    ``atomic()``: the database refuses them after a query, or once the transaction has an
+    xid; and a savepoint rolled back would end the exemption while the transaction goes
+    on."""
+    conn = connections[using]
+    if not conn.in_atomic_block or conn.savepoint_ids:
+        raise RuntimeError(
+            "a transaction is exempted from the horizon first thing in its outermost atomic()"
+        )
+    with conn.cursor() as cursor:
+        for statement in sql.EXEMPT_FROM_HORIZON:
+            cursor.execute(statement)

@@ -6,8 +6,23 @@ EVENT_COLUMNS = (
 )
 
 # The horizon: only transactions older than every one still in flight are read, so
-# an event whose transaction began first but commits last is never overtaken.
-HORIZON = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+# an event whose transaction began first but commits last is never overtaken. Except the
+# transactions that can never append an event (EXEMPT_FROM_HORIZON): they hide none, so
+# they hold no reader back. eventdesk_horizon() (migration eventstore 0003) is that rule,
+# read once per statement (a subquery) from the statement's own snapshot.
+HORIZON = "transaction_id < (SELECT eventdesk_horizon())"
+# A statement that compares with the horizon in two places (the visible head and a batch)
+# must compare with ONE value: two calls may read pg_locks apart, and a transaction found
+# exempt by one may have ended by the other. It names this CTE (evaluated once) and uses
+# HORIZON_ONCE.
+HORIZON_CTE = "horizon AS (SELECT eventdesk_horizon() AS h)"
+HORIZON_ONCE = "transaction_id < (SELECT h FROM horizon)"
+
+# A transaction's first statements, before any query (DEFERRABLE is refused after one, and
+# the function refuses a transaction that has an xid): from then on it can append no event
+# (a trigger on events refuses it), and no reader waits for it. For transactions that write
+# only their own tables, such as a rebuild's batches.
+EXEMPT_FROM_HORIZON = ("SET TRANSACTION DEFERRABLE", "SELECT eventdesk_exempt_from_horizon()")
 
 # Events after a cursor, in global order, under the horizon (index: events_global_order).
 READ_AFTER = f"""
@@ -45,7 +60,7 @@ COUNT_BETWEEN_OF_TYPES = COUNT_BETWEEN + "  AND event_type = ANY(%(types)s)\n"
 
 # Whether an event's transaction is under the horizon: it and every transaction that began
 # before it have ended, so no event can still appear at or before it in the global order.
-VISIBLE = "SELECT %(tx)s::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())"
+VISIBLE = "SELECT %(tx)s::text::xid8 < eventdesk_horizon()"
 
 READ_STREAM = f"""
 SELECT {EVENT_COLUMNS} FROM events

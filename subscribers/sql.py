@@ -1,6 +1,6 @@
 """The SQL the worker's promises rest on, named and kept in one place."""
 
-from eventstore.sql import EVENT_COLUMNS, HORIZON
+from eventstore.sql import EVENT_COLUMNS, HORIZON, HORIZON_CTE, HORIZON_ONCE
 
 # A new subscriber's bookmark; concurrent workers may both try, the first one wins.
 ENSURE_BOOKMARK = """
@@ -174,16 +174,17 @@ SELECT min(next_retry_at) FROM projection_bookmarks
 WHERE subscriber_name = ANY(%(names)s) AND status = 'retrying'
 """
 
+# The head and the batch under one horizon (HORIZON_CTE in the statement's WITH).
 _HEAD = f"""
 SELECT transaction_id::text::bigint AS head_tx, position AS head_pos FROM events
-WHERE {HORIZON} ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1
+WHERE {HORIZON_ONCE} ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1
 """
 
 # The wanted events after a bookmark and the visible head, in ONE statement so both see
 # the same snapshot: a batch that comes back short may then move the bookmark to that
 # head, past events the subscriber does not want, without passing over a wanted one.
 _READ_BATCH = """
-WITH head AS ({head})
+WITH {horizon_cte}, head AS ({head})
 SELECT head.head_tx, head.head_pos, wanted.*
 FROM (SELECT 1) AS one
 LEFT JOIN head ON true
@@ -194,9 +195,10 @@ LEFT JOIN LATERAL (
     LIMIT %(limit)s
 ) AS wanted ON true
 """
-READ_BATCH = _READ_BATCH.format(head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON, types="")
+_ONCE = {"horizon_cte": HORIZON_CTE, "horizon": HORIZON_ONCE, "head": _HEAD}
+READ_BATCH = _READ_BATCH.format(**_ONCE, columns=EVENT_COLUMNS, types="")
 READ_BATCH_OF_TYPES = _READ_BATCH.format(
-    head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON, types=" AND event_type = ANY(%(types)s)"
+    **_ONCE, columns=EVENT_COLUMNS, types=" AND event_type = ANY(%(types)s)"
 )
 
 # A projection batch's first round trip: LOCK_PROJECTION_BOOKMARK and READ_BATCH in one
@@ -204,7 +206,7 @@ READ_BATCH_OF_TYPES = _READ_BATCH.format(
 # the bookmark as locked: FOR UPDATE returns the row's latest version (a batch that
 # committed meanwhile is seen), so the read starts where the last batch left off.
 _LOCK_AND_READ_BATCH = """
-WITH bookmark AS ({lock}), head AS ({head})
+WITH {horizon_cte}, bookmark AS ({lock}), head AS ({head})
 SELECT bookmark.*, head.head_tx, head.head_pos, wanted.*
 FROM bookmark
 LEFT JOIN head ON true
@@ -218,10 +220,10 @@ LEFT JOIN LATERAL (
 ) AS wanted ON true
 """
 LOCK_AND_READ_BATCH = _LOCK_AND_READ_BATCH.format(
-    lock=LOCK_PROJECTION_BOOKMARK, head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON, types=""
+    **_ONCE, lock=LOCK_PROJECTION_BOOKMARK, columns=EVENT_COLUMNS, types=""
 )
 LOCK_AND_READ_BATCH_OF_TYPES = _LOCK_AND_READ_BATCH.format(
-    lock=LOCK_PROJECTION_BOOKMARK, head=_HEAD, columns=EVENT_COLUMNS, horizon=HORIZON,
+    **_ONCE, lock=LOCK_PROJECTION_BOOKMARK, columns=EVENT_COLUMNS,
     types=" AND event_type = ANY(%(types)s)",
 )  # fmt: skip
 #: The bookmark's columns before the head's in a LOCK_AND_READ_BATCH row.
@@ -274,7 +276,7 @@ SELECT count(*) AS n FROM (
 # point may then move to that head without passing over a wanted event). A row already
 # there (ON CONFLICT) was taken in before; nothing is taken in twice.
 _INTAKE = """
-WITH open_work AS ({open_work}),
+WITH {horizon_cte}, open_work AS ({open_work}),
 head AS ({head}),
 wanted AS (
     SELECT event_id, transaction_id::text::bigint AS tx, position, stream_id, event_type
@@ -297,9 +299,9 @@ LEFT JOIN head ON true
 LEFT JOIN (SELECT tx, position FROM wanted ORDER BY tx DESC, position DESC LIMIT 1) AS last
     ON true
 """
-INTAKE = _INTAKE.format(open_work=_OPEN_WORK, head=_HEAD, horizon=HORIZON, types="")
+INTAKE = _INTAKE.format(**_ONCE, open_work=_OPEN_WORK, types="")
 INTAKE_OF_TYPES = _INTAKE.format(
-    open_work=_OPEN_WORK, head=_HEAD, horizon=HORIZON, types=" AND event_type = ANY(%(types)s)"
+    **_ONCE, open_work=_OPEN_WORK, types=" AND event_type = ANY(%(types)s)"
 )
 
 # The intake point moves (forward only) in the transaction that took the events in;
@@ -691,7 +693,7 @@ FROM reaction_work GROUP BY subscriber_name
 # Committed events no reader sees yet (an older transaction is still open), capped.
 HIDDEN_EVENTS = """
 SELECT count(*) FROM (
-    SELECT 1 FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+    SELECT 1 FROM events WHERE transaction_id >= (SELECT eventdesk_horizon())
     LIMIT 1000
 ) AS hidden
 """

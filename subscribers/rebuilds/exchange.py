@@ -10,6 +10,7 @@ a reader that waited resolves the table name again once it gets its lock.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from django.db import connection
 from django.utils import timezone
@@ -18,7 +19,7 @@ import subscribers.rebuilds.errors as errors
 import subscribers.rebuilds.sql as sql
 from eventstore.types import Cursor
 from subscribers.models import Rebuild
-from subscribers.rebuilds.definition import describe, differences, qi
+from subscribers.rebuilds.definition import Definition, describe, differences, qi
 from subscribers.rebuilds.errors import RebuildRefused
 from subscribers.rebuilds.replay import apply_upto
 from subscribers.rebuilds.steps import (
@@ -56,24 +57,61 @@ def _live_names(rebuild: Rebuild) -> list[str]:
     return [f"{qi(t['schema'])}.{qi(t['table'])}" for t in rebuild.tables]
 
 
-def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
-    """The swap, the rebuild row locked and ready (see ``steps.swap_rebuild``)."""
+@dataclass(frozen=True)
+class SwapPlan:
+    """What a swap checks and records of the tables, read from the catalogs before the
+    swap takes a lock or an xid: its transaction, which every reader waits for, stays
+    short. The tables' definitions change only by a migration (the live ones) or in the
+    rebuild's early phases (the new ones), never in the few milliseconds between."""
+
+    rebuild_id: int
+    #: How the live tables differ from their definition when the rebuild started.
+    changed: list[str]
+    #: How the new tables differ from the live ones (row security aside: set at the swap).
+    gaps: list[str]
+    #: What the live tables will be: the new ones, with row security as live had it.
+    swapped: dict[str, Definition]
+
+
+def plan_swap(rebuild: Rebuild) -> SwapPlan:
+    """Each table described once, live and new (read only: no lock, no xid)."""
+    changed: list[str] = []
+    gaps: list[str] = []
+    swapped: dict[str, Definition] = {}
+    with connection.cursor() as cursor:
+        for t in rebuild.tables:
+            table = str(t["table"])
+            live = describe(cursor, t["schema"], table, t["schema"])
+            new = describe(cursor, rebuild.schema, table, t["schema"])
+            changed += differences(table, rebuild.definitions.get(table, {}), live)
+            gaps += differences(table, live, new)
+            swapped[table] = {**new, "row_security": rebuild.definitions[table]["row_security"]}
+    return SwapPlan(rebuild.pk, changed, gaps, swapped)
+
+
+def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = None) -> SwapResult:
+    """The swap, the rebuild row locked and ready (see ``steps.swap_rebuild``); ``plan``
+    read before the lock (read again here when it is of another rebuild)."""
     name = rebuild.projection_name
-    live = _lock_live(name)
-    changed = definition_changes(rebuild, rebuild.definitions)
-    if changed:
+    if plan is None or plan.rebuild_id != rebuild.pk:
+        plan = plan_swap(rebuild)
+    if plan.changed:
         raise RebuildRefused(
             errors.TABLE_DEFINITION_CHANGED,
             "a migration changed the live tables during the rebuild ("
-            + "; ".join(changed)[:1500]
+            + "; ".join(plan.changed)[:1500]
             + "): the new tables do not have it; cancel and start the rebuild again",
         )
-    clone_gaps = _clone_gaps(rebuild)
-    if clone_gaps:
+    if plan.gaps:
         raise RebuildRefused(
             errors.REBUILD_NOT_READY,
-            "the new tables do not match the live definition yet: " + "; ".join(clone_gaps)[:1500],
+            "the new tables do not match the live definition yet: " + "; ".join(plan.gaps)[:1500],
         )
+    with connection.cursor() as cursor:
+        # Before the live bookmark is held (the live projection passes over it meanwhile).
+        dropped = _drop_older_kept(rebuild)
+        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
+    live = _lock_live(name)
     applied, position = apply_upto(rebuild, entry, live)
     if position != live:
         raise RebuildRefused(
@@ -84,13 +122,6 @@ def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
     with connection.cursor() as cursor:
         # Everything that can happen before the tables are locked happens here, so that
         # readers wait only for the exchange itself.
-        dropped = _drop_older_kept(rebuild)
-        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
-        swapped = {}
-        for t in rebuild.tables:
-            # What the live tables will be: the new ones, with row security as live had it.
-            swapped[t["table"]] = describe(cursor, rebuild.schema, t["table"], t["schema"])
-            swapped[t["table"]]["row_security"] = rebuild.definitions[t["table"]]["row_security"]
         drop_rebuild_role(rebuild)
         # Readers queue behind this request for at most the lock timeout (100 ms).
         cursor.execute(f"LOCK TABLE {', '.join(_live_names(rebuild) + new_names)}"
@@ -119,23 +150,11 @@ def swap_locked(rebuild: Rebuild, entry: Registered) -> SwapResult:
     rebuild.phase = Rebuild.Phase.SWAPPED
     rebuild.swapped_transaction_id, rebuild.swapped_position = live
     rebuild.swapped_at = rebuild.ended_at = rebuild.phase_changed_at = rebuild.updated_at = now
-    rebuild.swapped_definitions = swapped
+    rebuild.swapped_definitions = plan.swapped
     rebuild.kept_until = keep_until()
     rebuild.note, rebuild.lease_owner, rebuild.lease_expires_at = "", "", None
     rebuild.save()
     return SwapResult(rebuild, live, applied, rebuild.verification, dropped, held_ms)
-
-
-def _clone_gaps(rebuild: Rebuild) -> list[str]:
-    """How the new tables differ from the live ones (row security aside: switched on at
-    the swap). Empty once every index is built."""
-    found: list[str] = []
-    with connection.cursor() as cursor:
-        for t in rebuild.tables:
-            live = describe(cursor, t["schema"], t["table"], t["schema"])
-            new = describe(cursor, rebuild.schema, t["table"], t["schema"])
-            found += differences(t["table"], live, new)
-    return found
 
 
 def _drop_older_kept(rebuild: Rebuild) -> str | None:

@@ -28,17 +28,31 @@ class Replayed:
     full: bool
 
 
+def _between(
+    entry: Registered, after: Cursor, upto: Cursor, query: str, of_types: str
+) -> tuple[str, dict[str, Any]]:
+    """The query over the projection's events in (``after``, ``upto``], and its parameters:
+    ``of_types`` when the projection wants only some event types."""
+    params: dict[str, Any] = {"tx": after[0], "pos": after[1], "to_tx": upto[0], "to_pos": upto[1]}
+    if entry.event_types is None:
+        return query, params
+    return of_types, {**params, "types": list(entry.event_types)}
+
+
 def read_upto(entry: Registered, after: Cursor, upto: Cursor, limit: int) -> list[RecordedEvent]:
     """Up to ``limit`` of the projection's events after ``after``, none past ``upto``."""
-    params: dict[str, Any] = {
-        "tx": after[0], "pos": after[1], "to_tx": upto[0], "to_pos": upto[1], "limit": limit,
-    }  # fmt: skip
-    query = sql.READ_UPTO
-    if entry.event_types is not None:
-        query, params["types"] = sql.READ_UPTO_OF_TYPES, list(entry.event_types)
+    query, params = _between(entry, after, upto, sql.READ_UPTO, sql.READ_UPTO_OF_TYPES)
+    with connection.cursor() as cursor:
+        cursor.execute(query, {**params, "limit": limit})
+        return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def count_upto(entry: Registered, after: Cursor, upto: Cursor) -> int:
+    """How many of the projection's events lie after ``after``, none past ``upto``."""
+    query, params = _between(entry, after, upto, sql.COUNT_UPTO, sql.COUNT_UPTO_OF_TYPES)
     with connection.cursor() as cursor:
         cursor.execute(query, params)
-        return [row_to_event(row) for row in cursor.fetchall()]
+        return int(cursor.fetchone()[0])
 
 
 def replay_batch(rebuild: Rebuild, entry: Registered, upto: Cursor, limit: int) -> Replayed:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 import subscribers.rebuilds.sql as sql
 from config.options import options
+from eventstore.horizon import exempt_from_horizon
 from eventstore.types import Cursor
 from subscribers import sql as subscribers_sql
 from subscribers.failures import Failure
@@ -30,7 +31,7 @@ from subscribers.rebuilds.audit import record_decision, user_by_id
 from subscribers.rebuilds.definition import clone, index_statement, qi, secondary_indexes
 from subscribers.rebuilds.errors import RebuildRefused
 from subscribers.rebuilds.guard import denied_table
-from subscribers.rebuilds.replay import replay_batch
+from subscribers.rebuilds.replay import count_upto, replay_batch
 from subscribers.rebuilds.steps import summary, swap_rebuild, with_lock_retries
 from subscribers.rebuilds.verify import line_up_and_compare, own_connection, run_verify
 from subscribers.registry import Registered, SubscriberRegistry
@@ -74,6 +75,8 @@ class RebuildRunner:
         self.stop = stop or threading.Event()
         self._batches = 0
         self._cleaned = 0.0
+        #: A batch that wedged on an event: (rebuild id, event id), failed after it.
+        self._wedged: tuple[int, str] | None = None
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -100,9 +103,20 @@ class RebuildRunner:
         """Do one unit of work on one rebuild; False when none had work."""
         if not self.entries:
             return False
+        self._wedged = None
+        progressed = self._step()
+        if self._wedged is not None:
+            self._fail_wedged(*self._wedged)
+        return progressed
+
+    def _step(self) -> bool:
         claimed: int | None = None
         try:
             with transaction.atomic():
+                # It writes only the rebuild's tables and row: no reader waits for it. Its
+                # decisions (RebuildFailed) are appended after it, in a transaction of
+                # their own.
+                exempt_from_horizon()
                 with connection.cursor() as cursor:
                     # Bounded like a live batch: a hung statement or a batch idling in
                     # Python ends, and with it the transaction that holds the horizon.
@@ -244,17 +258,7 @@ class RebuildRunner:
         return True
 
     def _remaining(self, rebuild: Rebuild, entry: Registered) -> int:
-        live = self._live(entry.name)
-        params: dict[str, Any] = {
-            "tx": rebuild.last_transaction_id, "pos": rebuild.last_position,
-            "to_tx": live[0], "to_pos": live[1],
-        }  # fmt: skip
-        query = sql.COUNT_UPTO
-        if entry.event_types is not None:
-            query, params["types"] = sql.COUNT_UPTO_OF_TYPES, list(entry.event_types)
-        with connection.cursor() as cursor:
-            cursor.execute(query, params)
-            return int(cursor.fetchone()[0])
+        return count_upto(entry, rebuild.cursor, self._live(entry.name))
 
     @staticmethod
     def _move_to(rebuild: Rebuild, phase: str) -> None:
@@ -287,10 +291,21 @@ class RebuildRunner:
         rebuild.last_error, rebuild.last_traceback = error[:10_000], failure.traceback
         rebuild.failed_at = timezone.now()
         if decision.wedged:
-            self._fail(rebuild, str(failure.event.event_id))
+            # Failed in a transaction of its own, after this one (which may append nothing).
+            rebuild.next_retry_at = None
+            self._wedged = (rebuild.pk, str(failure.event.event_id))
         else:
             delay = decision.delay_seconds or 0.0
             rebuild.next_retry_at = timezone.now() + timedelta(seconds=delay)
+
+    def _fail_wedged(self, rebuild_id: int, event_id: str) -> None:
+        """The rebuild whose batch wedged on ``event_id`` is *failed*, with its decision."""
+        with transaction.atomic():
+            rebuild = Rebuild.objects.select_for_update().filter(pk=rebuild_id).first()
+            if rebuild is None or rebuild.phase not in _BATCH_PHASES:
+                return  # failed, paused or cancelled meanwhile
+            self._fail(rebuild, event_id)
+            rebuild.save()
 
     def _fail(self, rebuild: Rebuild, event_id: str | None) -> None:
         phase = rebuild.phase
@@ -388,6 +403,7 @@ class RebuildRunner:
 
         def catch_up(upto: Cursor) -> Cursor:
             with transaction.atomic():
+                exempt_from_horizon()  # it appends nothing: a failure raises
                 current = Rebuild.objects.select_for_update().get(pk=rebuild.pk)
                 events = 0
                 while current.cursor < upto and events < LINE_UP_MAX_EVENTS:

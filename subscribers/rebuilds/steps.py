@@ -255,11 +255,15 @@ def swap_rebuild(name: str, *, registry: SubscriberRegistry | None = None) -> Sw
     not free (``with_lock_retries`` tries again). Also refuses ``no_rebuild``,
     ``rebuild_failed``, ``rebuild_not_ready`` and ``table_definition_changed``.
     """
-    from subscribers.rebuilds.exchange import swap_locked
+    from subscribers.rebuilds.exchange import plan_swap, swap_locked
 
     _in_transaction()
     entry = _entry(name, registry)
     _set_lock_timeout(SWAP_LOCK_TIMEOUT)
+    # The catalogs read first, while the transaction has no xid yet: every reader waits
+    # for the rest of it (it appends the decision).
+    ready = Rebuild.objects.filter(projection_name=name, phase=Rebuild.Phase.READY).first()
+    plan = plan_swap(ready) if ready is not None else None
     rebuild = _lock_open(name)
     if rebuild.phase == Rebuild.Phase.FAILED:
         raise RebuildRefused(
@@ -278,7 +282,7 @@ def swap_rebuild(name: str, *, registry: SubscriberRegistry | None = None) -> Sw
             f"verify() found problems in the new tables: {'; '.join(problems)[:1000]}",
         )
     try:
-        return swap_locked(rebuild, entry)
+        return swap_locked(rebuild, entry, plan)
     except OperationalError as exc:
         raise _busy(name, exc) from exc
 
@@ -340,9 +344,7 @@ def roll_back_rebuild(name: str) -> RollBackResult:
 
 def cancel_rebuild(name: str) -> CancelResult:
     """Drop the open rebuild of ``name`` and its tables (``no_rebuild`` when none)."""
-    _in_transaction()
-    _set_lock_timeout(STEP_LOCK_TIMEOUT)
-    rebuild = _lock_open(name)
+    rebuild = _lock_to_step(name, failed_ok=True)
     before = rebuild.phase
     dropped = [f"{rebuild.schema}.{t['table']}" for t in rebuild.tables]
     try:
@@ -376,13 +378,26 @@ def _end(rebuild: Rebuild, phase: str) -> None:
     rebuild.save()
 
 
-def pause_rebuild(name: str) -> Rebuild:
-    """Pause the open rebuild of ``name``: no worker runs it until resumed."""
+def _lock_to_step(name: str, *, failed_ok: bool = False) -> Rebuild:
+    """The open rebuild of ``name``, locked for an operator's step (``rebuild_failed``
+    when it failed, unless the step is the one for a failed rebuild)."""
     _in_transaction()
     _set_lock_timeout(STEP_LOCK_TIMEOUT)
     rebuild = _lock_open(name)
-    if rebuild.phase == Rebuild.Phase.FAILED:
+    if rebuild.phase == Rebuild.Phase.FAILED and not failed_ok:
         raise RebuildRefused(errors.REBUILD_FAILED, f"the rebuild of {name} failed: retry it")
+    return rebuild
+
+
+def _go_on(rebuild: Rebuild) -> None:
+    """Back to the phase it was stopped in (paused, or failed)."""
+    rebuild.phase, rebuild.resume_phase = rebuild.resume_phase or "building", ""
+    rebuild.phase_changed_at = rebuild.updated_at = timezone.now()
+
+
+def pause_rebuild(name: str) -> Rebuild:
+    """Pause the open rebuild of ``name``: no worker runs it until resumed."""
+    rebuild = _lock_to_step(name)
     if rebuild.phase != Rebuild.Phase.PAUSED:
         rebuild.resume_phase, rebuild.phase = rebuild.phase, Rebuild.Phase.PAUSED
         rebuild.phase_changed_at = rebuild.updated_at = timezone.now()
@@ -393,28 +408,20 @@ def pause_rebuild(name: str) -> Rebuild:
 
 def resume_rebuild(name: str) -> Rebuild:
     """Resume the paused rebuild of ``name`` where it stood."""
-    _in_transaction()
-    _set_lock_timeout(STEP_LOCK_TIMEOUT)
-    rebuild = _lock_open(name)
-    if rebuild.phase == Rebuild.Phase.FAILED:
-        raise RebuildRefused(errors.REBUILD_FAILED, f"the rebuild of {name} failed: retry it")
+    rebuild = _lock_to_step(name)
     if rebuild.phase == Rebuild.Phase.PAUSED:
-        rebuild.phase, rebuild.resume_phase = rebuild.resume_phase or "building", ""
-        rebuild.phase_changed_at = rebuild.updated_at = timezone.now()
+        _go_on(rebuild)
         rebuild.save()
     return rebuild
 
 
 def retry_rebuild(name: str) -> Rebuild:
     """Run a failed rebuild of ``name`` again from where it stood (attempts start over)."""
-    _in_transaction()
-    _set_lock_timeout(STEP_LOCK_TIMEOUT)
-    rebuild = _lock_open(name)
+    rebuild = _lock_to_step(name, failed_ok=True)
     if rebuild.phase != Rebuild.Phase.FAILED:
         raise RebuildRefused(errors.NO_REBUILD, f"the rebuild of {name} has not failed")
-    rebuild.phase, rebuild.resume_phase = rebuild.resume_phase or "building", ""
+    _go_on(rebuild)
     rebuild.attempts, rebuild.next_retry_at = 0, None
-    rebuild.phase_changed_at = rebuild.updated_at = timezone.now()
     rebuild.save()
     return rebuild
 

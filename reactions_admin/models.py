@@ -86,10 +86,10 @@ class ParkedStream(ReactionWork):
 
 
 #: The name the database gives its refusal to clear or change ``revoked_at`` once set
-#: (the trigger of migration 0002).
+#: (the trigger REVOCATION_FINAL of migration 0001_squashed_0006).
 REVOCATION_FINAL_CONSTRAINT = "api_token_revocation_final"
 #: ... and its refusal to revoke a token without its decision, or to delete a live one
-#: (the triggers of migration 0006).
+#: (the triggers REVOCATION_AUDITED of migration 0001_squashed_0006).
 REVOCATION_AUDITED_CONSTRAINT = "api_token_revocation_audited"
 
 

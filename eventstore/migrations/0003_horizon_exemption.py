@@ -91,5 +91,5 @@ DROP FUNCTION IF EXISTS eventdesk_horizon();
 
 
 class Migration(migrations.Migration):
-    dependencies = [("eventstore", "0002_append_only")]
+    dependencies = [("eventstore", "0001_squashed_0002_append_only")]
     operations = [migrations.RunSQL(FORWARD, BACKWARD)]

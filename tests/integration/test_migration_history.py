@@ -15,7 +15,7 @@ from django.core.management.base import SystemCheckError
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from config.squashed import partly_migrated
+from config.squashed import PartlyMigratedDatabase, partly_migrated
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +105,19 @@ def test_a_database_part_way_through_the_old_history_is_refused_clearly() -> Non
         with pytest.raises(SystemCheckError) as refused:
             call_command("migrate", verbosity=0, skip_checks=False)
         assert "eventdesk.E001" in str(refused.value)
+        assert "Upgrade this database first" in str(refused.value)
+        transaction.set_rollback(True)
+
+
+def test_a_migrate_that_skips_the_checks_is_refused_before_it_changes_anything() -> None:
+    # call_command("migrate") and the test runner skip the system checks; migrate still refuses.
+    partial = {**HISTORY, "subscribers": HISTORY["subscribers"][:6]}
+    with transaction.atomic():
+        _record_as_before_the_squash(partial)
+        with pytest.raises(PartlyMigratedDatabase) as refused:
+            call_command("migrate", verbosity=0)
+        assert str(refused.value).startswith("subscribers: this database applied 0001_initial")
+        assert "0006_rebuilds but not the rest of the 8 migrations" in str(refused.value)
         assert "Upgrade this database first" in str(refused.value)
         transaction.set_rollback(True)
 

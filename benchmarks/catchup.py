@@ -19,7 +19,7 @@ from benchmarks import peer, rawloop
 from benchmarks.db import BenchDatabase, reset_event_tables
 from benchmarks.fixtures import append_events, append_stream_events, cursor_before_last
 from benchmarks.results import Results
-from benchmarks.stable import interleaved
+from benchmarks.stable import Work, interleaved, sized
 from eventstore.types import Cursor
 
 BATCH_SIZES = (1, 100, 1_000)
@@ -91,14 +91,39 @@ def run_worker_once(name: str) -> float:
     return time.perf_counter() - started
 
 
-def eventdesk_catch_up(name: str, start: Cursor, expected: int) -> float:
-    """The worker drains subscriber ``name`` from ``start``; events/s."""
+def eventdesk_work(name: str, start: Cursor, expected: int) -> Work:
+    """The worker drains subscriber ``name`` from ``start``: the events and the seconds."""
     place_bookmark(name, start)
     seconds = run_worker_once(name)
     got = counted(name)
     if got != expected:
         raise RuntimeError(f"{name} counted {got} events, expected {expected}")
-    return expected / seconds
+    return Work(expected, seconds)
+
+
+def eventdesk_catch_up(name: str, start: Cursor, expected: int) -> float:
+    """The worker drains subscriber ``name`` from ``start``; events/s."""
+    work = eventdesk_work(name, start, expected)
+    return work.amount / work.seconds
+
+
+def raw_work(
+    db: BenchDatabase,
+    size: int,
+    start: Cursor,
+    expected: int,
+    pipelined: bool,
+    *,
+    streams: bool = False,
+) -> Work:
+    kind = "streams-raw" if streams else "raw"
+    name = f"bench-{kind}{'-pipelined' if pipelined else ''}-{size}"
+    place_bookmark(name, start)
+    processed, seconds = rawloop.catch_up(db, name, size, pipelined=pipelined, streams=streams)
+    got = counted(name)
+    if processed != expected or got != expected:
+        raise RuntimeError(f"{name} processed {processed}, counted {got}, expected {expected}")
+    return Work(expected, seconds)
 
 
 def raw_catch_up(
@@ -110,14 +135,9 @@ def raw_catch_up(
     *,
     streams: bool = False,
 ) -> float:
-    kind = "streams-raw" if streams else "raw"
-    name = f"bench-{kind}{'-pipelined' if pipelined else ''}-{size}"
-    place_bookmark(name, start)
-    processed, seconds = rawloop.catch_up(db, name, size, pipelined=pipelined, streams=streams)
-    got = counted(name)
-    if processed != expected or got != expected:
-        raise RuntimeError(f"{name} processed {processed}, counted {got}, expected {expected}")
-    return expected / seconds
+    """The raw loop drains from ``start``; events/s."""
+    work = raw_work(db, size, start, expected, pipelined, streams=streams)
+    return work.amount / work.seconds
 
 
 def run(
@@ -128,19 +148,35 @@ def run(
     quick: bool,
     peer_events: int,
     rounds: int,
+    min_seconds: float,
 ) -> None:
+    """Both workloads; each side of a ratio sized to ``min_seconds`` of work per round."""
     rows = unit_of_work_available()
     configure_subscribers(subscriber_paths(rows))
     if not rows:
         results.note("catch-up: no unit of work (subscribers.rows) here: its rows skipped")
-    hot_counters(db, results, events=events, peer_events=peer_events, rounds=rounds, rows=rows)
-    one_row_per_stream(
-        db, results, events=events, peer_events=peer_events, rounds=rounds, rows=rows
+    hot_counters(
+        db,
+        results,
+        events=events,
+        peer_events=peer_events,
+        rounds=rounds,
+        rows=rows,
+        min_seconds=min_seconds,
     )
+    one_row_per_stream(db, results, events=events, peer_events=peer_events, rounds=rounds,
+                       rows=rows, min_seconds=min_seconds)  # fmt: skip
 
 
 def hot_counters(
-    db: BenchDatabase, results: Results, *, events: int, peer_events: int, rounds: int, rows: bool
+    db: BenchDatabase,
+    results: Results,
+    *,
+    events: int,
+    peer_events: int,
+    rounds: int,
+    rows: bool,
+    min_seconds: float,
 ) -> None:
     """Counters per event type (five hot keys) at batch sizes 1, 100 and 1,000."""
     reset_event_tables(db)
@@ -154,15 +190,16 @@ def hot_counters(
             # Batch size 1 is ~100x slower per event: it reads a tenth of the events.
             count = events if size > 1 else max(200, events // 10)
             start = cursor_before_last(db, count)
-            sides: dict[str, Callable[[], float]] = {
-                "raw": lambda: raw_catch_up(db, size, start, count, pipelined=False),  # noqa: B023
-                "raw-pipelined": lambda: raw_catch_up(db, size, start, count, pipelined=True),  # noqa: B023
+            runs: dict[str, Callable[[], Work]] = {
+                "raw": lambda: raw_work(db, size, start, count, pipelined=False),  # noqa: B023
+                "raw-pipelined": lambda: raw_work(db, size, start, count, pipelined=True),  # noqa: B023
             }
             for kind in kinds:
                 name = f"bench-{kind}-{size}"
-                sides[kind] = lambda name=name: eventdesk_catch_up(name, start, count)  # type: ignore[misc]  # noqa: B023
+                runs[kind] = lambda name=name: eventdesk_work(name, start, count)  # type: ignore[misc]  # noqa: B023
             if size == 100 and the_peer is not None:
-                sides["peer"] = the_peer.measure
+                runs["peer"] = the_peer.work
+            sides = {kind: sized(run, min_seconds) for kind, run in runs.items()}
             figures = interleaved(db, sides, rounds)
             _counter_rows(results, size, figures)
     finally:
@@ -211,7 +248,14 @@ def _counter_rows(results: Results, size: int, figures: dict[str, list[float]]) 
 
 
 def one_row_per_stream(
-    db: BenchDatabase, results: Results, *, events: int, peer_events: int, rounds: int, rows: bool
+    db: BenchDatabase,
+    results: Results,
+    *,
+    events: int,
+    peer_events: int,
+    rounds: int,
+    rows: bool,
+    min_seconds: float,
 ) -> None:
     """One row per stream, streams of four events, batch size 100 (RunBoard's shape)."""
     reset_event_tables(db)
@@ -219,16 +263,17 @@ def one_row_per_stream(
     count = events
     start = cursor_before_last(db, count)
     the_peer = peer.PeerCatchUp(db, peer_events, "streams") if peer_events > 0 else None
-    sides: dict[str, Callable[[], float]] = {
-        "raw-pipelined": lambda: raw_catch_up(db, 100, start, count, True, streams=True),
+    runs: dict[str, Callable[[], Work]] = {
+        "raw-pipelined": lambda: raw_work(db, 100, start, count, True, streams=True),
     }
     for kind in STREAM_KINDS:
         if kind == "rows" and not rows:
             continue
         name = f"bench-streams-{kind}-100"
-        sides[kind] = lambda name=name: eventdesk_catch_up(name, start, count)  # type: ignore[misc]
+        runs[kind] = lambda name=name: eventdesk_work(name, start, count)  # type: ignore[misc]
     if the_peer is not None:
-        sides["peer"] = the_peer.measure
+        runs["peer"] = the_peer.work
+    sides = {kind: sized(run, min_seconds) for kind, run in runs.items()}
     try:
         figures = interleaved(db, sides, rounds)
     finally:

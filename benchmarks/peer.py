@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from benchmarks.db import BenchDatabase
+from benchmarks.stable import Work
 
 WRITER = "BenchWriter"
 PROJECTION = "benchcounts"
@@ -174,6 +175,11 @@ class PeerCatchUp:
 
     def measure(self) -> float:
         """One catch-up from nothing; events/s."""
+        work = self.work()
+        return work.amount / work.seconds
+
+    def work(self) -> Work:
+        """One catch-up from nothing: the events and the seconds."""
         from eventsourcing.projection import ProjectionRunner
 
         _drop_tables(self.db, VIEW_TABLES)
@@ -199,7 +205,7 @@ class PeerCatchUp:
                 f"the eventsourcing projection ({self.workload}) counted {total}"
                 f" of {self.written} events"
             )
-        return total / elapsed
+        return Work(total, elapsed)
 
     def close(self) -> None:
         _drop_tables(self.db, (f"{WRITER.lower()}_events", *VIEW_TABLES))

@@ -6,11 +6,18 @@ checkpoint, autovacuum, a warming cache or a neighbour's burst on a shared machi
 Here each round measures every side once, one after the other (the order alternates
 from round to round, so neither side always goes first), each after ``settle``; the
 figure is the median over the rounds, and the spread (min-max) is kept beside it.
+
+Each side is sized by time (``sized``): a side that finishes its events in a fraction
+of a second is run again, in the same turn, until it has done ``min_seconds`` of work,
+and its rate is taken over all of it. A 0.2 s measurement on a shared machine is mostly
+the neighbours' stalls; two seconds of it average them out.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from benchmarks.db import BenchDatabase
 
@@ -44,3 +51,42 @@ def interleaved(
             settle(db)
             figures[name].append(sides[name]())
     return figures
+
+
+#: Work per side per round (seconds): ``--min-seconds``; the quick run's default.
+MIN_SECONDS_QUICK = 1.5
+MIN_SECONDS_FULL = 3.0
+#: A side is run at most this many times in one turn, however fast it is.
+MAX_REPEATS = 40
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one run of a side did: how much (events, requests) in how many seconds."""
+
+    amount: float
+    seconds: float
+
+
+def sized(run: Callable[[], Work], min_seconds: float) -> Callable[[], float]:
+    """A side for ``interleaved``: ``run`` repeated until it has done ``min_seconds`` of
+    work (at least once, at most ``MAX_REPEATS`` times); its rate over all of it."""
+
+    def side() -> float:
+        amount = seconds = 0.0
+        for _ in range(MAX_REPEATS):
+            work = run()
+            amount += work.amount
+            seconds += work.seconds
+            if seconds >= min_seconds:
+                break
+        return amount / seconds
+
+    return side
+
+
+def timed(run: Callable[[], float]) -> Work:
+    """``run()`` returns an amount; the wall time it took is the work's seconds."""
+    started = time.perf_counter()
+    amount = run()
+    return Work(amount, time.perf_counter() - started)

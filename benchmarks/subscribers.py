@@ -178,8 +178,12 @@ class RowsStreamBoard:
         self.batch_size = batch_size
 
     def apply_rows(self, events: list[RecordedEvent], rows: Any) -> None:
-        streams = {event.stream_id for event in events}
-        rows.load(StreamRow, ("projection", "stream_id"), [(self.name, s) for s in streams])
+        # A stream's first event makes its row: those keys are known to be new (no query;
+        # a row there after all fails the flush's INSERT). The others are loaded.
+        first = {event.stream_id for event in events if event.stream_version == 1}
+        rows.assume_new(StreamRow, ("projection", "stream_id"), [(self.name, s) for s in first])
+        later = {event.stream_id for event in events} - first
+        rows.load(StreamRow, ("projection", "stream_id"), [(self.name, s) for s in later])
         for event in events:
             row = rows.get_or_new(StreamRow, projection=self.name, stream_id=event.stream_id)
             _fold(row, event)

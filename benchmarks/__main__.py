@@ -56,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--min-seconds",
         type=float,
         help="work per side per round: a faster side is repeated in its turn until it has"
-        " run this long (default 3; quick 1.5)",
+        " run this long (default 2; quick 1)",
     )
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the bench database")
     return parser.parse_args(argv)
@@ -122,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                           rounds=args.rounds)  # fmt: skip
         section_done("reaction")
     if "reactions" in sections:
-        reactions.run(db, results, quick=quick)
+        reactions.run(db, results, quick=quick, rounds=args.rounds, min_seconds=min_seconds)
         section_done("reactions")
     if "dismissal" in sections:
         live.run_dismissal(db, results, rate=args.rate, duration=duration)
         section_done("dismissal")
     if "growth" in sections:
-        growth.run(db, results, small=10_000, large=large, rate=args.rate)
+        growth.run(db, results, small=10_000, large=large, rate=args.rate, rounds=args.rounds)
         section_done("growth")
     if "metrics" in sections:
         metrics.run(db, results, events=large,

@@ -54,8 +54,8 @@ def interleaved(
 
 
 #: Work per side per round (seconds): ``--min-seconds``; the quick run's default.
-MIN_SECONDS_QUICK = 1.5
-MIN_SECONDS_FULL = 3.0
+MIN_SECONDS_QUICK = 1.0
+MIN_SECONDS_FULL = 2.0
 #: A side is run at most this many times in one turn, however fast it is.
 MAX_REPEATS = 40
 

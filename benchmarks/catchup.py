@@ -14,6 +14,7 @@ import io
 import os
 import time
 from collections.abc import Callable
+from dataclasses import astuple, dataclass
 
 from benchmarks import peer, rawloop
 from benchmarks.db import BenchDatabase, reset_event_tables
@@ -103,8 +104,7 @@ def eventdesk_work(name: str, start: Cursor, expected: int) -> Work:
 
 def eventdesk_catch_up(name: str, start: Cursor, expected: int) -> float:
     """The worker drains subscriber ``name`` from ``start``; events/s."""
-    work = eventdesk_work(name, start, expected)
-    return work.amount / work.seconds
+    return eventdesk_work(name, start, expected).rate
 
 
 def raw_work(
@@ -126,20 +126,6 @@ def raw_work(
     return Work(expected, seconds)
 
 
-def raw_catch_up(
-    db: BenchDatabase,
-    size: int,
-    start: Cursor,
-    expected: int,
-    pipelined: bool,
-    *,
-    streams: bool = False,
-) -> float:
-    """The raw loop drains from ``start``; events/s."""
-    work = raw_work(db, size, start, expected, pipelined, streams=streams)
-    return work.amount / work.seconds
-
-
 def run(
     db: BenchDatabase,
     results: Results,
@@ -155,30 +141,26 @@ def run(
     configure_subscribers(subscriber_paths(rows))
     if not rows:
         results.note("catch-up: no unit of work (subscribers.rows) here: its rows skipped")
-    hot_counters(
-        db,
-        results,
-        events=events,
-        peer_events=peer_events,
-        rounds=rounds,
-        rows=rows,
-        min_seconds=min_seconds,
-    )
-    one_row_per_stream(db, results, events=events, peer_events=peer_events, rounds=rounds,
-                       rows=rows, min_seconds=min_seconds)  # fmt: skip
+    sizes = Sizes(events, peer_events, rounds, rows, min_seconds)
+    hot_counters(db, results, sizes)
+    one_row_per_stream(db, results, sizes)
 
 
-def hot_counters(
-    db: BenchDatabase,
-    results: Results,
-    *,
-    events: int,
-    peer_events: int,
-    rounds: int,
-    rows: bool,
-    min_seconds: float,
-) -> None:
+@dataclass(frozen=True)
+class Sizes:
+    """How much each workload measures: events, the peer's events, interleaved rounds,
+    whether the unit of work is there, and the work per side per round (seconds)."""
+
+    events: int
+    peer_events: int
+    rounds: int
+    rows: bool
+    min_seconds: float
+
+
+def hot_counters(db: BenchDatabase, results: Results, sizes: Sizes) -> None:
     """Counters per event type (five hot keys) at batch sizes 1, 100 and 1,000."""
+    events, peer_events, rounds, rows, min_seconds = astuple(sizes)
     reset_event_tables(db)
     started = time.perf_counter()
     append_events(events)
@@ -247,17 +229,9 @@ def _counter_rows(results: Results, size: int, figures: dict[str, list[float]]) 
                       at_least=4)  # fmt: skip
 
 
-def one_row_per_stream(
-    db: BenchDatabase,
-    results: Results,
-    *,
-    events: int,
-    peer_events: int,
-    rounds: int,
-    rows: bool,
-    min_seconds: float,
-) -> None:
+def one_row_per_stream(db: BenchDatabase, results: Results, sizes: Sizes) -> None:
     """One row per stream, streams of four events, batch size 100 (RunBoard's shape)."""
+    events, peer_events, rounds, rows, min_seconds = astuple(sizes)
     reset_event_tables(db)
     append_stream_events(events)
     count = events

@@ -67,6 +67,10 @@ class Work:
     amount: float
     seconds: float
 
+    @property
+    def rate(self) -> float:
+        return self.amount / self.seconds
+
 
 def sized(run: Callable[[], Work], min_seconds: float) -> Callable[[], float]:
     """A side for ``interleaved``: ``run`` repeated until it has done ``min_seconds`` of

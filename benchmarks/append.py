@@ -9,7 +9,7 @@ import uuid
 from benchmarks.db import BenchDatabase
 from benchmarks.fixtures import batch_appends
 from benchmarks.results import Results
-from benchmarks.stable import Work, interleaved, sized
+from benchmarks.stable import Work, interleaved_work
 
 RAW_INSERT_ROW = "(%s, %s, %s, %s, %s::jsonb, %s::jsonb)"
 
@@ -64,11 +64,11 @@ def run(
     cases = [("single", single, 1, 0.8), ("batch 100", batched // 100, 100, 0.5),
              ("batch 1000", batched // 1_000, 1_000, 0.5)]  # fmt: skip
     for label, transactions, size, target in cases:
-        sides = {
-            "raw": sized(lambda: _raw(db, transactions, size), min_seconds),  # noqa: B023 (called at once)
-            "eventdesk": sized(lambda: _eventdesk(transactions, size), min_seconds),  # noqa: B023
+        runs = {
+            "raw": lambda: _raw(db, transactions, size),  # noqa: B023 (called at once)
+            "eventdesk": lambda: _eventdesk(transactions, size),  # noqa: B023
         }
-        figures = interleaved(db, sides, rounds)
+        figures = interleaved_work(db, runs, rounds, min_seconds)
         results.add(f"append {label}: raw psycopg INSERT", figures["raw"], "events/s")
         results.add(f"append {label}: append_streams", figures["eventdesk"], "events/s")
         results.ratio(f"append {label}: append_streams / raw", figures["eventdesk"],

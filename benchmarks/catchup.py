@@ -20,7 +20,7 @@ from benchmarks import peer, rawloop
 from benchmarks.db import BenchDatabase, reset_event_tables
 from benchmarks.fixtures import append_events, append_stream_events, cursor_before_last
 from benchmarks.results import Results
-from benchmarks.stable import Work, interleaved, sized
+from benchmarks.stable import Work, interleaved_work
 from eventstore.types import Cursor
 
 BATCH_SIZES = (1, 100, 1_000)
@@ -181,8 +181,7 @@ def hot_counters(db: BenchDatabase, results: Results, sizes: Sizes) -> None:
                 runs[kind] = lambda name=name: eventdesk_work(name, start, count)  # type: ignore[misc]  # noqa: B023
             if size == 100 and the_peer is not None:
                 runs["peer"] = the_peer.work
-            sides = {kind: sized(run, min_seconds) for kind, run in runs.items()}
-            figures = interleaved(db, sides, rounds)
+            figures = interleaved_work(db, runs, rounds, min_seconds)
             _counter_rows(results, size, figures)
     finally:
         if the_peer is not None:
@@ -247,9 +246,8 @@ def one_row_per_stream(db: BenchDatabase, results: Results, sizes: Sizes) -> Non
         runs[kind] = lambda name=name: eventdesk_work(name, start, count)  # type: ignore[misc]
     if the_peer is not None:
         runs["peer"] = the_peer.work
-    sides = {kind: sized(run, min_seconds) for kind, run in runs.items()}
     try:
-        figures = interleaved(db, sides, rounds)
+        figures = interleaved_work(db, runs, rounds, min_seconds)
     finally:
         if the_peer is not None:
             the_peer.close()

@@ -15,7 +15,7 @@ from benchmarks.catchup import configure_subscribers
 from benchmarks.db import WORKER_APP, BenchDatabase
 from benchmarks.live import running_worker
 from benchmarks.results import Results, median
-from benchmarks.stable import Work, interleaved, sized
+from benchmarks.stable import Work, interleaved, interleaved_work
 
 SLEEP = 0.2
 JOB = "bench.Job"
@@ -245,8 +245,7 @@ def _claim_cost(
         _append_jobs(events, streams)
         return Work(events, _raw_loop(db, "bench-stream-8", concurrency=8))
 
-    sides = {"worker": sized(worker, min_seconds), "raw": sized(raw, min_seconds)}
-    figures = interleaved(db, sides, rounds)
+    figures = interleaved_work(db, {"worker": worker, "raw": raw}, rounds, min_seconds)
     results.add("reactions: claim+settle, no-op handle, worker", figures["worker"], "events/s")
     results.add("reactions: claim+settle, raw-SQL loop", figures["raw"], "events/s")
     results.ratio("reactions: worker / raw loop", figures["worker"], figures["raw"], at_least=0.5)

@@ -7,10 +7,11 @@ Here each round measures every side once, one after the other (the order alterna
 from round to round, so neither side always goes first), each after ``settle``; the
 figure is the median over the rounds, and the spread (min-max) is kept beside it.
 
-Each side is sized by time (``sized``): a side that finishes its events in a fraction
-of a second is run again, in the same turn, until it has done ``min_seconds`` of work,
-and its rate is taken over all of it. A 0.2 s measurement on a shared machine is mostly
-the neighbours' stalls; two seconds of it average them out.
+Sides measured by time (``interleaved_work``): within a round the sides take turns one
+run each until each has done ``min_seconds`` of work, and a side's rate is taken over
+all of its runs. A 0.2 s measurement on a shared machine is mostly the neighbours'
+stalls; a second or two of it, taken in slices alternating with the other side's,
+average them out for both sides alike.
 """
 
 from __future__ import annotations
@@ -72,21 +73,46 @@ class Work:
         return self.amount / self.seconds
 
 
-def sized(run: Callable[[], Work], min_seconds: float) -> Callable[[], float]:
-    """A side for ``interleaved``: ``run`` repeated until it has done ``min_seconds`` of
-    work (at least once, at most ``MAX_REPEATS`` times); its rate over all of it."""
+def interleaved_work(
+    db: BenchDatabase,
+    runs: Mapping[str, Callable[[], Work]],
+    rounds: int,
+    min_seconds: float,
+) -> dict[str, list[float]]:
+    """Each side's rate per round, the sides sized by time and interleaved run by run.
 
-    def side() -> float:
-        amount = seconds = 0.0
-        for _ in range(MAX_REPEATS):
-            work = run()
-            amount += work.amount
-            seconds += work.seconds
-            if seconds >= min_seconds:
+    A round starts from a settled state; then the sides take turns one run each (A B C,
+    then C B A, ...), a side dropping out once it has done ``min_seconds`` of work (at
+    least one run, at most ``MAX_REPEATS``). The two sides of a ratio thus sample the
+    same seconds of the machine, a fraction of a second apart, instead of neighbouring
+    seconds; a side's rate in a round is its amount over its seconds, all runs together.
+    """
+    figures: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    for _ in range(rounds):
+        settle(db)
+        amount = dict.fromkeys(order, 0.0)
+        seconds = dict.fromkeys(order, 0.0)
+        repeats = dict.fromkeys(order, 0)
+        turn = 0
+        while True:
+            pending = [
+                name
+                for name in (order if turn % 2 == 0 else order[::-1])
+                if (repeats[name] == 0 or seconds[name] < min_seconds)
+                and repeats[name] < MAX_REPEATS
+            ]
+            if not pending:
                 break
-        return amount / seconds
-
-    return side
+            for name in pending:
+                work = runs[name]()
+                amount[name] += work.amount
+                seconds[name] += work.seconds
+                repeats[name] += 1
+            turn += 1
+        for name in order:
+            figures[name].append(amount[name] / seconds[name])
+    return figures
 
 
 def timed(run: Callable[[], float]) -> Work:

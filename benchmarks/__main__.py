@@ -55,8 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--min-seconds",
         type=float,
-        help="work per side per round: a faster side is repeated in its turn until it has"
-        " run this long (default 2; quick 1)",
+        help="work per side per round: a faster side is run again, taking turns with the"
+        " other sides, until it has run this long (default 2; quick 1)",
     )
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the bench database")
     return parser.parse_args(argv)

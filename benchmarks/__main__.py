@@ -52,6 +52,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rebuild-events", type=int, help="rebuilt history (1,000,000; quick 100,000)"
     )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        help="work per side per round: a faster side is run again, taking turns with the"
+        " other sides, until it has run this long (default 2; quick 1)",
+    )
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the bench database")
     return parser.parse_args(argv)
 
@@ -69,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration or (5.0 if quick else 10.0)
     reaction_events = args.reaction_events or (10 if quick else 50)
     sections = args.only or list(SECTIONS)
+    from benchmarks.stable import MIN_SECONDS_FULL, MIN_SECONDS_QUICK
+
+    min_seconds = args.min_seconds or (MIN_SECONDS_QUICK if quick else MIN_SECONDS_FULL)
 
     from benchmarks.db import BenchDatabase
 
@@ -106,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         section_started = now
 
     if "append" in sections:
-        append.run(db, results, quick=quick, rounds=args.rounds)
+        append.run(db, results, quick=quick, rounds=args.rounds, min_seconds=min_seconds)
         section_done("append")
     if "catchup" in sections:
         catchup.run(db, results, events=events, quick=quick, peer_events=peer_events,
-                    rounds=args.rounds)  # fmt: skip
+                    rounds=args.rounds, min_seconds=min_seconds)  # fmt: skip
         section_done("catchup")
     if "latency" in sections:
         live.run_latency(db, results, rate=args.rate, duration=duration, rounds=args.rounds)
@@ -121,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                           rounds=args.rounds)  # fmt: skip
         section_done("reaction")
     if "reactions" in sections:
-        reactions.run(db, results, quick=quick)
+        reactions.run(db, results, quick=quick, rounds=args.rounds, min_seconds=min_seconds)
         section_done("reactions")
     if "dismissal" in sections:
         live.run_dismissal(db, results, rate=args.rate, duration=duration)
         section_done("dismissal")
     if "growth" in sections:
-        growth.run(db, results, small=10_000, large=large, rate=args.rate)
+        growth.run(db, results, small=10_000, large=large, rate=args.rate, rounds=args.rounds)
         section_done("growth")
     if "metrics" in sections:
         metrics.run(db, results, events=large,
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {
         "quick": quick, "events": events, "peer_events": peer_events, "growth_large": large,
         "duration": duration, "rate": args.rate, "reaction_events": reaction_events,
-        "reaction_sleep": args.reaction_sleep, "sections": sections,
+        "reaction_sleep": args.reaction_sleep, "sections": sections, "min_seconds": min_seconds,
         "isolated_cluster": args.isolated, "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     results.write(args.output, machine_info(db.server_version()), options)

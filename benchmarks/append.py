@@ -9,12 +9,12 @@ import uuid
 from benchmarks.db import BenchDatabase
 from benchmarks.fixtures import batch_appends
 from benchmarks.results import Results
-from benchmarks.stable import interleaved
+from benchmarks.stable import Work, interleaved_work
 
 RAW_INSERT_ROW = "(%s, %s, %s, %s, %s::jsonb, %s::jsonb)"
 
 
-def _eventdesk(transactions: int, per_transaction: int) -> float:
+def _eventdesk(transactions: int, per_transaction: int) -> Work:
     from eventstore.store import get_event_store
 
     store = get_event_store()
@@ -25,10 +25,10 @@ def _eventdesk(transactions: int, per_transaction: int) -> float:
     started = time.perf_counter()
     for appends in work:
         store.append_streams(appends)
-    return transactions * per_transaction / (time.perf_counter() - started)
+    return Work(transactions * per_transaction, time.perf_counter() - started)
 
 
-def _raw(db: BenchDatabase, transactions: int, per_transaction: int) -> float:
+def _raw(db: BenchDatabase, transactions: int, per_transaction: int) -> Work:
     work = []
     for i in range(transactions):
         rows = []
@@ -50,22 +50,25 @@ def _raw(db: BenchDatabase, transactions: int, per_transaction: int) -> float:
             conn.execute(statement, [value for row in rows for value in row])
             conn.commit()
         elapsed = time.perf_counter() - started
-    return transactions * per_transaction / elapsed
+    return Work(transactions * per_transaction, elapsed)
 
 
-def run(db: BenchDatabase, results: Results, *, quick: bool, rounds: int) -> None:
+def run(
+    db: BenchDatabase, results: Results, *, quick: bool, rounds: int, min_seconds: float
+) -> None:
     """Events/s of single-event transactions and of batches of 100 and 1,000: the raw
-    INSERT and ``append_streams`` interleaved, ``rounds`` times each."""
+    INSERT and ``append_streams`` interleaved, ``rounds`` times each, each side sized to
+    ``min_seconds`` of work per round."""
     single = 300 if quick else 2_000
     batched = 6_000 if quick else 50_000
     cases = [("single", single, 1, 0.8), ("batch 100", batched // 100, 100, 0.5),
              ("batch 1000", batched // 1_000, 1_000, 0.5)]  # fmt: skip
     for label, transactions, size, target in cases:
-        sides = {
+        runs = {
             "raw": lambda: _raw(db, transactions, size),  # noqa: B023 (called at once)
             "eventdesk": lambda: _eventdesk(transactions, size),  # noqa: B023
         }
-        figures = interleaved(db, sides, rounds)
+        figures = interleaved_work(db, runs, rounds, min_seconds)
         results.add(f"append {label}: raw psycopg INSERT", figures["raw"], "events/s")
         results.add(f"append {label}: append_streams", figures["eventdesk"], "events/s")
         results.ratio(f"append {label}: append_streams / raw", figures["eventdesk"],

@@ -14,12 +14,13 @@ import io
 import os
 import time
 from collections.abc import Callable
+from dataclasses import astuple, dataclass
 
 from benchmarks import peer, rawloop
 from benchmarks.db import BenchDatabase, reset_event_tables
 from benchmarks.fixtures import append_events, append_stream_events, cursor_before_last
 from benchmarks.results import Results
-from benchmarks.stable import interleaved
+from benchmarks.stable import Work, interleaved_work
 from eventstore.types import Cursor
 
 BATCH_SIZES = (1, 100, 1_000)
@@ -91,17 +92,22 @@ def run_worker_once(name: str) -> float:
     return time.perf_counter() - started
 
 
-def eventdesk_catch_up(name: str, start: Cursor, expected: int) -> float:
-    """The worker drains subscriber ``name`` from ``start``; events/s."""
+def eventdesk_work(name: str, start: Cursor, expected: int) -> Work:
+    """The worker drains subscriber ``name`` from ``start``: the events and the seconds."""
     place_bookmark(name, start)
     seconds = run_worker_once(name)
     got = counted(name)
     if got != expected:
         raise RuntimeError(f"{name} counted {got} events, expected {expected}")
-    return expected / seconds
+    return Work(expected, seconds)
 
 
-def raw_catch_up(
+def eventdesk_catch_up(name: str, start: Cursor, expected: int) -> float:
+    """The worker drains subscriber ``name`` from ``start``; events/s."""
+    return eventdesk_work(name, start, expected).rate
+
+
+def raw_work(
     db: BenchDatabase,
     size: int,
     start: Cursor,
@@ -109,7 +115,7 @@ def raw_catch_up(
     pipelined: bool,
     *,
     streams: bool = False,
-) -> float:
+) -> Work:
     kind = "streams-raw" if streams else "raw"
     name = f"bench-{kind}{'-pipelined' if pipelined else ''}-{size}"
     place_bookmark(name, start)
@@ -117,7 +123,7 @@ def raw_catch_up(
     got = counted(name)
     if processed != expected or got != expected:
         raise RuntimeError(f"{name} processed {processed}, counted {got}, expected {expected}")
-    return expected / seconds
+    return Work(expected, seconds)
 
 
 def run(
@@ -128,21 +134,33 @@ def run(
     quick: bool,
     peer_events: int,
     rounds: int,
+    min_seconds: float,
 ) -> None:
+    """Both workloads; each side of a ratio sized to ``min_seconds`` of work per round."""
     rows = unit_of_work_available()
     configure_subscribers(subscriber_paths(rows))
     if not rows:
         results.note("catch-up: no unit of work (subscribers.rows) here: its rows skipped")
-    hot_counters(db, results, events=events, peer_events=peer_events, rounds=rounds, rows=rows)
-    one_row_per_stream(
-        db, results, events=events, peer_events=peer_events, rounds=rounds, rows=rows
-    )
+    sizes = Sizes(events, peer_events, rounds, rows, min_seconds)
+    hot_counters(db, results, sizes)
+    one_row_per_stream(db, results, sizes)
 
 
-def hot_counters(
-    db: BenchDatabase, results: Results, *, events: int, peer_events: int, rounds: int, rows: bool
-) -> None:
+@dataclass(frozen=True)
+class Sizes:
+    """How much each workload measures: events, the peer's events, interleaved rounds,
+    whether the unit of work is there, and the work per side per round (seconds)."""
+
+    events: int
+    peer_events: int
+    rounds: int
+    rows: bool
+    min_seconds: float
+
+
+def hot_counters(db: BenchDatabase, results: Results, sizes: Sizes) -> None:
     """Counters per event type (five hot keys) at batch sizes 1, 100 and 1,000."""
+    events, peer_events, rounds, rows, min_seconds = astuple(sizes)
     reset_event_tables(db)
     started = time.perf_counter()
     append_events(events)
@@ -154,16 +172,16 @@ def hot_counters(
             # Batch size 1 is ~100x slower per event: it reads a tenth of the events.
             count = events if size > 1 else max(200, events // 10)
             start = cursor_before_last(db, count)
-            sides: dict[str, Callable[[], float]] = {
-                "raw": lambda: raw_catch_up(db, size, start, count, pipelined=False),  # noqa: B023
-                "raw-pipelined": lambda: raw_catch_up(db, size, start, count, pipelined=True),  # noqa: B023
+            runs: dict[str, Callable[[], Work]] = {
+                "raw": lambda: raw_work(db, size, start, count, pipelined=False),  # noqa: B023
+                "raw-pipelined": lambda: raw_work(db, size, start, count, pipelined=True),  # noqa: B023
             }
             for kind in kinds:
                 name = f"bench-{kind}-{size}"
-                sides[kind] = lambda name=name: eventdesk_catch_up(name, start, count)  # type: ignore[misc]  # noqa: B023
+                runs[kind] = lambda name=name: eventdesk_work(name, start, count)  # type: ignore[misc]  # noqa: B023
             if size == 100 and the_peer is not None:
-                sides["peer"] = the_peer.measure
-            figures = interleaved(db, sides, rounds)
+                runs["peer"] = the_peer.work
+            figures = interleaved_work(db, runs, rounds, min_seconds)
             _counter_rows(results, size, figures)
     finally:
         if the_peer is not None:
@@ -210,27 +228,26 @@ def _counter_rows(results: Results, size: int, figures: dict[str, list[float]]) 
                       at_least=4)  # fmt: skip
 
 
-def one_row_per_stream(
-    db: BenchDatabase, results: Results, *, events: int, peer_events: int, rounds: int, rows: bool
-) -> None:
+def one_row_per_stream(db: BenchDatabase, results: Results, sizes: Sizes) -> None:
     """One row per stream, streams of four events, batch size 100 (RunBoard's shape)."""
+    events, peer_events, rounds, rows, min_seconds = astuple(sizes)
     reset_event_tables(db)
     append_stream_events(events)
     count = events
     start = cursor_before_last(db, count)
     the_peer = peer.PeerCatchUp(db, peer_events, "streams") if peer_events > 0 else None
-    sides: dict[str, Callable[[], float]] = {
-        "raw-pipelined": lambda: raw_catch_up(db, 100, start, count, True, streams=True),
+    runs: dict[str, Callable[[], Work]] = {
+        "raw-pipelined": lambda: raw_work(db, 100, start, count, True, streams=True),
     }
     for kind in STREAM_KINDS:
         if kind == "rows" and not rows:
             continue
         name = f"bench-streams-{kind}-100"
-        sides[kind] = lambda name=name: eventdesk_catch_up(name, start, count)  # type: ignore[misc]
+        runs[kind] = lambda name=name: eventdesk_work(name, start, count)  # type: ignore[misc]
     if the_peer is not None:
-        sides["peer"] = the_peer.measure
+        runs["peer"] = the_peer.work
     try:
-        figures = interleaved(db, sides, rounds)
+        figures = interleaved_work(db, runs, rounds, min_seconds)
     finally:
         if the_peer is not None:
             the_peer.close()

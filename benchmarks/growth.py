@@ -8,12 +8,14 @@ of the worker's reading query must use the global-order index.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from benchmarks import live
 from benchmarks.catchup import configure_subscribers, eventdesk_catch_up
 from benchmarks.db import BenchDatabase, reset_event_tables
 from benchmarks.fixtures import append_events, bulk_filler, cursor_before_last
 from benchmarks.results import RESULTS_DIR, Results, percentile
+from benchmarks.stable import settle
 
 TAIL = 10_000
 DISMISSALS = 300  # a p99 needs a few hundred samples to mean anything
@@ -51,41 +53,60 @@ def _read_ms(db: BenchDatabase, lag: int) -> float:
     return sorted(timings)[len(timings) // 2]
 
 
-def _one_size(
-    db: BenchDatabase, total: int, secret: str
-) -> tuple[float, float, int, tuple[float, float]]:
+@dataclass
+class Size:
+    """One measurement of one table size: the catch-up's events/s and the dismissal p99."""
+
+    rate: float
+    p99: float
+
+
+def _one_size(db: BenchDatabase, total: int, secret: str) -> Size:
     reset_event_tables(db)
     started = time.perf_counter()
     if total > TAIL:
         bulk_filler(db, total - TAIL)
     append_events(TAIL)
-    with db.connect(autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE events")
     print(f"  growth: {total:,} events in the table ({time.perf_counter() - started:.1f}s to load)")
     start = cursor_before_last(db, TAIL)
-    rates = [eventdesk_catch_up("bench-natural-100", start, TAIL) for _ in range(2)]
+    settle(db)
+    rate = eventdesk_catch_up("bench-natural-100", start, TAIL)
     targets = live.dismissal_targets(DISMISSALS + 5)
     live.dismiss_all(targets[:5], secret)
     latencies = live.dismiss_all(targets[5:], secret)
-    seq_scans = _explain(db, f"plan_{total}.txt")
-    read_ms = (_read_ms(db, TAIL), _read_ms(db, total - 1))
-    return max(rates), percentile(latencies, 99), seq_scans, read_ms
+    return Size(rate, percentile(latencies, 99))
 
 
-def run(db: BenchDatabase, results: Results, *, small: int, large: int, rate: float) -> None:
+def run(
+    db: BenchDatabase, results: Results, *, small: int, large: int, rate: float, rounds: int
+) -> None:
+    """The two table sizes measured interleaved (small large, large small, ...), each from
+    a table loaded afresh and settled; each slowdown is the median of the per-round ones.
+    The plans and the batch reads are taken on the large table of the last round."""
     configure_subscribers(["benchmarks.subscribers.natural_100"])
     secret = live.operator_token()
-    small_rate, small_p99, _, _ = _one_size(db, small, secret)
-    large_rate, large_p99, seq_scans, (read_tail, read_whole) = _one_size(db, large, secret)
+    sizes: dict[int, list[Size]] = {small: [], large: []}
+    for round_ in range(rounds):
+        # The order alternates, the last round ending on the large table (left loaded).
+        last_first = (rounds - 1 - round_) % 2 == 0
+        for total in (small, large) if last_first else (large, small):
+            sizes[total].append(_one_size(db, total, secret))
+    seq_scans = _explain(db, f"plan_{large}.txt")
+    read_tail, read_whole = _read_ms(db, TAIL), _read_ms(db, large - 1)
     reset_event_tables(db)
-    results.add(f"growth: catch-up b=100 natural, {small:,} in table", small_rate, "events/s")
-    results.add(f"growth: catch-up b=100 natural, {large:,} in table", large_rate, "events/s")
-    results.add(f"growth: catch-up slowdown {large:,} vs {small:,}", small_rate / large_rate, "x",
+    low, high = sizes[small], sizes[large]
+    results.add(f"growth: catch-up b=100 natural, {small:,} in table", [s.rate for s in low],
+                "events/s")  # fmt: skip
+    results.add(f"growth: catch-up b=100 natural, {large:,} in table", [s.rate for s in high],
+                "events/s")  # fmt: skip
+    results.add(f"growth: catch-up slowdown {large:,} vs {small:,}",
+                [a.rate / b.rate for a, b in zip(low, high, strict=True)], "x",
                 at_most=1.3)  # fmt: skip
-    results.add(f"growth: dismissal p99, {small:,} in table", small_p99, "ms")
-    results.add(f"growth: dismissal p99, {large:,} in table", large_p99, "ms")
-    results.add(f"growth: dismissal p99 slowdown {large:,} vs {small:,}", large_p99 / small_p99,
-                "x", at_most=1.3)  # fmt: skip
+    results.add(f"growth: dismissal p99, {small:,} in table", [s.p99 for s in low], "ms")
+    results.add(f"growth: dismissal p99, {large:,} in table", [s.p99 for s in high], "ms")
+    results.add(f"growth: dismissal p99 slowdown {large:,} vs {small:,}",
+                [b.p99 / a.p99 for a, b in zip(low, high, strict=True)], "x",
+                at_most=1.3)  # fmt: skip
     results.add(f"growth: batch read, {TAIL:,} events behind (of {large:,})", read_tail, "ms")
     results.add(f"growth: batch read, {large:,} events behind", read_whole, "ms")
     results.add("growth: batch read slowdown, whole table vs 10,000 behind", read_whole / read_tail,

@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from benchmarks.db import BenchDatabase
+from benchmarks.stable import Work
 
 WRITER = "BenchWriter"
 PROJECTION = "benchcounts"
@@ -93,19 +94,22 @@ def _classes() -> tuple[Any, dict[str, tuple[Any, Any]]]:
             self.sql_create_statements.append(
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {0} (stream_id text PRIMARY KEY, events bigint,"
-                    " last_type text)"
+                    " last_type text, last_position bigint)"
                 ).format(table)
             )
+            # The same row as Eventdesk's: the count, the last type and the last position.
             self.stream_statement = SQL(
-                "INSERT INTO {0} VALUES (%s, 1, %s) ON CONFLICT (stream_id) DO UPDATE"
-                " SET events = {0}.events + 1, last_type = EXCLUDED.last_type"
+                "INSERT INTO {0} VALUES (%s, 1, %s, %s) ON CONFLICT (stream_id) DO UPDATE"
+                " SET events = {0}.events + 1, last_type = EXCLUDED.last_type,"
+                " last_position = EXCLUDED.last_position"
             ).format(table)
 
         def upsert_stream(self, stream: str, kind: str, tracking: Tracking) -> None:
             """The one-row-per-stream view: the aggregate's row, upserted per event."""
+            position = tracking.notification_id
             with self.datastore.transaction(commit=True) as curs:
                 self._insert_tracking(curs, tracking)
-                curs.execute(self.stream_statement, (stream, kind), prepare=True)
+                curs.execute(self.stream_statement, (stream, kind, position), prepare=True)
 
     class CountsProjection(Projection[CountsView]):
         name = PROJECTION
@@ -174,6 +178,11 @@ class PeerCatchUp:
 
     def measure(self) -> float:
         """One catch-up from nothing; events/s."""
+        work = self.work()
+        return work.amount / work.seconds
+
+    def work(self) -> Work:
+        """One catch-up from nothing: the events and the seconds."""
         from eventsourcing.projection import ProjectionRunner
 
         _drop_tables(self.db, VIEW_TABLES)
@@ -199,7 +208,7 @@ class PeerCatchUp:
                 f"the eventsourcing projection ({self.workload}) counted {total}"
                 f" of {self.written} events"
             )
-        return total / elapsed
+        return Work(total, elapsed)
 
     def close(self) -> None:
         _drop_tables(self.db, (f"{WRITER.lower()}_events", *VIEW_TABLES))

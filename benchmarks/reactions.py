@@ -14,7 +14,8 @@ from typing import Any
 from benchmarks.catchup import configure_subscribers
 from benchmarks.db import WORKER_APP, BenchDatabase
 from benchmarks.live import running_worker
-from benchmarks.results import Results
+from benchmarks.results import Results, median
+from benchmarks.stable import Work, interleaved, interleaved_work
 
 SLEEP = 0.2
 JOB = "bench.Job"
@@ -142,84 +143,112 @@ def _timed_run(
     return elapsed, backends
 
 
-def run(db: BenchDatabase, results: Results, *, quick: bool) -> None:
+def run(
+    db: BenchDatabase, results: Results, *, quick: bool, rounds: int, min_seconds: float
+) -> None:
     """Throughput at concurrency 1, 8, 32 with 1 and 3 workers; the global-order baseline;
-    a poison stream; the cost of a claim."""
+    a poison stream; the cost of a claim. The two sides of each ratio are measured
+    interleaved, ``rounds`` times (``benchmarks.stable``), the median of the per-round
+    ratios judged: concurrency 32 (1 worker) against the global order, the poison run
+    against the clean one, the worker's claims against the raw loop's."""
     events, streams = (200, 50) if quick else (400, 100)
     print(f"\n== reactions: handle sleeps {SLEEP}s, {events} events over {streams} streams ==")
     global_events = 20 if quick else 50
-    seconds, _ = _timed_run(
-        db, "bench-global", "benchmarks.subscribers.global_sleeper",
-        workers=1, events=global_events, streams=streams,
-    )  # fmt: skip
-    global_rate = global_events / seconds
-    results.add("reactions: global order, 1 worker", global_rate, "events/s")
-    rates: dict[tuple[int, int], float] = {}
+    last: dict[tuple[int, int], _Backends] = {}
+
+    def stream_rate(concurrency: int, workers: int, poison: str | None = None) -> float:
+        # At concurrency 1 a quarter of the events (streams of four still): its rate is
+        # one handle at a time whatever the count, and the full count took 40 s per run.
+        n, over = (events // 4, streams // 4) if concurrency == 1 else (events, streams)
+        seconds, backends = _timed_run(
+            db, f"bench-stream-{concurrency}", f"benchmarks.subscribers.stream_{concurrency}",
+            workers=workers, events=n, streams=over, poison=poison,
+            env={"EVENTDESK_MAX_ATTEMPTS": "1"} if poison else None,
+        )  # fmt: skip
+        if poison is None:
+            last[concurrency, workers] = backends
+            return n / seconds
+        return (n - n // over) / seconds  # the other streams' events
+
+    def global_rate() -> float:
+        seconds, _ = _timed_run(
+            db, "bench-global", "benchmarks.subscribers.global_sleeper",
+            workers=1, events=global_events, streams=streams,
+        )  # fmt: skip
+        return global_events / seconds
+
+    baseline = interleaved(db, {"global": global_rate, "c32": lambda: stream_rate(32, 1)}, rounds)
+    results.add("reactions: global order, 1 worker", baseline["global"], "events/s")
+    results.ratio("reactions: stream, concurrency 32, 1 worker / global order", baseline["c32"],
+                  baseline["global"], at_least=20)  # fmt: skip
+    poisoned = interleaved(
+        db,
+        {"clean": lambda: stream_rate(8, 1), "poison": lambda: stream_rate(8, 1, "run-0")},
+        rounds,
+    )
+    global_median = median(baseline["global"])
     for concurrency in (1, 8, 32):
         for workers in (1, 3):
-            name = f"bench-stream-{concurrency}"
-            seconds, backends = _timed_run(
-                db, name, f"benchmarks.subscribers.stream_{concurrency}",
-                workers=workers, events=events, streams=streams,
-            )  # fmt: skip
-            rate = events / seconds
-            rates[concurrency, workers] = rate
             label = f"reactions: stream, concurrency {concurrency}, {workers} worker(s)"
+            measured = {(32, 1): baseline["c32"], (8, 1): poisoned["clean"]}.get(
+                (concurrency, workers)
+            )
+            rate: float | list[float] = (
+                measured if measured is not None else stream_rate(concurrency, workers)
+            )
             if concurrency == 8:
                 results.add(label, rate, "events/s", at_least=0.8 * 8 / SLEEP)
             elif concurrency == 32:
                 results.add(
-                    label, rate, "events/s", at_least=max(0.6 * 32 / SLEEP, 20 * global_rate)
+                    label, rate, "events/s", at_least=max(0.6 * 32 / SLEEP, 20 * global_median)
                 )
             else:
                 results.add(label, rate, "events/s")
+            backends = last[concurrency, workers]
             results.add(f"{label}: worker backends at once (max)", backends.most, "connections")
             results.add(f"{label}: worker backends opened", len(backends.pids), "connections")
-    _poison(db, results, events=events, streams=streams, clean=rates[8, 1])
-    _claim_cost(db, results, events=1_000 if quick else 4_000)
+    results.add("reactions: poison stream parked, the others (concurrency 8, 1 worker)",
+                poisoned["poison"], "events/s")  # fmt: skip
+    results.ratio("reactions: poison stream parked, the others / no poison (concurrency 8)",
+                  poisoned["poison"], poisoned["clean"], at_least=0.95)  # fmt: skip
+    _claim_cost(db, results, events=1_000 if quick else 4_000, rounds=rounds,
+                min_seconds=min_seconds)  # fmt: skip
 
 
-def _poison(
-    db: BenchDatabase, results: Results, *, events: int, streams: int, clean: float
+def _claim_cost(
+    db: BenchDatabase, results: Results, *, events: int, rounds: int, min_seconds: float
 ) -> None:
-    """One stream parked at its first event: the other streams' throughput."""
-    seconds, _ = _timed_run(
-        db, "bench-stream-8", "benchmarks.subscribers.stream_8",
-        workers=1, events=events, streams=streams, poison="run-0",
-        env={"EVENTDESK_MAX_ATTEMPTS": "1"},
-    )  # fmt: skip
-    others = events - events // streams
-    results.add(
-        "reactions: poison stream parked, the others (concurrency 8, 1 worker)",
-        others / seconds, "events/s", at_least=0.95 * clean,
-    )  # fmt: skip
-
-
-def _claim_cost(db: BenchDatabase, results: Results, *, events: int) -> None:
     """Per event, intake + claim + settle with a ``handle`` that does nothing: the worker
-    (``run_subscribers --once``, in-process) against the same statements in a raw loop."""
+    (``run_subscribers --once``, in-process) against the same statements in a raw loop,
+    interleaved, each side sized to ``min_seconds`` of work per round."""
     from django.core.management import call_command
 
     streams = events // 4
-    _reset(db)
     os.environ["BENCH_REACTION_SLEEP"] = "0"
     configure_subscribers(["benchmarks.subscribers.stream_8"])
     from benchmarks import subscribers
 
     subscribers.stream_8.sleep = 0.0
-    _append_jobs(events, streams)
-    started = time.perf_counter()
-    call_command("run_subscribers", "--once", stdout=io.StringIO())
-    worker_seconds = time.perf_counter() - started
-    left, _ = _remaining(db, "bench-stream-8")
-    assert left == 0, f"{left} rows left"
-    _reset(db)
-    _append_jobs(events, streams)
-    raw_seconds = _raw_loop(db, "bench-stream-8", concurrency=8)
-    worker_rate, raw_rate = events / worker_seconds, events / raw_seconds
-    results.add("reactions: claim+settle, no-op handle, worker", worker_rate, "events/s")
-    results.add("reactions: claim+settle, raw-SQL loop", raw_rate, "events/s")
-    results.add("reactions: worker / raw loop", worker_rate / raw_rate, "ratio", at_least=0.5)
+
+    def worker() -> Work:
+        _reset(db)
+        _append_jobs(events, streams)
+        started = time.perf_counter()
+        call_command("run_subscribers", "--once", stdout=io.StringIO())
+        seconds = time.perf_counter() - started
+        left, _ = _remaining(db, "bench-stream-8")
+        assert left == 0, f"{left} rows left"
+        return Work(events, seconds)
+
+    def raw() -> Work:
+        _reset(db)
+        _append_jobs(events, streams)
+        return Work(events, _raw_loop(db, "bench-stream-8", concurrency=8))
+
+    figures = interleaved_work(db, {"worker": worker, "raw": raw}, rounds, min_seconds)
+    results.add("reactions: claim+settle, no-op handle, worker", figures["worker"], "events/s")
+    results.add("reactions: claim+settle, raw-SQL loop", figures["raw"], "events/s")
+    results.ratio("reactions: worker / raw loop", figures["worker"], figures["raw"], at_least=0.5)
 
 
 def _raw_loop(db: BenchDatabase, name: str, *, concurrency: int) -> float:

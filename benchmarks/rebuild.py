@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import live
-from benchmarks.catchup import configure_subscribers, raw_catch_up, run_worker_once
+from benchmarks.catchup import configure_subscribers, raw_work, run_worker_once
 from benchmarks.db import BenchDatabase
 from benchmarks.fixtures import event_count
 from benchmarks.results import Results, percentile
@@ -199,7 +199,7 @@ def throughput(db: BenchDatabase, results: Results, *, events: int, rounds: int)
     waits: dict[str, list[float]] = {}
     sides: dict[str, Callable[[], float]] = {
         # Every event in the table (the swaps append their decisions).
-        "raw": lambda: raw_catch_up(db, 1_000, Cursor(0, 0), event_count(db), True, streams=True),
+        "raw": lambda: raw_work(db, 1_000, Cursor(0, 0), event_count(db), True, streams=True).rate,
     }
     for name in (BENCH, *DEMO):
         sides[name] = lambda name=name: rebuild_once(db, name, waits)  # type: ignore[misc]

@@ -64,17 +64,23 @@ class SqlCounter:
 class WorkerSqlCounter:
     """The raw loop's statements sent through the psycopg connection beneath Django's (the
     same connection and transaction, with psycopg's own cursor, as the raw loop sends them):
-    what the worker itself costs, apart from Django's cursor wrapper."""
+    what the worker itself costs, apart from Django's cursor wrapper. Like the raw loop, it
+    sends them on one cursor, kept while the connection beneath stays the same, rather than
+    a new cursor per event."""
 
     def __init__(self, name: str, batch_size: int) -> None:
         self.name = name
         self.batch_size = batch_size
+        self._cursor: psycopg.Cursor[Any] | None = None
 
     def apply(self, event: RecordedEvent) -> None:
-        with connection.connection.cursor() as cursor:
-            cursor.execute(rawloop.INCREMENT, (self.name, event.event_type))
-            if not cursor.rowcount:
-                cursor.execute(rawloop.INSERT_FIRST, (self.name, event.event_type))
+        raw = connection.connection
+        cursor = self._cursor
+        if cursor is None or cursor.closed or cursor.connection is not raw:
+            cursor = self._cursor = raw.cursor()
+        cursor.execute(rawloop.INCREMENT, (self.name, event.event_type))
+        if not cursor.rowcount:
+            cursor.execute(rawloop.INSERT_FIRST, (self.name, event.event_type))
 
 
 class RowsCounter:
@@ -178,8 +184,12 @@ class RowsStreamBoard:
         self.batch_size = batch_size
 
     def apply_rows(self, events: list[RecordedEvent], rows: Any) -> None:
-        streams = {event.stream_id for event in events}
-        rows.load(StreamRow, ("projection", "stream_id"), [(self.name, s) for s in streams])
+        # A stream's first event makes its row: those keys are known to be new (no query;
+        # a row there after all fails the flush's INSERT). The others are loaded.
+        first = {event.stream_id for event in events if event.stream_version == 1}
+        rows.assume_new(StreamRow, ("projection", "stream_id"), [(self.name, s) for s in first])
+        later = {event.stream_id for event in events} - first
+        rows.load(StreamRow, ("projection", "stream_id"), [(self.name, s) for s in later])
         for event in events:
             row = rows.get_or_new(StreamRow, projection=self.name, stream_id=event.stream_id)
             _fold(row, event)

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Callable
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from config.options import options
-from eventstore.types import RecordedEvent
+from eventstore.types import Cursor, RecordedEvent
 from subscribers import sql
 from subscribers.bookmarks import BookmarkState, advance, lock_and_read_batch
 from subscribers.failures import Failure, FailureSite, record_failure
@@ -27,7 +28,9 @@ def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> 
 
     The writes of the applied events and the bookmark commit together, so each
     event is applied exactly once. When an event fails, the events before it in
-    the batch still commit and the bookmark stops just before the failing one.
+    the batch still commit and the bookmark stops just before the failing one: the
+    batch runs with no savepoint and, on a failure, is rolled back whole and redone up
+    to the failing event in a fresh transaction (``_after_failure``).
     ``watch`` lets the worker's watchdog see the batch (and give up on it if it hangs).
     """
     watch = watch or BatchWatch()
@@ -37,40 +40,132 @@ def run_projection_batch(entry: Registered, watch: BatchWatch | None = None) -> 
         watch.end()
 
 
+class _RolledBack(Exception):
+    """The batch's happy path raised: its whole transaction was rolled back. ``at`` is
+    where the bookmark stood, ``index`` the failing event's place in the batch when it is
+    known (one ``apply`` per event), with its ``failure``."""
+
+    def __init__(self, at: Cursor, index: int | None, failure: Failure | None) -> None:
+        super().__init__(at, index, failure)
+        self.at, self.index, self.failure = at, index, failure
+
+
 def _run_batch(entry: Registered, watch: BatchWatch) -> Outcome:
+    """The happy path: the batch's writes in the bookmark's own transaction, with no
+    savepoint (two round trips fewer, which is most of a batch of one). When an event
+    fails, the transaction is rolled back whole and ``_after_failure`` redoes the batch
+    up to the failing event in a fresh one."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            locked = lock_and_read_batch(cursor, entry, _timeout_ms())
+            if locked is None:
+                return Outcome(entry.name)  # worked elsewhere, wedged, paused or waiting to retry
+            state, backend_pid, batch = locked
+            events = _before_known_failure(batch.events, state)
+            if events:
+                watch.begin(entry, state, backend_pid, events[0])
+                _apply_unguarded(entry, events, watch.applying, state.cursor)
+            return _finish(cursor, entry, state, batch.events, batch.end, events, len(events))
+    except _RolledBack as rolled:
+        return _after_failure(entry, watch, rolled)
+
+
+def _apply_unguarded(
+    entry: Registered,
+    events: list[RecordedEvent],
+    applying: Callable[[RecordedEvent], None],
+    at: Cursor,
+) -> None:
+    """Apply ``events`` in the caller's transaction, with no savepoint; on a subscriber's
+    error raise ``_RolledBack`` (the caller's transaction then rolls back whole)."""
+    apply_batch = _batch_writer(entry)
+    done = 0
+    try:
+        if apply_batch is not None:
+            applying(events[0])
+            apply_batch(events)
+        else:
+            for event in events:
+                applying(event)
+                entry.subscriber.apply(event)
+                done += 1
+    except Exception as exc:
+        if is_connection_error(exc):
+            raise
+        if apply_batch is not None:
+            raise _RolledBack(at, None, None) from exc
+        raise _RolledBack(at, done, Failure.of(events[done], exc)) from exc
+
+
+def _after_failure(entry: Registered, watch: BatchWatch, rolled: _RolledBack) -> Outcome:
+    """The batch failed and was rolled back: in a fresh transaction, lock the bookmark
+    again and, if it still stands where it stood, apply the events before the failing one
+    (each batch writer's failure is found by ``apply_events``, one event at a time), move
+    the bookmark to just before it and record the failure. Events under the horizon never
+    change, so the batch read again starts with the same events."""
     with transaction.atomic(), connection.cursor() as cursor:
-        ms = str(int(options().batch_timeout_seconds * 1000))
-        locked = lock_and_read_batch(cursor, entry, ms)
-        if locked is None:
-            return Outcome(entry.name)  # worked elsewhere, wedged, paused or waiting to retry
+        locked = lock_and_read_batch(cursor, entry, _timeout_ms())
+        if locked is None or locked[0].cursor != rolled.at:
+            return Outcome(entry.name)  # taken, moved or paused meanwhile: not ours to say
         state, backend_pid, batch = locked
         events = _before_known_failure(batch.events, state)
+        known, index = rolled.failure, rolled.index
+        if known is not None and index is not None and index < len(events):
+            if events[index].event_id == known.event.event_id:
+                events = events[: index + 1]
+            else:
+                known = None  # cannot be (the same events are read again): find it afresh
+        else:
+            known = None
         if events:
             watch.begin(entry, state, backend_pid, events[0])
-        applied, failure = apply_events(entry, events, watch.applying)
-        if failure is None and len(events) == len(batch.events):
-            to = batch.end(state.cursor, entry.batch_size)
+        if known is not None:
+            applied, failure = apply_events(entry, events[:-1], watch.applying)
+            failure = failure or known
         else:
-            to = events[applied - 1].cursor if applied else state.cursor
-        moved = to if to > state.cursor else None
-        if moved is not None:
-            # Only the events before a hung one were applied: its failure and attempts
-            # stay, or a projection that hangs again would wedge an attempt late.
-            held_back = failure is None and len(events) < len(batch.events)
-            advance(cursor, entry.name, moved, keep_failure=held_back)
-        decision = None
-        if failure is not None:
-            decision = record_failure(cursor, FailureSite.bookmark(entry.name, to, state), failure)
-            log_failure(logger, entry.name, failure, decision)
-        return Outcome(
-            entry.name,
-            claimed=True,
-            processed=applied,
-            advanced_to=moved,
-            failure=failure,
-            decision=decision,
-            full=failure is None and len(batch.events) >= entry.batch_size,
-        )
+            applied, failure = apply_events(entry, events, watch.applying)
+        return _finish(cursor, entry, state, batch.events, batch.end, events, applied, failure)
+
+
+def _finish(
+    cursor: CursorWrapper,
+    entry: Registered,
+    state: BookmarkState,
+    read: list[RecordedEvent],
+    end: Callable[[Cursor, int], Cursor],
+    events: list[RecordedEvent],
+    applied: int,
+    failure: Failure | None = None,
+) -> Outcome:
+    """Move the bookmark past the ``applied`` first of ``events`` (of the ``read`` batch,
+    which ``end`` ends) and record ``failure``, in the batch's transaction."""
+    if failure is None and len(events) == len(read):
+        to = end(state.cursor, entry.batch_size)
+    else:
+        to = events[applied - 1].cursor if applied else state.cursor
+    moved = to if to > state.cursor else None
+    if moved is not None:
+        # Only the events before a hung one were applied: its failure and attempts
+        # stay, or a projection that hangs again would wedge an attempt late.
+        held_back = failure is None and len(events) < len(read)
+        advance(cursor, entry.name, moved, keep_failure=held_back)
+    decision = None
+    if failure is not None:
+        decision = record_failure(cursor, FailureSite.bookmark(entry.name, to, state), failure)
+        log_failure(logger, entry.name, failure, decision)
+    return Outcome(
+        entry.name,
+        claimed=True,
+        processed=applied,
+        advanced_to=moved,
+        failure=failure,
+        decision=decision,
+        full=failure is None and len(read) >= entry.batch_size,
+    )
+
+
+def _timeout_ms() -> str:
+    return str(int(options().batch_timeout_seconds * 1000))
 
 
 def _before_known_failure(events: list[RecordedEvent], state: BookmarkState) -> list[RecordedEvent]:
@@ -120,7 +215,8 @@ def apply_events(
     model (a rebuild replays history through it, with larger batches). ``applying``
     is told each event before it is applied (the worker's watchdog).
 
-    The happy path costs one savepoint per batch. When event k fails, the savepoint
+    It costs one savepoint per batch (the worker's own batches skip it on their happy
+    path, and come here only after a failure). When event k fails, the savepoint
     is rolled back and events before k are applied again in a fresh one (a
     projection is deterministic), so their writes commit with the bookmark.
     """

@@ -121,6 +121,8 @@ class ModelRows:
         self.index: dict[Key, dict[tuple[Any, ...], models.Model]] = {k: {} for k in self.keys}
         #: Key values a load asked for, found or not, by the fields asked on.
         self.asked: dict[Key, set[tuple[Any, ...]]] = {}
+        #: Key values ``assume_new`` took as missing without asking (never upserted).
+        self.assumed: dict[Key, set[tuple[Any, ...]]] = {}
         self.loaded: dict[int, models.Model] = {}
         self.snapshots: dict[int, dict[str, Any]] = {}
         self.created: list[models.Model] = []

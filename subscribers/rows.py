@@ -104,17 +104,7 @@ class Rows:
                 f"{held.label}: rows.load after rows.delete would read rows the delete's"
                 " cascade has not removed yet; load every row before the first delete"
             )
-        if fields is not None:
-            names = list(fields)
-            wanted = [tuple(k) for k in (keys or ())]
-        else:
-            if len(field_values) != 1:
-                raise RowsRefused(
-                    f"{held.label}: rows.load takes one field=values, or (fields, keys)"
-                )
-            (name, values) = next(iter(field_values.items()))
-            names, wanted = [name], [(v,) for v in values]
-        key_pairs = [held.key_of(dict(zip(names, k, strict=True))) for k in wanted]
+        key_pairs = self._keys(held, "load", fields, keys, field_values)
         if not key_pairs:
             return
         key = key_pairs[0][0]
@@ -136,6 +126,53 @@ class Rows:
             held.hold(obj)
         held.asked.setdefault(key, set()).update(asked)
 
+    def assume_new(
+        self,
+        model: type[M],
+        fields: Iterable[str] | None = None,
+        keys: Iterable[Iterable[Any]] | None = None,
+        /,
+        **field_values: Iterable[Any],
+    ) -> None:
+        """Keys the projection knows have no row yet (a stream's first event, say): taken
+        as missing with no query, so ``get`` answers None and ``get_or_new`` creates the
+        row; the same arguments as ``load``.
+
+        Nothing is overwritten on the strength of it: such a row is written by a plain
+        ``INSERT``, which fails (an ``IntegrityError``, as ``create`` would) if a row with
+        the key exists after all.
+        """
+        held = self._rows(model)
+        for key, values in self._keys(held, "assume_new", fields, keys, field_values):
+            held.unique_key(key)
+            if values in held.index[key]:
+                raise RowsRefused(
+                    f"{held.label}: rows.assume_new of {', '.join(key)} = {values!r}, a key"
+                    " whose row this batch holds"
+                )
+            held.assumed.setdefault(key, set()).add(values)
+
+    def _keys(
+        self,
+        held: ModelRows,
+        method: str,
+        fields: Iterable[str] | None,
+        keys: Iterable[Iterable[Any]] | None,
+        field_values: Mapping[str, Iterable[Any]],
+    ) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        """``load``'s and ``assume_new``'s arguments as (key fields, key values) pairs."""
+        if fields is not None:
+            names = list(fields)
+            wanted = [tuple(k) for k in (keys or ())]
+        else:
+            if len(field_values) != 1:
+                raise RowsRefused(
+                    f"{held.label}: rows.{method} takes one field=values, or (fields, keys)"
+                )
+            (name, values) = next(iter(field_values.items()))
+            names, wanted = [name], [(v,) for v in values]
+        return [held.key_of(dict(zip(names, k, strict=True))) for k in wanted]
+
     def get(self, model: type[M], **key: Any) -> M | None:
         """The row of ``model`` with this unique key (as this batch has left it), or None.
 
@@ -148,7 +185,7 @@ class Rows:
         found = held.index[names].get(values)
         if found is not None:
             return found  # type: ignore[return-value]
-        if values in held.asked.get(names, ()):
+        if values in held.asked.get(names, ()) or values in held.assumed.get(names, ()):
             return None
         shown = ", ".join(f"{n}={v!r}" for n, v in zip(names, values, strict=True))
         raise NotLoaded(
@@ -248,6 +285,12 @@ class Rows:
         be free (an id from the sequence, or a primary key a load found missing); a plain
         insert of any other new row (it fails, as ``create`` would, if the key is taken)."""
         manager = held.model._base_manager
+        changed, fields = self._changed(held)
+        if not changed and self._only_new_with_ids_to_take(held):
+            # Only new rows, each to get an id from the sequence, none deleted: one INSERT
+            # whose RETURNING gives the ids, in creation order (as ``create`` would take them).
+            manager.bulk_create(held.created)
+            return
         reserved = self._take_ids(held)
         pk_key = held.keys[0]
         missing = held.asked.get(pk_key, set())
@@ -259,7 +302,6 @@ class Rows:
                 (free if known else unsure).append(obj)
         if unsure:
             manager.bulk_create(unsure)
-        changed, fields = self._changed(held)
         if changed:
             manager.bulk_create(
                 [*free, *changed],
@@ -269,6 +311,14 @@ class Rows:
             )
         elif free:
             manager.bulk_create(free)
+
+    def _only_new_with_ids_to_take(self, held: ModelRows) -> bool:
+        """Whether ``held``'s only writes are new rows of an auto-increment primary key,
+        every one without an id yet and none deleted in this batch."""
+        pk = held.model._meta.pk
+        if not held.created or not isinstance(pk, models.AutoField | models.BigAutoField):
+            return False
+        return all(o.pk is None and id(o) not in held.deleted for o in held.created)
 
     def _take_ids(self, held: ModelRows) -> set[int]:
         """Ids from the sequence, one per created row in creation order (those created and

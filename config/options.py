@@ -71,6 +71,11 @@ class EventdeskOptions:
     rebuild_keep_hours: float = 24.0
     #: Events per rebuild batch at most (it shrinks to keep each transaction short).
     rebuild_batch_size: int = 1000
+    #: ``run_subscribers`` runs its rebuilds in a child process of its own (off: in a
+    #: thread, sharing the live loops' interpreter; subscribers/rebuilds/process.py).
+    rebuild_process: bool = True
+    #: How much lower the rebuild process's CPU priority is (``nice``, 0-19).
+    rebuild_nice: int = 10
     #: The demo's projections with their bugs fixed (the rebuild story: seed with the bug,
     #: restart the worker with the fix, rebuild; EVENTDESK_DEMO_FIXED_PROJECTIONS=1).
     demo_fixed_projections: bool = False
@@ -88,6 +93,8 @@ class EventdeskOptions:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ImproperlyConfigured("Eventdesk option max_attempts must be at least 1")
+        if not 0 <= self.rebuild_nice <= 19:
+            raise ImproperlyConfigured("Eventdesk option rebuild_nice must be from 0 to 19")
         if self.hsts_seconds < 0:
             raise ImproperlyConfigured("Eventdesk option hsts_seconds must not be negative")
         if self.proxy_ssl_header and not self.public_url:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from django.db import InterfaceError, OperationalError, connection, connections
 from django.utils import timezone
@@ -29,6 +30,7 @@ from subscribers.outcome import Outcome
 from subscribers.progress import Progress
 from subscribers.projections import give_up_batch, run_projection_batch
 from subscribers.reactions import run_reaction_step
+from subscribers.rebuilds.process import RebuildProcess
 from subscribers.rebuilds.runner import RebuildRunner
 from subscribers.registry import Registered, SubscriberRegistry
 from subscribers.stream_scheduler import StreamScheduler
@@ -80,9 +82,13 @@ class Worker:
         owner: str | None = None,
         metrics: WorkerMetrics | None = None,
         sample_history: bool = False,
+        rebuilds: Literal["thread", "process"] = "thread",
     ) -> None:
         """``metrics``: record counters and timings there (``--metrics-port``);
-        ``sample_history``: sample the subscribers' lag into the history table."""
+        ``sample_history``: sample the subscribers' lag into the history table;
+        ``rebuilds``: run the projections' rebuilds in a thread, or in a child process at
+        a lower priority (``run_subscribers``: see ``subscribers.rebuilds.process``)."""
+        self.rebuilds = rebuilds
         self.metrics = metrics
         self.registry = metrics.instrument(registry) if metrics else registry
         self.sample_history = sample_history
@@ -191,8 +197,13 @@ class Worker:
             )
         if self.registry.projections:
             self._spawn("eventdesk-watchdog", self._watch_batches)
-            rebuilds = RebuildRunner(self.registry.projections, self.owner, self.stop_event)
-            self._spawn("eventdesk-rebuilds", rebuilds.run)
+            if self.rebuilds == "process":
+                names = [entry.name for entry in self.registry.projections]
+                child = RebuildProcess(names, self.owner, self.stop_event)
+                self._spawn("eventdesk-rebuild-process", child.run)
+            else:
+                runner = RebuildRunner(self.registry.projections, self.owner, self.stop_event)
+                self._spawn("eventdesk-rebuilds", runner.run)
         if self.registry.reactions:
             # Renews while a stopping worker's last handles finish, then ends.
             self._spawn("eventdesk-lease-renewer", lambda: self.leases.renew_until(self.stop_event))
@@ -241,6 +252,17 @@ class Worker:
                 timeout,
             )
             self.release_leases()
+        connections.close_all()
+        return 1 if self.crashed is not None else 0
+
+    def run_rebuilds(self) -> int:
+        """Only the projections' rebuilds, until ``request_stop`` (``run_subscribers
+        --rebuilds-only``, the worker's child); the exit status, as ``run``."""
+        runner = RebuildRunner(self.registry.projections, self.owner, self.stop_event)
+        self._spawn("eventdesk-rebuilds", runner.run)
+        while not self.stop_event.wait(0.5):
+            pass
+        self.join(options().shutdown_timeout_seconds)
         connections.close_all()
         return 1 if self.crashed is not None else 0
 

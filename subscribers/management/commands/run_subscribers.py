@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.options import options
 from subscribers.metrics import WorkerMetrics
-from subscribers.registry import Kind, UnknownSubscriber, load_registry
+from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child
+from subscribers.registry import Kind, SubscriberRegistry, UnknownSubscriber, load_registry
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
 from subscribers.worker import Worker
@@ -50,10 +53,19 @@ class Command(BaseCommand):
         kinds = parser.add_mutually_exclusive_group()
         kinds.add_argument("--projections-only", action="store_true")
         kinds.add_argument("--reactions-only", action="store_true")
+        kinds.add_argument(
+            REBUILDS_ONLY,
+            action="store_true",
+            help="run only the rebuilds of the projections, at a lower priority (the worker"
+            " starts this process itself, unless EVENTDESK_REBUILD_PROCESS=0)",
+        )
+        # The rebuild child's: its parent's worker id, and the parent it ends with.
+        parser.add_argument("--owner", help=argparse.SUPPRESS)
+        parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **opts: Any) -> None:
         kinds: tuple[Kind, ...] = ("projection", "reaction")
-        if opts["projections_only"]:
+        if opts["projections_only"] or opts["rebuilds_only"]:
             kinds = ("projection",)
         elif opts["reactions_only"]:
             kinds = ("reaction",)
@@ -63,6 +75,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if not len(registry):
             raise CommandError("No subscriber to run (see EVENTDESK_SUBSCRIBERS and the options).")
+        if opts["rebuilds_only"]:
+            self.run_rebuilds(registry, opts["owner"], opts["parent_pid"])
+            return
         self.check(databases=["default"], tags=["eventdesk_rebuilds"])  # declared tables exist
         metrics = None
         if opts["metrics_port"] is not None:
@@ -77,7 +92,10 @@ class Command(BaseCommand):
                 f"metrics at http://{opts['metrics_host']}:{opts['metrics_port']}/metrics"
             )
         worker = Worker(
-            registry, metrics=metrics, sample_history=not (opts["no_history"] or opts["once"])
+            registry,
+            metrics=metrics,
+            sample_history=not (opts["no_history"] or opts["once"]),
+            rebuilds="process" if options().rebuild_process else "thread",
         )
 
         try:
@@ -91,3 +109,15 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if status:
             raise CommandError("the worker stopped after a crash (see the log above)")
+
+    def run_rebuilds(
+        self, registry: SubscriberRegistry, owner: str | None, parent_pid: int | None
+    ) -> None:
+        """``--rebuilds-only``: the worker's rebuild child, or a rebuild worker of its own."""
+        worker = Worker(registry, owner=owner)
+        with stop_on_signals(worker.request_stop):
+            if parent_pid is not None:
+                become_rebuild_child(parent_pid, worker.request_stop)
+            status = worker.run_rebuilds()
+        if status:
+            raise CommandError("the rebuilds stopped after a crash (see the log above)")

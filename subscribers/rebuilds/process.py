@@ -1,0 +1,118 @@
+"""Rebuilds in a process of their own, beside the worker's live loops, at a lower priority.
+
+A rebuild is CPU work in Python: reading a thousand events, folding them through the
+projection's code, building the flush. In the worker's own process it shared the GIL
+with the live loops, and its garbage made the interpreter's full collections (tens of
+milliseconds, every thread stopped) frequent: the live projection's p99 rose eightfold
+while a rebuild built. So ``run_subscribers`` runs its rebuilds in a child,
+``run_subscribers --rebuilds-only``, niced (``EVENTDESK_REBUILD_NICE``, default 10) so
+that the operating system runs the live loops first when the cores are busy. The child
+works the same projections under the same worker id; the parent supervises it:
+
+* it restarts a child that exited on its own (backoff 1 s doubling to 30 s);
+* on stop, it sends the child SIGTERM (its current step finishes, like the loops'
+  batches) and waits ``EVENTDESK_SHUTDOWN_TIMEOUT_SECONDS`` before SIGKILL;
+* the child dies with it: on Linux the kernel sends it SIGKILL when its parent dies
+  (``PR_SET_PDEATHSIG``), so a SIGKILLed worker leaves no rebuild running, exactly as
+  when the rebuild was one of its threads; elsewhere the child checks every second.
+
+``EVENTDESK_REBUILD_PROCESS=0`` keeps the rebuilds in a thread of the worker (as tests
+that run a ``Worker`` in-process do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from config.options import options
+
+logger = logging.getLogger("eventdesk.rebuilds")
+
+#: The flag of ``run_subscribers`` that makes it the rebuild child.
+REBUILDS_ONLY = "--rebuilds-only"
+#: How often a child that cannot be told of its parent's death looks for it.
+PARENT_CHECK_SECONDS = 1.0
+_PR_SET_PDEATHSIG = 1
+
+
+class RebuildProcess:
+    """Supervises the rebuild child of a worker (``run`` is a thread's body)."""
+
+    def __init__(self, names: list[str], owner: str, stop: threading.Event) -> None:
+        self.names, self.owner, self.stop = names, owner, stop
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """The child's command line: the same projections, the same worker id."""
+        return [
+            sys.executable, "-m", "django", "run_subscribers", REBUILDS_ONLY,
+            "--owner", self.owner, "--parent-pid", str(os.getpid()),
+            *(f"--subscriber={name}" for name in self.names),
+        ]  # fmt: skip
+
+    def environment(self) -> dict[str, str]:
+        """The worker's environment, with its import path (the child imports the same
+        settings and subscribers however the worker was started)."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+        return env
+
+    def run(self) -> None:
+        delay = 1.0
+        while not self.stop.is_set():
+            started = time.monotonic()
+            child = self.child = subprocess.Popen(self.command(), env=self.environment())
+            logger.info("rebuilds: running in process %d (nice %+d)", child.pid,
+                        options().rebuild_nice)  # fmt: skip
+            while child.poll() is None and not self.stop.wait(0.2):
+                pass
+            if self.stop.is_set():
+                self.end()
+                return
+            if time.monotonic() - started > 60:
+                delay = 1.0
+            logger.warning("rebuilds: process %d exited with %s; starting another in %.0fs",
+                           child.pid, child.returncode, delay)  # fmt: skip
+            self.stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+    def end(self) -> None:
+        """SIGTERM, then SIGKILL after the shutdown timeout."""
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(options().shutdown_timeout_seconds)
+        except subprocess.TimeoutExpired:
+            logger.warning("rebuilds: process %d did not stop in time; killed", child.pid)
+            child.kill()
+            child.wait()
+
+
+def become_rebuild_child(parent_pid: int, request_stop: Callable[[], None]) -> None:
+    """In the child: a lower priority, and an end with the parent (see the module)."""
+    with contextlib.suppress(OSError):
+        os.nice(options().rebuild_nice)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        logger.warning("rebuilds: the worker (process %d) is gone; stopping", parent_pid)
+        request_stop()
+
+    threading.Thread(target=watch, name="eventdesk-parent-watch", daemon=True).start()

@@ -66,7 +66,7 @@ def the_child(parent: subprocess.Popen[bytes], other_than: int | None = None) ->
         children = [pid for pid in rebuild_children(parent.pid) if pid != other_than]
         return children[0] if children else None
 
-    return wait_for(found, what="the worker's rebuild process")
+    return int(wait_for(found, what="the worker's rebuild process"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")

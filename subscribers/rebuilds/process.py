@@ -99,10 +99,15 @@ class RebuildProcess:
             child.wait()
 
 
-def become_rebuild_child(parent_pid: int, request_stop: Callable[[], None]) -> None:
-    """In the child: a lower priority, and an end with the parent (see the module)."""
+def lower_priority() -> None:
+    """``--rebuilds-only``, the worker's child or one started by hand: ``nice`` lower by
+    ``EVENTDESK_REBUILD_NICE`` than the process was."""
     with contextlib.suppress(OSError):
         os.nice(options().rebuild_nice)
+
+
+def become_rebuild_child(parent_pid: int, request_stop: Callable[[], None]) -> None:
+    """In the child: an end with the parent (see the module)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

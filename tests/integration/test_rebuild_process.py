@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_rebuild_crashes import (
+    PROJECTION,
     added,
     kill,
     live_caught_up,
@@ -20,6 +21,7 @@ from tests.integration.test_rebuild_crashes import (
     worker,
 )
 from tests.support import wait_for
+from tests.workers import start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("rebuild_tables")]
 
@@ -134,3 +136,26 @@ def test_with_the_rebuild_process_off_the_worker_rebuilds_in_a_thread(
     wait_for(verified, timeout=120, what="the rebuild verified by the worker itself")
     assert rebuild_row().events_done == 300
     assert seen == set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_rebuild_worker_of_its_own_runs_at_the_lower_priority_too(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """``--rebuilds-only`` started by hand (no parent worker): its help promises the lower
+    priority, as for the worker's child."""
+    added(600)
+    live_caught_up()
+    started()
+    processes.append(
+        alone := start_worker(
+            [PROJECTION],
+            "--rebuilds-only",
+            log=tmp_path / "alone.log",
+            lease_seconds="2",
+            rb_slow="0.002",
+            rebuild_nice="6",
+        )
+    )
+    wait_for(lambda: rebuild_row().events_done >= 100, what="the rebuild worker building")
+    assert niceness(alone.pid) == niceness(os.getpid()) + 6

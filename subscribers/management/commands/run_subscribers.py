@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.options import options
 from subscribers.metrics import WorkerMetrics
-from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child
+from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child, lower_priority
 from subscribers.registry import Kind, SubscriberRegistry, UnknownSubscriber, load_registry
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
@@ -115,6 +115,7 @@ class Command(BaseCommand):
     ) -> None:
         """``--rebuilds-only``: the worker's rebuild child, or a rebuild worker of its own."""
         worker = Worker(registry, owner=owner)
+        lower_priority()
         with stop_on_signals(worker.request_stop):
             if parent_pid is not None:
                 become_rebuild_child(parent_pid, worker.request_stop)

@@ -21,7 +21,7 @@ from tests.integration.test_rebuild_crashes import (
     worker,
 )
 from tests.support import wait_for
-from tests.workers import start_worker
+from tests.workers import run_worker, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("rebuild_tables")]
 
@@ -159,3 +159,22 @@ def test_a_rebuild_worker_of_its_own_runs_at_the_lower_priority_too(
     )
     wait_for(lambda: rebuild_row().events_done >= 100, what="the rebuild worker building")
     assert niceness(alone.pid) == niceness(os.getpid()) + 6
+
+
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        (["--rebuilds-only", "--once"], "--once"),
+        (["--rebuilds-only", "--metrics-port", "1"], "--metrics-port"),
+        (["--owner", "someone"], "--owner"),
+        (["--parent-pid", "1"], "--parent-pid"),
+    ],
+)
+def test_options_a_rebuild_worker_would_ignore_are_refused(given: list[str], refused: str) -> None:
+    """``--rebuilds-only`` runs until stopped and serves no metrics; ``--owner`` and
+    ``--parent-pid`` are the worker's child's alone: refused, not ignored (it ran for ever,
+    or a worker ran under a borrowed id)."""
+    done = run_worker([PROJECTION], *given)
+    assert done.returncode != 0
+    assert refused in done.stderr
+    assert "started" not in done.stderr

@@ -64,6 +64,7 @@ class Command(BaseCommand):
         parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        refused_option(opts)
         kinds: tuple[Kind, ...] = ("projection", "reaction")
         if opts["projections_only"] or opts["rebuilds_only"]:
             kinds = ("projection",)
@@ -122,3 +123,18 @@ class Command(BaseCommand):
             status = worker.run_rebuilds()
         if status:
             raise CommandError("the rebuilds stopped after a crash (see the log above)")
+
+
+def refused_option(opts: dict[str, Any]) -> None:
+    """An option the command would ignore: ``--rebuilds-only`` runs until stopped and
+    serves no metrics; ``--owner`` and ``--parent-pid`` are the worker's child's alone."""
+    if opts["rebuilds_only"]:
+        given = [("--once", opts["once"]), ("--metrics-port", opts["metrics_port"] is not None)]
+        for flag, present in given:
+            if present:
+                raise CommandError(f"{REBUILDS_ONLY} takes no {flag} (it runs until stopped"
+                                   " and serves no metrics)")  # fmt: skip
+        return
+    for flag, key in (("--owner", "owner"), ("--parent-pid", "parent_pid")):
+        if opts[key] is not None:
+            raise CommandError(f"{flag} is for {REBUILDS_ONLY} (the worker's rebuild process)")

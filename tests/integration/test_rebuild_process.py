@@ -178,3 +178,26 @@ def test_options_a_rebuild_worker_would_ignore_are_refused(given: list[str], ref
     assert done.returncode != 0
     assert refused in done.stderr
     assert "started" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_rebuild_process_slower_than_the_shutdown_timeout_is_killed_not_abandoned(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """Its batch (10 s) outlasts the shutdown timeout (2 s): the worker kills it and
+    exits 0 once it is gone. The live batches all finished: nothing of the worker's was
+    abandoned (the worker's join used to run out first and say so)."""
+    added(1200)
+    live_caught_up()
+    started()
+    processes.append(
+        parent := worker(tmp_path, "parent", rb_slow="0.01", shutdown_timeout_seconds="2")
+    )
+    child = the_child(parent)
+    wait_for(lambda: rebuild_row().phase == "building", what="the child in its first batch")
+    parent.terminate()
+    assert parent.wait(60) == 0
+    assert not alive(child)  # killed and reaped by the worker, not left to its death signal
+    log = (tmp_path / "parent.log").read_text()
+    assert f"rebuilds: process {child} did not stop in time; killed" in log
+    assert "abandoned" not in log

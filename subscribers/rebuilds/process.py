@@ -52,9 +52,11 @@ class RebuildProcess:
         self.child: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        """The child's command line: the same projections, the same worker id."""
+        """The child's command line: the same projections, the same worker id. ``-P``:
+        ``-m`` would put the current directory first on the import path, where a module
+        named like one of ours (``config``) would be imported instead of the worker's."""
         return [
-            sys.executable, "-m", "django", "run_subscribers", REBUILDS_ONLY,
+            sys.executable, "-P", "-m", "django", "run_subscribers", REBUILDS_ONLY,
             "--owner", self.owner, "--parent-pid", str(os.getpid()),
             *(f"--subscriber={name}" for name in self.names),
         ]  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from tests.integration.test_rebuild_crashes import (
     started,
     worker,
 )
-from tests.support import wait_for
-from tests.workers import run_worker, start_worker
+from tests.support import ROOT, wait_for
+from tests.workers import run_worker, start_worker, worker_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("rebuild_tables")]
 
@@ -201,3 +202,26 @@ def test_a_rebuild_process_slower_than_the_shutdown_timeout_is_killed_not_abando
     log = (tmp_path / "parent.log").read_text()
     assert f"rebuilds: process {child} did not stop in time; killed" in log
     assert "abandoned" not in log
+
+
+def test_the_rebuild_process_imports_the_workers_modules_whatever_the_directory(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """``python /path/to/manage.py run_subscribers`` from a directory with a module named
+    like one of Eventdesk's: the worker imports its own (its script's directory comes
+    first); so must its rebuild process (``python -m`` put the directory first)."""
+    (tmp_path / "config.py").write_text("raise ImportError('not the settings package')\n")
+    added(300)
+    live_caught_up()
+    started()
+    with open(tmp_path / "parent.log", "wb") as output:
+        parent = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "run_subscribers", "--projections-only"],
+            cwd=tmp_path,
+            env=worker_env([PROJECTION], lease_seconds="2"),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    processes.append(parent)
+    wait_for(lambda: rebuild_row().phase == "ready", timeout=120, what="the rebuild verified")
+    assert "exited with" not in (tmp_path / "parent.log").read_text()

@@ -48,6 +48,9 @@ HORIZON_RECHECK_SECONDS = 0.01
 #: projections; its own events are delayed by this much at most (their handle takes
 #: seconds). Stream-ordered reactions are not held back: their handles wake their loop.
 REACTION_WAKE_GATHER_SECONDS = 0.05
+#: Past the shutdown timeout, how long the rebuild process's supervisor may take to kill
+#: the process and reap it (it waits the shutdown timeout itself, from its SIGTERM).
+REBUILD_KILL_GRACE_SECONDS = 10.0
 
 
 @dataclass
@@ -111,6 +114,8 @@ class Worker:
             on_change=self._wakeups_changed,
         )
         self._beat: Heartbeat | None = None
+        #: The thread that supervises the rebuild process (``rebuilds="process"``).
+        self._rebuild_process: threading.Thread | None = None
 
     # --- one pass at a time (--once) -------------------------------------------------
 
@@ -200,7 +205,7 @@ class Worker:
             if self.rebuilds == "process":
                 names = [entry.name for entry in self.registry.projections]
                 child = RebuildProcess(names, self.owner, self.stop_event)
-                self._spawn("eventdesk-rebuild-process", child.run)
+                self._rebuild_process = self._spawn("eventdesk-rebuild-process", child.run)
             else:
                 runner = RebuildRunner(self.registry.projections, self.owner, self.stop_event)
                 self._spawn("eventdesk-rebuilds", runner.run)
@@ -230,13 +235,23 @@ class Worker:
         self.wake()
 
     def join(self, timeout: float) -> bool:
-        """Wait for the threads up to ``timeout`` seconds; True when all have ended."""
+        """Wait for the threads up to ``timeout`` seconds; True when all have ended.
+
+        The rebuild process's supervisor gives its process ``timeout`` seconds from its
+        SIGTERM, then kills it: it is waited for that long and the kill's grace more, so
+        that a slow rebuild process is killed and reaped, not taken for an abandoned batch.
+        """
         deadline = time.monotonic() + timeout
         # A loop stuck in a batch the watchdog gave up on is not waited for.
         stuck = {loop.thread for loop in self._loops if loop.abandoned.is_set()}
         threads = [thread for thread in self._threads if thread not in stuck]
         for thread in threads:
+            if thread is self._rebuild_process:
+                continue
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self._rebuild_process is not None:
+            grace = REBUILD_KILL_GRACE_SECONDS
+            self._rebuild_process.join(max(0.0, deadline - time.monotonic()) + grace)
         return not any(thread.is_alive() for thread in threads)
 
     def run(self) -> int:

@@ -52,9 +52,11 @@ class RebuildProcess:
         self.child: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        """The child's command line: the same projections, the same worker id."""
+        """The child's command line: the same projections, the same worker id. ``-P``:
+        ``-m`` would put the current directory first on the import path, where a module
+        named like one of ours (``config``) would be imported instead of the worker's."""
         return [
-            sys.executable, "-m", "django", "run_subscribers", REBUILDS_ONLY,
+            sys.executable, "-P", "-m", "django", "run_subscribers", REBUILDS_ONLY,
             "--owner", self.owner, "--parent-pid", str(os.getpid()),
             *(f"--subscriber={name}" for name in self.names),
         ]  # fmt: skip
@@ -99,10 +101,15 @@ class RebuildProcess:
             child.wait()
 
 
-def become_rebuild_child(parent_pid: int, request_stop: Callable[[], None]) -> None:
-    """In the child: a lower priority, and an end with the parent (see the module)."""
+def lower_priority() -> None:
+    """``--rebuilds-only``, the worker's child or one started by hand: ``nice`` lower by
+    ``EVENTDESK_REBUILD_NICE`` than the process was."""
     with contextlib.suppress(OSError):
         os.nice(options().rebuild_nice)
+
+
+def become_rebuild_child(parent_pid: int, request_stop: Callable[[], None]) -> None:
+    """In the child: an end with the parent (see the module)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -30,6 +30,9 @@ def test_settings_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"event_store": "sqlite"}, "must be one of"),
         ({"poll_interval_seconds": -1}, "positive"),
         ({"no_such_option": 1}, "Unknown"),
+        ({"rebuild_nice": -1}, "rebuild_nice must be from 0 to 19"),
+        ({"rebuild_nice": 20}, "rebuild_nice must be from 0 to 19"),
+        ({"rebuild_process": "maybe"}, "rebuild_process"),
     ],
 )
 def test_bad_options_are_refused(configured: dict[str, object], message: str) -> None:
@@ -38,3 +41,9 @@ def test_bad_options_are_refused(configured: dict[str, object], message: str) ->
         pytest.raises(ImproperlyConfigured, match=message),
     ):
         options()
+
+
+@pytest.mark.parametrize("nice", [0, 19])
+def test_the_rebuild_nice_takes_the_ends_of_its_range(nice: int) -> None:
+    with override_settings(EVENTDESK={"rebuild_nice": nice}):
+        assert options().rebuild_nice == nice

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.options import options
 from subscribers.metrics import WorkerMetrics
-from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child
+from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child, lower_priority
 from subscribers.registry import Kind, SubscriberRegistry, UnknownSubscriber, load_registry
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
@@ -64,6 +64,7 @@ class Command(BaseCommand):
         parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        refused_option(opts)
         kinds: tuple[Kind, ...] = ("projection", "reaction")
         if opts["projections_only"] or opts["rebuilds_only"]:
             kinds = ("projection",)
@@ -115,9 +116,25 @@ class Command(BaseCommand):
     ) -> None:
         """``--rebuilds-only``: the worker's rebuild child, or a rebuild worker of its own."""
         worker = Worker(registry, owner=owner)
+        lower_priority()
         with stop_on_signals(worker.request_stop):
             if parent_pid is not None:
                 become_rebuild_child(parent_pid, worker.request_stop)
             status = worker.run_rebuilds()
         if status:
             raise CommandError("the rebuilds stopped after a crash (see the log above)")
+
+
+def refused_option(opts: dict[str, Any]) -> None:
+    """An option the command would ignore: ``--rebuilds-only`` runs until stopped and
+    serves no metrics; ``--owner`` and ``--parent-pid`` are the worker's child's alone."""
+    if opts["rebuilds_only"]:
+        given = [("--once", opts["once"]), ("--metrics-port", opts["metrics_port"] is not None)]
+        for flag, present in given:
+            if present:
+                raise CommandError(f"{REBUILDS_ONLY} takes no {flag} (it runs until stopped"
+                                   " and serves no metrics)")  # fmt: skip
+        return
+    for flag, key in (("--owner", "owner"), ("--parent-pid", "parent_pid")):
+        if opts[key] is not None:
+            raise CommandError(f"{flag} is for {REBUILDS_ONLY} (the worker's rebuild process)")

@@ -168,8 +168,7 @@ class RebuildRunner:
                 sql.CLAIM,
                 {
                     "names": list(self.entries),
-                    "phases": [str(p) for p in (Rebuild.Phase.COPYING_SCHEMA, *_BATCH_PHASES,
-                                                 *_LONG_PHASES)],
+                    "phases": [str(p) for p in Rebuild.WORKED_PHASES],
                     "owner": self.owner,
                 },
             )  # fmt: skip

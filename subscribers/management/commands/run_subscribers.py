@@ -9,7 +9,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.options import options
 from subscribers.metrics import WorkerMetrics
-from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child, lower_priority
+from subscribers.rebuilds.process import (
+    IDLE_EXIT_SECONDS,
+    REBUILDS_ONLY,
+    become_rebuild_child,
+    lower_priority,
+)
 from subscribers.registry import Kind, SubscriberRegistry, UnknownSubscriber, load_registry
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
@@ -116,11 +121,14 @@ class Command(BaseCommand):
     ) -> None:
         """``--rebuilds-only``: the worker's rebuild child, or a rebuild worker of its own."""
         worker = Worker(registry, owner=owner)
-        lower_priority()
+        if parent_pid is None:
+            lower_priority()  # the worker's child was started niced
         with stop_on_signals(worker.request_stop):
-            if parent_pid is not None:
+            if parent_pid is None:
+                status = worker.run_rebuilds()
+            else:
                 become_rebuild_child(parent_pid, worker.request_stop)
-            status = worker.run_rebuilds()
+                status = worker.run_rebuilds(idle_exit_seconds=IDLE_EXIT_SECONDS)
         if status:
             raise CommandError("the rebuilds stopped after a crash (see the log above)")
 

@@ -30,7 +30,7 @@ from subscribers.outcome import Outcome
 from subscribers.progress import Progress
 from subscribers.projections import give_up_batch, run_projection_batch
 from subscribers.reactions import run_reaction_step
-from subscribers.rebuilds.process import RebuildProcess, rebuild_work_waiting
+from subscribers.rebuilds.process import RebuildProcess
 from subscribers.rebuilds.runner import RebuildRunner
 from subscribers.registry import Registered, SubscriberRegistry
 from subscribers.stream_scheduler import StreamScheduler
@@ -270,27 +270,13 @@ class Worker:
         connections.close_all()
         return 1 if self.crashed is not None else 0
 
-    def run_rebuilds(self, idle_exit_seconds: float | None = None) -> int:
+    def run_rebuilds(self) -> int:
         """Only the projections' rebuilds, until ``request_stop`` (``run_subscribers
-        --rebuilds-only``), or, with ``idle_exit_seconds`` (the worker's child), until
-        there has been no rebuild work for that long; the exit status, as ``run``."""
+        --rebuilds-only``, the worker's child); the exit status, as ``run``."""
         runner = RebuildRunner(self.registry.projections, self.owner, self.stop_event)
         self._spawn("eventdesk-rebuilds", runner.run)
-        names = [entry.name for entry in self.registry.projections]
-        busy_at = time.monotonic()
         while not self.stop_event.wait(0.5):
-            if idle_exit_seconds is None:
-                continue
-            try:
-                if rebuild_work_waiting(names):
-                    busy_at = time.monotonic()
-            except (OperationalError, InterfaceError):
-                _discard_connection()  # the runner reports a lost database
-                busy_at = time.monotonic()
-            if time.monotonic() - busy_at >= idle_exit_seconds:
-                logger.info("rebuilds: no rebuild work for %.0fs; the process ends",
-                            idle_exit_seconds)  # fmt: skip
-                self.request_stop()
+            pass
         self.join(options().shutdown_timeout_seconds)
         connections.close_all()
         return 1 if self.crashed is not None else 0

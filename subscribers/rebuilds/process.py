@@ -5,16 +5,11 @@ projection's code, building the flush. In the worker's own process it shared the
 with the live loops, and its garbage made the interpreter's full collections (tens of
 milliseconds, every thread stopped) frequent: the live projection's p99 rose eightfold
 while a rebuild built. So ``run_subscribers`` runs its rebuilds in a child,
-``run_subscribers --rebuilds-only``, niced (``EVENTDESK_REBUILD_NICE``, default 10, from
-its first instruction: its start-up is CPU work too) so that the operating system runs
-the live loops first when the cores are busy. The child works the same projections
-under the same worker id; the parent supervises it:
+``run_subscribers --rebuilds-only``, niced (``EVENTDESK_REBUILD_NICE``, default 10) so
+that the operating system runs the live loops first when the cores are busy. The child
+works the same projections under the same worker id; the parent supervises it:
 
-* it starts the child only while there is rebuild work for its projections (a rebuild
-  under way, or kept tables past their window to drop: one small query a second), and
-  the child ends itself once there has been none for ``IDLE_EXIT_SECONDS``: a worker
-  with no rebuild has no second process, no second pool and no second poll;
-* it restarts a child that failed (backoff 1 s doubling to 30 s);
+* it restarts a child that exited on its own (backoff 1 s doubling to 30 s);
 * on stop, it sends the child SIGTERM (its current step finishes, like the loops'
   batches) and waits ``EVENTDESK_SHUTDOWN_TIMEOUT_SECONDS`` before SIGKILL;
 * the child dies with it: on Linux the kernel sends it SIGKILL when its parent dies
@@ -38,11 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import InterfaceError, OperationalError, connection
-
-import subscribers.rebuilds.sql as sql
 from config.options import options
-from subscribers.connection import discard_connection
 
 logger = logging.getLogger("eventdesk.rebuilds")
 
@@ -50,16 +41,6 @@ logger = logging.getLogger("eventdesk.rebuilds")
 REBUILDS_ONLY = "--rebuilds-only"
 #: How often a child that cannot be told of its parent's death looks for it.
 PARENT_CHECK_SECONDS = 1.0
-#: The child ends once it has found no rebuild work for this long.
-IDLE_EXIT_SECONDS = 10.0
-#: The child's first instructions: nice, then Django's command line (``-P``: ``-c`` would
-#: put the current directory first on the import path, where a module named like one of
-#: ours, ``config``, would be imported instead of the worker's).
-_BOOT = (
-    "import os, sys; os.nice(int(sys.argv[1]));"
-    " from django.core.management import execute_from_command_line;"
-    " execute_from_command_line(['django-admin', *sys.argv[2:]])"
-)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -71,11 +52,12 @@ class RebuildProcess:
         self.child: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        """The child's command line: the same projections, the same worker id."""
+        """The child's command line: the same projections, the same worker id. ``-P``:
+        ``-m`` would put the current directory first on the import path, where a module
+        named like one of ours (``config``) would be imported instead of the worker's."""
         return [
-            sys.executable, "-P", "-c", _BOOT, str(options().rebuild_nice),
-            "run_subscribers", REBUILDS_ONLY, "--owner", self.owner,
-            "--parent-pid", str(os.getpid()),
+            sys.executable, "-P", "-m", "django", "run_subscribers", REBUILDS_ONLY,
+            "--owner", self.owner, "--parent-pid", str(os.getpid()),
             *(f"--subscriber={name}" for name in self.names),
         ]  # fmt: skip
 
@@ -89,9 +71,6 @@ class RebuildProcess:
     def run(self) -> None:
         delay = 1.0
         while not self.stop.is_set():
-            if not self._work_waiting():
-                self.stop.wait(min(options().poll_interval_seconds, 1.0))
-                continue
             started = time.monotonic()
             child = self.child = subprocess.Popen(self.command(), env=self.environment())
             logger.info("rebuilds: running in process %d (nice %+d)", child.pid,
@@ -101,24 +80,12 @@ class RebuildProcess:
             if self.stop.is_set():
                 self.end()
                 return
-            if child.returncode == 0:  # no rebuild work left: it ended itself
-                delay = 1.0
-                continue
             if time.monotonic() - started > 60:
                 delay = 1.0
             logger.warning("rebuilds: process %d exited with %s; starting another in %.0fs",
                            child.pid, child.returncode, delay)  # fmt: skip
             self.stop.wait(delay)
             delay = min(delay * 2, 30.0)
-
-    def _work_waiting(self) -> bool:
-        try:
-            return rebuild_work_waiting(self.names)
-        except (OperationalError, InterfaceError) as exc:
-            # The loops report a lost database; a rebuild only starts a little later.
-            logger.debug("rebuilds: could not look for rebuild work (%s)", exc)
-            discard_connection()
-            return False
 
     def end(self) -> None:
         """SIGTERM, then SIGKILL after the shutdown timeout."""
@@ -156,14 +123,3 @@ def become_rebuild_child(parent_pid: int, request_stop: Callable[[], None]) -> N
         request_stop()
 
     threading.Thread(target=watch, name="eventdesk-parent-watch", daemon=True).start()
-
-
-def rebuild_work_waiting(names: list[str]) -> bool:
-    """Whether a rebuild of ``names`` is under way, or kept tables wait to be dropped."""
-    from subscribers.models import Rebuild
-
-    phases = [str(phase) for phase in Rebuild.WORKED_PHASES]
-    with connection.cursor() as cursor:
-        cursor.execute(sql.WORK_WAITING, {"names": names, "phases": phases})
-        row = cursor.fetchone()
-    return bool(row and row[0])

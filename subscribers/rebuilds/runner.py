@@ -168,7 +168,8 @@ class RebuildRunner:
                 sql.CLAIM,
                 {
                     "names": list(self.entries),
-                    "phases": [str(p) for p in Rebuild.WORKED_PHASES],
+                    "phases": [str(p) for p in (Rebuild.Phase.COPYING_SCHEMA, *_BATCH_PHASES,
+                                                 *_LONG_PHASES)],
                     "owner": self.owner,
                 },
             )  # fmt: skip

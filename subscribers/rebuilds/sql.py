@@ -55,16 +55,6 @@ LIMIT 1
 FOR UPDATE SKIP LOCKED
 """
 
-# Whether a worker's rebuild process has work: a rebuild of its projections under way, or
-# kept tables past their window (any worker drops those).
-WORK_WAITING = """
-SELECT EXISTS (
-    SELECT 1 FROM projection_rebuilds
-    WHERE (projection_name = ANY(%(names)s) AND phase = ANY(%(phases)s))
-       OR (phase = 'swapped' AND kept_dropped_at IS NULL AND kept_until <= now())
-)
-"""
-
 # A long step (indexing, verifying) runs outside any transaction under a lease.
 TAKE_LEASE = """
 UPDATE projection_rebuilds

@@ -1,7 +1,6 @@
 """``run_subscribers`` runs its rebuilds in a child process (``run_subscribers
---rebuilds-only``) at a lower CPU priority, only while there is rebuild work: the child
-builds, is started again when it dies, ends by itself when the work is done, stops with
-the worker's SIGTERM and dies with a SIGKILLed worker."""
+--rebuilds-only``) at a lower CPU priority: the child builds, is started again when it
+dies, stops with the worker's SIGTERM and dies with a SIGKILLed worker."""
 
 from __future__ import annotations
 
@@ -13,17 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from eventstore.postgres import PostgresEventStore
-from subscribers.models import Bookmark
 from tests.integration.test_rebuild_crashes import (
-    NAME,
     PROJECTION,
     added,
     kill,
     live_caught_up,
     rebuild_row,
     started,
-    swap_here,
     worker,
 )
 from tests.support import ROOT, wait_for
@@ -119,47 +114,11 @@ def test_a_rebuild_process_that_dies_is_started_again_and_the_rebuild_goes_on(
 def test_sigterm_stops_the_worker_and_its_rebuild_process(
     tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    added(300)
-    live_caught_up()
-    started()
-    processes.append(parent := worker(tmp_path, "parent", rb_slow="0.01"))
+    processes.append(parent := worker(tmp_path, "parent"))
     child = the_child(parent)
     parent.terminate()
     assert parent.wait(60) == 0
     assert not alive(child)
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
-def test_the_rebuild_process_runs_only_while_there_is_rebuild_work(
-    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
-) -> None:
-    """No rebuild: no second process. A rebuild: the process starts, builds, and ends by
-    itself (exit 0, no restart) once the rebuild is swapped."""
-    added(300)
-    live_caught_up()
-    processes.append(parent := worker(tmp_path, "parent"))
-    seen: set[int] = set()
-
-    added(50, start=300)  # projected by the worker: it runs, and has looked for rebuilds
-    head = PostgresEventStore().head()
-
-    def projected() -> bool:
-        seen.update(rebuild_children(parent.pid))
-        return Bookmark.objects.get(subscriber_name=NAME).cursor >= head
-
-    wait_for(projected, what="the worker projecting")
-    assert seen == set()
-    started()
-    child = the_child(parent)
-    wait_for(lambda: rebuild_row().phase == "ready", timeout=120, what="the rebuild verified")
-    assert alive(child)  # a verified rebuild is kept caught up until its swap
-    swap_here()
-    wait_for(lambda: not alive(child), timeout=60, what="the idle rebuild process ending")
-    assert rebuild_children(parent.pid) == []
-    assert parent.poll() is None
-    log = (tmp_path / "parent.log").read_text()
-    assert "no rebuild work for 10s; the process ends" in log
-    assert "exited with" not in log
 
 
 def test_with_the_rebuild_process_off_the_worker_rebuilds_in_a_thread(

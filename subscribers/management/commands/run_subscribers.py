@@ -9,12 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.options import options
 from subscribers.metrics import WorkerMetrics
-from subscribers.rebuilds.process import (
-    IDLE_EXIT_SECONDS,
-    REBUILDS_ONLY,
-    become_rebuild_child,
-    lower_priority,
-)
+from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child, lower_priority
 from subscribers.registry import Kind, SubscriberRegistry, UnknownSubscriber, load_registry
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
@@ -121,14 +116,11 @@ class Command(BaseCommand):
     ) -> None:
         """``--rebuilds-only``: the worker's rebuild child, or a rebuild worker of its own."""
         worker = Worker(registry, owner=owner)
-        if parent_pid is None:
-            lower_priority()  # the worker's child was started niced
+        lower_priority()
         with stop_on_signals(worker.request_stop):
-            if parent_pid is None:
-                status = worker.run_rebuilds()
-            else:
+            if parent_pid is not None:
                 become_rebuild_child(parent_pid, worker.request_stop)
-                status = worker.run_rebuilds(idle_exit_seconds=IDLE_EXIT_SECONDS)
+            status = worker.run_rebuilds()
         if status:
             raise CommandError("the rebuilds stopped after a crash (see the log above)")
 

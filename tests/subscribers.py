@@ -121,6 +121,17 @@ class SlowEchoReaction(EchoReaction):
         return super().handle(event)
 
 
+def _open_transactions() -> list[tuple[Any, ...]]:
+    """The other backends of this database in a transaction: pid, xid, since when."""
+    with raw_connection() as probe:
+        return probe.execute(
+            "SELECT pid, backend_xid::text, xact_start FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND (state LIKE 'idle in transaction%%' OR backend_xid IS NOT NULL"
+            "      OR backend_xmin IS NOT NULL)"
+        ).fetchall()
+
+
 class GatedReaction:
     """Blocks in ``handle`` until the test opens the gate; notes what it saw from inside."""
 
@@ -130,32 +141,31 @@ class GatedReaction:
 
     entered = threading.Event()
     gate = threading.Event()
+    exited = threading.Event()
     observations: list[dict[str, Any]] = []
 
     @classmethod
     def reset(cls) -> None:
         cls.entered.clear()
         cls.gate.clear()
+        cls.exited.clear()
         cls.observations.clear()
 
     def handle(self, event: RecordedEvent) -> list[StreamAppend]:
-        with raw_connection() as probe:
-            busy = probe.execute(
-                "SELECT pid, state, backend_xid::text, backend_xmin::text FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                " AND (state LIKE 'idle in transaction%%' OR backend_xid IS NOT NULL"
-                "      OR backend_xmin IS NOT NULL)"
-            ).fetchall()
-        self.observations.append(
-            {
-                "in_atomic_block": connection.in_atomic_block,
-                "django_connection_open": connection.connection is not None,
-                "transactions_open": busy,
-            }
-        )
+        seen: dict[str, Any] = {
+            "in_atomic_block": connection.in_atomic_block,
+            "django_connection_open": connection.connection is not None,
+        }
+        before = _open_transactions()
+        self.observations.append(seen)
         self.entered.set()
         if not self.gate.wait(60):
             raise TimeoutError("the test never opened the gate")
+        # Held across the call: the same transaction open at its start and at its end (a
+        # short write of another thread, a heartbeat, may be in flight at either moment).
+        after = set(_open_transactions())
+        seen["transactions_open"] = [row for row in before if row in after]
+        self.exited.set()
         pong = NewEvent("Pong", {"ping": str(event.event_id)})
         return [StreamAppend(f"pong-{event.event_id}", [pong], NO_STREAM)]
 

@@ -57,8 +57,9 @@ def test_handle_runs_with_no_transaction_open() -> None:
         seen = GatedReaction.observations[0]
         assert seen["in_atomic_block"] is False
         assert seen["django_connection_open"] is False  # released before the slow work
-        assert seen["transactions_open"] == []  # no backend of this database holds one
         GatedReaction.gate.set()
+        assert GatedReaction.exited.wait(60), "the reaction never finished handling"
+        assert seen["transactions_open"] == []  # no backend of this database held one across
         wait_for(lambda: pongs() == [str(ping[0].event_id)], what="the reaction's result")
 
 

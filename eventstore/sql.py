@@ -90,8 +90,11 @@ WHERE stream_id = ANY(%(streams)s) GROUP BY stream_id
 
 # One round trip for the whole request: read each stream's version, check every
 # expected version, insert (or insert nothing when one is off), and NOTIFY the
-# workers, who hear it when the transaction commits.
+# workers, who hear it when the transaction commits. The NOTIFY's payload names the
+# request's event types (a JSON array), so a worker wakes only the loops that want one
+# of them; past NOTIFY's limit (8,000 bytes) it is empty, which wakes every loop.
 NOTIFY_CHANNEL = "eventdesk_events"
+NOTIFY_PAYLOAD_LIMIT = 7_900
 _INSERT_EVENTS = """
 WITH rows AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
@@ -113,10 +116,14 @@ WITH rows AS (
     WHERE NOT EXISTS (SELECT 1 FROM conflicts){unless_busy}
     ORDER BY rows.n
     RETURNING event_id, position, transaction_id::text::bigint, stream_version, recorded_at
-), notified AS (SELECT pg_notify('eventdesk_events', '') AS sent)
+), notified AS (
+    SELECT pg_notify('eventdesk_events',
+                     CASE WHEN octet_length(types) < {limit} THEN types ELSE '' END) AS sent
+    FROM (SELECT coalesce(json_agg(DISTINCT event_type)::text, '') AS types FROM rows) AS t
+)
 SELECT inserted.* FROM inserted, notified
 """
-INSERT_EVENTS = _INSERT_EVENTS.format(busy="", unless_busy="")
+INSERT_EVENTS = _INSERT_EVENTS.format(busy="", unless_busy="", limit=NOTIFY_PAYLOAD_LIMIT)
 
 # The optimistic append (no lock, no transaction of its own) of "any version" streams
 # defers to an append on the lock path: it tries each such stream's lock and inserts
@@ -128,4 +135,5 @@ INSERT_EVENTS_UNLESS_LOCKED = _INSERT_EVENTS.format(
     WHERE NOT pg_try_advisory_xact_lock({STREAM_NAMESPACE}, hashtext(s.stream_id))
 )""",
     unless_busy=" AND NOT EXISTS (SELECT 1 FROM busy)",
+    limit=NOTIFY_PAYLOAD_LIMIT,
 )

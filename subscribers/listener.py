@@ -11,6 +11,7 @@ ordinary connection and waits for the listener to receive it.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -36,7 +37,8 @@ logger = logging.getLogger("eventdesk.listener")
 RECONNECT_CAP_SECONDS = 1.0
 #: A check's NOTIFY travels in milliseconds; this much later it is lost.
 CHECK_DEADLINE_SECONDS = 5.0
-#: The payload of a check's NOTIFY starts with this (the events' own NOTIFY is empty).
+#: The payload of a check's NOTIFY starts with this (the events' own NOTIFY names their
+#: event types as a JSON array; an empty one wakes every loop).
 CHECK_PREFIX = "eventdesk-wakeup-check:"
 
 _DJANGO_ONLY = ("cursor_factory", "context", "server_side_binding", "prepare_threshold", "pool")
@@ -174,14 +176,32 @@ class WakeupCheck:
         )
 
 
+def notified_types(payload: str) -> frozenset[str] | None:
+    """The event types a NOTIFY's payload names, or None for "wake every loop": an empty
+    payload (a wake-up of every loop, or an append of too many types to name), or one
+    this version cannot read."""
+    if not payload.startswith("["):
+        return None
+    try:
+        types = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(types, list) or not all(isinstance(kind, str) for kind in types):
+        return None
+    return frozenset(types)
+
+
 def listen(
-    on_notify: Callable[[], None], stop: threading.Event, check: WakeupCheck | None = None
+    on_notify: Callable[[frozenset[str] | None], None],
+    stop: threading.Event,
+    check: WakeupCheck | None = None,
 ) -> None:
-    """Call ``on_notify`` for every notification until ``stop`` is set.
+    """Call ``on_notify`` with the event types of every notification (None: wake every
+    loop) until ``stop`` is set.
 
     A notification is a hint, not a guarantee (the loops poll anyway). After a lost
     connection it reconnects (delays capped at ``RECONNECT_CAP_SECONDS``), LISTENs again
-    and wakes the loops once, since whatever was appended meanwhile sent its NOTIFY to
+    and wakes every loop once, since whatever was appended meanwhile sent its NOTIFY to
     nobody. With ``check``, it proves the wake-ups arrive (see :class:`WakeupCheck`).
     """
     params = listen_connection_params()  # a bad URL stops the worker at once, with its reason
@@ -192,7 +212,7 @@ def listen(
                 with psycopg.connect(**params, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     logger.debug("listening on %s", NOTIFY_CHANNEL)
-                    on_notify()
+                    on_notify(None)
                     backoff.reset()
                     if check is not None:
                         check.restart()
@@ -201,7 +221,7 @@ def listen(
                             check.tick()
                         for notify in conn.notifies(timeout=0.25, stop_after=1):
                             if check is None or not check.received(notify.payload):
-                                on_notify()
+                                on_notify(notified_types(notify.payload))
             except psycopg.Error as exc:
                 delay = backoff.next()
                 logger.warning("listener connection lost (%s); reconnecting in %.1fs", exc, delay)

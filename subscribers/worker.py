@@ -42,11 +42,12 @@ logger = logging.getLogger("eventdesk.worker")
 #: First re-check after a notification that found nothing visible yet.
 HORIZON_RECHECK_SECONDS = 0.01
 #: A global-order reaction's loop gathers the notifications of this long into one step.
-#: Every append wakes every loop, and a reaction's step is two short write transactions
-#: (claim, then settle: the bookmark moves past the events it does not want), so at 200
-#: appends/s a reaction woken by each one would commit 400 times a second beside the
-#: projections; its own events are delayed by this much at most (their handle takes
-#: seconds). Stream-ordered reactions are not held back: their handles wake their loop.
+#: An append wakes every loop that reads one of its event types (or every type), and a
+#: reaction's step is two short write transactions (claim, then settle: the bookmark moves
+#: past the events it does not want), so at 200 appends/s of its types a reaction woken by
+#: each one would commit 400 times a second beside the projections; its own events are
+#: delayed by this much at most (their handle takes seconds). Stream-ordered reactions are
+#: not held back: their handles wake their loop.
 REACTION_WAKE_GATHER_SECONDS = 0.05
 #: Past the shutdown timeout, how long the rebuild process's supervisor may take to kill
 #: the process and reap it (it waits the shutdown timeout itself, from its SIGTERM).
@@ -59,6 +60,8 @@ class _Loop:
 
     entries: list[Registered]
     wake: threading.Event = field(default_factory=threading.Event)
+    #: The event types its subscribers read (None: one of them reads every type).
+    types: frozenset[str] | None = None
     watch: BatchWatch = field(default_factory=BatchWatch)
     #: Set when the watchdog gave up on a hung batch: the thread stops if it ever returns.
     abandoned: threading.Event = field(default_factory=threading.Event)
@@ -198,7 +201,8 @@ class Worker:
             self._start_loop(group)
         if listen_for_notifications and groups:
             self._spawn(
-                "eventdesk-listener", lambda: listen(self.wake, self.stop_event, self.wakeups)
+                "eventdesk-listener",
+                lambda: listen(self.wake_for, self.stop_event, self.wakeups),
             )
         if self.registry.projections:
             self._spawn("eventdesk-watchdog", self._watch_batches)
@@ -224,9 +228,17 @@ class Worker:
         )
 
     def wake(self) -> None:
-        """Make every loop look for new events now (a NOTIFY arrived)."""
+        """Make every loop look for new events now."""
+        self.wake_for(None)
+
+    def wake_for(self, types: frozenset[str] | None) -> None:
+        """A NOTIFY arrived for events of ``types`` (None: of any type): wake the loops
+        whose subscribers read one of them. A loop left asleep has nothing to do (its
+        subscribers skip those events, and its lag counts only the types it reads); it
+        still polls."""
         for loop in list(self._loops):
-            loop.wake.set()
+            if types is None or loop.types is None or not loop.types.isdisjoint(types):
+                loop.wake.set()
 
     def request_stop(self) -> None:
         """Finish the current batches and stop. Never call it from a signal handler: it
@@ -290,7 +302,7 @@ class Worker:
             logger.warning("could not release the leases of %s: %s", self.owner, exc)
 
     def _start_loop(self, entries: list[Registered]) -> None:
-        loop = _Loop(entries)
+        loop = _Loop(entries, types=_types_read(entries))
         label = "projections" if entries[0].kind == "projection" else entries[0].name
         loop.thread = self._spawn(f"eventdesk-{label}", functools.partial(self._loop, loop))
         self._loops.append(loop)
@@ -501,6 +513,16 @@ class Worker:
         if due is None:
             return poll
         return max(0.01, min(poll, (due - timezone.now()).total_seconds() + 0.01))
+
+
+def _types_read(entries: list[Registered]) -> frozenset[str] | None:
+    """The event types a loop's subscribers read together (None: every type)."""
+    types: set[str] = set()
+    for entry in entries:
+        if entry.event_types is None:
+            return None
+        types.update(entry.event_types)
+    return frozenset(types)
 
 
 def _discard_connection() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+import psycopg
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
@@ -76,25 +78,62 @@ def _apply_unguarded(
     applying: Callable[[RecordedEvent], None],
     at: Cursor,
 ) -> None:
-    """Apply ``events`` in the caller's transaction, with no savepoint; on a subscriber's
-    error raise ``_RolledBack`` (the caller's transaction then rolls back whole)."""
+    """Apply ``events`` in the caller's transaction, with no savepoint, not even those the
+    subscriber's own ``atomic`` blocks would make (``get_or_create`` makes one per row it
+    creates): on a subscriber's error raise ``_RolledBack`` (the caller's transaction then
+    rolls back whole, and ``_after_failure`` redoes the batch with every savepoint).
+
+    Without its savepoints, an error caught inside an ``atomic`` block (``get_or_create``
+    losing a race, a subscriber's own ``try``) cannot be recovered from as it would be:
+    the transaction is broken. So the failing event is known only when no such error
+    came before it; otherwise the redo finds it afresh, one event at a time, with the
+    savepoints, and writes what the per-event ORM code writes."""
     apply_batch = _batch_writer(entry)
     done = 0
     try:
-        if apply_batch is not None:
-            applying(events[0])
-            apply_batch(events)
-        else:
-            for event in events:
-                applying(event)
-                entry.subscriber.apply(event)
-                done += 1
+        with _without_savepoints():
+            if apply_batch is not None:
+                applying(events[0])
+                apply_batch(events)
+            else:
+                for event in events:
+                    applying(event)
+                    entry.subscriber.apply(event)
+                    done += 1
+        if _broken():  # an error was caught and the code went on: redo it with savepoints
+            raise _RolledBack(at, None, None)
+    except _RolledBack:
+        raise
     except Exception as exc:
         if is_connection_error(exc):
             raise
-        if apply_batch is not None:
+        if apply_batch is not None or _broken():
             raise _RolledBack(at, None, None) from exc
         raise _RolledBack(at, done, Failure.of(events[done], exc)) from exc
+
+
+@contextmanager
+def _without_savepoints() -> Iterator[None]:
+    """Django's ``atomic`` blocks make no savepoint on this thread's connection meanwhile
+    (two round trips each); an error inside one marks the transaction for rollback."""
+    features = connection.features
+    saved = features.uses_savepoints
+    features.uses_savepoints = False
+    try:
+        yield
+    finally:
+        features.uses_savepoints = saved
+
+
+def _broken() -> bool:
+    """Whether the transaction can only roll back: Django marked it (an error left an
+    ``atomic`` block that had no savepoint) or the server has (an error was caught
+    without a rollback to a savepoint, and the code went on)."""
+    if connection.needs_rollback:
+        return True
+    raw = connection.connection
+    status = raw.info.transaction_status if raw is not None else None
+    return status == psycopg.pq.TransactionStatus.INERROR
 
 
 def _after_failure(entry: Registered, watch: BatchWatch, rolled: _RolledBack) -> Outcome:

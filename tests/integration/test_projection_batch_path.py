@@ -9,17 +9,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F
 from django.test import override_settings
 
 from eventstore.postgres import PostgresEventStore
-from eventstore.types import RecordedEvent
+from eventstore.types import NewEvent, RecordedEvent
 from subscribers.bookmarks import ensure_bookmarks
 from subscribers.failures import Failure
 from subscribers.projections import _after_failure, _RolledBack, run_projection_batch
-from subscribers.registry import build_registry
+from subscribers.registry import Registered, build_registry
 from subscribers.watchdog import BatchWatch
-from tests.factories import append
+from tests.factories import append, append_to
+from tests.readmodels.models import Tally
 from tests.subscribers import applied, record
 from tests.support import bookmark, wait_for
 
@@ -108,3 +110,153 @@ def test_after_a_rollback_a_bookmark_that_moved_meanwhile_is_left_alone() -> Non
     after = bookmark("test.recorder")
     assert (after.cursor, after.attempts, after.failing_event_id) == (before.cursor, 0, None)
     assert len(applied("test.recorder")) == 2
+
+
+# --- the subscriber's own atomic blocks make no savepoint on the happy path -------------
+
+
+class TallyCreator:
+    """The plain per-event ORM way: ``get_or_create`` (an atomic block per created row),
+    then ``save``."""
+
+    name = "test.tally_creator"
+    batch_size = 10
+
+    def apply(self, event: RecordedEvent) -> None:
+        row, _ = Tally.objects.get_or_create(group="g", name=event.data["key"])
+        row.count += 1
+        row.save()
+
+
+class CatchesTheRace:
+    """Creates in an atomic block and, on an IntegrityError, updates instead: correct only
+    with the block's savepoint (without it, the update hits a broken transaction)."""
+
+    name = "test.catches_the_race"
+    batch_size = 10
+
+    def apply(self, event: RecordedEvent) -> None:
+        key = event.data["key"]
+        try:
+            with transaction.atomic():
+                Tally.objects.create(group="g", name=key, count=1)
+        except IntegrityError:
+            Tally.objects.filter(group="g", name=key).update(count=F("count") + 1)
+        record(self.name, event)
+
+
+class SwallowsTheError:
+    """Ignores a duplicate it tries to create and sends nothing after it for that event."""
+
+    name = "test.swallows"
+    batch_size = 10
+
+    def apply(self, event: RecordedEvent) -> None:
+        record(self.name, event)
+        try:
+            with transaction.atomic():
+                Tally.objects.create(group="g", name="once")
+        except IntegrityError:
+            pass
+
+
+class SavepointByHand:
+    """Takes a savepoint by hand around a statement the database refuses, rolls back to it
+    and goes on."""
+
+    name = "test.savepoint_by_hand"
+    batch_size = 10
+
+    def apply(self, event: RecordedEvent) -> None:
+        if event.data.get("poison"):
+            sid = transaction.savepoint()
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1 / 0")
+            except DatabaseError:
+                transaction.savepoint_rollback(sid)
+        record(self.name, event)
+
+
+def _ready(subscriber: object, events: list[RecordedEvent]) -> Registered:
+    """``subscriber`` registered with its bookmark at the start, ``events`` visible."""
+    visible(events)
+    subs = build_registry([subscriber])
+    ensure_bookmarks(subs)
+    return subs[str(getattr(subscriber, "name"))]
+
+
+def _ticks(*keys: str, **data: Any) -> list[RecordedEvent]:
+    return append_to("k", [NewEvent("Tick", {"key": key, **data}) for key in keys])
+
+
+def _tallies() -> dict[str, int]:
+    return dict(Tally.objects.values_list("name", "count"))
+
+
+def test_get_or_create_in_a_batch_sends_no_savepoint() -> None:
+    events = _ticks("a", "b", "a", "c", "a")
+    entry = _ready(TallyCreator, events)
+    outcome, sent = statements_of(lambda: run_projection_batch(entry))
+    assert (outcome.processed, outcome.failure) == (5, None)
+    assert not [s for s in sent if "SAVEPOINT" in s.upper()]
+    assert _tallies() == {"a": 3, "b": 1, "c": 1}
+    assert bookmark(entry.name).cursor == events[-1].cursor
+
+
+def test_an_error_caught_in_an_atomic_block_is_redone_with_its_savepoint() -> None:
+    events = _ticks("a", "a", "b", "a")  # the second "a" hits the unique key
+    entry = _ready(CatchesTheRace, events)
+    outcome, sent = statements_of(lambda: run_projection_batch(entry))
+    assert (outcome.processed, outcome.failure) == (4, None)
+    assert [s for s in sent if "SAVEPOINT" in s.upper()], "the redo makes the savepoints"
+    assert _tallies() == {"a": 3, "b": 1}  # what the per-event code writes with savepoints
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events]
+    mark = bookmark(entry.name)
+    assert (mark.cursor, mark.attempts, mark.failing_event_id) == (events[-1].cursor, 0, None)
+
+
+def test_an_error_swallowed_with_nothing_sent_after_it_is_not_a_silent_rollback() -> None:
+    events = _ticks("x", "y", "z")  # the second and third creates hit the unique key
+    entry = _ready(SwallowsTheError, events)
+    outcome = run_projection_batch(entry)
+    assert (outcome.processed, outcome.failure) == (3, None)
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events]
+    assert _tallies() == {"once": 0}
+    assert bookmark(entry.name).cursor == events[-1].cursor
+
+
+def test_a_savepoint_taken_by_hand_is_honoured() -> None:
+    events = [*_ticks("a"), *_ticks("b", poison=True), *_ticks("c")]
+    entry = _ready(SavepointByHand, events)
+    outcome = run_projection_batch(entry)
+    assert (outcome.processed, outcome.failure) == (3, None)
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events]
+    assert bookmark(entry.name).cursor == events[-1].cursor
+
+
+@override_settings(EVENTDESK=RETRY_FAST)
+def test_a_failure_after_a_caught_error_is_found_on_its_own_event() -> None:
+    """The error caught on the second event breaks the happy path's transaction; the real
+    failure, on the fourth, is recorded there, the three before it committed."""
+    good = _ticks("a", "a", "b")
+    poison = append("p", "Tick", poison=True)
+    entry = _ready(CatchesTheRaceThenDivides, [*good, *poison])
+    outcome = run_projection_batch(entry)
+    assert outcome.processed == 3
+    assert outcome.failure is not None and outcome.failure.event.event_id == poison[0].event_id
+    assert "division by zero" in outcome.failure.error
+    assert _tallies() == {"a": 2, "b": 1}
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in good]
+    mark = bookmark(entry.name)
+    assert (mark.cursor, mark.failing_event_id) == (good[-1].cursor, poison[0].event_id)
+
+
+class CatchesTheRaceThenDivides(CatchesTheRace):
+    name = "test.catches_then_divides"
+
+    def apply(self, event: RecordedEvent) -> None:
+        if event.data.get("poison"):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")
+        super().apply(event)

@@ -152,6 +152,29 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank]
 
 
+def held_connection_seconds(
+    samples: Sequence[tuple[float, set[tuple[int, float]]]], windows: list[tuple[float, float]]
+) -> float:
+    """Connection-seconds of transactions held across a ``handle`` call, from ``samples``
+    of the open transactions (wall time, {(backend pid, transaction start)}) and each
+    call's (start, end) in ``windows``: a transaction already open when the call began,
+    and the same one (backend and start) still open in the last sample before it ended,
+    counts from the call's start to that sample.
+
+    Another thread's short write that began just before a call (the heartbeat, a lease
+    renewal) is in the window's first sample but long gone by its last, so it does not
+    count (summing every sample once counted it, 5 ms once in a while)."""
+    total = 0.0
+    for begin, end in windows:
+        inside = [(at, open_) for at, open_ in samples if begin <= at <= end]
+        if len(inside) < 2:
+            continue
+        (_, first), (last_at, last) = inside[0], inside[-1]
+        held = {key for key in first & last if key[1] < begin}
+        total += len(held) * (last_at - begin)
+    return total
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 

@@ -50,7 +50,9 @@ SQL_TESTS := \
 	tests/integration/test_worker_projections.py \
 	tests/integration/test_worker_reactions.py \
 	tests/integration/test_worker_wakeup.py \
+	tests/integration/test_typed_wakeups.py \
 	tests/integration/test_wakeup_check.py \
+	tests/integration/test_projection_batch_path.py \
 	tests/integration/test_worker_connections.py \
 	tests/integration/test_reaction_leases.py \
 	tests/integration/test_stream_leases.py \

@@ -178,12 +178,12 @@ class SavepointByHand:
         record(self.name, event)
 
 
-def _ready(subscriber: object, events: list[RecordedEvent]) -> Registered:
+def _ready(subscriber: Any, events: list[RecordedEvent]) -> Registered:
     """``subscriber`` registered with its bookmark at the start, ``events`` visible."""
     visible(events)
     subs = build_registry([subscriber])
     ensure_bookmarks(subs)
-    return subs[str(getattr(subscriber, "name"))]
+    return subs[str(subscriber.name)]
 
 
 def _ticks(*keys: str, **data: Any) -> list[RecordedEvent]:
@@ -244,7 +244,8 @@ def test_a_failure_after_a_caught_error_is_found_on_its_own_event() -> None:
     entry = _ready(CatchesTheRaceThenDivides, [*good, *poison])
     outcome = run_projection_batch(entry)
     assert outcome.processed == 3
-    assert outcome.failure is not None and outcome.failure.event.event_id == poison[0].event_id
+    assert outcome.failure is not None
+    assert outcome.failure.event.event_id == poison[0].event_id
     assert "division by zero" in outcome.failure.error
     assert _tallies() == {"a": 2, "b": 1}
     assert [row[0] for row in applied(entry.name)] == [e.event_id for e in good]

@@ -9,7 +9,8 @@ while a rebuild built. So ``run_subscribers`` runs its rebuilds in a child,
 that the operating system runs the live loops first when the cores are busy. The child
 works the same projections under the same worker id; the parent supervises it:
 
-* it restarts a child that exited on its own (backoff 1 s doubling to 30 s);
+* it restarts a child that exited on its own, or that could not be started (the
+  fork refused: the live loops go on), with a backoff of 1 s doubling to 30 s;
 * on stop, it sends the child SIGTERM (its current step finishes, like the loops'
   batches) and waits ``EVENTDESK_SHUTDOWN_TIMEOUT_SECONDS`` before SIGKILL;
 * the child dies with it: on Linux the kernel sends it SIGKILL when its parent dies
@@ -41,6 +42,8 @@ logger = logging.getLogger("eventdesk.rebuilds")
 REBUILDS_ONLY = "--rebuilds-only"
 #: How often a child that cannot be told of its parent's death looks for it.
 PARENT_CHECK_SECONDS = 1.0
+#: The longest pause before the child is started again (the pause doubles from 1 s).
+MAX_RESTART_DELAY_SECONDS = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -72,7 +75,16 @@ class RebuildProcess:
         delay = 1.0
         while not self.stop.is_set():
             started = time.monotonic()
-            child = self.child = subprocess.Popen(self.command(), env=self.environment())
+            try:
+                child = self.child = subprocess.Popen(self.command(), env=self.environment())
+            except OSError as exc:
+                # No process (fork refused: EAGAIN, ENOMEM; the interpreter gone in an
+                # upgrade): the live loops go on, and the child is tried again later.
+                logger.error("rebuilds: could not start the rebuild process (%s); trying"
+                             " again in %.0fs", exc, delay)  # fmt: skip
+                self.stop.wait(delay)
+                delay = min(delay * 2, MAX_RESTART_DELAY_SECONDS)
+                continue
             logger.info("rebuilds: running in process %d (nice %+d)", child.pid,
                         options().rebuild_nice)  # fmt: skip
             while child.poll() is None and not self.stop.wait(0.2):
@@ -85,7 +97,7 @@ class RebuildProcess:
             logger.warning("rebuilds: process %d exited with %s; starting another in %.0fs",
                            child.pid, child.returncode, delay)  # fmt: skip
             self.stop.wait(delay)
-            delay = min(delay * 2, 30.0)
+            delay = min(delay * 2, MAX_RESTART_DELAY_SECONDS)
 
     def end(self) -> None:
         """SIGTERM, then SIGKILL after the shutdown timeout."""

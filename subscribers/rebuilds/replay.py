@@ -12,7 +12,7 @@ from eventstore.postgres import row_to_event
 from eventstore.types import Cursor, RecordedEvent
 from subscribers.failures import Failure
 from subscribers.models import Rebuild
-from subscribers.projections import apply_events
+from subscribers.projections import replay_events
 from subscribers.rebuilds.guard import routed
 from subscribers.registry import Registered
 
@@ -60,7 +60,7 @@ def replay_batch(rebuild: Rebuild, entry: Registered, upto: Cursor, limit: int) 
     tables, in the open transaction; the caller moves the rebuild's bookmark."""
     events = read_upto(entry, rebuild.cursor, upto, limit)
     with routed(rebuild):
-        applied, failure = apply_events(entry, events)
+        applied, failure = replay_events(entry, events)
     full = len(events) >= limit
     if failure is not None:
         position = events[applied - 1].cursor if applied else rebuild.cursor

@@ -53,6 +53,7 @@ SQL_TESTS := \
 	tests/integration/test_typed_wakeups.py \
 	tests/integration/test_wakeup_check.py \
 	tests/integration/test_projection_batch_path.py \
+	tests/integration/test_replay_savepoints.py \
 	tests/integration/test_worker_connections.py \
 	tests/integration/test_reaction_leases.py \
 	tests/integration/test_stream_leases.py \

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if "metrics" in sections:
         metrics.run(db, results, events=large,
                     catchup_events=args.events or (20_000 if quick else 100_000),
-                    rounds=args.rounds)  # fmt: skip
+                    rounds=args.rounds, min_seconds=min_seconds)  # fmt: skip
         section_done("metrics")
     if "rebuild" in sections:
         rebuild.run(db, results, events=args.rebuild_events or (100_000 if quick else 1_000_000),

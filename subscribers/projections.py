@@ -115,14 +115,46 @@ def _apply_unguarded(
 @contextmanager
 def _without_savepoints() -> Iterator[None]:
     """Django's ``atomic`` blocks make no savepoint on this thread's connection meanwhile
-    (two round trips each); an error inside one marks the transaction for rollback."""
+    (two round trips each); an error inside one marks the transaction for rollback.
+
+    A savepoint taken by hand (``transaction.savepoint()``) is not made either: a rollback
+    to it, which then could not undo anything, marks the transaction for rollback too, so
+    that the batch is redone with the savepoint made."""
     features = connection.features
     saved = features.uses_savepoints
+    roll_back_to = connection.savepoint_rollback
+
+    def savepoint_rollback(sid: str | None) -> None:
+        if sid is None:  # a savepoint not made: what it was to undo is still written
+            connection.needs_rollback = True
+        else:
+            roll_back_to(sid)
+
     features.uses_savepoints = False
+    connection.savepoint_rollback = savepoint_rollback  # type: ignore[method-assign]
     try:
         yield
     finally:
         features.uses_savepoints = saved
+        del connection.savepoint_rollback  # the class's method again
+
+
+class BrokenTransaction(Exception):
+    """A subscriber left its transaction able only to roll back, and raised nothing."""
+
+
+BROKEN_TRANSACTION = (
+    "this event left the transaction able only to roll back, without raising: a database"
+    " error was caught and the code went on (or it called transaction.set_rollback(True)),"
+    " so none of its writes could commit. Put a statement that may fail in its own"
+    " transaction.atomic() block: its error then rolls back to that block's savepoint"
+)
+
+
+def _check_not_broken() -> None:
+    """Raise ``BrokenTransaction`` if an event's code left the transaction broken."""
+    if _broken():
+        raise BrokenTransaction(BROKEN_TRANSACTION)
 
 
 def _broken() -> bool:
@@ -271,7 +303,9 @@ def replay_events(entry: Registered, events: list[RecordedEvent]) -> tuple[int, 
                 raise _Redo
         return len(events), None
     except Exception as exc:
-        if is_connection_error(exc):
+        # A lost connection, or a rollback to the batch's savepoint that failed (the
+        # transaction is then the caller's to roll back): nothing to redo here.
+        if is_connection_error(exc) or connection.needs_rollback:
             raise
     return apply_events(entry, events)
 
@@ -302,11 +336,13 @@ def apply_events(
                 if apply_batch is not None:
                     applying(events[0])
                     apply_batch(events[:count])
+                    _check_not_broken()
                     done = count
                 else:
                     for event in events[:count]:
                         applying(event)
                         entry.subscriber.apply(event)
+                        _check_not_broken()
                         done += 1
             return count, failure
         except Exception as exc:
@@ -314,6 +350,8 @@ def apply_events(
                 raise
             if apply_batch is not None:
                 return _apply_singly(apply_batch, events[:count], exc, applying)
+            # An error at the block's end (its savepoint's release) is the last event's.
+            done = min(done, count - 1)
             failure = Failure.of(events[done], exc)
             count = done
     return 0, failure
@@ -353,6 +391,7 @@ def _apply_singly(
         try:
             with transaction.atomic():
                 apply_batch([event])
+                _check_not_broken()
         except Exception as exc:
             if is_connection_error(exc):
                 raise

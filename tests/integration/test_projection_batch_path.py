@@ -5,6 +5,7 @@ records the failure (the contract of ``subscribers/projections.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -261,3 +262,93 @@ class CatchesTheRaceThenDivides(CatchesTheRace):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1 / 0")
         super().apply(event)
+
+
+# --- a subscriber that breaks its transaction without raising ---------------------------
+
+
+class SwallowsBareCreate:
+    """Creates with no ``atomic`` block of its own and ignores the IntegrityError: the
+    transaction is broken, with or without the blocks' savepoints (a bug of the
+    subscriber's, which must end as a failure on its event, never as lost writes)."""
+
+    name = "test.swallows_bare_create"
+    batch_size = 10
+
+    def apply(self, event: RecordedEvent) -> None:
+        record(self.name, event)
+        if event.data.get("dup"):
+            with contextlib.suppress(IntegrityError):
+                Tally.objects.create(group="g", name="dup")
+
+
+class SwallowsRawError:
+    """Sends a statement the database refuses, ignores the error and sends nothing more."""
+
+    name = "test.swallows_raw_error"
+    batch_size = 10
+
+    def apply(self, event: RecordedEvent) -> None:
+        record(self.name, event)
+        if event.data.get("poison"):
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1 / 0")
+            except DatabaseError:
+                pass
+
+
+class RollsBackOnPurpose:
+    """Writes a row under a savepoint of its own and rolls back to it (no error): the row
+    must not be there."""
+
+    name = "test.rolls_back_on_purpose"
+    batch_size = 10
+
+    def apply(self, event: RecordedEvent) -> None:
+        sid = transaction.savepoint()
+        Tally.objects.create(group="undone", name=event.data["key"])
+        transaction.savepoint_rollback(sid)
+        record(self.name, event)
+
+
+#: (subscriber, events' data, the failing event's index): the events before it commit.
+BREAKS_WITHOUT_RAISING = [
+    pytest.param(SwallowsBareCreate, [{"dup": 1}, {"dup": 1}, {}], 1, id="bare-create"),
+    pytest.param(SwallowsBareCreate, [{"dup": 1}, {"dup": 1}], 1, id="bare-create-last"),
+    pytest.param(SwallowsRawError, [{}, {"poison": 1}, {}], 1, id="raw-error"),
+    pytest.param(SwallowsRawError, [{}, {}, {"poison": 1}], 2, id="raw-error-last"),
+]
+
+
+def _events_with(data: list[dict[str, Any]]) -> list[RecordedEvent]:
+    return append_to("k", [NewEvent("Tick", {"n": n, **d}) for n, d in enumerate(data)])
+
+
+@override_settings(EVENTDESK=RETRY_FAST)
+@pytest.mark.parametrize(("subscriber", "data", "failing"), BREAKS_WITHOUT_RAISING)
+def test_a_transaction_broken_without_raising_fails_on_its_event_and_loses_nothing(
+    subscriber: Any, data: list[dict[str, Any]], failing: int
+) -> None:
+    events = _events_with(data)
+    entry = _ready(subscriber, events)
+    outcome = run_projection_batch(entry)
+    assert outcome.processed == failing
+    assert outcome.failure is not None
+    assert outcome.failure.event.event_id == events[failing].event_id
+    assert "BrokenTransaction" in outcome.failure.error
+    assert "transaction.atomic()" in outcome.failure.error
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events[:failing]]
+    mark = bookmark(entry.name)
+    expected_cursor = events[failing - 1].cursor
+    assert (mark.cursor, mark.failing_event_id) == (expected_cursor, events[failing].event_id)
+
+
+def test_a_rollback_to_a_savepoint_of_its_own_undoes_its_writes() -> None:
+    events = _ticks("a", "b", "c")
+    entry = _ready(RollsBackOnPurpose, events)
+    outcome = run_projection_batch(entry)
+    assert (outcome.processed, outcome.failure) == (3, None)
+    assert not Tally.objects.filter(group="undone").exists()
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events]
+    assert bookmark(entry.name).cursor == events[-1].cursor

@@ -14,11 +14,14 @@ from subscribers.projections import apply_events, replay_events
 from subscribers.registry import Registered, build_registry
 from tests.factories import append
 from tests.integration.test_projection_batch_path import (
+    BREAKS_WITHOUT_RAISING,
     CatchesTheRace,
     CatchesTheRaceThenDivides,
+    RollsBackOnPurpose,
     SavepointByHand,
     SwallowsTheError,
     TallyCreator,
+    _events_with,
     _tallies,
     _ticks,
     statements_of,
@@ -37,6 +40,16 @@ def _entry(subscriber: object, events: list[RecordedEvent]) -> Registered:
 
 def _savepoints(sent: list[str]) -> list[str]:
     return [s for s in sent if "SAVEPOINT" in s.upper()]
+
+
+def _connection_state() -> tuple[bool, bool, list[str], int]:
+    """What the caller's transaction relies on after a replay, redone or not."""
+    return (
+        connection.features.uses_savepoints,
+        connection.needs_rollback,
+        list(connection.savepoint_ids),
+        len(connection.atomic_blocks),
+    )
 
 
 def test_a_clean_replay_makes_one_savepoint_for_the_batch_and_none_per_row() -> None:
@@ -75,7 +88,10 @@ def test_an_error_caught_in_a_block_is_redone_with_the_savepoints(
     events = _ticks(*keys, **extra)
     entry = _entry(subscriber, events)
     with transaction.atomic():
+        before = _connection_state()
         result, sent = statements_of(lambda: replay_events(entry, events))
+        assert _connection_state() == before
+        assert before[:2] == (True, False)
     assert result == (len(events), None)
     assert len(_savepoints(sent)) > 2, "the redo makes the blocks' savepoints"
     assert _tallies() == tallies
@@ -112,7 +128,9 @@ def test_a_savepoint_taken_by_hand_is_honoured_in_a_replay(
     events = [*_ticks("a"), *_ticks("b", poison=not last_poisoned), *_ticks("c", poison=True)]
     entry = _entry(subscriber, events)
     with transaction.atomic():
-        assert replay_events(entry, events) == (3, None)
+        result, sent = statements_of(lambda: replay_events(entry, events))
+    assert result == (3, None)
+    assert len(_savepoints(sent)) > 2, "redone with the hand-made savepoint made"
     assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events]
 
 
@@ -141,3 +159,33 @@ def test_an_empty_replay_sends_nothing() -> None:
         result, sent = statements_of(lambda: replay_events(entry, []))
     assert result == (0, None)
     assert sent == []
+
+
+@pytest.mark.parametrize(("subscriber", "data", "failing"), BREAKS_WITHOUT_RAISING)
+def test_a_transaction_broken_without_raising_fails_the_replay_on_its_event(
+    subscriber: object, data: list[dict[str, object]], failing: int
+) -> None:
+    """Before, ``apply_events`` returned such a batch as applied with its writes rolled
+    back (the rebuild's bookmark moved past them), or looped for ever."""
+    events = _events_with(data)
+    entry = _entry(subscriber, events)
+    with transaction.atomic():
+        before = _connection_state()
+        count, failure = replay_events(entry, events)
+        assert _connection_state() == before
+    assert count == failing
+    assert failure is not None
+    assert failure.event.event_id == events[failing].event_id
+    assert "BrokenTransaction" in failure.error
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events[:failing]]
+
+
+def test_a_rollback_to_a_savepoint_of_its_own_undoes_its_writes_in_a_replay() -> None:
+    events = _ticks("a", "b", "c")
+    entry = _entry(RollsBackOnPurpose, events)
+    with transaction.atomic():
+        result, sent = statements_of(lambda: replay_events(entry, events))
+    assert result == (3, None)
+    assert len(_savepoints(sent)) > 2, "redone with its savepoints made"
+    assert not Tally.objects.filter(group="undone").exists()
+    assert [row[0] for row in applied(entry.name)] == [e.event_id for e in events]

@@ -65,14 +65,15 @@ def test_a_child_that_cannot_be_started_is_tried_again_and_the_supervisor_lives(
     assert child.poll() is not None, "stopping the supervisor ends its child"
 
 
-def test_a_stop_during_the_backoff_ends_the_supervisor_without_a_child(tmp_path: Path) -> None:
+def test_a_stop_during_the_backoff_ends_the_supervisor_at_once(tmp_path: Path) -> None:
     stop = threading.Event()
     supervisor = _FailingFirst(10, tmp_path / "no-such-python", stop)
     thread = threading.Thread(target=supervisor.run, daemon=True)
     thread.start()
-    wait_for(lambda: supervisor.attempts >= 1, timeout=30, what="the first attempt")
+    # The third attempt comes 1 + 2 s after the first; then the pause is 4 s.
+    wait_for(lambda: supervisor.attempts >= 3, timeout=60, what="the third attempt")
     stop.set()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
+    thread.join(timeout=2.0)  # well within the 4 s pause it was in
+    assert not thread.is_alive(), "the supervisor slept through the stop"
     assert supervisor.child is None
-    assert supervisor.attempts < 10
+    assert supervisor.attempts == 3

@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         growth.run(db, results, small=10_000, large=large, rate=args.rate, rounds=args.rounds)
         section_done("growth")
     if "metrics" in sections:
-        metrics.run(db, results, events=large,
-                    catchup_events=args.events or (20_000 if quick else 100_000),
+        catchup_events = metrics.QUICK_CATCHUP_EVENTS if quick else 100_000
+        metrics.run(db, results, events=large, catchup_events=args.events or catchup_events,
                     rounds=args.rounds, min_seconds=min_seconds)  # fmt: skip
         section_done("metrics")
     if "rebuild" in sections:

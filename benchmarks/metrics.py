@@ -126,6 +126,9 @@ def _catch_up(count: int, start: Cursor, *, observed: bool) -> Work:
     worker.start(listen_for_notifications=False)
     try:
         while counted(name) < count:
+            if time.perf_counter() - began > CATCH_UP_TIMEOUT_SECONDS:
+                raise RuntimeError(f"{name} did not catch up {count:,} events in"
+                                   f" {CATCH_UP_TIMEOUT_SECONDS:g}s")  # fmt: skip
             time.sleep(0.01)
         seconds = time.perf_counter() - began
     finally:
@@ -139,19 +142,23 @@ def _catch_up(count: int, start: Cursor, *, observed: bool) -> Work:
     return Work(count, seconds)
 
 
-#: The least work per side per round: the observed side's extra work comes once a second
-#: (a scrape, a history sample), so a side of one catch-up (under a second in a quick run)
-#: saw it zero to two times, and the ratio swung between 0.74 and 1.24 from run to run.
+#: The least work per side per round. The observed side's extra work comes once a second
+#: (a scrape, a history sample, each first a second after the worker starts), so each
+#: catch-up must last seconds: one of 20,000 events (under a second in a quick run) saw
+#: it zero or one time, and the ratio swung between 0.74 and 1.24 from run to run.
 OVERHEAD_MIN_SECONDS = 4.0
+#: Events per catch-up in a quick run: about 4 s of the fastest projection here.
+QUICK_CATCHUP_EVENTS = 80_000
+CATCH_UP_TIMEOUT_SECONDS = 600.0
 
 
 def catchup_overhead(
     db: BenchDatabase, results: Results, *, events: int, rounds: int, min_seconds: float
 ) -> None:
-    """The same catch-up with the worker's metrics and sampling off and on, ``rounds``
-    rounds from a settled state, each side run again and again (turn about with the other)
-    until it has done at least ``OVERHEAD_MIN_SECONDS`` (or ``min_seconds``) of work;
-    the median round judged."""
+    """The same catch-up of ``events`` with the worker's metrics and sampling off and on,
+    ``rounds`` rounds from a settled state, each side run (turn about with the other) until
+    it has done at least ``OVERHEAD_MIN_SECONDS`` (or ``min_seconds``) of work; the median
+    round judged."""
     import os
 
     reset_event_tables(db)
@@ -164,8 +171,10 @@ def catchup_overhead(
         "on": lambda: _catch_up(events, start, observed=True),
     }
     seconds = max(min_seconds, OVERHEAD_MIN_SECONDS)
-    figures = interleaved_work(db, sides, rounds, seconds)
-    os.environ.pop("EVENTDESK_HISTORY_SAMPLE_SECONDS")
+    try:
+        figures = interleaved_work(db, sides, rounds, seconds)
+    finally:
+        os.environ.pop("EVENTDESK_HISTORY_SAMPLE_SECONDS")
     results.add("catch-up b=100 apply_batch, metrics and sampling off", figures["off"], "events/s")
     results.add("catch-up b=100 apply_batch, metrics and sampling on", figures["on"], "events/s")
     results.ratio("catch-up with metrics on / off", figures["on"], figures["off"], at_least=0.95)

@@ -151,6 +151,29 @@ class NaturalStreamBoard:
         row.save()
 
 
+class UpdateFirstStreamBoard:
+    """One row per stream, the plain per-event ORM way with fewer calls: one
+    ``filter().update()`` per event, and a ``create`` when it updated no row (a stream's
+    first event): 1.25 ORM calls per event, against ``get_or_create`` and ``save``'s 2.25."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    def apply(self, event: RecordedEvent) -> None:
+        updated = StreamRow.objects.filter(projection=self.name, stream_id=event.stream_id).update(
+            events=F("events") + 1, last_type=event.event_type, last_position=event.position
+        )
+        if not updated:
+            StreamRow.objects.create(
+                projection=self.name,
+                stream_id=event.stream_id,
+                events=1,
+                last_type=event.event_type,
+                last_position=event.position,
+            )
+
+
 class BulkStreamBoard:
     """One row per stream as the demo's RunBoard writes it by hand: the batch's rows
     loaded once, folded in memory, one ``bulk_create(update_conflicts=True)``."""
@@ -196,6 +219,7 @@ class RowsStreamBoard:
 
 
 streams_natural_100 = NaturalStreamBoard("bench-streams-natural-100", 100)
+streams_update_100 = UpdateFirstStreamBoard("bench-streams-update-100", 100)
 streams_batch_100 = BulkStreamBoard("bench-streams-batch-100", 100)
 streams_rows_100 = RowsStreamBoard("bench-streams-rows-100", 100)
 

@@ -24,6 +24,11 @@ from benchmarks.stable import Work, interleaved_work
 from eventstore.types import Cursor
 
 BATCH_SIZES = (1, 100, 1_000)
+#: The least work per side per round, in a quick run too. A quick catch-up of 3,000 events
+#: at batch 100 lasts half a second, and single runs of the same code swung from 5,800 to
+#: 9,100 events/s a minute apart: at 1 s a side (two runs) the worker's own overhead came
+#: out 0.78 and 0.79 (spread 0.68-0.92) in two quick runs, at 2 s 0.91 and 0.97.
+MIN_SECONDS = 2.0
 #: natural: ``apply`` through the ORM; sql: the raw loop's statements through Django's
 #: cursor; worker_sql: the same through psycopg's cursor (the worker's own cost);
 #: batch: ``apply_batch``; rows: the unit of work (``apply_rows``).
@@ -138,7 +143,9 @@ def run(
     rounds: int,
     min_seconds: float,
 ) -> None:
-    """Both workloads; each side of a ratio sized to ``min_seconds`` of work per round."""
+    """Both workloads; each side of a ratio sized to ``min_seconds`` of work per round (at
+    least ``MIN_SECONDS``)."""
+    min_seconds = max(min_seconds, MIN_SECONDS)
     rows = unit_of_work_available()
     configure_subscribers(subscriber_paths(rows))
     if not rows:

@@ -609,15 +609,19 @@ WHERE split_part(b.lease_owner, '#', 1) = %(worker_id)s AND b.lease_expires_at >
 
 # Every worker seen recently, with whether it is live: its last beat is within
 # %(intervals)s of its own interval (and it has not stopped).
-WORKERS = """
+_WORKER_LIVE = """stopped_at IS NULL
+         AND last_seen_at >= now() - make_interval(secs => interval_seconds * %(intervals)s)"""
+# Every worker of the last day (the rows kept), or with %(live_only)s only those beating now:
+# /metrics asks on every scrape, and a day of short-lived workers (`run_subscribers --once`
+# from cron, restarts) is thousands of rows it would parse only to drop.
+WORKERS = f"""
 SELECT worker_id, host, pid, started_at, last_seen_at, interval_seconds, subscribers, doing,
        stopped_at,
-       stopped_at IS NULL
-         AND last_seen_at >= now() - make_interval(secs => interval_seconds * %(intervals)s)
-         AS live,
+       {_WORKER_LIVE} AS live,
        extract(epoch FROM now() - last_seen_at)::float8 AS silent_seconds,
        wakeups_working
 FROM worker_heartbeats
+WHERE NOT %(live_only)s OR ({_WORKER_LIVE})
 ORDER BY (stopped_at IS NULL) DESC, last_seen_at DESC
 """
 

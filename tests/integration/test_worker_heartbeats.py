@@ -69,3 +69,46 @@ def test_a_worker_that_stopped_beating_is_gone() -> None:
     states = {w.worker_id: w.state for w in workers()}
     assert states == {"host:1:dead": "gone", "host:2:alive": "live"}
     assert [w.worker_id for w in live_workers()] == ["host:2:alive"]
+
+
+def test_live_workers_come_from_the_database_alone_among_a_day_of_gone_and_stopped_ones() -> None:
+    """/metrics asks for the live workers on every scrape: the database picks them out of
+    the day's rows (a cron of ``--once`` runs leaves hundreds), and the full list still
+    has them all."""
+    now = timezone.now()
+    gone = [
+        WorkerHeartbeat(
+            worker_id=f"host:{n}:gone",
+            host="host",
+            pid=n,
+            started_at=now - timedelta(hours=2),
+            last_seen_at=now - timedelta(minutes=n),
+            interval_seconds=10,
+            subscribers=["a"],
+        )
+        for n in range(1, 301)
+    ]
+    stopped = [
+        WorkerHeartbeat(
+            worker_id=f"host:{n}:stopped",
+            host="host",
+            pid=n,
+            started_at=now - timedelta(hours=1),
+            last_seen_at=now,
+            stopped_at=now,
+            interval_seconds=10,
+            subscribers=["a"],
+        )
+        for n in range(301, 401)
+    ]
+    WorkerHeartbeat.objects.bulk_create([*gone, *stopped])
+    WorkerHeartbeat.objects.create(
+        worker_id="host:999:alive", host="host", pid=999, started_at=now - timedelta(hours=1),
+        last_seen_at=now, interval_seconds=10, subscribers=["a"],
+    )  # fmt: skip
+    [alive] = live_workers()
+    assert (alive.worker_id, alive.state, alive.subscribers) == ("host:999:alive", "live", ("a",))
+    assert [w.worker_id for w in workers(live_only=True)] == ["host:999:alive"]
+    states = [w.state for w in workers()]
+    assert (len(states), states[0]) == (401, "live")
+    assert (states.count("gone"), states.count("stopped")) == (300, 100)

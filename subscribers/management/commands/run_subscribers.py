@@ -133,9 +133,9 @@ def freeze_startup_heap() -> None:
     psycopg, the subscribers' modules: about 100,000 objects) out of the garbage
     collector's reach (``gc.freeze``). A full collection walked all of them, every thread
     of the worker stopped for about 50 ms, and the one that came in a 10-second run made
-    the live projection's p99 (benchmarks/README.md, "The projection's p99 was a garbage
-    collection"). Garbage made later is collected as before; the frozen objects are freed
-    as usual when nothing refers to them, only a cycle among them would stay."""
+    the live projection's p99 (benchmarks/README.md, "The live projection's p99 was a
+    garbage collection"). Garbage made later is collected as before; the frozen objects
+    are freed as usual when nothing refers to them, only a cycle among them would stay."""
     gc.collect()
     gc.freeze()
 

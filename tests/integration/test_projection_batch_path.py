@@ -170,13 +170,19 @@ class SavepointByHand:
 
     def apply(self, event: RecordedEvent) -> None:
         if event.data.get("poison"):
-            sid = transaction.savepoint()
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1 / 0")
-            except DatabaseError:
-                transaction.savepoint_rollback(sid)
+            refused_under_a_hand_savepoint()
         record(self.name, event)
+
+
+def refused_under_a_hand_savepoint() -> None:
+    """A statement the database refuses, under a savepoint taken by hand and rolled back
+    to when it fails."""
+    sid = transaction.savepoint()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+    except DatabaseError:
+        transaction.savepoint_rollback(sid)
 
 
 def _ready(subscriber: Any, events: list[RecordedEvent]) -> Registered:

@@ -7,7 +7,7 @@ savepoints gives (``apply_events``)."""
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 
 from eventstore.types import RecordedEvent
 from subscribers.projections import apply_events, replay_events
@@ -24,6 +24,7 @@ from tests.integration.test_projection_batch_path import (
     _events_with,
     _tallies,
     _ticks,
+    refused_under_a_hand_savepoint,
     statements_of,
     visible,
 )
@@ -108,12 +109,7 @@ class SavepointByHandLast:
     def apply(self, event: RecordedEvent) -> None:
         record(self.name, event)
         if event.data.get("poison"):
-            sid = transaction.savepoint()
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1 / 0")
-            except DatabaseError:
-                transaction.savepoint_rollback(sid)
+            refused_under_a_hand_savepoint()
 
 
 @pytest.mark.parametrize(

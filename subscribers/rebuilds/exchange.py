@@ -9,14 +9,18 @@ a reader that waited resolves the table name again once it gets its lock.
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 import subscribers.rebuilds.errors as errors
 import subscribers.rebuilds.sql as sql
+from eventstore.horizon import exempt_from_horizon
 from eventstore.types import Cursor
 from subscribers.models import Rebuild
 from subscribers.rebuilds.definition import Definition, describe, differences, qi
@@ -30,6 +34,12 @@ from subscribers.rebuilds.steps import (
     keep_until,
 )
 from subscribers.registry import Registered
+
+logger = logging.getLogger("eventdesk.rebuilds")
+
+#: How long the clearing after a swap waits for a lock on the earlier kept tables (a
+#: reader of them) before it leaves them to the worker's cleanup.
+CLEAR_LOCK_TIMEOUT = "2s"
 
 # The projection's bookmark after a swap or a roll back: at the position of the tables it
 # now has, its failure state cleared (the tables changed under it); a pause is kept.
@@ -71,6 +81,11 @@ class SwapPlan:
     gaps: list[str]
     #: What the live tables will be: the new ones, with row security as live had it.
     swapped: dict[str, Definition]
+    #: Whether the schema the live tables go to exists (made when the rebuild started).
+    kept_schema_made: bool
+    #: The kept schema of the earlier swap, which goes with this one (only the last swap
+    #: can be rolled back); None when there is none.
+    superseded_kept: str | None
 
 
 def plan_swap(rebuild: Rebuild) -> SwapPlan:
@@ -86,7 +101,10 @@ def plan_swap(rebuild: Rebuild) -> SwapPlan:
             changed += differences(table, rebuild.definitions.get(table, {}), live)
             gaps += differences(table, live, new)
             swapped[table] = {**new, "row_security": rebuild.definitions[table]["row_security"]}
-    return SwapPlan(rebuild.pk, changed, gaps, swapped)
+        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", [rebuild.kept_schema])
+        kept_schema_made = bool(cursor.fetchone()[0])
+    superseded = _superseded(rebuild).values_list("kept_schema", flat=True).first()
+    return SwapPlan(rebuild.pk, changed, gaps, swapped, kept_schema_made, superseded)
 
 
 def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = None) -> SwapResult:
@@ -107,10 +125,13 @@ def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = Non
             errors.REBUILD_NOT_READY,
             "the new tables do not match the live definition yet: " + "; ".join(plan.gaps)[:1500],
         )
-    with connection.cursor() as cursor:
-        # Before the live bookmark is held (the live projection passes over it meanwhile).
-        dropped = _drop_older_kept(rebuild)
-        cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
+    # The transaction holds an xid from the rebuild's lock to its commit, and no reader sees
+    # an event committed meanwhile: only what must land with the decision happens in it.
+    # The earlier swap's kept tables and the rebuild's role go after the commit
+    # (``clear_after_swap``), in a transaction no reader waits for.
+    if not plan.kept_schema_made:  # a rebuild started before the schema came at its start
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
     live = _lock_live(name)
     applied, position = apply_upto(rebuild, entry, live)
     if position != live:
@@ -120,31 +141,14 @@ def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = Non
         )
     new_names = [f"{qi(rebuild.schema)}.{qi(t['table'])}" for t in rebuild.tables]
     with connection.cursor() as cursor:
-        # Everything that can happen before the tables are locked happens here, so that
-        # readers wait only for the exchange itself.
-        drop_rebuild_role(rebuild)
         # Readers queue behind this request for at most the lock timeout (100 ms).
         cursor.execute(f"LOCK TABLE {', '.join(_live_names(rebuild) + new_names)}"
                        " IN ACCESS EXCLUSIVE MODE")  # fmt: skip
         locked = time.perf_counter()
-        for t in rebuild.tables:
-            cursor.execute(
-                f"ALTER TABLE {qi(t['schema'])}.{qi(t['table'])}"
-                f" SET SCHEMA {qi(rebuild.kept_schema)}"
-            )
-            cursor.execute(
-                f"ALTER TABLE {qi(rebuild.schema)}.{qi(t['table'])} SET SCHEMA {qi(t['schema'])}"
-            )
-            enable, force = rebuild.definitions[t["table"]]["row_security"]
-            target = f"{qi(t['schema'])}.{qi(t['table'])}"
-            if enable:
-                cursor.execute(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY")
-            if force:
-                cursor.execute(f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY")
-        cursor.execute(f"DROP SCHEMA {qi(rebuild.schema)}")  # empty now
+        # One round trip: statements without parameters go in one simple query, run in
+        # order in this transaction (the first error stops them and fails it).
+        cursor.execute(";\n".join(_exchange_statements(rebuild)))
         cursor.execute(MOVE_LIVE, {"name": name, "tx": live[0], "pos": live[1]})
-        # Heard at commit: a live batch that passed over the locked bookmark goes again.
-        cursor.execute(sql.WAKE_WORKERS)
         held_ms = (time.perf_counter() - locked) * 1000
     now = timezone.now()
     rebuild.phase = Rebuild.Phase.SWAPPED
@@ -153,29 +157,82 @@ def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = Non
     rebuild.swapped_definitions = plan.swapped
     rebuild.kept_until = keep_until()
     rebuild.note, rebuild.lease_owner, rebuild.lease_expires_at = "", "", None
-    rebuild.save()
-    return SwapResult(rebuild, live, applied, rebuild.verification, dropped, held_ms)
+    rebuild.save(update_fields=SWAPPED_FIELDS)
+    transaction.on_commit(functools.partial(clear_after_swap, rebuild.pk))
+    return SwapResult(rebuild, live, applied, rebuild.verification, plan.superseded_kept, held_ms)
 
 
-def _drop_older_kept(rebuild: Rebuild) -> str | None:
-    """An earlier swap's kept tables go: only the last swap can be rolled back."""
-    older = (
-        Rebuild.objects.select_for_update()
-        .filter(
-            projection_name=rebuild.projection_name,
-            phase=Rebuild.Phase.SWAPPED,
-            kept_dropped_at__isnull=True,
-        )
-        .exclude(pk=rebuild.pk)
-        .first()
-    )
-    if older is None:
-        return None
+def _exchange_statements(rebuild: Rebuild) -> list[str]:
+    """The live tables to the kept schema, the new ones to the live names (with row
+    security as the live ones had it), the rebuild's schema (empty then) dropped, the
+    workers woken."""
+    statements = []
+    for t in rebuild.tables:
+        target = f"{qi(t['schema'])}.{qi(t['table'])}"
+        statements += [
+            f"ALTER TABLE {target} SET SCHEMA {qi(rebuild.kept_schema)}",
+            f"ALTER TABLE {qi(rebuild.schema)}.{qi(t['table'])} SET SCHEMA {qi(t['schema'])}",
+        ]
+        enable, force = rebuild.definitions[t["table"]]["row_security"]
+        if enable:
+            statements.append(f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY")
+        if force:
+            statements.append(f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY")
+    statements.append(f"DROP SCHEMA {qi(rebuild.schema)}")
+    # Heard at commit: a live batch that passed over the locked bookmark goes again.
+    statements.append(sql.WAKE_WORKERS)
+    return statements
+
+
+#: What a swap changes in its rebuild's row.
+SWAPPED_FIELDS = [
+    "phase", "last_transaction_id", "last_position", "swapped_transaction_id",
+    "swapped_position", "swapped_at", "ended_at", "phase_changed_at", "updated_at",
+    "swapped_definitions", "kept_until", "note", "lease_owner", "lease_expires_at",
+]  # fmt: skip
+
+
+def _superseded(rebuild: Rebuild) -> QuerySet[Rebuild]:
+    """The earlier swaps of ``rebuild``'s projection whose kept tables are still there."""
+    return Rebuild.objects.filter(
+        projection_name=rebuild.projection_name,
+        phase=Rebuild.Phase.SWAPPED,
+        kept_dropped_at__isnull=True,
+    ).exclude(pk=rebuild.pk)
+
+
+def clear_after_swap(rebuild_id: int) -> list[str]:
+    """After a swap's commit: the earlier swaps' kept tables and the rebuild's role go, in
+    a transaction of their own that no reader waits for (it appends nothing); the kept
+    schemas dropped.
+
+    A failure (a reader holding the old tables past the lock timeout, a lost connection)
+    is logged and changes nothing: the worker's cleanup (``RebuildRunner.clean_up``) drops
+    what is left."""
+    try:
+        with transaction.atomic():
+            exempt_from_horizon()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [CLEAR_LOCK_TIMEOUT])
+            rebuild = Rebuild.objects.get(pk=rebuild_id)
+            dropped = [drop_kept(older) for older in _superseded(rebuild).select_for_update()]
+            drop_rebuild_role(rebuild)
+    except DatabaseError as exc:
+        logger.warning(
+            "rebuild %s: swapped in; the earlier kept tables and its role are left for the"
+            " worker's cleanup: %s", rebuild_id, exc,
+        )  # fmt: skip
+        return []
+    return dropped
+
+
+def drop_kept(rebuild: Rebuild) -> str:
+    """Drop ``rebuild``'s kept tables (locked by the caller) and say so in its row."""
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {qi(older.kept_schema)} CASCADE")
-    older.kept_dropped_at = timezone.now()
-    older.save(update_fields=["kept_dropped_at"])
-    return older.kept_schema
+        cursor.execute(f"DROP SCHEMA IF EXISTS {qi(rebuild.kept_schema)} CASCADE")
+    rebuild.kept_dropped_at = rebuild.updated_at = timezone.now()
+    rebuild.save(update_fields=["kept_dropped_at", "updated_at"])
+    return rebuild.kept_schema
 
 
 def roll_back_locked(rebuild: Rebuild) -> RollBackResult:

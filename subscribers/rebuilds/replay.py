@@ -59,8 +59,10 @@ def replay_batch(rebuild: Rebuild, entry: Registered, upto: Cursor, limit: int) 
     """Apply the next batch (at most ``limit`` events, none past ``upto``) to the new
     tables, in the open transaction; the caller moves the rebuild's bookmark."""
     events = read_upto(entry, rebuild.cursor, upto, limit)
-    with routed(rebuild):
-        applied, failure = replay_events(entry, events)
+    applied, failure = 0, None
+    if events:
+        with routed(rebuild):
+            applied, failure = replay_events(entry, events)
     full = len(events) >= limit
     if failure is not None:
         position = events[applied - 1].cursor if applied else rebuild.cursor

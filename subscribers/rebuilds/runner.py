@@ -30,9 +30,10 @@ from subscribers.outcome import is_connection_error
 from subscribers.rebuilds.audit import record_decision, user_by_id
 from subscribers.rebuilds.definition import clone, index_statement, qi, secondary_indexes
 from subscribers.rebuilds.errors import RebuildRefused
+from subscribers.rebuilds.exchange import drop_kept
 from subscribers.rebuilds.guard import denied_table
 from subscribers.rebuilds.replay import count_upto, replay_batch
-from subscribers.rebuilds.steps import summary, swap_rebuild, with_lock_retries
+from subscribers.rebuilds.steps import drop_rebuild_role, summary, swap_rebuild, with_lock_retries
 from subscribers.rebuilds.verify import line_up_and_compare, own_connection, run_verify
 from subscribers.registry import Registered, SubscriberRegistry
 from subscribers.retry import decide_retry
@@ -179,14 +180,17 @@ class RebuildRunner:
     # --- copying schema ------------------------------------------------------------------
 
     def _copy_schema(self, rebuild: Rebuild, entry: Registered) -> None:
-        """The schema, the role and the empty tables, in the claim's transaction: all or
-        nothing."""
+        """The schemas (the new tables', the kept tables' at the swap), the role and the
+        empty tables, in the claim's transaction: all or nothing."""
         tables = [str(t["table"]) for t in rebuild.tables]
         live_schema = str(rebuild.tables[0]["schema"])
         role = qi(rebuild.role_name)
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', '5s', true)")
             cursor.execute(f"CREATE SCHEMA {qi(rebuild.schema)}")
+            # Where the live tables go at the swap, made now: the swap's transaction, which
+            # every reader of events waits for, does not have to.
+            cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [rebuild.role_name])
             if cursor.fetchone() is None:
                 cursor.execute(f"CREATE ROLE {role} NOLOGIN")
@@ -459,6 +463,7 @@ class RebuildRunner:
         name = rebuild.projection_name
 
         def act() -> None:
+            starter = user_by_id(rebuild.started_by_id)  # read before the swap's xid
             with transaction.atomic(durable=True):
                 result = swap_rebuild(name, registry=self.registry)
                 record_decision(
@@ -469,7 +474,7 @@ class RebuildRunner:
                         "automatic": True,
                         "diff": rebuild.verification,
                     },
-                    actor=user_by_id(rebuild.started_by_id),
+                    actor=starter,
                     reason=rebuild.reason,
                 )
 
@@ -487,7 +492,8 @@ class RebuildRunner:
     # --- cleanup -----------------------------------------------------------------------------
 
     def clean_up(self) -> int:
-        """Drop the kept tables past their window, each with its decision (the system's)."""
+        """Drop the kept tables past their window or left by a later swap, each with its
+        decision (the system's), and the roles a swap left; the kept schemas dropped."""
         dropped = 0
         while not self.stop.is_set():
             with transaction.atomic():
@@ -495,12 +501,14 @@ class RebuildRunner:
                     cursor.execute(sql.KEPT_EXPIRED)
                     row = cursor.fetchone()
                 if row is None:
-                    return dropped
+                    break
                 rebuild = Rebuild.objects.get(pk=row[0])
-                with connection.cursor() as cursor:
-                    cursor.execute(f"DROP SCHEMA IF EXISTS {qi(rebuild.kept_schema)} CASCADE")
-                rebuild.kept_dropped_at = rebuild.updated_at = timezone.now()
-                rebuild.save(update_fields=["kept_dropped_at", "updated_at"])
+                drop_kept(rebuild)
+                reason = (
+                    f"kept {options().rebuild_keep_hours:g} hours after the swap"
+                    if row[1]
+                    else "a later swap of the projection left them (only the last swap rolls back)"
+                )
                 record_decision(
                     "RebuildTablesDropped",
                     projection=rebuild.projection_name,
@@ -513,10 +521,23 @@ class RebuildRunner:
                         else None,
                     },
                     actor=None,
-                    reason=f"kept {options().rebuild_keep_hours:g} hours after the swap",
+                    reason=reason,
                 )
                 dropped += 1
+        self._drop_leftover_roles()
         return dropped
+
+    def _drop_leftover_roles(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.LEFTOVER_ROLES)
+            ids = [row[0] for row in cursor.fetchall()]
+        for rebuild_id in ids:
+            with transaction.atomic():
+                exempt_from_horizon()
+                rebuild = Rebuild.objects.get(pk=rebuild_id)
+                drop_rebuild_role(rebuild)
+            logger.info("rebuild %s: dropped its role %s, left by its swap", rebuild_id,
+                        rebuild.role_name)  # fmt: skip
 
 
 def run_rebuilds_once(

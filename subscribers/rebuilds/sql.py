@@ -74,12 +74,31 @@ LIMIT 3
 """
 
 # Kept tables past their window, for the worker's cleanup.
-KEPT_EXPIRED = """
-SELECT id FROM projection_rebuilds
-WHERE phase = 'swapped' AND kept_dropped_at IS NULL AND kept_until <= now()
+#: How long after a swap its clearing (the earlier kept tables, the role) counts as failed,
+#: and the worker's cleanup does it.
+LEFT_AFTER_SWAP_SECONDS = 60
+
+# Kept tables to drop: past their window, or left by a later swap (which drops them just
+# after its commit: these are the ones it could not, a minute on) and so beyond any roll
+# back (only the last swap rolls back). Whether the window is over, too.
+KEPT_EXPIRED = f"""
+SELECT id, kept_until <= now() FROM projection_rebuilds r
+WHERE phase = 'swapped' AND kept_dropped_at IS NULL
+  AND (kept_until <= now() OR EXISTS (
+      SELECT 1 FROM projection_rebuilds n
+      WHERE n.projection_name = r.projection_name AND n.created_at > r.created_at
+        AND n.swapped_at < now() - interval '{LEFT_AFTER_SWAP_SECONDS} seconds'))
 ORDER BY kept_until
 LIMIT 1
 FOR UPDATE SKIP LOCKED
+"""
+
+# The role of a rebuild that swapped, still there a minute on (the swap drops it just
+# after its commit: this is one it could not).
+LEFTOVER_ROLES = f"""
+SELECT r.id FROM projection_rebuilds r JOIN pg_roles ON pg_roles.rolname = r.role_name
+WHERE r.phase IN ('swapped', 'rolled_back')
+  AND r.swapped_at < now() - interval '{LEFT_AFTER_SWAP_SECONDS} seconds'
 """
 
 # After the live bookmark was held (the line-up, a swap, a roll back), the live projection

@@ -356,9 +356,12 @@ def cancel_rebuild(name: str) -> CancelResult:
 
 
 def drop_rebuild_objects(rebuild: Rebuild) -> None:
-    """Drop the rebuild's schema (its new tables) and its role, if they exist."""
+    """Drop the schemas of a rebuild that did not swap (its new tables, and the empty one
+    its swap would have moved the live tables to) and its role, if they exist."""
     with connection.cursor() as cursor:
         cursor.execute(f"DROP SCHEMA IF EXISTS {qi(rebuild.schema)} CASCADE")
+        if rebuild.kept_schema:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {qi(rebuild.kept_schema)}")
     drop_rebuild_role(rebuild)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from eventstore.postgres import PostgresEventStore
 from subscribers.models import Bookmark, Rebuild
 from subscribers.rebuilds import (
     RebuildRefused,
+    cancel_rebuild,
     pause_rebuild,
     resume_rebuild,
     retry_rebuild,
@@ -26,6 +28,7 @@ from subscribers.rebuilds import (
 )
 from subscribers.rebuilds.audit import REBUILD_STREAM
 from subscribers.rebuilds.runner import RebuildRunner, run_rebuilds_once
+from subscribers.rebuilds.steps import SwapResult
 from subscribers.registry import SubscriberRegistry, build_registry
 from tests.factories import append_to
 from tests.rebuilds import (
@@ -353,3 +356,117 @@ def test_kept_tables_past_their_window_are_dropped_by_the_system() -> None:
     assert dropped["inputs"]["actor_kind"] == "system"
     assert dropped["context"] == "ProjectionRebuild"
     assert refused(lambda: roll_back_rebuild(Totals.name)).code == "nothing_to_roll_back"
+
+
+# --- after a swap: the earlier kept tables and the role, outside its transaction -------------
+
+
+def swapped_again(registry: SubscriberRegistry) -> tuple[Rebuild, SwapResult]:
+    """A second rebuild of the registry's projection, run and swapped in."""
+    added(3, start=100)
+    caught_up(registry)
+    rebuild = start(registry)
+    run_rebuilds_once(registry)
+    with transaction.atomic(durable=True):
+        result = swap_rebuild(Totals.name, registry=registry)
+    rebuild.refresh_from_db()
+    return rebuild, result
+
+
+def schema_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", [name])
+        return bool(cursor.fetchone()[0])
+
+
+def role_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [name])
+        return bool(cursor.fetchone()[0])
+
+
+def test_a_swap_drops_the_earlier_kept_tables_and_its_role_after_its_commit() -> None:
+    registry, first = ready_to_swap()
+    with transaction.atomic(durable=True):
+        swap_rebuild(Totals.name, registry=registry)
+    first.refresh_from_db()
+    assert schema_exists(first.kept_schema)
+    assert not role_exists(first.role_name)
+    second, result = swapped_again(registry)
+    assert second.phase == "swapped"
+    first.refresh_from_db()
+    assert first.kept_dropped_at is not None
+    assert not schema_exists(first.kept_schema)
+    assert schema_exists(second.kept_schema)  # the last swap's: it can be rolled back
+    assert not role_exists(second.role_name)
+    assert result.as_inputs()["dropped_kept_schema"] == first.kept_schema  # the decision's
+    # The live tables are the second rebuild's, at the live position: every event counted.
+    assert sum(total for *_, total in rows(RbTotal)) == sum(range(10)) + 100 + 101 + 102
+    with transaction.atomic(durable=True):
+        roll_back_rebuild(Totals.name)  # to the first swap's tables, the second's kept ones
+    assert Rebuild.objects.get(pk=second.pk).phase == "rolled_back"
+
+
+def test_a_reader_of_the_earlier_kept_tables_neither_blocks_the_swap_nor_loses_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The swap no longer drops them in its own transaction (which every reader of events
+    waits for): a reader holding them delays nothing, they stay for the worker's cleanup,
+    and the cleanup drops them (and the role the swap could not) with its decision."""
+    registry, first = ready_to_swap()
+    with transaction.atomic(durable=True):
+        swap_rebuild(Totals.name, registry=registry)
+    first.refresh_from_db()
+    reader = raw_connection(autocommit=False)
+    try:
+        reader.execute(f'SELECT count(*) FROM "{first.kept_schema}".rb_totals')
+        caplog.set_level("WARNING", logger="eventdesk.rebuilds")
+        second, _ = swapped_again(registry)  # the clearing waits 2 s for the reader, then gives up
+        assert second.phase == "swapped"
+        assert "left for the worker's cleanup" in caplog.text
+        assert schema_exists(first.kept_schema)
+        assert role_exists(second.role_name)
+        first.refresh_from_db()
+        assert first.kept_dropped_at is None
+        runner = RebuildRunner(registry.projections, "test")
+        assert runner.clean_up() == 0  # within the minute the swap has to clear it
+    finally:
+        reader.close()
+    assert second.swapped_at is not None
+    Rebuild.objects.filter(pk=second.pk).update(swapped_at=second.swapped_at - timedelta(minutes=2))
+    assert runner.clean_up() == 1
+    assert not schema_exists(first.kept_schema)
+    assert not role_exists(second.role_name)
+    assert schema_exists(second.kept_schema)
+    [dropped] = [d for d in decisions() if d["choice"] == "RebuildTablesDropped"]
+    assert dropped["inputs"]["kept_schema"] == first.kept_schema
+    assert "a later swap" in dropped["reason"]
+    assert runner.clean_up() == 0
+
+
+def test_the_kept_schema_is_made_at_the_start_and_a_cancel_drops_it() -> None:
+    _, rebuild = ready_to_swap()
+    rebuild.refresh_from_db()
+    assert schema_exists(rebuild.kept_schema)
+    with transaction.atomic(durable=True):
+        cancel_rebuild(Totals.name)
+    assert not schema_exists(rebuild.kept_schema)
+    assert not schema_exists(rebuild.schema)
+    assert not role_exists(rebuild.role_name)
+
+
+def test_a_rebuild_started_before_the_kept_schema_came_at_its_start_still_swaps() -> None:
+    registry, rebuild = ready_to_swap()
+    rebuild.refresh_from_db()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA "{rebuild.kept_schema}"')
+    with transaction.atomic(durable=True):
+        swap_rebuild(Totals.name, registry=registry)
+    assert Rebuild.objects.get(pk=rebuild.pk).phase == "swapped"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = to_regnamespace(%s)"
+            " AND relkind = 'r'",
+            [rebuild.kept_schema],
+        )
+        assert cursor.fetchone() == (2,)  # the live rb_totals and rb_entries, kept

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
+from eventstore.horizon import exempt_from_horizon
 from eventstore.postgres import PostgresEventStore
 from eventstore.types import Cursor, RecordedEvent, StreamAppend
 from subscribers import sql
@@ -109,6 +110,10 @@ def settle(entry: Registered, step: ReactionStep) -> Outcome:
 def _settle(entry: Registered, step: ReactionStep) -> Outcome:
     claim = step.claim
     with transaction.atomic(), connection.cursor() as cursor:
+        if not step.appends:
+            # It only moves the bookmark or records a failure: exempted from the horizon,
+            # it holds no reader back (see ``claim_lease``). With appends it cannot be.
+            exempt_from_horizon()
         row = _lock(cursor, entry.name)
         verdict = judge(claim, row)
         if verdict is not Verdict.OURS and not step.events:

@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from config.options import options
+from eventstore.horizon import exempt_from_horizon
 from eventstore.postgres import PostgresEventStore, row_to_event
 from eventstore.types import Cursor, RecordedEvent, StreamAppend
 from subscribers import sql
@@ -104,6 +105,8 @@ def take_in_and_claim(
     if connection.in_atomic_block:
         raise RuntimeError("a stream-ordered reaction must not run inside a transaction")
     with transaction.atomic(), connection.cursor() as cursor:
+        # It appends nothing: exempted from the horizon, its xid holds no reader back.
+        exempt_from_horizon()
         cursor.execute(sql.LOCK_STREAM_BOOKMARK, {"name": entry.name})
         row = cursor.fetchone()
         if row is None or row[2] == "paused":
@@ -182,6 +185,8 @@ def settle(entry: Registered, result: HandleResult) -> Settled:
         return _record_failure(result.claim, result.failure)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
+            if not result.appends:  # then it appends nothing: it holds no reader back
+                exempt_from_horizon()
             cursor.execute(
                 sql.SETTLE_WORK, {"id": result.claim.row_id, "token": result.claim.token}
             )
@@ -201,6 +206,7 @@ def settle(entry: Registered, result: HandleResult) -> Settled:
 def _record_failure(claim: Claim, failure: Failure) -> Settled:
     site = FailureSite.work_row(claim.row_id, claim.token, claim.event.event_id, claim.attempts)
     with transaction.atomic(), connection.cursor() as cursor:
+        exempt_from_horizon()  # a failure recorded: no append
         decision = record_failure(cursor, site, failure)
     if decision is None:
         return Settled(claim, lost=True, failure=failure)

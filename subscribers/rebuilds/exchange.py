@@ -86,6 +86,9 @@ class SwapPlan:
     #: The kept schema of the earlier swap, which goes with this one (only the last swap
     #: can be rolled back); None when there is none.
     superseded_kept: str | None
+    #: Whether the rebuild's role exists (its rights on the new tables are revoked at the
+    #: exchange).
+    role_exists: bool
 
 
 def plan_swap(rebuild: Rebuild) -> SwapPlan:
@@ -101,10 +104,16 @@ def plan_swap(rebuild: Rebuild) -> SwapPlan:
             changed += differences(table, rebuild.definitions.get(table, {}), live)
             gaps += differences(table, live, new)
             swapped[table] = {**new, "row_security": rebuild.definitions[table]["row_security"]}
-        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", [rebuild.kept_schema])
-        kept_schema_made = bool(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT to_regnamespace(%s) IS NOT NULL,"
+            " EXISTS (SELECT FROM pg_roles WHERE rolname = %s)",
+            [rebuild.kept_schema, rebuild.role_name],
+        )
+        kept_schema_made, role_exists = cursor.fetchone()
     superseded = _superseded(rebuild).values_list("kept_schema", flat=True).first()
-    return SwapPlan(rebuild.pk, changed, gaps, swapped, kept_schema_made, superseded)
+    return SwapPlan(
+        rebuild.pk, changed, gaps, swapped, bool(kept_schema_made), superseded, bool(role_exists)
+    )
 
 
 def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = None) -> SwapResult:
@@ -147,7 +156,7 @@ def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = Non
         locked = time.perf_counter()
         # One round trip: statements without parameters go in one simple query, run in
         # order in this transaction (the first error stops them and fails it).
-        cursor.execute(";\n".join(_exchange_statements(rebuild)))
+        cursor.execute(";\n".join(_exchange_statements(rebuild, revoke=plan.role_exists)))
         cursor.execute(MOVE_LIVE, {"name": name, "tx": live[0], "pos": live[1]})
         held_ms = (time.perf_counter() - locked) * 1000
     now = timezone.now()
@@ -162,11 +171,20 @@ def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = Non
     return SwapResult(rebuild, live, applied, rebuild.verification, plan.superseded_kept, held_ms)
 
 
-def _exchange_statements(rebuild: Rebuild) -> list[str]:
+def _exchange_statements(rebuild: Rebuild, *, revoke: bool) -> list[str]:
     """The live tables to the kept schema, the new ones to the live names (with row
     security as the live ones had it), the rebuild's schema (empty then) dropped, the
     workers woken."""
-    statements = []
+    role, schema = qi(rebuild.role_name), qi(rebuild.schema)
+    # The rebuild's role (dropped after the commit) keeps no right on the tables going live.
+    statements = (
+        [
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}",
+            f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {role}",
+        ]
+        if revoke
+        else []
+    )
     for t in rebuild.tables:
         target = f"{qi(t['schema'])}.{qi(t['table'])}"
         statements += [
@@ -217,10 +235,10 @@ def clear_after_swap(rebuild_id: int) -> list[str]:
             rebuild = Rebuild.objects.get(pk=rebuild_id)
             dropped = [drop_kept(older) for older in _superseded(rebuild).select_for_update()]
             drop_rebuild_role(rebuild)
-    except DatabaseError as exc:
+    except Exception as exc:  # the swap has committed: its act must not fail now
         logger.warning(
             "rebuild %s: swapped in; the earlier kept tables and its role are left for the"
-            " worker's cleanup: %s", rebuild_id, exc,
+            " worker's cleanup: %s", rebuild_id, exc, exc_info=not isinstance(exc, DatabaseError),
         )  # fmt: skip
         return []
     return dropped

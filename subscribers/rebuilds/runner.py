@@ -16,7 +16,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 import subscribers.rebuilds.sql as sql
@@ -52,6 +59,11 @@ LINE_UP_MAX_EVENTS = 200
 LINE_UP_TRIES = 20
 #: How often a worker looks for kept tables past their window.
 CLEANUP_EVERY_SECONDS = 60.0
+#: How long the cleanup waits for a lock on kept tables (a reader of them) before it
+#: leaves them to its next pass: short, because its transaction (it appends a decision)
+#: holds every reader of events back meanwhile. An ACCESS EXCLUSIVE lock takes an xid
+#: before it waits (PostgreSQL logs it for standbys).
+CLEANUP_LOCK_TIMEOUT = "100ms"
 #: The note on a rebuild whose automatic swap was refused (not tried again by itself).
 AUTO_SWAP_REFUSED = "the automatic swap was refused"
 #: Recount the events left every this many batches (progress).
@@ -493,49 +505,94 @@ class RebuildRunner:
 
     def clean_up(self) -> int:
         """Drop the kept tables past their window or left by a later swap, each with its
-        decision (the system's), and the roles a swap left; the kept schemas dropped."""
+        decision (the system's), and the roles a swap left; the kept schemas dropped.
+
+        Each drop first takes the kept tables' locks, waiting for a reader of them at
+        most ``CLEANUP_LOCK_TIMEOUT`` (its transaction, which appends the decision, holds
+        every reader of events back meanwhile); tables it cannot have now are left for
+        the next pass, and logged."""
         dropped = 0
+        skipped: set[int] = set()
         while not self.stop.is_set():
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute(sql.KEPT_EXPIRED)
-                    row = cursor.fetchone()
-                if row is None:
-                    break
-                rebuild = Rebuild.objects.get(pk=row[0])
-                drop_kept(rebuild)
-                reason = (
-                    f"kept {options().rebuild_keep_hours:g} hours after the swap"
-                    if row[1]
-                    else "a later swap of the projection left them (only the last swap rolls back)"
-                )
-                record_decision(
-                    "RebuildTablesDropped",
-                    projection=rebuild.projection_name,
-                    inputs={
-                        "rebuild_id": rebuild.pk,
-                        "kept_schema": rebuild.kept_schema,
-                        "tables": [t["table"] for t in rebuild.tables],
-                        "kept_until": rebuild.kept_until.isoformat()
-                        if rebuild.kept_until
-                        else None,
-                    },
-                    actor=None,
-                    reason=reason,
-                )
-                dropped += 1
+            with connection.cursor() as cursor:
+                cursor.execute(sql.KEPT_EXPIRED, {"skipped": list(skipped)})
+                row = cursor.fetchone()
+            if row is None:
+                break
+            rebuild_id, window_over = int(row[0]), bool(row[1])
+            try:
+                if self._drop_kept_with_decision(rebuild_id, window_over):
+                    dropped += 1
+            except (OperationalError, ProgrammingError) as exc:
+                if is_connection_error(exc):
+                    raise
+                logger.warning(
+                    "rebuild %s: its kept tables could not be dropped now (%s); next pass",
+                    rebuild_id, exc,
+                )  # fmt: skip
+                skipped.add(rebuild_id)
         self._drop_leftover_roles()
         return dropped
+
+    @staticmethod
+    def _drop_kept_with_decision(rebuild_id: int, window_over: bool) -> bool:
+        with transaction.atomic():
+            rebuild = Rebuild.objects.get(pk=rebuild_id)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)",
+                               [CLEANUP_LOCK_TIMEOUT])  # fmt: skip
+                cursor.execute(sql.KEPT_TABLES, {"schema": rebuild.kept_schema})
+                tables = [name for (name,) in cursor.fetchall()]
+                if tables:
+                    cursor.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+                cursor.execute(sql.KEPT_STILL_THERE, {"id": rebuild_id})
+                if cursor.fetchone() is None:  # dropped meanwhile (the swap's clearing)
+                    return False
+            drop_kept(rebuild)
+            reason = (
+                f"kept {options().rebuild_keep_hours:g} hours after the swap"
+                if window_over
+                else "a later swap of the projection left them (only the last swap rolls back)"
+            )
+            record_decision(
+                "RebuildTablesDropped",
+                projection=rebuild.projection_name,
+                inputs={
+                    "rebuild_id": rebuild.pk,
+                    "kept_schema": rebuild.kept_schema,
+                    "tables": [t["table"] for t in rebuild.tables],
+                    "kept_until": rebuild.kept_until.isoformat() if rebuild.kept_until else None,
+                },
+                actor=None,
+                reason=reason,
+            )
+        return True
 
     def _drop_leftover_roles(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute(sql.LEFTOVER_ROLES)
             ids = [row[0] for row in cursor.fetchall()]
         for rebuild_id in ids:
-            with transaction.atomic():
-                exempt_from_horizon()
-                rebuild = Rebuild.objects.get(pk=rebuild_id)
-                drop_rebuild_role(rebuild)
+            try:
+                with transaction.atomic():
+                    exempt_from_horizon()
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT set_config('lock_timeout', %s, true)",
+                                       [CLEANUP_LOCK_TIMEOUT])  # fmt: skip
+                    rebuild = (
+                        Rebuild.objects.select_for_update(skip_locked=True)
+                        .filter(pk=rebuild_id)
+                        .first()
+                    )
+                    if rebuild is None:  # another worker's cleanup has it
+                        continue
+                    drop_rebuild_role(rebuild)
+            except DatabaseError as exc:
+                if is_connection_error(exc):
+                    raise
+                logger.warning("rebuild %s: its role could not be dropped now: %s",
+                               rebuild_id, exc)  # fmt: skip
+                continue
             logger.info("rebuild %s: dropped its role %s, left by its swap", rebuild_id,
                         rebuild.role_name)  # fmt: skip
 

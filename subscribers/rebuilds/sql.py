@@ -80,16 +80,31 @@ LEFT_AFTER_SWAP_SECONDS = 60
 
 # Kept tables to drop: past their window, or left by a later swap (which drops them just
 # after its commit: these are the ones it could not, a minute on) and so beyond any roll
-# back (only the last swap rolls back). Whether the window is over, too.
+# back (only the last swap rolls back). Whether the window is over, too. Read without a
+# lock: the drop locks the tables, then the row (KEPT_STILL_THERE).
 KEPT_EXPIRED = f"""
 SELECT id, kept_until <= now() FROM projection_rebuilds r
-WHERE phase = 'swapped' AND kept_dropped_at IS NULL
+WHERE phase = 'swapped' AND kept_dropped_at IS NULL AND id <> ALL(%(skipped)s::bigint[])
   AND (kept_until <= now() OR EXISTS (
       SELECT 1 FROM projection_rebuilds n
       WHERE n.projection_name = r.projection_name AND n.created_at > r.created_at
         AND n.swapped_at < now() - interval '{LEFT_AFTER_SWAP_SECONDS} seconds'))
 ORDER BY kept_until
 LIMIT 1
+"""
+
+# The tables of a kept schema, each qualified and quoted (to be locked).
+KEPT_TABLES = """
+SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')
+ORDER BY c.relname
+"""
+
+# The row of kept tables about to be dropped, locked, if they are still to drop.
+KEPT_STILL_THERE = """
+SELECT id FROM projection_rebuilds
+WHERE id = %(id)s AND phase = 'swapped' AND kept_dropped_at IS NULL
 FOR UPDATE SKIP LOCKED
 """
 

@@ -43,6 +43,7 @@ SQL_TESTS := \
 	tests/integration/test_event_visibility_pg.py \
 	tests/integration/test_horizon_order.py \
 	tests/integration/test_horizon_exemption.py \
+	tests/integration/test_reaction_horizon.py \
 	tests/integration/test_horizon_holders.py \
 	tests/integration/test_out_of_order_at_scale.py \
 	tests/integration/test_dismissal_horizon.py \

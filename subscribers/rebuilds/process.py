@@ -33,6 +33,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.db.backends.signals import connection_created
 
 from config.options import options
 
@@ -115,9 +119,40 @@ class RebuildProcess:
 
 def lower_priority() -> None:
     """``--rebuilds-only``, the worker's child or one started by hand: ``nice`` lower by
-    ``EVENTDESK_REBUILD_NICE`` than the process was."""
+    ``EVENTDESK_REBUILD_NICE`` than the process was, and so are its database backends
+    where this host runs them and lets us (``lower_backend_priority``)."""
     with contextlib.suppress(OSError):
         os.nice(options().rebuild_nice)
+    connection_created.connect(_lower_backend, dispatch_uid="eventdesk-rebuild-backend-nice")
+
+
+def _lower_backend(sender: Any, connection: Any, **kwargs: Any) -> None:
+    lower_backend_priority(connection.connection)
+
+
+def lower_backend_priority(conn: Any) -> bool:
+    """Give ``conn``'s database backend this process's priority when it has more (a
+    rebuild's backend, the process niced): PostgreSQL has no priority of its own, and the
+    rebuild's queries otherwise compete with the live projections' for the cores on a
+    host that runs both. Only for a server on this host (a Unix socket) whose process
+    ``backend_pid`` is that backend (``postgres: <user> <database> [local]``), and only
+    where the operating system lets us (the same user, or root). True when the backend
+    runs at this process's priority (or below) now."""
+    info = conn.info
+    if not sys.platform.startswith("linux") or not str(info.host).startswith("/"):
+        return False  # over TCP: another host, or another process namespace
+    pid = int(info.backend_pid)
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        if not title.startswith("postgres:") or f" {info.user} {info.dbname} [local]" not in title:
+            return False
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        if os.getpriority(os.PRIO_PROCESS, pid) < ours:
+            os.setpriority(os.PRIO_PROCESS, pid, ours)
+    except (OSError, UnicodeDecodeError) as exc:
+        logger.debug("rebuilds: backend %d keeps its priority (%s)", pid, exc)
+        return False
+    return True
 
 
 def become_rebuild_child(parent_pid: int, request_stop: Callable[[], None]) -> None:

@@ -27,6 +27,7 @@ from eventstore.types import Cursor
 from subscribers.models import Rebuild
 from subscribers.rebuilds.definition import qi
 from subscribers.rebuilds.guard import routed
+from subscribers.rebuilds.process import lower_backend_priority
 from subscribers.registry import Registered
 
 #: Sample rows kept of each kind (only in live, only in new, differing), per table.
@@ -86,6 +87,7 @@ def own_connection(*, autocommit: bool, purpose: str) -> Iterator[psycopg.Connec
     params = connection_params()
     params["application_name"] = f"eventdesk-rebuild-{purpose}"
     conn = psycopg.connect(**params, autocommit=autocommit)
+    lower_backend_priority(conn)  # in a niced rebuild process: the backend too
     try:
         yield conn
     finally:

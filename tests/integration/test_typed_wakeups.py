@@ -98,3 +98,49 @@ def test_a_reaction_is_not_woken_by_events_it_does_not_read() -> None:
             what="the reaction handling the ping, well before the next poll",
         )
     assert ticks[-1].cursor < ping[0].cursor
+
+
+def _two_projections() -> Any:
+    """One loop: a projection of every type, and one of ``Wanted`` only."""
+    return build_registry(
+        ["tests.subscribers.RecordingProjection", "tests.subscribers.TypedProjection"]
+    )
+
+
+@pytest.mark.usefixtures("applied_table")
+@override_settings(EVENTDESK={"poll_interval_seconds": POLL_SECONDS})
+def test_a_projection_is_not_stepped_for_events_it_does_not_read() -> None:
+    # The projections share a loop; a wake-up steps only those that read one of its types
+    # (each step is a transaction, and the others wait for it).
+    with running_worker(_two_projections()):
+        wanted = append("warm-up", "Wanted")
+        wait_for(lambda: bookmark("test.typed").cursor >= wanted[0].cursor, what="the warm-up")
+        time.sleep(0.5)  # the loop sleeps, with nothing to do
+        typed_before = bookmark("test.typed").cursor
+        ticks = append("ticks", "Tick", "Tick")
+        wait_for(
+            lambda: bookmark("test.recorder").cursor >= ticks[-1].cursor,
+            what="the projection of every type applying the ticks",
+        )
+        time.sleep(0.5)  # a stepped projection would have moved over the ticks by now
+        assert bookmark("test.typed").cursor == typed_before, "stepped for events it skips"
+
+        later = append("after-ticks", "Wanted")
+        wait_for(
+            lambda: bookmark("test.typed").cursor >= later[0].cursor,
+            timeout=POLL_SECONDS / 4,
+            what="the typed projection applying its event, well before the next poll",
+        )
+    assert [row[2] for row in applied("test.typed")] == ["Wanted", "Wanted"]
+
+
+@pytest.mark.usefixtures("applied_table")
+@override_settings(EVENTDESK={"poll_interval_seconds": 1.0})
+def test_a_projection_moves_over_events_it_does_not_read_at_the_next_poll() -> None:
+    with running_worker(_two_projections()):
+        ticks = append("ticks", "Tick", "Tick")
+        wait_for(
+            lambda: bookmark("test.typed").cursor >= ticks[-1].cursor,
+            what="the typed projection's bookmark moving over the ticks at a poll",
+        )
+    assert applied("test.typed") == []

@@ -50,6 +50,10 @@ class EventdeskOptions:
     handle_timeout_seconds: float = 300.0
     #: How long a projection batch may run before the worker gives up on it.
     batch_timeout_seconds: float = 60.0
+    #: A projection batch's commit waits for the disk (synchronous_commit as the server
+    #: has it). Off: it does not; a server crash may lose the last batches, writes and
+    #: bookmark together, which are then applied again (docs/projections.md).
+    projection_commit_waits_for_flush: bool = False
     #: How long the worker waits for the current batch on SIGTERM/SIGINT.
     shutdown_timeout_seconds: float = 30.0
     #: How often a subscriber catching up on a backlog logs its progress.

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
+from config.options import options
 from eventstore.postgres import PostgresEventStore, row_to_event
 from eventstore.types import START, Cursor, RecordedEvent
 from subscribers import sql
@@ -84,7 +85,12 @@ def lock_and_read_batch(
     """Lock projection ``entry``'s bookmark (``SKIP LOCKED``), set the batch's timeouts and
     read its next batch, in one round trip; return the bookmark, the session's backend
     pid and the batch, or None when the bookmark is not to be worked now."""
-    params: dict[str, Any] = {"name": entry.name, "ms": timeout_ms, "limit": entry.batch_size}
+    params: dict[str, Any] = {
+        "name": entry.name,
+        "ms": timeout_ms,
+        "limit": entry.batch_size,
+        "no_flush": not options().projection_commit_waits_for_flush,
+    }
     query = sql.LOCK_AND_READ_BATCH
     if entry.event_types is not None:
         query, params["types"] = sql.LOCK_AND_READ_BATCH_OF_TYPES, list(entry.event_types)

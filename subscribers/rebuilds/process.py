@@ -7,10 +7,7 @@ milliseconds, every thread stopped) frequent: the live projection's p99 rose eig
 while a rebuild built. So ``run_subscribers`` runs its rebuilds in a child,
 ``run_subscribers --rebuilds-only``, niced (``EVENTDESK_REBUILD_NICE``, default 10) so
 that the operating system runs the live loops first when the cores are busy. The child
-works the same projections under the same worker id. Where the kernel shares the cores
-between sessions first (autogroups), the child leads a session of its own and lowers its
-autogroup, and its backends' (``lower_autogroup``): a nice alone counts only within a
-session. The parent supervises it:
+works the same projections under the same worker id; the parent supervises it:
 
 * it restarts a child that exited on its own, or that could not be started (the
   fork refused: the live loops go on), with a backoff of 1 s doubling to 30 s;
@@ -83,10 +80,7 @@ class RebuildProcess:
         while not self.stop.is_set():
             started = time.monotonic()
             try:
-                # A session of its own: its autogroup, which it lowers (lower_priority).
-                child = self.child = subprocess.Popen(
-                    self.command(), env=self.environment(), start_new_session=True
-                )
+                child = self.child = subprocess.Popen(self.command(), env=self.environment())
             except OSError as exc:
                 # No process (fork refused: EAGAIN, ENOMEM; the interpreter gone in an
                 # upgrade): the live loops go on, and the child is tried again later.
@@ -123,47 +117,12 @@ class RebuildProcess:
             child.wait()
 
 
-def autogroup_nice(pid: int) -> int | None:
-    """The nice value of ``pid``'s autogroup (None: no autogroups, or not readable)."""
-    try:
-        found = Path(f"/proc/{pid}/autogroup").read_text().split()
-        return int(found[-1]) if len(found) == 3 and found[1] == "nice" else None
-    except (OSError, ValueError):
-        return None
-
-
-def lower_autogroup(pid: int, nice: int) -> bool:
-    """Give the autogroup of ``pid``, a process that leads its session, the nice value
-    ``nice`` if it has less; True when it has that much now.
-
-    With the kernel's autogroups (``kernel.sched_autogroup_enabled``, on by default in most
-    distributions, for processes outside a cpu cgroup), the scheduler shares the cores
-    between sessions first, and a process's own nice counts only against the processes of
-    its session. Every PostgreSQL backend leads a session of its own (it calls setsid), so
-    a backend's nice alone changed nothing; nor did the rebuild process's, in the worker's
-    session. A session's autogroup is its own to lower (the same user, or root)."""
-    if os.getsid(pid) != pid:
-        return False  # its autogroup is its session's: others would be lowered with it
-    now = autogroup_nice(pid)
-    if now is None:
-        return False
-    if now < nice:
-        try:
-            Path(f"/proc/{pid}/autogroup").write_text(str(nice))
-        except OSError as exc:
-            logger.debug("rebuilds: the autogroup of %d keeps its priority (%s)", pid, exc)
-            return False
-    return True
-
-
 def lower_priority() -> None:
     """``--rebuilds-only``, the worker's child or one started by hand: ``nice`` lower by
     ``EVENTDESK_REBUILD_NICE`` than the process was, and so are its database backends
     where this host runs them and lets us (``lower_backend_priority``)."""
     with contextlib.suppress(OSError):
         os.nice(options().rebuild_nice)
-    if sys.platform.startswith("linux"):  # the worker's child leads its own session
-        lower_autogroup(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0))
     connection_created.connect(_lower_backend, dispatch_uid="eventdesk-rebuild-backend-nice")
 
 
@@ -190,7 +149,6 @@ def lower_backend_priority(conn: Any) -> bool:
         ours = os.getpriority(os.PRIO_PROCESS, 0)
         if os.getpriority(os.PRIO_PROCESS, pid) < ours:
             os.setpriority(os.PRIO_PROCESS, pid, ours)
-        lower_autogroup(pid, ours)
     except (OSError, UnicodeDecodeError) as exc:
         logger.debug("rebuilds: backend %d keeps its priority (%s)", pid, exc)
         return False

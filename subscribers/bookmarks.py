@@ -80,21 +80,20 @@ def read_batch(cursor: CursorWrapper, entry: Registered, after: Cursor) -> Batch
 
 
 def lock_and_read_batch(
-    cursor: CursorWrapper, entry: Registered, timeout_ms: str
+    cursor: CursorWrapper, entry: Registered, timeout_ms: str, *, waits: bool = False
 ) -> tuple[BookmarkState, int, Batch] | None:
     """Lock projection ``entry``'s bookmark (``SKIP LOCKED``), set the batch's timeouts and
     read its next batch, in one round trip; return the bookmark, the session's backend
-    pid and the batch, or None when the bookmark is not to be worked now."""
-    params: dict[str, Any] = {
-        "name": entry.name,
-        "ms": timeout_ms,
-        "limit": entry.batch_size,
-        "no_flush": not options().projection_commit_waits_for_flush,
-    }
-    query = sql.LOCK_AND_READ_BATCH
+    pid and the batch, or None when the bookmark is not to be worked now.
+
+    The batch commits without waiting for the disk (docs/projections.md) unless it
+    ``waits`` (a failure's record) or the option projection_commit_waits_for_flush says so."""
+    params: dict[str, Any] = {"name": entry.name, "ms": timeout_ms, "limit": entry.batch_size}
+    typed = entry.event_types is not None
     if entry.event_types is not None:
-        query, params["types"] = sql.LOCK_AND_READ_BATCH_OF_TYPES, list(entry.event_types)
-    cursor.execute(query, params)
+        params["types"] = list(entry.event_types)
+    waits = waits or options().projection_commit_waits_for_flush
+    cursor.execute(sql.LOCK_AND_READ_BATCH[typed, waits], params)
     rows = cursor.fetchall()
     if not rows:
         return None

@@ -29,7 +29,10 @@ class Bookmark(FailingEvent):
 
     The cursor ``(last_transaction_id, last_position)`` is the last event the
     subscriber is done with. It only moves forward, except by an explicit
-    projection rebuild. The rest is the worker's operational state.
+    projection rebuild, and after a crash of the database server: a projection's
+    batches commit without waiting for the disk, so the last of them may be lost, its
+    bookmark with its writes, and be applied again (docs/projections.md). The rest is the
+    worker's operational state.
     """
 
     class Kind(models.TextChoices):

@@ -175,7 +175,9 @@ def _after_failure(entry: Registered, watch: BatchWatch, rolled: _RolledBack) ->
     the bookmark to just before it and record the failure. Events under the horizon never
     change, so the batch read again starts with the same events."""
     with transaction.atomic(), connection.cursor() as cursor:
-        locked = lock_and_read_batch(cursor, entry, _timeout_ms())
+        # It records the failure (the wedge an operator is paged for): that must outlive a
+        # crash of the server, so this transaction waits for the disk.
+        locked = lock_and_read_batch(cursor, entry, _timeout_ms(), waits=True)
         if locked is None or locked[0].cursor != rolled.at:
             return Outcome(entry.name)  # taken, moved or paused meanwhile: not ours to say
         state, backend_pid, batch = locked

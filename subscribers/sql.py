@@ -31,15 +31,14 @@ SELECT 1 FROM projection_bookmarks WHERE subscriber_name = %(name)s FOR UPDATE
 # A projection batch owns its bookmark row for the whole transaction; SKIP LOCKED lets
 # another worker pass over a subscriber that is already being worked instead of queueing.
 # The same round trip sets the batch's timeouts (BATCH_TIMEOUTS; the lock never waits),
-# names the session the watchdog would end, and, unless told to wait (the option
-# projection_commit_waits_for_flush), lets the batch commit without waiting for the disk
-# (eventstore migration 0004): one round trip per batch, not two.
-LOCK_PROJECTION_BOOKMARK = """
+# names the session the watchdog would end, and ({commit}) may let the batch commit
+# without waiting for the disk (eventstore migration 0004): one round trip per batch.
+_LOCK_PROJECTION_BOOKMARK = """
 SELECT last_transaction_id, last_position, attempts, failing_event_id,
        pg_backend_pid() AS backend_pid,
        set_config('statement_timeout', %(ms)s, true) AS batch_statement_timeout,
        set_config('idle_in_transaction_session_timeout', %(ms)s, true) AS batch_idle_timeout,
-       CASE WHEN %(no_flush)s THEN eventdesk_commit_without_flush() END AS batch_commit
+       {commit} AS batch_commit
 FROM projection_bookmarks
 WHERE subscriber_name = %(name)s AND status IN ('active', 'retrying')
   AND (next_retry_at IS NULL OR next_retry_at <= now())
@@ -222,13 +221,20 @@ LEFT JOIN LATERAL (
     LIMIT %(limit)s
 ) AS wanted ON true
 """
-LOCK_AND_READ_BATCH = _LOCK_AND_READ_BATCH.format(
-    **_ONCE, lock=LOCK_PROJECTION_BOOKMARK, columns=EVENT_COLUMNS, types=""
-)
-LOCK_AND_READ_BATCH_OF_TYPES = _LOCK_AND_READ_BATCH.format(
-    **_ONCE, lock=LOCK_PROJECTION_BOOKMARK, columns=EVENT_COLUMNS,
-    types=" AND event_type = ANY(%(types)s)",
-)  # fmt: skip
+# Keyed by (of its types only, waits for the disk at commit). A batch that waits (the
+# option projection_commit_waits_for_flush, or the redo after a failure, whose record must
+# outlive a crash) does not name eventdesk_commit_without_flush() at all: a database not
+# migrated yet (0004) still runs it.
+LOCK_AND_READ_BATCH = {
+    (typed, waits): _LOCK_AND_READ_BATCH.format(
+        **_ONCE, columns=EVENT_COLUMNS,
+        lock=_LOCK_PROJECTION_BOOKMARK.format(
+            commit="NULL::text" if waits else "eventdesk_commit_without_flush()"
+        ),
+        types=" AND event_type = ANY(%(types)s)" if typed else "",
+    )
+    for typed in (False, True) for waits in (False, True)
+}  # fmt: skip
 #: The bookmark's columns before the head's in a LOCK_AND_READ_BATCH row.
 LOCKED_BOOKMARK_COLUMNS = 8
 

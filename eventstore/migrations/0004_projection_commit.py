@@ -13,12 +13,15 @@ from django.db import migrations
 # with the flush, whoever turned it off. eventdesk_commit_without_flush() (first in the
 # batch's transaction, from its first statement) keeps the session's synchronous_commit
 # in eventdesk.synchronous_commit, then turns it off for the transaction; the trigger
-# below puts it back before any row goes into events (a rolled back savepoint undoes both
-# together). A transaction that never called the function pays one setting's read.
+# below puts it back before any row goes into events and leaves 'appended' there, after
+# which the function turns nothing off again in that transaction (a rolled back savepoint
+# undoes the rows and the settings together). A transaction that never called the
+# function pays one setting's read per insert statement.
 FORWARD = """
 CREATE FUNCTION eventdesk_commit_without_flush() RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
-    IF current_setting('synchronous_commit') <> 'off' THEN
+    IF current_setting('synchronous_commit') <> 'off'
+       AND coalesce(current_setting('eventdesk.synchronous_commit', true), '') = '' THEN
         PERFORM set_config('eventdesk.synchronous_commit', current_setting('synchronous_commit'),
                            true);
         PERFORM set_config('synchronous_commit', 'off', true);
@@ -30,11 +33,12 @@ CREATE FUNCTION events_commit_with_flush() RETURNS trigger LANGUAGE plpgsql AS $
 BEGIN
     PERFORM set_config('synchronous_commit', current_setting('eventdesk.synchronous_commit'),
                        true);
-    PERFORM set_config('eventdesk.synchronous_commit', '', true);
+    PERFORM set_config('eventdesk.synchronous_commit', 'appended', true);
     RETURN NULL;
 END $$;
 CREATE TRIGGER events_commit_with_flush BEFORE INSERT ON events
-    FOR EACH STATEMENT WHEN (current_setting('eventdesk.synchronous_commit', true) <> '')
+    FOR EACH STATEMENT
+    WHEN (current_setting('eventdesk.synchronous_commit', true) NOT IN ('', 'appended'))
     EXECUTE FUNCTION events_commit_with_flush();
 """
 

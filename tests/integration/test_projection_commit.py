@@ -111,3 +111,52 @@ def test_an_append_rolled_back_to_its_savepoint_takes_the_flush_back_with_it() -
             append_then_fail()
         assert inside == [server]
         assert setting() == "off"  # no event appended in the end: no flush needed
+
+
+def test_after_an_append_the_transaction_cannot_be_made_to_skip_the_flush_again() -> None:
+    server = setting()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT eventdesk_commit_without_flush()")
+        append("first", "Probe")
+        assert setting() == server
+        cursor.execute("SELECT eventdesk_commit_without_flush()")
+        assert setting() == server  # the event appended above still waits for the disk
+        append("second", "Probe")
+        assert setting() == server
+
+
+@override_settings(EVENTDESK={"projection_commit_waits_for_flush": True})
+def test_a_batch_that_waits_runs_on_a_database_without_the_function() -> None:
+    # A worker told to wait names no function of migration 0004 (before `migrate`, say).
+    probe = SeesTheSetting()
+    append("probe", "Probe")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DROP FUNCTION eventdesk_commit_without_flush()")
+        one_batch(probe)
+        transaction.set_rollback(True)  # the function is back
+    assert probe.seen == [(setting(), None)]
+
+
+def test_a_failures_record_commits_with_the_flush() -> None:
+    # The redo after a failure records it (the wedge an operator is paged for): it waits.
+    class Fails(SeesTheSetting):
+        name = "test.commit_failing"
+
+        def apply(self, event: RecordedEvent) -> None:
+            super().apply(event)
+            if event.data.get("poison"):
+                raise RuntimeError("poison")
+
+    server = setting()
+    probe = Fails()
+    good = append("good", "Probe")
+    append("bad", "Probe", poison=True)
+    registry = build_registry([probe])
+    ensure_bookmarks(list(registry))
+    outcome = run_projection_batch(registry.projections[0])
+    assert outcome.failure is not None
+    assert outcome.processed == 1
+    assert bookmark(probe.name).cursor == good[0].cursor
+    # The happy path (both events, then rolled back), then the redo of the first event in
+    # the transaction that records the failure: that one waits for the disk.
+    assert probe.seen == [("off", None), ("off", None), (server, None)]

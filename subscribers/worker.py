@@ -66,24 +66,6 @@ class _Loop:
     #: Set when the watchdog gave up on a hung batch: the thread stops if it ever returns.
     abandoned: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
-    #: The event types notified since the loop last looked (None: any type).
-    notified: set[str] | None = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def notify(self, types: frozenset[str] | None) -> None:
-        """Wake the loop for events of ``types`` (None: of any type)."""
-        with self.lock:
-            if types is None or self.notified is None:
-                self.notified = None
-            else:
-                self.notified.update(types)
-        self.wake.set()
-
-    def take_notified(self) -> frozenset[str] | None:
-        """The types notified since the last call, forgotten (None: any type)."""
-        with self.lock:
-            taken, self.notified = self.notified, set()
-        return None if taken is None else frozenset(taken)
 
 
 def worker_id() -> str:
@@ -256,7 +238,7 @@ class Worker:
         still polls."""
         for loop in list(self._loops):
             if types is None or loop.types is None or not loop.types.isdisjoint(types):
-                loop.notify(types)
+                loop.wake.set()
 
     def request_stop(self) -> None:
         """Finish the current batches and stop. Never call it from a signal handler: it
@@ -474,44 +456,21 @@ class Worker:
         # on the server, still holds the horizon): look again soon, 10 ms doubling,
         # rather than a whole poll interval later.
         recheck: float | None = None
-        # Which subscribers a pass steps. A wake-up for some event types steps those that
-        # read one of them, and those that read every type; the others have nothing new
-        # to do (the bookmark of one that skips those events moves over them at the next
-        # poll). The first pass, a poll, and a wake-up without types step them all; a
-        # subscriber that moved steps again until it has caught up.
-        everything = True
-        looking: frozenset[str] = frozenset()
-        moved: set[str] = set()
         while not self.stop_event.is_set() and not loop.abandoned.is_set():
-            # Woken with no types named: by hand (a stream-ordered reaction's finished
-            # handle sets ``wake`` itself), so every subscriber.
-            woken = wake.is_set()
             wake.clear()
-            notified = loop.take_notified()
-            if notified is None or (woken and not notified):
-                everything = True
-            else:
-                looking |= notified
             try:
                 if not ready:
                     ensure_bookmarks(entries)
                     check_orderings(entries)
                     ready = True
                 progressed = False
-                stepped = [
-                    entry for entry in entries
-                    if everything or entry.name in moved or _reads_any(entry, looking)
-                ]  # fmt: skip
-                everything, moved = False, set()
-                for entry in stepped:
+                for entry in entries:
                     if self.stop_event.is_set() or loop.abandoned.is_set():
                         return
                     started = time.perf_counter()
                     outcome = self._step(entry, loop.watch, wake=wake)
                     self._note(progress[entry.name], outcome, started)
-                    if outcome.progressed:
-                        progressed = True
-                        moved.add(entry.name)
+                    progressed |= outcome.progressed
                 if progressed:
                     backoff.reset()
                     recheck = None
@@ -534,17 +493,11 @@ class Worker:
                 logger.warning("database error (%s); retrying in %.1fs", exc, delay)
                 _discard_connection()
                 self.stop_event.wait(delay)
-                everything = True
                 continue
-            polling = timeout >= idle  # not a recheck of the last wake-up's types
-            if polling:
-                looking = frozenset()
             if wake.wait(timeout):
                 recheck = HORIZON_RECHECK_SECONDS
                 if gather:
                     self.stop_event.wait(REACTION_WAKE_GATHER_SECONDS)
-            elif polling:  # the poll, or a retry due: every subscriber
-                everything = True
 
     def _idle_timeout(self, entries: list[Registered]) -> float:
         """Until the next poll, or sooner when a retry falls due."""
@@ -570,11 +523,6 @@ def _types_read(entries: list[Registered]) -> frozenset[str] | None:
             return None
         types.update(entry.event_types)
     return frozenset(types)
-
-
-def _reads_any(entry: Registered, types: frozenset[str]) -> bool:
-    """Whether ``entry`` reads events of one of ``types`` (it reads every type, or one)."""
-    return entry.event_types is None or not types.isdisjoint(entry.event_types)
 
 
 def _discard_connection() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 from django.db import DataError, IntegrityError, connections, transaction
+from psycopg.types.datetime import TimestamptzLoader
 
 from eventstore import sql
 from eventstore.store import EventStore
@@ -21,10 +23,30 @@ from eventstore.types import (
     validate_appends,
 )
 
+#: The JSON text of the metadata most events carry: decoded without the parser.
+_EMPTY_OBJECT = "{}"
+
+
+def fetch_events(cursor: Any, query: str, params: Mapping[str, Any]) -> list[Any]:
+    """Run ``query`` (which selects ``sql.EVENT_COLUMNS``) on Django ``cursor``; its rows.
+
+    ``recorded_at`` is loaded by psycopg's own ``timestamptz`` loader, the compiled one,
+    instead of the pure-Python subclass Django registers: a rebuild reads a whole history
+    and that subclass was 8 % of its time. The value is the same: Django's loader
+    is psycopg's with its result's time zone replaced by the connection's, which this
+    loader reads from the same place (the session's ``TimeZone``, UTC under Django's
+    ``USE_TZ``)."""
+    if getattr(cursor.db, "timezone", None) is UTC:
+        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+    cursor.execute(query, params)
+    return list(cursor.fetchall())
+
 
 def row_to_event(row: Sequence[Any]) -> RecordedEvent:
     """A row selected with ``sql.EVENT_COLUMNS`` as a ``RecordedEvent``."""
     data, metadata = row[6], row[7]
+    if metadata == _EMPTY_OBJECT:
+        metadata = {}
     return RecordedEvent(
         position=row[0],
         transaction_id=int(row[1]),
@@ -232,8 +254,7 @@ class PostgresEventStore(EventStore):
 
     def _select(self, query: str, params: dict[str, Any]) -> list[RecordedEvent]:
         with connections[self.using].cursor() as cursor:
-            cursor.execute(query, params)
-            return [row_to_event(row) for row in cursor.fetchall()]
+            return [row_to_event(row) for row in fetch_events(cursor, query, params)]
 
 
 def _rows_document(checked: list[tuple[StreamAppend, list[str]]]) -> str:

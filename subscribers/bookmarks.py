@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
 from config.options import options
-from eventstore.postgres import PostgresEventStore, row_to_event
+from eventstore.postgres import PostgresEventStore, fetch_events, row_to_event
 from eventstore.types import START, Cursor, RecordedEvent
 from subscribers import sql
 from subscribers.registry import Registered
@@ -75,8 +75,7 @@ def read_batch(cursor: CursorWrapper, entry: Registered, after: Cursor) -> Batch
     query = sql.READ_BATCH
     if entry.event_types is not None:
         query, params["types"] = sql.READ_BATCH_OF_TYPES, list(entry.event_types)
-    cursor.execute(query, params)
-    return _batch_of(cursor.fetchall())
+    return _batch_of(fetch_events(cursor, query, params))
 
 
 def lock_and_read_batch(
@@ -93,8 +92,7 @@ def lock_and_read_batch(
     if entry.event_types is not None:
         params["types"] = list(entry.event_types)
     waits = waits or options().projection_commit_waits_for_flush
-    cursor.execute(sql.LOCK_AND_READ_BATCH[typed, waits], params)
-    rows = cursor.fetchall()
+    rows = fetch_events(cursor, sql.LOCK_AND_READ_BATCH[typed, waits], params)
     if not rows:
         return None
     skip = sql.LOCKED_BOOKMARK_COLUMNS

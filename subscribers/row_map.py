@@ -127,6 +127,8 @@ class ModelRows:
         self.snapshots: dict[int, dict[str, Any]] = {}
         self.created: list[models.Model] = []
         self.deleted: dict[int, models.Model] = {}
+        #: ``key_of``'s plan per lookup shape (the names, in the order given).
+        self.plans: dict[tuple[str, ...], tuple[Key, list[tuple[int, Any]]]] = {}
 
     @property
     def label(self) -> str:
@@ -134,16 +136,32 @@ class ModelRows:
 
     def key_of(self, lookup: Mapping[str, Any]) -> tuple[Key, tuple[Any, ...]]:
         """The lookup as (attnames sorted, values converted the way the column holds them)."""
-        pairs = []
-        for name, value in lookup.items():
+        names = tuple(lookup)
+        plan = self.plans.get(names)
+        if plan is None:
+            plan = self.plans[names] = self.plan(names)
+        attnames, order = plan
+        values = tuple(lookup.values())
+        converted = []
+        for index, field in order:
+            value = values[index]
+            if isinstance(value, models.Model):
+                value = value.pk
+            converted.append(clean(field, value))
+        return attnames, tuple(converted)
+
+    def plan(self, names: tuple[str, ...]) -> tuple[Key, list[tuple[int, Any]]]:
+        """How ``key_of`` turns a lookup of these names (in this order) into a key: the
+        attnames sorted, and for each the lookup's value to take and its field. Looked up
+        once per model and lookup shape: a batch calls ``key_of`` once per event."""
+        found = []
+        for index, name in enumerate(names):
             field = self.model._meta.pk if name == "pk" else self.fields.get(name)
             if field is None:
                 raise RowsRefused(f"{self.label} has no field {name!r}")
-            if isinstance(value, models.Model):
-                value = value.pk
-            pairs.append((field.attname, clean(field, value)))
-        pairs.sort(key=lambda pair: pair[0])
-        return tuple(n for n, _ in pairs), tuple(v for _, v in pairs)
+            found.append((field.attname, index, field))
+        found.sort(key=lambda item: item[0])
+        return tuple(a for a, _, _ in found), [(i, f) for _, i, f in found]
 
     def unique_key(self, key: Key) -> Key:
         if key not in self.index:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 
 import subscribers.rebuilds.sql as sql
-from eventstore.postgres import row_to_event
+from eventstore.postgres import fetch_events, row_to_event
 from eventstore.types import Cursor, RecordedEvent
 from subscribers.failures import Failure
 from subscribers.models import Rebuild
@@ -43,8 +43,9 @@ def read_upto(entry: Registered, after: Cursor, upto: Cursor, limit: int) -> lis
     """Up to ``limit`` of the projection's events after ``after``, none past ``upto``."""
     query, params = _between(entry, after, upto, sql.READ_UPTO, sql.READ_UPTO_OF_TYPES)
     with connection.cursor() as cursor:
-        cursor.execute(query, {**params, "limit": limit})
-        return [row_to_event(row) for row in cursor.fetchall()]
+        return [
+            row_to_event(row) for row in fetch_events(cursor, query, {**params, "limit": limit})
+        ]
 
 
 def count_upto(entry: Registered, after: Cursor, upto: Cursor) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -193,3 +193,18 @@ def test_a_committed_event_is_visible(store: EventStore) -> None:
     assert store.is_visible(recorded[0].cursor)
     assert store.is_visible(recorded[-1].cursor)
     assert store.is_visible(START)
+
+
+def test_recorded_at_and_metadata_read_back_as_written(store: EventStore) -> None:
+    """The time an event was recorded is an aware UTC datetime wherever it is read, and
+    metadata, empty or not, reads back as the object it was."""
+    recorded = _visible(
+        store,
+        store.append_streams(
+            [StreamAppend("meta", [NewEvent("Bare"), NewEvent("Tagged", {}, {"by": "ops"})])]
+        ),
+    )
+    read = store.read_all(START, 10)
+    assert [e.metadata for e in read] == [{}, {"by": "ops"}]
+    assert [e.recorded_at for e in read] == [e.recorded_at for e in recorded]
+    assert all(e.recorded_at.utcoffset() == timedelta(0) for e in read)

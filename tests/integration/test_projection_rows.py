@@ -249,3 +249,26 @@ def test_the_refusal_reaches_the_bookmark_as_the_events_failure() -> None:
     mark = bookmark("test.reads_behind")
     assert mark.failing_event_id == events[0].event_id
     assert "HeldModelQueried: test_readmodels.Board was queried through the ORM" in mark.last_error
+
+
+def test_a_composite_key_is_the_same_key_in_either_order() -> None:
+    """``key_of`` keeps one plan per lookup shape: the second order gets its own."""
+    Tally.objects.create(group="g", name="x", count=3)
+    rows = Rows()
+    rows.load(Tally, ("name", "group"), [("x", "g"), ("y", "g")])
+    first = rows.get(Tally, group="g", name="x")
+    assert first is not None
+    assert first.count == 3
+    assert rows.get(Tally, name="x", group="g") is first
+    assert rows.get(Tally, name="y", group="g") is None  # asked for under the other order
+    made = rows.get_or_new(Tally, name="y", group="g")
+    assert rows.get(Tally, group="g", name="y") is made
+
+
+def test_a_lookup_shape_with_an_unknown_field_is_refused_each_time() -> None:
+    rows = Rows()
+    rows.load(Tally, ("group", "name"), [("g", "x")])
+    for _ in range(2):  # the refusal is not cached as a plan
+        with pytest.raises(RowsRefused, match=r"test_readmodels\.Tally has no field 'nmae'"):
+            rows.get(Tally, group="g", nmae="x")
+    assert rows.get(Tally, group="g", name="x") is None

@@ -26,7 +26,7 @@ from django.db.backends.utils import CursorWrapper
 
 from config.options import options
 from eventstore.horizon import exempt_from_horizon
-from eventstore.postgres import PostgresEventStore, row_to_event
+from eventstore.postgres import PostgresEventStore, fetch_events, row_to_event
 from eventstore.types import Cursor, RecordedEvent, StreamAppend
 from subscribers import sql
 from subscribers.failures import Failure, FailureSite, record_failure
@@ -120,7 +120,8 @@ def take_in_and_claim(
         room = min(room, entry.concurrency - live)
         if room <= 0:
             return intake, []
-        cursor.execute(
+        claimed = fetch_events(
+            cursor,
             sql.CLAIM_WORK,
             {
                 "name": entry.name,
@@ -129,9 +130,7 @@ def take_in_and_claim(
                 "lease": options().lease_seconds,
             },
         )
-        claims = [
-            Claim(int(r[0]), str(r[1]), int(r[2]), row_to_event(r[3:])) for r in cursor.fetchall()
-        ]
+        claims = [Claim(int(r[0]), str(r[1]), int(r[2]), row_to_event(r[3:])) for r in claimed]
         # Claims are handed out in global order: the oldest waiting stream goes first.
         claims.sort(key=lambda claim: claim.event.cursor)
         return intake, claims

@@ -120,6 +120,12 @@ def test_the_owner_migrates_and_the_running_role_works(database: Database) -> No
     # The running role: appends (the demo), projects, and writes audited decisions.
     _manage(database, database.app, "seed_demo")
     _manage(database, database.app, "run_subscribers", "--once", "--projections-only")
+    # A worker that runs until stopped first reads django_migrations (--once does not).
+    check = (
+        "from subscribers.management.commands.run_subscribers import"
+        " refuse_unapplied_migrations as refuse; refuse()"
+    )
+    _manage(database, database.app, "shell", "-c", check)
     _manage(database, database.app, "ensure_operator")
     assert _manage(database, database.app, "create_api_token", "admin").strip()
     with database.connect(database.app) as app:

@@ -7,6 +7,8 @@ import gc
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from config.options import options
 from subscribers.metrics import WorkerMetrics
@@ -15,6 +17,26 @@ from subscribers.registry import Kind, SubscriberRegistry, UnknownSubscriber, lo
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
 from subscribers.worker import Worker
+
+#: The apps whose tables and functions the worker's own statements use.
+WORKER_APPS = ("eventstore", "subscribers")
+
+
+def refuse_unapplied_migrations() -> None:
+    """A ``CommandError`` naming the migrations of ``WORKER_APPS`` this database lacks.
+
+    Without it a worker started against a database ``migrate`` has not reached failed on
+    its first batch with "function eventdesk_commit_without_flush() does not exist", or
+    a missing column, far from the cause."""
+    executor = MigrationExecutor(connection)
+    leaves = [key for key in executor.loader.graph.leaf_nodes() if key[0] in WORKER_APPS]
+    missing = [f"{m.app_label}.{m.name}" for m, _ in executor.migration_plan(leaves)]
+    if missing:
+        raise CommandError(
+            f"the database lacks {len(missing)} migration(s) the worker needs"
+            f" ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}):"
+            " run `manage.py migrate` first"
+        )
 
 
 class Command(BaseCommand):
@@ -81,6 +103,8 @@ class Command(BaseCommand):
             self.run_rebuilds(registry, opts["owner"], opts["parent_pid"])
             return
         self.check(databases=["default"], tags=["eventdesk_rebuilds"])  # declared tables exist
+        if not opts["once"]:  # a worker started before `migrate` fails at once, and says why
+            refuse_unapplied_migrations()
         metrics = None
         if opts["metrics_port"] is not None:
             metrics = WorkerMetrics()

@@ -149,6 +149,11 @@ def _catch_up(count: int, start: Cursor, *, observed: bool) -> Work:
 OVERHEAD_MIN_SECONDS = 4.0
 #: Events per catch-up in a quick run: about 4 s of the fastest projection here.
 QUICK_CATCHUP_EVENTS = 80_000
+#: At least this many rounds. The observed side's own cost is under 1 % (a lag sample
+#: takes the server 4-8 ms a second, a scrape 0.3 ms: benchmarks/README.md, "Eighth
+#: session"), while one round's ratio swings 0.91-1.09 with the machine: over three
+#: rounds the median missed 0.95 in 2 of 6 quick runs. Five rounds: 16 s more.
+OVERHEAD_ROUNDS = 5
 CATCH_UP_TIMEOUT_SECONDS = 600.0
 
 
@@ -172,7 +177,7 @@ def catchup_overhead(
     }
     seconds = max(min_seconds, OVERHEAD_MIN_SECONDS)
     try:
-        figures = interleaved_work(db, sides, rounds, seconds)
+        figures = interleaved_work(db, sides, max(rounds, OVERHEAD_ROUNDS), seconds)
     finally:
         os.environ.pop("EVENTDESK_HISTORY_SAMPLE_SECONDS")
     results.add("catch-up b=100 apply_batch, metrics and sampling off", figures["off"], "events/s")

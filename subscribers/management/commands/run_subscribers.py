@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
 from config.options import options
+from config.squashed import HINT as SQUASH_HINT
+from config.squashed import partly_migrated
 from subscribers.metrics import WorkerMetrics
 from subscribers.rebuilds.process import REBUILDS_ONLY, become_rebuild_child, lower_priority
 from subscribers.registry import Kind, SubscriberRegistry, UnknownSubscriber, load_registry
 from subscribers.shutdown import stop_on_signals
 from subscribers.streams import OrderingSwitchRefused
 from subscribers.worker import Worker
+
+logger = logging.getLogger("eventdesk.worker")
 
 #: The apps whose tables and functions the worker's own statements use.
 WORKER_APPS = ("eventstore", "subscribers")
@@ -27,10 +32,20 @@ def refuse_unapplied_migrations() -> None:
 
     Without it a worker started against a database ``migrate`` has not reached failed on
     its first batch with "function eventdesk_commit_without_flush() does not exist", or
-    a missing column, far from the cause."""
-    executor = MigrationExecutor(connection)
-    leaves = [key for key in executor.loader.graph.leaf_nodes() if key[0] in WORKER_APPS]
-    missing = [f"{m.app_label}.{m.name}" for m, _ in executor.migration_plan(leaves)]
+    a missing column, far from the cause. A database that applied part of the history a
+    squashed migration replaces is refused too (the loader then shows no node to apply).
+    A database that cannot be asked (down, or a role that may not read
+    ``django_migrations``) is logged and let pass: the worker waits out an outage."""
+    try:
+        problems = partly_migrated(connection.alias)
+        executor = MigrationExecutor(connection)
+        leaves = [key for key in executor.loader.graph.leaf_nodes() if key[0] in WORKER_APPS]
+        missing = [f"{m.app_label}.{m.name}" for m, _ in executor.migration_plan(leaves)]
+    except DatabaseError as exc:
+        logger.warning("could not check the database's migrations (%s); starting anyway", exc)
+        return
+    if problems:
+        raise CommandError(f"{'; '.join(problems)}. {SQUASH_HINT}")
     if missing:
         raise CommandError(
             f"the database lacks {len(missing)} migration(s) the worker needs"

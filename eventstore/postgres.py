@@ -39,7 +39,7 @@ def fetch_events(cursor: Any, query: str, params: Mapping[str, Any]) -> list[Any
     if getattr(cursor.db, "timezone", None) is UTC:
         cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
     cursor.execute(query, params)
-    return list(cursor.fetchall())
+    return cursor.fetchall()  # type: ignore[no-any-return]
 
 
 def row_to_event(row: Sequence[Any]) -> RecordedEvent:

@@ -152,8 +152,8 @@ class ModelRows:
 
     def plan(self, names: tuple[str, ...]) -> tuple[Key, list[tuple[int, Any]]]:
         """How ``key_of`` turns a lookup of these names (in this order) into a key: the
-        attnames sorted, and for each the lookup's value to take and its field. Looked up
-        once per model and lookup shape: a batch calls ``key_of`` once per event."""
+        attnames sorted, and for each the lookup's value to take and its field. Made once
+        per batch, model and lookup shape: a batch calls ``key_of`` once per event."""
         found = []
         for index, name in enumerate(names):
             field = self.model._meta.pk if name == "pk" else self.fields.get(name)

@@ -114,9 +114,18 @@ class PostgresEventStore(EventStore):
     def _append_in_transaction(
         self, checked: list[tuple[StreamAppend, list[str]]], document: str
     ) -> list[RecordedEvent]:
-        """Inside a caller's transaction (a dismissal, a reaction's compare-and-set)."""
+        """Inside a caller's transaction (a dismissal, a reaction's compare-and-set).
+
+        One event with no expected version (a decision) tries first to take its stream's
+        lock and land in one round trip; when the lock is held, or another append took
+        the version first, it goes the lock path. A decision's transaction holds every
+        reader of events back until it commits: each round trip saved is a wait saved."""
         if all(a.expected_version is not None for a, _ in checked):
             return self._insert(checked, document)
+        if sum(len(a.events) for a, _ in checked) == 1:
+            landed = self._try_insert(checked, document, sql.INSERT_EVENT_UNLESS_LOCKED_OR_TAKEN)
+            if landed is not None:
+                return landed
         return self._append_locked(checked, document)
 
     def _append_locked(

@@ -114,7 +114,7 @@ WITH rows AS (
            rows.data, rows.metadata
     FROM rows JOIN current USING (stream_id)
     WHERE NOT EXISTS (SELECT 1 FROM conflicts){unless_busy}
-    ORDER BY rows.n
+    ORDER BY rows.n{on_conflict}
     RETURNING event_id, position, transaction_id::text::bigint, stream_version, recorded_at
 ), notified AS (
     SELECT pg_notify('eventdesk_events',
@@ -123,17 +123,32 @@ WITH rows AS (
 )
 SELECT inserted.* FROM inserted, notified
 """
-INSERT_EVENTS = _INSERT_EVENTS.format(busy="", unless_busy="", limit=NOTIFY_PAYLOAD_LIMIT)
+INSERT_EVENTS = _INSERT_EVENTS.format(
+    busy="", unless_busy="", on_conflict="", limit=NOTIFY_PAYLOAD_LIMIT
+)
 
 # The optimistic append (no lock, no transaction of its own) of "any version" streams
 # defers to an append on the lock path: it tries each such stream's lock and inserts
 # nothing if one is held. An append holding the locks therefore races no "any version"
 # append, and lands on its first try (only an append naming its version can still win).
-INSERT_EVENTS_UNLESS_LOCKED = _INSERT_EVENTS.format(
-    busy=f""", busy AS (
+_BUSY = f""", busy AS (
     SELECT 1 FROM (SELECT DISTINCT stream_id FROM rows WHERE expected IS NULL) AS s
     WHERE NOT pg_try_advisory_xact_lock({STREAM_NAMESPACE}, hashtext(s.stream_id))
-)""",
+)"""
+INSERT_EVENTS_UNLESS_LOCKED = _INSERT_EVENTS.format(
+    busy=_BUSY,
     unless_busy=" AND NOT EXISTS (SELECT 1 FROM busy)",
+    on_conflict="",
+    limit=NOTIFY_PAYLOAD_LIMIT,
+)
+
+# The same, for one event in a caller's transaction (a decision): a version another
+# append took first (its snapshot was older than the lock) inserts nothing rather than
+# failing the statement, which would fail the caller's transaction, or cost a savepoint.
+# Only for one event: of several, some could land and others not.
+INSERT_EVENT_UNLESS_LOCKED_OR_TAKEN = _INSERT_EVENTS.format(
+    busy=_BUSY,
+    unless_busy=" AND NOT EXISTS (SELECT 1 FROM busy)",
+    on_conflict="\n    ON CONFLICT (stream_id, stream_version) DO NOTHING",
     limit=NOTIFY_PAYLOAD_LIMIT,
 )

@@ -9,13 +9,19 @@ a reader that waited resolves the table name again once it gets its lock.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 import subscribers.rebuilds.errors as errors
@@ -52,6 +58,80 @@ SET last_transaction_id = %(tx)s, last_position = %(pos)s,
     failed_at = NULL, next_retry_at = NULL, updated_at = now()
 WHERE subscriber_name = %(name)s
 """
+
+
+# The swap's first lock, and with it its xid: the open rebuild's row and the projection's
+# bookmark in one statement (no bookmark: no row, and ``lock_for_swap`` says None), with
+# whether any of the projection's events lie between the two (the swap applies them).
+LOCK_OPEN_AND_LIVE = """
+SELECT r.id, r.xmin::text, b.last_transaction_id, b.last_position, pending.found IS NOT NULL
+FROM projection_rebuilds r
+JOIN projection_bookmarks b ON b.subscriber_name = r.projection_name
+LEFT JOIN LATERAL (
+    -- In the global order, so that it walks the index from the rebuild's bookmark.
+    SELECT true AS found FROM events e
+    WHERE (e.transaction_id, e.position) > (r.last_transaction_id::text::xid8, r.last_position)
+      AND (e.transaction_id, e.position) <= (b.last_transaction_id::text::xid8, b.last_position)
+      AND (%(types)s::text[] IS NULL OR e.event_type = ANY(%(types)s::text[]))
+    ORDER BY e.transaction_id, e.position
+    LIMIT 1
+) AS pending ON true
+WHERE r.projection_name = %(name)s AND r.phase = ANY(%(phases)s)
+FOR UPDATE OF r, b
+"""
+
+# What a swap changes in its rebuild's row, sent with the exchange (see ``swap_locked``).
+MARK_SWAPPED = """
+UPDATE projection_rebuilds
+SET phase = %(phase)s, last_transaction_id = %(tx)s, last_position = %(pos)s,
+    swapped_transaction_id = %(tx)s, swapped_position = %(pos)s, swapped_at = %(now)s,
+    ended_at = %(now)s, phase_changed_at = %(now)s, updated_at = %(now)s,
+    swapped_definitions = %(definitions)s, kept_until = %(kept_until)s, note = '',
+    lease_owner = '', lease_expires_at = NULL
+WHERE id = %(id)s
+"""
+
+
+@dataclass(frozen=True)
+class LockedForSwap:
+    """What ``lock_for_swap`` locked and read."""
+
+    rebuild: Rebuild
+    #: Where the live projection stands (its bookmark, locked).
+    live: Cursor
+    #: Whether events of the projection lie between the rebuild's bookmark and ``live``.
+    events_pending: bool
+
+
+def lock_for_swap(name: str, entry: Registered, read: Rebuild | None) -> LockedForSwap | None:
+    """The open rebuild of ``name`` and where its live projection stands, both rows locked
+    in one round trip; None when either is missing (the caller locks them one by one,
+    which names what is missing). ``read`` is the rebuild as read before the lock, with
+    its row version (``with_row_version``): when the row has not changed since, it is the
+    rebuild returned, and no more is read while every reader waits."""
+    types = None if entry.event_types is None else list(entry.event_types)
+    phases = [str(p) for p in Rebuild.OPEN_PHASES]
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_OPEN_AND_LIVE, {"name": name, "phases": phases, "types": types})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    rebuild_id, version, live_tx, live_pos, pending = row
+    if read is not None and read.pk == rebuild_id and getattr(read, ROW_VERSION, None) == version:
+        rebuild = read
+    else:  # changed since it was read (or another rebuild): read again, locked already
+        rebuild = Rebuild.objects.get(pk=rebuild_id)
+    return LockedForSwap(rebuild, Cursor(int(live_tx), int(live_pos)), bool(pending))
+
+
+#: The annotation that carries a rebuild row's version (its ``xmin``: every update of the
+#: row, by the ORM or not, makes a new one).
+ROW_VERSION = "row_version"
+
+
+def with_row_version(rebuilds: QuerySet[Rebuild]) -> QuerySet[Rebuild]:
+    """``rebuilds`` read with their row version (see ``lock_for_swap``)."""
+    return rebuilds.annotate(**{ROW_VERSION: RawSQL("xmin::text", ())})
 
 
 def _lock_live(name: str) -> Cursor:
@@ -116,9 +196,15 @@ def plan_swap(rebuild: Rebuild) -> SwapPlan:
     )
 
 
-def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = None) -> SwapResult:
+def swap_locked(
+    rebuild: Rebuild,
+    entry: Registered,
+    plan: SwapPlan | None = None,
+    locked: LockedForSwap | None = None,
+) -> SwapResult:
     """The swap, the rebuild row locked and ready (see ``steps.swap_rebuild``); ``plan``
-    read before the lock (read again here when it is of another rebuild)."""
+    read before the lock (read again here when it is of another rebuild); ``locked``
+    when the caller locked the bookmark with the row (``lock_for_swap``)."""
     name = rebuild.projection_name
     if plan is None or plan.rebuild_id != rebuild.pk:
         plan = plan_swap(rebuild)
@@ -141,34 +227,79 @@ def swap_locked(rebuild: Rebuild, entry: Registered, plan: SwapPlan | None = Non
     if not plan.kept_schema_made:  # a rebuild started before the schema came at its start
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {qi(rebuild.kept_schema)}")
-    live = _lock_live(name)
-    applied, position = apply_upto(rebuild, entry, live)
+    live = locked.live if locked is not None else _lock_live(name)
+    if locked is not None and not locked.events_pending:  # none of its events came since
+        applied, position = 0, max(live, rebuild.cursor)
+    else:
+        applied, position = apply_upto(rebuild, entry, live)
     if position != live:
         raise RebuildRefused(
             errors.REBUILD_NOT_READY,
             f"the new tables could not be brought to the live position {tuple(live)}",
         )
-    new_names = [f"{qi(rebuild.schema)}.{qi(t['table'])}" for t in rebuild.tables]
-    with connection.cursor() as cursor:
-        # Readers queue behind this request for at most the lock timeout (100 ms).
-        cursor.execute(f"LOCK TABLE {', '.join(_live_names(rebuild) + new_names)}"
-                       " IN ACCESS EXCLUSIVE MODE")  # fmt: skip
-        locked = time.perf_counter()
-        # One round trip: statements without parameters go in one simple query, run in
-        # order in this transaction (the first error stops them and fails it).
-        cursor.execute(";\n".join(_exchange_statements(rebuild, revoke=plan.role_exists)))
-        cursor.execute(MOVE_LIVE, {"name": name, "tx": live[0], "pos": live[1]})
-        held_ms = (time.perf_counter() - locked) * 1000
     now = timezone.now()
     rebuild.phase = Rebuild.Phase.SWAPPED
+    rebuild.last_transaction_id, rebuild.last_position = live
     rebuild.swapped_transaction_id, rebuild.swapped_position = live
     rebuild.swapped_at = rebuild.ended_at = rebuild.phase_changed_at = rebuild.updated_at = now
     rebuild.swapped_definitions = plan.swapped
     rebuild.kept_until = keep_until()
     rebuild.note, rebuild.lease_owner, rebuild.lease_expires_at = "", "", None
-    rebuild.save(update_fields=SWAPPED_FIELDS)
+    new_names = [f"{qi(rebuild.schema)}.{qi(t['table'])}" for t in rebuild.tables]
+    # One round trip from the lock request to the rebuild's row marked swapped: statements
+    # without parameters go in one simple query, run in order in this transaction (the
+    # first error, a lock timeout say, stops them and fails it). Every reader of events
+    # waits for this transaction, so each round trip saved is a wait saved.
+    statements = [
+        # Readers queue behind this request for at most the lock timeout (100 ms).
+        f"LOCK TABLE {', '.join(_live_names(rebuild) + new_names)} IN ACCESS EXCLUSIVE MODE",
+        *_exchange_statements(rebuild, revoke=plan.role_exists),
+        _bound(MOVE_LIVE, {"name": name, "tx": live[0], "pos": live[1]}),
+        _bound(MARK_SWAPPED, _swapped_values(rebuild, live, now)),
+    ]
+    with connection.cursor() as cursor, _no_statement_preparing():
+        requested = time.perf_counter()
+        cursor.execute(";\n".join(statements))
+        held_ms = (time.perf_counter() - requested) * 1000
     transaction.on_commit(functools.partial(clear_after_swap, rebuild.pk))
     return SwapResult(rebuild, live, applied, rebuild.verification, plan.superseded_kept, held_ms)
+
+
+def _bound(query: str, params: dict[str, Any]) -> str:
+    """``query`` with its parameters bound as literals, by psycopg (what Django's
+    ``compose_sql`` does): it can go in one simple query with the exchange."""
+    return str(psycopg.ClientCursor(connection.connection).mogrify(query, params))
+
+
+@contextlib.contextmanager
+def _no_statement_preparing() -> Iterator[None]:
+    """psycopg forgets every statement it prepared in the session when a statement it may
+    prepare reports an ALTER or a DROP, with one more round trip (``DEALLOCATE ALL``)
+    before the next statement: the decision's append, in the window every reader waits
+    for. The exchange, never prepared, goes without that: PostgreSQL plans a prepared
+    statement again itself when a table it uses changes (or the ``search_path``), and the
+    exchange drops no type a statement's parameters could use."""
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
+
+
+def _swapped_values(rebuild: Rebuild, live: Cursor, now: datetime) -> dict[str, Any]:
+    """``MARK_SWAPPED``'s parameters: the row as ``swap_locked`` left the instance."""
+    definitions = Rebuild._meta.get_field("swapped_definitions")
+    return {
+        "id": rebuild.pk,
+        "phase": str(rebuild.phase),
+        "tx": live[0],
+        "pos": live[1],
+        "now": now,
+        "definitions": definitions.get_db_prep_value(rebuild.swapped_definitions, connection),
+        "kept_until": rebuild.kept_until,
+    }
 
 
 def _exchange_statements(rebuild: Rebuild, *, revoke: bool) -> list[str]:
@@ -200,14 +331,6 @@ def _exchange_statements(rebuild: Rebuild, *, revoke: bool) -> list[str]:
     # Heard at commit: a live batch that passed over the locked bookmark goes again.
     statements.append(sql.WAKE_WORKERS)
     return statements
-
-
-#: What a swap changes in its rebuild's row.
-SWAPPED_FIELDS = [
-    "phase", "last_transaction_id", "last_position", "swapped_transaction_id",
-    "swapped_position", "swapped_at", "ended_at", "phase_changed_at", "updated_at",
-    "swapped_definitions", "kept_until", "note", "lease_owner", "lease_expires_at",
-]  # fmt: skip
 
 
 def _superseded(rebuild: Rebuild) -> QuerySet[Rebuild]:

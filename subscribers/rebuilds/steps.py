@@ -46,7 +46,8 @@ class SwapResult:
     verification: dict[str, Any] | None
     #: Kept tables of an earlier swap, dropped to make room.
     dropped_kept_schema: str | None = None
-    #: How long this step held the tables locked (readers wait for it, and for the commit).
+    #: From this step's request for the tables' locks to the end of the exchange (readers
+    #: wait for it, and for the commit).
     tables_locked_ms: float = 0.0
 
     def as_inputs(self) -> dict[str, Any]:
@@ -255,16 +256,27 @@ def swap_rebuild(name: str, *, registry: SubscriberRegistry | None = None) -> Sw
     not free (``with_lock_retries`` tries again). Also refuses ``no_rebuild``,
     ``rebuild_failed``, ``rebuild_not_ready`` and ``table_definition_changed``.
     """
-    from subscribers.rebuilds.exchange import plan_swap, swap_locked
+    from subscribers.rebuilds.exchange import (
+        lock_for_swap,
+        plan_swap,
+        swap_locked,
+        with_row_version,
+    )
 
     _in_transaction()
     entry = _entry(name, registry)
     _set_lock_timeout(SWAP_LOCK_TIMEOUT)
     # The catalogs read first, while the transaction has no xid yet: every reader waits
     # for the rest of it (it appends the decision).
-    ready = Rebuild.objects.filter(projection_name=name, phase=Rebuild.Phase.READY).first()
+    ready = with_row_version(
+        Rebuild.objects.filter(projection_name=name, phase=Rebuild.Phase.READY)
+    ).first()
     plan = plan_swap(ready) if ready is not None else None
-    rebuild = _lock_open(name)
+    try:
+        locked = lock_for_swap(name, entry, ready)
+    except OperationalError as exc:
+        raise _busy(name, exc) from exc
+    rebuild = locked.rebuild if locked is not None else _lock_open(name)
     if rebuild.phase == Rebuild.Phase.FAILED:
         raise RebuildRefused(
             errors.REBUILD_FAILED,
@@ -282,7 +294,7 @@ def swap_rebuild(name: str, *, registry: SubscriberRegistry | None = None) -> Sw
             f"verify() found problems in the new tables: {'; '.join(problems)[:1000]}",
         )
     try:
-        return swap_locked(rebuild, entry, plan)
+        return swap_locked(rebuild, entry, plan, locked)
     except OperationalError as exc:
         raise _busy(name, exc) from exc
 

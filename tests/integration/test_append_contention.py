@@ -15,9 +15,11 @@ from typing import Any
 import psycopg
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from eventstore import NewEvent, RecordedEvent, StreamAppend
 from eventstore import postgres as postgres_store
+from eventstore import sql as store_sql
 from eventstore.postgres import PostgresEventStore
 from tests.support import raw_connection, wait_for
 
@@ -151,3 +153,48 @@ def test_many_appenders_to_one_stream_all_land_in_sequence_with_one_optimistic_t
     for index in range(threads):
         mine = [event.data["n"] for event in stream if event.data["a"] == index]
         assert mine == list(range(per_thread))
+
+
+def test_one_event_in_a_transaction_lands_in_one_statement() -> None:
+    store = PostgresEventStore()
+    store.append_streams([StreamAppend(STREAM, [NewEvent("First", {})])])
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        [recorded] = store.append_streams([StreamAppend(STREAM, [NewEvent("Second", {})])])
+    assert recorded.stream_version == 2
+    # The stream's lock taken in the insert itself: no lock statement, no savepoint.
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["BEGIN", "WITH", "COMMIT"]
+    assert [event.event_type for event in store.read_stream(STREAM)] == ["First", "Second"]
+
+
+def test_one_event_in_a_transaction_waits_its_turn_when_its_streams_lock_is_held() -> None:
+    store = PostgresEventStore()
+    store.append_streams([StreamAppend(STREAM, [NewEvent("First", {})])])
+    holder = raw_connection(autocommit=False)
+    try:
+        holder.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [store_sql.STREAM_NAMESPACE, STREAM]
+        )
+        [pid] = holder.execute("SELECT pg_backend_pid()").fetchone() or (0,)
+        appender = Appender(in_transaction=True)
+        wait_for(
+            functools.partial(waiting_or_done, appender, int(pid)),
+            what="the append to wait for the stream's lock",
+        )
+        assert (appender.recorded, appender.errors) == ([], [])
+        # The lock's holder appends the next version meanwhile: the append comes after it.
+        holder.execute(
+            "INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)"
+            " VALUES (%s, %s, 2, 'Held', '{}', '{}')",
+            [uuid.uuid4(), STREAM],
+        )
+        holder.commit()
+        appender.thread.join(60)
+    finally:
+        holder.close()
+    assert appender.errors == []
+    assert [event.stream_version for event in appender.recorded] == [3]
+    assert [event.event_type for event in store.read_stream(STREAM)] == [
+        "First",
+        "Held",
+        "Appended",
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from eventstore import NewEvent
 from subscribers.models import Bookmark, Rebuild
@@ -90,6 +91,18 @@ def test_a_rebuild_replays_verifies_swaps_and_rolls_back() -> None:
         result = swap_rebuild(Totals.name, registry=registry)
     assert result.events_applied == 5
     assert result.tables_locked_ms > 0
+    # The row as the swap marked it (in the exchange's round trip, not through save()).
+    swapped = Rebuild.objects.get(pk=rebuild.pk)
+    assert swapped.phase == "swapped"
+    assert swapped.cursor == result.position
+    assert (swapped.swapped_transaction_id, swapped.swapped_position) == tuple(result.position)
+    assert swapped.swapped_at == swapped.ended_at == swapped.phase_changed_at
+    assert swapped.swapped_at == swapped.updated_at
+    assert swapped.kept_until is not None
+    assert swapped.kept_until > swapped.swapped_at
+    assert (swapped.note, swapped.lease_owner, swapped.lease_expires_at) == ("", "", None)
+    assert swapped.swapped_definitions is not None
+    assert set(swapped.swapped_definitions) == {"rb_totals", "rb_entries"}
     # Django's migration state stays true: the live tables' definitions, names included,
     # are what they were before the swap.
     with connection.cursor() as cursor:
@@ -111,6 +124,60 @@ def test_a_rebuild_replays_verifies_swaps_and_rolls_back() -> None:
     assert rows(RbTotal) != before
     rebuild.refresh_from_db()
     assert rebuild.phase == "rolled_back"
+
+
+def ready_rebuild(registry: SubscriberRegistry, count: int = 20) -> Rebuild:
+    """A rebuild of Totals over ``count`` events, verified and ready to swap."""
+    added(count)
+    live_caught_up(registry, Totals.name)
+    rebuild = start(Totals.name, registry=registry)
+    run_rebuilds_once(registry)
+    rebuild.refresh_from_db()
+    assert rebuild.phase == "ready", (rebuild.phase, rebuild.last_error)
+    return rebuild
+
+
+def test_a_swap_reads_no_event_when_none_of_its_types_came_since_it_verified() -> None:
+    registry = build_registry([Totals()])
+    rebuild = ready_rebuild(registry)
+    append_to("notes-1", [NewEvent("Noted", {"n": i}) for i in range(3)])  # not its type
+    live_caught_up(registry, Totals.name)
+    live = Bookmark.objects.get(subscriber_name=Totals.name).cursor
+    assert live > rebuild.cursor  # the live bookmark passed over them
+    prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int'"
+    with CaptureQueriesContext(connection) as queries, transaction.atomic(durable=True):
+        with connection.cursor() as cursor:
+            for _ in range(6):  # psycopg prepares a statement the 5th time it runs
+                cursor.execute("SELECT %s::int", [1])
+        result = swap_rebuild(Totals.name, registry=registry)
+        with connection.cursor() as cursor:
+            cursor.execute(prepared)
+            still_prepared = cursor.fetchone()[0]
+    assert (result.events_applied, result.position) == (0, live)
+    assert Rebuild.objects.get(pk=rebuild.pk).cursor == live
+    assert Bookmark.objects.get(subscriber_name=Totals.name).cursor == live
+    # After the lock, one statement: the exchange (no decision here: the act appends it);
+    # no read of events, and no DEALLOCATE ALL of psycopg's after the exchange's DDL (the
+    # session's prepared statement is still there, one round trip later).
+    sent = [q["sql"] for q in queries.captured_queries]
+    locked = next(i for i, q in enumerate(sent) if "FOR UPDATE OF r, b" in q)
+    window = sent[locked + 1 : sent.index(prepared)]
+    assert [q.split()[0] for q in window] == ["LOCK"], window
+    assert still_prepared == 1
+
+
+def test_a_swap_of_a_projection_without_its_bookmark_is_refused_and_changes_nothing() -> None:
+    registry = build_registry([Totals()])
+    rebuild = ready_rebuild(registry)
+    Bookmark.objects.filter(subscriber_name=Totals.name).delete()
+    with pytest.raises(RebuildRefused) as refused, transaction.atomic(durable=True):
+        swap_rebuild(Totals.name, registry=registry)
+    assert refused.value.code == "no_rebuild"
+    assert refused.value.detail == f"{Totals.name} has no bookmark"
+    rebuild.refresh_from_db()
+    assert rebuild.phase == "ready"
+    with connection.cursor() as cursor:
+        assert describe(cursor, rebuild.schema, "rb_totals", "public")  # still the rebuild's
 
 
 def test_the_new_tables_keep_every_name_of_the_live_ones() -> None:

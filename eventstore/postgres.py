@@ -118,8 +118,11 @@ class PostgresEventStore(EventStore):
 
         One event with no expected version (a decision) tries first to take its stream's
         lock and land in one round trip; when the lock is held, or another append took
-        the version first, it goes the lock path. A decision's transaction holds every
-        reader of events back until it commits: each round trip saved is a wait saved."""
+        the version first, or the transaction is not READ COMMITTED, it goes the lock
+        path. A decision's transaction holds every reader of events back until it
+        commits: each round trip saved is a wait saved. That try has no savepoint: an
+        error in it (a duplicate event id, say) fails the caller's transaction, as an
+        append that names its versions does."""
         if all(a.expected_version is not None for a, _ in checked):
             return self._insert(checked, document)
         if sum(len(a.events) for a, _ in checked) == 1:

@@ -145,10 +145,13 @@ INSERT_EVENTS_UNLESS_LOCKED = _INSERT_EVENTS.format(
 # The same, for one event in a caller's transaction (a decision): a version another
 # append took first (its snapshot was older than the lock) inserts nothing rather than
 # failing the statement, which would fail the caller's transaction, or cost a savepoint.
-# Only for one event: of several, some could land and others not.
+# Only for one event (of several, some could land and others not), and only under READ
+# COMMITTED (under a snapshot of the whole transaction, a version taken since would fail
+# the statement: the lock path refuses it as before).
 INSERT_EVENT_UNLESS_LOCKED_OR_TAKEN = _INSERT_EVENTS.format(
     busy=_BUSY,
-    unless_busy=" AND NOT EXISTS (SELECT 1 FROM busy)",
+    unless_busy=" AND NOT EXISTS (SELECT 1 FROM busy)"
+    " AND current_setting('transaction_isolation') = 'read committed'",
     on_conflict="\n    ON CONFLICT (stream_id, stream_version) DO NOTHING",
     limit=NOTIFY_PAYLOAD_LIMIT,
 )

@@ -63,19 +63,29 @@ WHERE subscriber_name = %(name)s
 # The swap's first lock, and with it its xid: the open rebuild's row and the projection's
 # bookmark in one statement (no bookmark: no row, and ``lock_for_swap`` says None), with
 # whether any of the projection's events lie between the two (the swap applies them).
+# That answer holds only for the rows as this statement's snapshot saw them: a row locked
+# after a wait is its newest version, while ``seen`` (not flattened: OFFSET 0) keeps what
+# it was computed from, so ``lock_for_swap`` can tell when the bookmark moved meanwhile.
 LOCK_OPEN_AND_LIVE = """
-SELECT r.id, r.xmin::text, b.last_transaction_id, b.last_position, pending.found IS NOT NULL
+SELECT r.id, r.xmin::text, r.last_transaction_id, r.last_position,
+       b.last_transaction_id, b.last_position,
+       seen.from_tx, seen.from_pos, seen.to_tx, seen.to_pos, seen.found
 FROM projection_rebuilds r
 JOIN projection_bookmarks b ON b.subscriber_name = r.projection_name
-LEFT JOIN LATERAL (
-    -- In the global order, so that it walks the index from the rebuild's bookmark.
-    SELECT true AS found FROM events e
-    WHERE (e.transaction_id, e.position) > (r.last_transaction_id::text::xid8, r.last_position)
-      AND (e.transaction_id, e.position) <= (b.last_transaction_id::text::xid8, b.last_position)
-      AND (%(types)s::text[] IS NULL OR e.event_type = ANY(%(types)s::text[]))
-    ORDER BY e.transaction_id, e.position
-    LIMIT 1
-) AS pending ON true
+CROSS JOIN LATERAL (
+    SELECT r.last_transaction_id AS from_tx, r.last_position AS from_pos,
+           b.last_transaction_id AS to_tx, b.last_position AS to_pos,
+           -- In the global order, so that it walks the index from the rebuild's bookmark.
+           (SELECT true FROM events e
+            WHERE (e.transaction_id, e.position)
+                  > (r.last_transaction_id::text::xid8, r.last_position)
+              AND (e.transaction_id, e.position)
+                  <= (b.last_transaction_id::text::xid8, b.last_position)
+              AND (%(types)s::text[] IS NULL OR e.event_type = ANY(%(types)s::text[]))
+            ORDER BY e.transaction_id, e.position
+            LIMIT 1) IS NOT NULL AS found
+    OFFSET 0
+) AS seen
 WHERE r.projection_name = %(name)s AND r.phase = ANY(%(phases)s)
 FOR UPDATE OF r, b
 """
@@ -116,12 +126,16 @@ def lock_for_swap(name: str, entry: Registered, read: Rebuild | None) -> LockedF
         row = cursor.fetchone()
     if row is None:
         return None
-    rebuild_id, version, live_tx, live_pos, pending = row
+    rebuild_id, version, from_tx, from_pos, live_tx, live_pos, *seen = row
+    # Moved since the snapshot (a live batch committed while the lock waited): the events
+    # it passed are read again, with a snapshot that sees them.
+    moved = seen[:4] != [from_tx, from_pos, live_tx, live_pos]
+    pending = bool(seen[4]) or moved
     if read is not None and read.pk == rebuild_id and getattr(read, ROW_VERSION, None) == version:
         rebuild = read
     else:  # changed since it was read (or another rebuild): read again, locked already
         rebuild = Rebuild.objects.get(pk=rebuild_id)
-    return LockedForSwap(rebuild, Cursor(int(live_tx), int(live_pos)), bool(pending))
+    return LockedForSwap(rebuild, Cursor(int(live_tx), int(live_pos)), pending)
 
 
 #: The annotation that carries a rebuild row's version (its ``xmin``: every update of the
@@ -268,7 +282,8 @@ def swap_locked(
 def _bound(query: str, params: dict[str, Any]) -> str:
     """``query`` with its parameters bound as literals, by psycopg (what Django's
     ``compose_sql`` does): it can go in one simple query with the exchange."""
-    return str(psycopg.ClientCursor(connection.connection).mogrify(query, params))
+    with psycopg.ClientCursor(connection.connection) as cursor:
+        return str(cursor.mogrify(query, params))
 
 
 @contextlib.contextmanager

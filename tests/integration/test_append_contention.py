@@ -198,3 +198,16 @@ def test_one_event_in_a_transaction_waits_its_turn_when_its_streams_lock_is_held
         "Held",
         "Appended",
     ]
+
+
+def test_one_event_in_a_repeatable_read_transaction_goes_the_lock_path() -> None:
+    store = PostgresEventStore()
+    store.append_streams([StreamAppend(STREAM, [NewEvent("First", {})])])
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        [recorded] = store.append_streams([StreamAppend(STREAM, [NewEvent("Second", {})])])
+    assert recorded.stream_version == 2
+    # The one-statement try inserts nothing there; the lock path (lock, savepoint) lands.
+    sent = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert sent == ["BEGIN", "SET", "WITH", "SELECT", "SAVEPOINT", "WITH", "RELEASE", "COMMIT"]

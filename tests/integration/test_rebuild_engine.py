@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
+from psycopg.types.json import Jsonb
 
+import subscribers.rebuilds.steps as steps
 from eventstore import NewEvent
+from eventstore.postgres import PostgresEventStore
 from subscribers.models import Bookmark, Rebuild
 from subscribers.rebuilds import (
     RebuildRefused,
@@ -25,8 +28,8 @@ from subscribers.rebuilds.definition import describe, differences, secondary_ind
 from subscribers.rebuilds.runner import RebuildRunner, run_rebuilds_once
 from subscribers.registry import SubscriberRegistry, build_registry
 from tests.factories import append_to
-from tests.rebuilds import RbTotal, Totals, rows
-from tests.support import wait_for
+from tests.rebuilds import RbEntry, RbTotal, Totals, rows
+from tests.support import raw_connection, wait_for
 from tests.workers import drain, running_worker
 
 pytestmark = pytest.mark.usefixtures("rebuild_tables")
@@ -38,7 +41,6 @@ def added(count: int, stream: str = "acct-1", start: int = 0) -> None:
 
 
 def live_caught_up(registry: SubscriberRegistry, name: str) -> None:
-    from eventstore.postgres import PostgresEventStore
 
     head = PostgresEventStore().head()
     drain(registry, lambda: Bookmark.objects.get(subscriber_name=name).cursor >= head)
@@ -146,9 +148,8 @@ def test_a_swap_reads_no_event_when_none_of_its_types_came_since_it_verified() -
     assert live > rebuild.cursor  # the live bookmark passed over them
     prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int'"
     with CaptureQueriesContext(connection) as queries, transaction.atomic(durable=True):
-        with connection.cursor() as cursor:
-            for _ in range(6):  # psycopg prepares a statement the 5th time it runs
-                cursor.execute("SELECT %s::int", [1])
+        connection.ensure_connection()
+        connection.connection.execute("SELECT %s::int", [1], prepare=True)
         result = swap_rebuild(Totals.name, registry=registry)
         with connection.cursor() as cursor:
             cursor.execute(prepared)
@@ -164,6 +165,69 @@ def test_a_swap_reads_no_event_when_none_of_its_types_came_since_it_verified() -
     window = sent[locked + 1 : sent.index(prepared)]
     assert [q.split()[0] for q in window] == ["LOCK"], window
     assert still_prepared == 1
+
+
+def test_a_swap_applies_the_events_a_live_batch_passed_while_the_swap_waited_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An event of the projection, in flight when the swap's statement began, commits
+    while the swap waits for the bookmark, which a live batch holds and then moves past
+    the event. The statement's snapshot never saw the event; the swap applies it."""
+    monkeypatch.setattr(steps, "SWAP_LOCK_TIMEOUT", "60s")  # the test decides when it ends
+    registry = build_registry([Totals()])
+    ready_rebuild(registry)
+    outcome: list[Any] = []
+
+    def swap() -> None:
+        try:
+            with transaction.atomic(durable=True):
+                outcome.append(swap_rebuild(Totals.name, registry=registry))
+        except BaseException as exc:  # surfaced by the assertions below
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    writer = raw_connection(autocommit=False)  # the event's transaction
+    batch = raw_connection(autocommit=False)  # the live batch, holding the bookmark
+    try:
+        [tx, position] = writer.execute(
+            "INSERT INTO events (event_id, stream_id, stream_version, event_type, data, metadata)"
+            " VALUES (gen_random_uuid(), 'acct-1', 21, 'Added', %s, '{}')"
+            " RETURNING transaction_id::text::bigint, position",
+            [Jsonb({"key": "k6", "amount": 20})],
+        ).fetchone() or (0, 0)
+        batch.execute(
+            "SELECT 1 FROM projection_bookmarks WHERE subscriber_name = %s FOR UPDATE",
+            [Totals.name],
+        )
+        [holder] = batch.execute("SELECT pg_backend_pid()").fetchone() or (0,)
+        swapper = threading.Thread(target=swap, daemon=True)
+        swapper.start()
+        wait_for(lambda: blocked_by(int(holder)) or outcome, what="the swap to wait for the lock")
+        writer.commit()
+        batch.execute(
+            "UPDATE projection_bookmarks SET last_transaction_id = %s, last_position = %s"
+            " WHERE subscriber_name = %s",
+            [tx, position, Totals.name],
+        )
+        batch.commit()
+        swapper.join(60)
+    finally:
+        writer.close()
+        batch.close()
+    [result] = outcome
+    assert not isinstance(result, BaseException), result
+    assert (result.events_applied, tuple(result.position)) == (1, (tx, position))
+    assert RbEntry.objects.filter(amount=20).count() == 1  # in the tables swapped in
+
+
+def blocked_by(pid: int) -> bool:
+    """Whether some session waits for a lock that session ``pid`` holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid]
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def test_a_swap_of_a_projection_without_its_bookmark_is_refused_and_changes_nothing() -> None:

@@ -19,6 +19,12 @@ from benchmarks.stable import settle
 
 TAIL = 10_000
 DISMISSALS = 300  # a p99 needs a few hundred samples to mean anything
+#: At least this many rounds. One round's catch-up ratio moves 0.8-1.35 with the machine
+#: (a 10,000-event catch-up is 4-6 s, either table size as fast as the other within
+#: that); over three rounds the median missed 1.3 once in ten quick runs, with the
+#: large table at its usual rate and the small one fast twice (benchmarks/README.md,
+#: "Ninth session"). Five rounds: about 40 s more.
+GROWTH_ROUNDS = 5
 
 
 def _explain(db: BenchDatabase, plan_file: str) -> int:
@@ -85,6 +91,7 @@ def run(
     The plans and the batch reads are taken on the large table of the last round."""
     configure_subscribers(["benchmarks.subscribers.natural_100"])
     secret = live.operator_token()
+    rounds = max(rounds, GROWTH_ROUNDS)
     sizes: dict[int, list[Size]] = {small: [], large: []}
     for round_ in range(rounds):
         # The order alternates, the last round ending on the large table (left loaded).

@@ -109,7 +109,8 @@ class LockedForSwap:
     rebuild: Rebuild
     #: Where the live projection stands (its bookmark, locked).
     live: Cursor
-    #: Whether events of the projection lie between the rebuild's bookmark and ``live``.
+    #: Whether the last events must be read: some of the projection's lie between the
+    #: rebuild's bookmark and ``live``, or the bookmark moved while the lock waited.
     events_pending: bool
 
 
